@@ -1,0 +1,80 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
+import { Histogram } from 'prom-client';
+import type { Container } from './container.js';
+import { sendError } from './http/error-handler.js';
+import { errors } from './http/errors.js';
+import { registerBodyParsers, registerTransportHeaders, parseQueryString, requestIdFrom } from './http/transport.js';
+import { createAuthHook } from './http/auth-policy.js';
+import { OperationRegistry } from './http/operations.js';
+import { registerSystemRoutes } from './http/system.routes.js';
+
+export type AppInstance = FastifyInstance & { operations: OperationRegistry };
+
+/** Builds the HTTP application from a container (tests use it with `app.inject`). */
+export async function buildApp(container: Container): Promise<AppInstance> {
+  const { platform, modules } = container;
+  const app = Fastify({
+    loggerInstance: platform.log,
+    disableRequestLogging: true,
+    bodyLimit: 1024 * 1024,
+    genReqId: (req) => requestIdFrom(req.headers['x-request-id'], () => platform.ids.uuid()),
+    requestIdLogLabel: 'requestId',
+    routerOptions: {
+      caseSensitive: false,
+      ignoreTrailingSlash: true,
+      querystringParser: (qs: string) => parseQueryString(qs),
+      maxParamLength: 1024,
+    },
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: true, useDefaults: true } },
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
+
+  const operations = new OperationRegistry();
+  app.decorate('operations', operations);
+  app.addHook('onRoute', (route) => operations.add(route as never));
+  app.decorateRequest('actor', null as never);
+  app.decorateRequest('space', null as never);
+
+  registerBodyParsers(app);
+  registerTransportHeaders(app, platform.config);
+  app.setErrorHandler((err, request, reply) => sendError(request, reply, err));
+  app.setNotFoundHandler((request, reply) => {
+    const allow = operations.allowedMethods(request.url.split('?')[0]!);
+    return sendError(request, reply, allow.length ? errors.methodNotAllowed(allow) : errors.notFound('Route'));
+  });
+
+  const latency = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request latency by operation id',
+    labelNames: ['operation', 'method', 'status'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [platform.metrics],
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const op = (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId ?? 'unknown';
+    latency.observe({ operation: op, method: request.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  app.addHook('onRequest', createAuthHook({ credentials: container.credentials, spaces: container.spaces }));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Switchboard', version: '0.1.0', description: 'Self-hostable Enterprise Communications API (Comapi-compatible).' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+
+  registerSystemRoutes(app, container);
+  for (const m of modules) if (m.instance.routes) await app.register(async (scope) => m.instance.routes!(scope as never));
+  await app.ready();
+  return app as unknown as AppInstance;
+}

@@ -1,0 +1,150 @@
+/**
+ * Server configuration: the only module that reads the environment (conventions.md §12).
+ * Parsed once at boot into a frozen object and injected everywhere else.
+ */
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** `postgres://…` selects PostgreSQL; anything else is a SQLite file path (`:memory:` allowed). */
+  readonly databaseUrl: string;
+  readonly dataDir: string;
+  readonly publicBaseUrl: string;
+  /** `kid:secret` pairs; the first signs, all verify. Empty → generated and kept in `dataDir`. */
+  readonly tokenSigningKeys: readonly SigningKey[];
+  /** Key material for encrypting secrets at rest. Empty → generated and kept in `dataDir`. */
+  readonly installationSecret: string;
+  readonly adminTokens: readonly string[];
+  readonly redisUrl: string | undefined;
+  readonly logLevel: string;
+  readonly rateLimitPerCredential: number;
+  readonly rateLimitPerSpace: number;
+  readonly rateLimitSessionStartPerIp: number;
+  readonly allowHttpWebhooks: boolean;
+  readonly allowPrivateWebhookTargets: boolean;
+  readonly allowPrivateChannelTargets: boolean;
+  readonly bootstrapAccountId: number;
+  readonly bootstrapAdminUsername: string;
+  readonly bootstrapAdminPassword: string;
+  readonly sessionTtlSeconds: number;
+  readonly authChallengeTtlSeconds: number;
+  readonly anonTokenTtlSeconds: number;
+  readonly corsAllowedOrigins: readonly string[];
+  readonly cpaasAliasEnabled: boolean;
+  readonly webhookTimeoutSeconds: number;
+  readonly defaultCurrency: string;
+  readonly pnvOfflineStatus: string;
+  /** Run the job workers in this process (off for API-only processes). */
+  readonly workersEnabled: boolean;
+  readonly workerConcurrency: number;
+}
+
+export interface SigningKey {
+  readonly kid: string;
+  readonly secret: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+export class ConfigError extends Error {}
+
+function int(env: Env, name: string, def: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer in ${min}..${max}, got "${raw}"`);
+  return n;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return def;
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be a boolean (1/true/yes or 0/false/no), got "${env[name]}"`);
+}
+
+function list(env: Env, name: string, def: string[] = []): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+export function parseSigningKeys(raw: string): SigningKey[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((pair, i) => {
+      const at = pair.indexOf(':');
+      const key = at > 0 ? { kid: pair.slice(0, at), secret: pair.slice(at + 1) } : { kid: `k${i + 1}`, secret: pair };
+      if (key.secret.length < 32) throw new ConfigError('TOKEN_SIGNING_KEYS secrets must be at least 32 characters');
+      return key;
+    });
+}
+
+/** Builds the configuration from an environment map (defaults of conventions.md §12). */
+export function loadConfig(env: Env = process.env): Config {
+  const port = int(env, 'PORT', 8080, 0, 65535);
+  const dataDir = env.DATA_DIR?.trim() || './data';
+  const config: Config = {
+    port,
+    host: env.HOST?.trim() || '0.0.0.0',
+    databaseUrl: env.DATABASE_URL?.trim() || `${dataDir.replace(/\/$/, '')}/switchboard.db`,
+    dataDir,
+    publicBaseUrl: (env.PUBLIC_BASE_URL?.trim() || `http://localhost:${port}`).replace(/\/$/, ''),
+    tokenSigningKeys: env.TOKEN_SIGNING_KEYS ? parseSigningKeys(env.TOKEN_SIGNING_KEYS) : [],
+    installationSecret: env.INSTALLATION_SECRET?.trim() ?? '',
+    adminTokens: list(env, 'ADMIN_TOKENS'),
+    redisUrl: env.REDIS_URL?.trim() || undefined,
+    logLevel: env.LOG_LEVEL?.trim() || 'info',
+    rateLimitPerCredential: int(env, 'RATE_LIMIT_PER_CREDENTIAL', 0),
+    rateLimitPerSpace: int(env, 'RATE_LIMIT_PER_SPACE', 0),
+    rateLimitSessionStartPerIp: int(env, 'RATE_LIMIT_SESSION_START_PER_IP', 20),
+    allowHttpWebhooks: bool(env, 'ALLOW_HTTP_WEBHOOKS', false),
+    allowPrivateWebhookTargets: bool(env, 'ALLOW_PRIVATE_WEBHOOK_TARGETS', false),
+    allowPrivateChannelTargets: bool(env, 'ALLOW_PRIVATE_CHANNEL_TARGETS', false),
+    bootstrapAccountId: int(env, 'BOOTSTRAP_ACCOUNT_ID', 1, 1),
+    bootstrapAdminUsername: env.BOOTSTRAP_ADMIN_USERNAME?.trim() ?? '',
+    bootstrapAdminPassword: env.BOOTSTRAP_ADMIN_PASSWORD ?? '',
+    sessionTtlSeconds: int(env, 'SESSION_TTL_SECONDS', 86_400, 1),
+    authChallengeTtlSeconds: int(env, 'AUTH_CHALLENGE_TTL_SECONDS', 600, 1),
+    anonTokenTtlSeconds: int(env, 'ANON_TOKEN_TTL_SECONDS', 600, 1),
+    corsAllowedOrigins: list(env, 'CORS_ALLOWED_ORIGINS', ['*']),
+    cpaasAliasEnabled: bool(env, 'CPAAS_ALIAS_ENABLED', false),
+    webhookTimeoutSeconds: int(env, 'WEBHOOK_TIMEOUT_SECONDS', 10, 1, 300),
+    defaultCurrency: env.DEFAULT_CURRENCY?.trim() || 'GBP',
+    pnvOfflineStatus: env.PNV_OFFLINE_STATUS?.trim() || 'On',
+    workersEnabled: bool(env, 'WORKERS_ENABLED', true),
+    workerConcurrency: int(env, 'WORKER_CONCURRENCY', 32, 1, 1024),
+  };
+  return Object.freeze(config);
+}
+
+/** The configuration table shown in README.md, kept next to the parser so they stay in step. */
+export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, meaning: string]> = [
+  ['PORT, HOST', '8080, 0.0.0.0', 'listen address'],
+  ['DATABASE_URL', './data/switchboard.db', 'a postgres:// or postgresql:// URL selects PostgreSQL; anything else is a SQLite file path'],
+  ['DATA_DIR', './data', 'generated keys, content store, other local files'],
+  ['PUBLIC_BASE_URL', 'http://localhost:<PORT>', 'base for generated URLs (content url, token iss/aud, tracked links)'],
+  ['TOKEN_SIGNING_KEYS', 'generated in DATA_DIR', 'HS256 keys as kid:secret,kid:secret; the first signs, all verify'],
+  ['INSTALLATION_SECRET', 'generated in DATA_DIR', 'key material for encrypting stored secrets; set it (and TOKEN_SIGNING_KEYS) when several processes share one PostgreSQL'],
+  ['ADMIN_TOKENS', 'empty', 'comma-separated static admin bearer tokens'],
+  ['REDIS_URL', 'unset', 'enables Redis pub/sub fan-out between server processes'],
+  ['LOG_LEVEL', 'info', 'pino level'],
+  ['RATE_LIMIT_PER_CREDENTIAL, RATE_LIMIT_PER_SPACE', '0, 0', 'requests per second (burst 4x); 0 = off'],
+  ['RATE_LIMIT_SESSION_START_PER_IP', '20', 'per-IP rate of the unauthenticated session-start endpoints'],
+  ['ALLOW_HTTP_WEBHOOKS, ALLOW_PRIVATE_WEBHOOK_TARGETS', 'false', 'allow http:// and private/loopback webhook targets'],
+  ['ALLOW_PRIVATE_CHANNEL_TARGETS', 'false', 'allow custom channels and HTTP gateways to reach private/loopback addresses'],
+  ['BOOTSTRAP_ACCOUNT_ID, BOOTSTRAP_ADMIN_USERNAME, BOOTSTRAP_ADMIN_PASSWORD', '1, empty, empty', 'first account and its admin user'],
+  ['SESSION_TTL_SECONDS', '86400', 'session token lifetime'],
+  ['AUTH_CHALLENGE_TTL_SECONDS', '600', 'validity of a GET /sessions/start challenge'],
+  ['ANON_TOKEN_TTL_SECONDS', '600', 'lifetime of anonymous JWTs'],
+  ['CORS_ALLOWED_ORIGINS', '*', 'comma-separated allowed origins'],
+  ['CPAAS_ALIAS_ENABLED', 'false', 'serve /cpaas/… as an alias of /apispaces/{id}/…'],
+  ['WEBHOOK_TIMEOUT_SECONDS', '10', 'webhook request timeout'],
+  ['DEFAULT_CURRENCY', 'GBP', 'billing currency'],
+  ['PNV_OFFLINE_STATUS', 'On', 'phone validation status reported without a live lookup'],
+  ['WORKERS_ENABLED', 'true', 'run durable job workers in this process'],
+  ['WORKER_CONCURRENCY', '32', 'jobs run at once per process'],
+];

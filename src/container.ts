@@ -1,0 +1,146 @@
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import pino, { type Logger } from 'pino';
+import { Gauge, Registry } from 'prom-client';
+import type { Config, SigningKey } from './config/config.js';
+import { openDatabase, type DatabaseHandle } from './storage/db.js';
+import { migrate } from './storage/migrations/index.js';
+import { inTransaction } from './storage/uow.js';
+import { systemClock, type Clock } from './lib/clock.js';
+import { randomIds, type Ids } from './lib/ids.js';
+import { createSecretBox } from './lib/secrets.js';
+import { createLocalBus, createRedisBus, type EventBus } from './events/bus.js';
+import { createEventLog } from './events/log.js';
+import { createJobQueue } from './delivery/queue.js';
+import { createWorker, type JobHandler, type Worker } from './delivery/worker.js';
+import { createCredentials, type Credentials } from './auth/credentials.js';
+import { createSpaceDirectory, type SpaceDirectory } from './auth/space-directory.js';
+import type { Platform } from './platform.js';
+import type { ModuleDefinition, ModuleInstance } from './modules/module.js';
+import type { Services } from './modules/services.js';
+import { moduleDefinitions } from './modules/index.js';
+
+export interface Container {
+  platform: Platform;
+  credentials: Credentials;
+  spaces: SpaceDirectory;
+  services: Services;
+  modules: Array<{ definition: ModuleDefinition; instance: ModuleInstance }>;
+  worker: Worker | undefined;
+  state: { closing: boolean };
+  /** Starts workers and module background tasks. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ContainerOptions {
+  clock?: Clock;
+  ids?: Ids;
+  log?: Logger;
+  /** PostgreSQL schema to work in (tests isolate by schema). */
+  schema?: string;
+  /** Redis channel prefix (tests isolate by prefix). */
+  busPrefix?: string;
+  /** Overrides for worker timing (tests). */
+  worker?: { leaseMs?: number; idlePollMs?: number; backoffBaseMs?: number; owner?: string };
+  modules?: ModuleDefinition[];
+}
+
+/** Keys and secrets generated at first start and kept in DATA_DIR (zero-configuration start). */
+function localSecrets(config: Config): { signingKeys: SigningKey[]; installationSecret: string } {
+  if (config.tokenSigningKeys.length && config.installationSecret) {
+    return { signingKeys: [...config.tokenSigningKeys], installationSecret: config.installationSecret };
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  const file = join(config.dataDir, 'keys.json');
+  let stored: { signingKeys: SigningKey[]; installationSecret: string };
+  if (existsSync(file)) stored = JSON.parse(readFileSync(file, 'utf8'));
+  else {
+    stored = { signingKeys: [{ kid: 'k1', secret: randomBytes(32).toString('base64url') }], installationSecret: randomBytes(32).toString('base64url') };
+    writeFileSync(file, JSON.stringify(stored, null, 2), { mode: 0o600 });
+  }
+  return {
+    signingKeys: config.tokenSigningKeys.length ? [...config.tokenSigningKeys] : stored.signingKeys,
+    installationSecret: config.installationSecret || stored.installationSecret,
+  };
+}
+
+/** The composition root: the only place that knows concrete implementations. */
+export async function createContainer(config: Config, options: ContainerOptions = {}): Promise<Container> {
+  const log = options.log ?? pino({ level: config.logLevel });
+  const clock = options.clock ?? systemClock;
+  const ids = options.ids ?? randomIds;
+  const { signingKeys, installationSecret } = localSecrets(config);
+  const handle: DatabaseHandle = openDatabase(config.databaseUrl, { schema: options.schema });
+  if (handle.dialect === 'postgres' && options.schema) {
+    await handle.pool!.query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`);
+  }
+  const definitions = options.modules ?? moduleDefinitions;
+  await migrate(handle, definitions.flatMap((d) => d.migrations ?? []));
+
+  const bus: EventBus = config.redisUrl ? createRedisBus(config.redisUrl, options.busPrefix) : createLocalBus();
+  const metrics = new Registry();
+  const events = createEventLog({ db: handle.db, bus, clock });
+  const queue = createJobQueue({ handle, clock, ids });
+  const platform: Platform = {
+    config, handle, db: handle.db, clock, ids, log, bus, events, queue, metrics, signingKeys,
+    secrets: createSecretBox(installationSecret),
+    transaction: (fn) => inTransaction(handle.db, fn),
+  };
+  const credentials = createCredentials({ config, db: handle.db, clock, bus, signingKeys });
+  const spaces = createSpaceDirectory({ db: handle.db, bus, now: () => clock.now() });
+
+  // Each module is built with the services of those before it; they add their own.
+  const services = { credentials, spaces } as Services;
+  const modules: Container['modules'] = [];
+  for (const definition of definitions) {
+    modules.push({ definition, instance: await definition.setup({ ...platform, services }) });
+  }
+
+  const handlers = new Map<string, JobHandler>();
+  for (const m of modules) for (const [kind, h] of Object.entries(m.instance.jobs ?? {})) handlers.set(kind, h);
+
+  const depth = new Gauge({ name: 'jobs_queue_depth', help: 'Durable jobs by state', labelNames: ['state'], registers: [metrics],
+    async collect() {
+      const d = await queue.depth();
+      this.set({ state: 'queued' }, d.queued);
+      this.set({ state: 'running' }, d.running);
+      this.set({ state: 'dead' }, d.dead);
+      oldest.set((d.oldestDueMs ?? 0) / 1000);
+    } });
+  const oldest = new Gauge({ name: 'jobs_oldest_due_seconds', help: 'Age of the oldest queued job past its run time', registers: [metrics] });
+  void depth;
+
+  let worker: Worker | undefined;
+  const state = { closing: false };
+  return {
+    platform, credentials, spaces, services, modules, state,
+    get worker() {
+      return worker;
+    },
+    async start() {
+      if (config.workersEnabled && !worker) {
+        worker = createWorker({
+          queue, clock, log, handlers,
+          owner: options.worker?.owner ?? `${hostname()}:${process.pid}:${ids.uuid().slice(0, 8)}`,
+          concurrency: config.workerConcurrency,
+          leaseMs: options.worker?.leaseMs,
+          idlePollMs: options.worker?.idlePollMs,
+          backoffBaseMs: options.worker?.backoffBaseMs,
+        });
+        worker.start();
+      }
+      for (const m of modules) await m.instance.start?.();
+    },
+    async close() {
+      state.closing = true;
+      for (const m of [...modules].reverse()) await m.instance.stop?.();
+      await worker?.stop();
+      await queue.close();
+      await bus.close();
+      await handle.close();
+    },
+  };
+}

@@ -1,0 +1,255 @@
+import { sql } from 'kysely';
+import type { DatabaseHandle, Db, Tx } from '../storage/db.js';
+import { fromJson, isUniqueViolation, toJson } from '../storage/dialect.js';
+import type { Uow } from '../storage/uow.js';
+import type { Clock } from '../lib/clock.js';
+import type { Ids } from '../lib/ids.js';
+import type { JobRow } from '../storage/schema.js';
+
+export interface NewJob {
+  kind: string;
+  /** Versioned payload: always carry `v`. */
+  payload: { v: number } & Record<string, unknown>;
+  apiSpaceId?: string;
+  /** Epoch ms; default now. */
+  runAt?: number;
+  maxAttempts?: number;
+  /** At most one queued/running job per (kind, dedupeKey); a duplicate enqueue is a no-op. */
+  dedupeKey?: string;
+}
+
+export interface Job {
+  id: string;
+  kind: string;
+  apiSpaceId: string | null;
+  payload: { v: number } & Record<string, any>;
+  runAt: number;
+  attempts: number;
+  maxAttempts: number;
+  leaseOwner: string;
+  leaseUntil: number;
+  lastError: string | null;
+}
+
+export type JobState = 'queued' | 'running' | 'dead';
+
+export interface JobQueue {
+  /** Enqueues inside the caller's transaction; workers are woken after commit. */
+  enqueue(uow: Uow, job: NewJob): Promise<string | undefined>;
+  /** Enqueues outside any transaction (tests, tools). */
+  enqueueNow(job: NewJob): Promise<string | undefined>;
+  /** Leases up to `limit` due jobs (queued and due, or running with an expired lease). */
+  claim(owner: string, limit: number, leaseMs: number, kinds?: readonly string[]): Promise<Job[]>;
+  heartbeat(job: Job, leaseMs: number): Promise<boolean>;
+  /** Deletes a finished job; inside `tx` when the handler's own writes must commit with it. */
+  complete(job: Job, tx?: Tx): Promise<boolean>;
+  /** Schedules another attempt at `runAt`, or marks the job dead. */
+  fail(job: Job, error: string, retryAt: number | 'dead'): Promise<boolean>;
+  /** Next due time of a queued job, for the worker's sleep. */
+  nextRunAt(): Promise<number | undefined>;
+  depth(): Promise<{ queued: number; running: number; dead: number; oldestDueMs: number | undefined }>;
+  get(id: string): Promise<(Job & { state: JobState }) | undefined>;
+  list(filter: { state?: JobState; kind?: string; limit?: number }): Promise<Array<Job & { state: JobState }>>;
+  /** Wake-up signal: called after commit of an enqueue in this process (and on NOTIFY). */
+  onWake(fn: () => void): () => void;
+  wake(): void;
+  close(): Promise<void>;
+}
+
+const toJob = (r: JobRow): Job & { state: JobState } => ({
+  id: r.id,
+  kind: r.kind,
+  apiSpaceId: r.api_space_id,
+  payload: fromJson(r.payload),
+  runAt: Number(r.run_at),
+  attempts: r.attempts,
+  maxAttempts: r.max_attempts,
+  leaseOwner: r.lease_owner ?? '',
+  leaseUntil: Number(r.lease_until ?? 0),
+  lastError: r.last_error,
+  state: r.state as JobState,
+});
+
+/**
+ * The durable job table behind one port for both dialects. SQLite has a single writer, so the
+ * claiming UPDATE … RETURNING is atomic; PostgreSQL adds `FOR UPDATE SKIP LOCKED` so concurrent
+ * workers never lease the same row, and `NOTIFY` (delivered at commit) wakes other processes.
+ */
+export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids: Ids }): JobQueue {
+  const { handle, clock, ids } = deps;
+  const db: Db = handle.db;
+  const pg = handle.dialect === 'postgres';
+  const channel = `sb_jobs_${handle.schema ?? 'public'}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  const wakers = new Set<() => void>();
+  const wake = () => {
+    for (const w of wakers) w();
+  };
+  let listener: { release(): void; removeAllListeners(): void } | undefined;
+  let closed = false;
+
+  if (pg && handle.pool) {
+    const pool = handle.pool;
+    const connectListener = async (): Promise<void> => {
+      if (closed) return;
+      try {
+        const client = await pool.connect();
+        client.on('notification', () => wake());
+        client.on('error', () => {
+          listener = undefined;
+          try { client.release(true as never); } catch {}
+          setTimeout(() => void connectListener(), 1000).unref();
+        });
+        await client.query(`LISTEN ${channel}`);
+        listener = client;
+      } catch {
+        setTimeout(() => void connectListener(), 1000).unref();
+      }
+    };
+    void connectListener();
+  }
+
+  const insert = async (ex: Db | Tx, job: NewJob): Promise<string | undefined> => {
+    const now = clock.now();
+    const id = ids.uuid();
+    const row = {
+      id,
+      kind: job.kind,
+      api_space_id: job.apiSpaceId ?? null,
+      payload: toJson(job.payload),
+      state: 'queued',
+      run_at: job.runAt ?? now,
+      attempts: 0,
+      max_attempts: job.maxAttempts ?? 10,
+      lease_owner: null,
+      lease_until: null,
+      last_error: null,
+      dedupe_key: job.dedupeKey ?? null,
+      created_at: now,
+      updated_at: now,
+    };
+    if (job.dedupeKey) {
+      const res = await ex.insertInto('jobs').values(row as never).onConflict((oc) => oc.doNothing()).executeTakeFirst();
+      if (Number(res.numInsertedOrUpdatedRows ?? 0) === 0) return undefined;
+    } else {
+      await ex.insertInto('jobs').values(row as never).execute();
+    }
+    if (pg) await sql`SELECT pg_notify(${channel}, '')`.execute(ex);
+    return id;
+  };
+
+  return {
+    async enqueue(uow, job) {
+      try {
+        const id = await insert(uow.tx, job);
+        uow.afterCommit(wake);
+        return id;
+      } catch (err) {
+        if (isUniqueViolation(err)) return undefined;
+        throw err;
+      }
+    },
+    async enqueueNow(job) {
+      const id = await insert(db, job);
+      wake();
+      return id;
+    },
+    async claim(owner, limit, leaseMs, kinds) {
+      const now = clock.now();
+      const kindFilter = kinds && kinds.length ? sql`AND kind IN (${sql.join(kinds)})` : sql``;
+      const lock = pg ? sql`FOR UPDATE SKIP LOCKED` : sql``;
+      const rows = await sql<JobRow>`
+        UPDATE jobs SET state = 'running', lease_owner = ${owner}, lease_until = ${now + leaseMs},
+               attempts = attempts + 1, updated_at = ${now}
+        WHERE id IN (
+          SELECT id FROM jobs
+          WHERE ((state = 'queued' AND run_at <= ${now}) OR (state = 'running' AND lease_until < ${now})) ${kindFilter}
+          ORDER BY run_at LIMIT ${limit} ${lock}
+        )
+        RETURNING *`.execute(db);
+      return rows.rows.map(toJob);
+    },
+    async heartbeat(job, leaseMs) {
+      const until = clock.now() + leaseMs;
+      const res = await db
+        .updateTable('jobs')
+        .set({ lease_until: until })
+        .where('id', '=', job.id)
+        .where('lease_owner', '=', job.leaseOwner)
+        .where('attempts', '=', job.attempts)
+        .where('state', '=', 'running')
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 1) {
+        job.leaseUntil = until;
+        return true;
+      }
+      return false;
+    },
+    async complete(job, tx) {
+      const res = await (tx ?? db)
+        .deleteFrom('jobs')
+        .where('id', '=', job.id)
+        .where('lease_owner', '=', job.leaseOwner)
+        .where('attempts', '=', job.attempts)
+        .executeTakeFirst();
+      return Number(res.numDeletedRows) === 1;
+    },
+    async fail(job, error, retryAt) {
+      const res = await db
+        .updateTable('jobs')
+        .set(
+          retryAt === 'dead'
+            ? { state: 'dead', lease_owner: null, lease_until: null, last_error: error.slice(0, 2000), updated_at: clock.now() }
+            : { state: 'queued', run_at: retryAt, lease_owner: null, lease_until: null, last_error: error.slice(0, 2000), updated_at: clock.now() },
+        )
+        .where('id', '=', job.id)
+        .where('lease_owner', '=', job.leaseOwner)
+        .where('attempts', '=', job.attempts)
+        .executeTakeFirst();
+      return Number(res.numUpdatedRows) === 1;
+    },
+    async nextRunAt() {
+      const row = await db.selectFrom('jobs').select((eb) => eb.fn.min('run_at').as('next')).where('state', '=', 'queued').executeTakeFirst();
+      const lease = await db.selectFrom('jobs').select((eb) => eb.fn.min('lease_until').as('next')).where('state', '=', 'running').executeTakeFirst();
+      const candidates = [row?.next, lease?.next].filter((v) => v !== null && v !== undefined).map(Number);
+      return candidates.length ? Math.min(...candidates) : undefined;
+    },
+    async depth() {
+      const rows = await db
+        .selectFrom('jobs')
+        .select(['state', (eb) => eb.fn.countAll<number>().as('n'), (eb) => eb.fn.min('run_at').as('oldest')])
+        .groupBy('state')
+        .execute();
+      const by = Object.fromEntries(rows.map((r) => [r.state, r]));
+      const oldest = by.queued?.oldest;
+      return {
+        queued: Number(by.queued?.n ?? 0),
+        running: Number(by.running?.n ?? 0),
+        dead: Number(by.dead?.n ?? 0),
+        oldestDueMs: oldest === undefined || oldest === null ? undefined : Math.max(0, clock.now() - Number(oldest)),
+      };
+    },
+    async get(id) {
+      const row = await db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+      return row ? toJob(row) : undefined;
+    },
+    async list(filter) {
+      let q = db.selectFrom('jobs').selectAll().orderBy('run_at').limit(filter.limit ?? 100);
+      if (filter.state) q = q.where('state', '=', filter.state);
+      if (filter.kind) q = q.where('kind', '=', filter.kind);
+      return (await q.execute()).map(toJob);
+    },
+    onWake(fn) {
+      wakers.add(fn);
+      return () => void wakers.delete(fn);
+    },
+    wake,
+    async close() {
+      closed = true;
+      if (listener) {
+        listener.removeAllListeners();
+        try { listener.release(); } catch {}
+        listener = undefined;
+      }
+    },
+  };
+}

@@ -1,0 +1,169 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../lib/clock.js';
+import type { Job, JobQueue } from './queue.js';
+import type { Tx } from '../storage/db.js';
+import { backoffMs } from './retry.js';
+
+/** What a job handler can do besides returning (done) or throwing (retry with back-off). */
+export interface JobContext {
+  readonly job: Job;
+  /**
+   * Completes the job inside the handler's own transaction, so its writes and the job's removal
+   * commit together (exactly-once effects on the database). Throws if the lease was lost.
+   */
+  completeIn(tx: Tx): Promise<void>;
+  /** Extends the lease now (long jobs also get automatic heartbeats). */
+  heartbeat(): Promise<boolean>;
+  /** Aborted when the lease is lost or the worker stops. */
+  readonly signal: AbortSignal;
+}
+
+/** Thrown by handlers to control what happens next. */
+export class RetryLater extends Error {
+  constructor(message: string, readonly atMs?: number) {
+    super(message);
+  }
+}
+export class PermanentFailure extends Error {}
+export class LeaseLost extends Error {}
+
+export type JobHandler = (ctx: JobContext) => Promise<void>;
+
+export interface WorkerOptions {
+  queue: JobQueue;
+  clock: Clock;
+  log: Logger;
+  owner: string;
+  handlers: ReadonlyMap<string, JobHandler>;
+  concurrency: number;
+  leaseMs?: number;
+  /** Longest sleep between polls when nothing wakes the worker. */
+  idlePollMs?: number;
+  backoffBaseMs?: number;
+}
+
+export interface Worker {
+  start(): void;
+  /** Stops claiming; waits for running jobs (up to `graceMs`). */
+  stop(graceMs?: number): Promise<void>;
+  /** Resolves when no job is running and none is due (tests). */
+  idle(): Promise<void>;
+}
+
+export function createWorker(opts: WorkerOptions): Worker {
+  const { queue, clock, log, owner, handlers } = opts;
+  const leaseMs = opts.leaseMs ?? 30_000;
+  const idlePollMs = opts.idlePollMs ?? 1000;
+  const kinds = [...handlers.keys()];
+  const running = new Set<Promise<void>>();
+  const controllers = new Set<AbortController>();
+  let stopped = true;
+  let timer: NodeJS.Timeout | undefined;
+  let pumping = false;
+  let again = false;
+  let unsubscribe: (() => void) | undefined;
+
+  const schedule = (ms: number) => {
+    if (stopped) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => void pump(), Math.max(0, ms));
+  };
+
+  async function runOne(job: Job): Promise<void> {
+    const handler = handlers.get(job.kind);
+    const ac = new AbortController();
+    controllers.add(ac);
+    let completed = false;
+    const beat = setInterval(() => {
+      queue.heartbeat(job, leaseMs).then((ok) => { if (!ok) ac.abort(new LeaseLost('lease lost')); }, () => {});
+    }, Math.max(100, Math.floor(leaseMs / 3)));
+    try {
+      if (!handler) throw new PermanentFailure(`no handler for job kind ${job.kind}`);
+      if (job.attempts > job.maxAttempts) throw new PermanentFailure(`gave up after ${job.maxAttempts} attempts (${job.lastError ?? 'lease expired'})`);
+      await handler({
+        job,
+        signal: ac.signal,
+        heartbeat: () => queue.heartbeat(job, leaseMs),
+        async completeIn(tx) {
+          if (!(await queue.complete(job, tx))) throw new LeaseLost(`lease on job ${job.id} lost`);
+          completed = true;
+        },
+      });
+      if (!completed) await queue.complete(job);
+    } catch (err) {
+      if (err instanceof LeaseLost || ac.signal.reason instanceof LeaseLost) {
+        log.warn({ jobId: job.id, kind: job.kind }, 'job lease lost; another worker owns it now');
+      } else {
+        const message = err instanceof Error ? err.message : String(err);
+        const permanent = err instanceof PermanentFailure || job.attempts >= job.maxAttempts;
+        const retryAt = permanent ? 'dead' : err instanceof RetryLater && err.atMs !== undefined ? err.atMs : clock.now() + backoffMs(job.attempts, opts.backoffBaseMs);
+        if (permanent) log.warn({ jobId: job.id, kind: job.kind, err: message }, 'job dead');
+        else log.debug({ jobId: job.id, kind: job.kind, err: message }, 'job will retry');
+        await queue.fail(job, message, retryAt).catch((e) => log.error({ err: e }, 'could not record job failure'));
+      }
+    } finally {
+      clearInterval(beat);
+      controllers.delete(ac);
+    }
+  }
+
+  async function pump(): Promise<void> {
+    if (stopped) return;
+    if (pumping) {
+      again = true;
+      return;
+    }
+    pumping = true;
+    try {
+      do {
+        again = false;
+        const free = opts.concurrency - running.size;
+        if (free <= 0) break;
+        const jobs = await queue.claim(owner, free, leaseMs, kinds);
+        for (const job of jobs) {
+          const p = runOne(job).finally(() => {
+            running.delete(p);
+            if (!stopped) void pump();
+          });
+          running.add(p);
+        }
+        if (jobs.length === free) again = true;
+      } while (again && !stopped);
+      const next = await queue.nextRunAt();
+      const wait = next === undefined ? idlePollMs : Math.min(idlePollMs, next - clock.now());
+      schedule(wait);
+    } catch (err) {
+      log.error({ err }, 'worker poll failed');
+      schedule(idlePollMs);
+    } finally {
+      pumping = false;
+    }
+  }
+
+  return {
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      unsubscribe = queue.onWake(() => void pump());
+      void pump();
+    },
+    async stop(graceMs = 10_000) {
+      stopped = true;
+      unsubscribe?.();
+      if (timer) clearTimeout(timer);
+      const all = Promise.allSettled([...running]);
+      const t = setTimeout(() => { for (const ac of controllers) ac.abort(new Error('worker stopping')); }, graceMs);
+      await all;
+      clearTimeout(t);
+    },
+    async idle() {
+      for (;;) {
+        while (running.size) await Promise.allSettled([...running]);
+        const next = await queue.nextRunAt();
+        if (running.size === 0 && (next === undefined || next > clock.now())) return;
+        void pump();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+  };
+}

@@ -1,0 +1,94 @@
+import type { Db } from '../storage/db.js';
+import { fromJson, toJson } from '../storage/dialect.js';
+import type { Uow } from '../storage/uow.js';
+import type { Clock } from '../lib/clock.js';
+import { iso } from '../lib/clock.js';
+import type { EventBus } from './bus.js';
+
+/** A domain event as written to the transactional event log. */
+export interface DomainEvent {
+  apiSpaceId: string;
+  accountId: number;
+  /** Catalogue name, e.g. `profile.update`, `message.delivered` (webhooks.md §5). */
+  name: string;
+  payload: unknown;
+  /** Envelope extras: revision, etag, conversationId, conversationEventId, profileId, actor… */
+  meta?: Record<string, unknown>;
+}
+
+export interface StoredEvent extends DomainEvent {
+  /** Log position (increasing; may have gaps from rolled-back transactions). */
+  id: number;
+  meta: Record<string, unknown>;
+  createdOn: string;
+}
+
+/** Bus channel on which every committed event is announced (payload: StoredEvent). */
+export const EVENTS_CHANNEL = 'events';
+
+export interface EventLog {
+  /** Appends inside the caller's transaction; announced on the bus after commit. */
+  append(uow: Uow, event: DomainEvent): Promise<number>;
+  /** Events after `position`, oldest first (for durable consumers such as webhooks). */
+  readAfter(position: number, limit: number): Promise<StoredEvent[]>;
+  cursor(consumer: string): Promise<number>;
+  saveCursor(consumer: string, position: number): Promise<void>;
+  /** Hooks run after commit for each appended event (e.g. wake the webhook fan-out). */
+  onAppended(fn: (event: StoredEvent) => void): void;
+}
+
+export function createEventLog(deps: { db: Db; bus: EventBus; clock: Clock }): EventLog {
+  const { db, bus, clock } = deps;
+  const listeners: Array<(e: StoredEvent) => void> = [];
+  const toStored = (r: { id: number; api_space_id: string; account_id: number; name: string; payload: unknown; meta: unknown; created_on: string }): StoredEvent => ({
+    id: Number(r.id),
+    apiSpaceId: r.api_space_id,
+    accountId: r.account_id,
+    name: r.name,
+    payload: fromJson(r.payload),
+    meta: fromJson<Record<string, unknown>>(r.meta) ?? {},
+    createdOn: r.created_on,
+  });
+  return {
+    async append(uow, event) {
+      const createdOn = iso(clock.now());
+      const row = await uow.tx
+        .insertInto('events')
+        .values({
+          api_space_id: event.apiSpaceId,
+          account_id: event.accountId,
+          name: event.name,
+          payload: toJson(event.payload),
+          meta: toJson(event.meta ?? {}),
+          created_on: createdOn,
+        } as never)
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const stored: StoredEvent = { ...event, meta: event.meta ?? {}, id: Number(row.id), createdOn };
+      uow.afterCommit(() => {
+        bus.publish(EVENTS_CHANNEL, stored);
+        for (const l of listeners) l(stored);
+      });
+      return stored.id;
+    },
+    async readAfter(position, limit) {
+      const rows = await db.selectFrom('events').selectAll().where('id', '>', position).orderBy('id').limit(limit).execute();
+      return rows.map(toStored);
+    },
+    async cursor(consumer) {
+      const row = await db.selectFrom('event_cursors').select('position').where('consumer', '=', consumer).executeTakeFirst();
+      return row ? Number(row.position) : 0;
+    },
+    async saveCursor(consumer, position) {
+      const updated_on = iso(clock.now());
+      await db
+        .insertInto('event_cursors')
+        .values({ consumer, position, updated_on })
+        .onConflict((oc) => oc.column('consumer').doUpdateSet({ position, updated_on }))
+        .execute();
+    },
+    onAppended(fn) {
+      listeners.push(fn);
+    },
+  };
+}

@@ -1,0 +1,25 @@
+import { createHash } from 'node:crypto';
+import { errors } from './errors.js';
+
+/**
+ * Strong ETag `"<revision hex>-<16 base64url chars of SHA-256(representation)>"` (conventions.md §8).
+ * Pass the representation without volatile fields such as `_lastActivityOn`.
+ */
+export function etagFor(revision: number, representation: unknown): string {
+  const hash = createHash('sha256').update(JSON.stringify(representation)).digest('base64url').slice(0, 16);
+  return `"${revision.toString(16)}-${hash}"`;
+}
+
+/**
+ * Checks an `If-Match` header against the current ETag: absent → unconditional; `*` matches any
+ * existing resource; otherwise one of the comma-separated strong tags must equal it (412 if not).
+ */
+export function checkIfMatch(header: string | string[] | undefined, current: string | undefined): void {
+  if (header === undefined) return;
+  const value = Array.isArray(header) ? header.join(',') : header;
+  if (value.trim() === '') return;
+  if (current === undefined) throw errors.preconditionFailed('The resource does not exist');
+  if (value.trim() === '*') return;
+  const tags = value.match(/(W\/)?"[^"]*"/g) ?? [];
+  if (!tags.some((t) => !t.startsWith('W/') && t === current)) throw errors.preconditionFailed();
+}

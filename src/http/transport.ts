@@ -1,0 +1,109 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config/config.js';
+import { errors } from './errors.js';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses a JSON body buffer: empty → undefined (the SDK sends empty JSON bodies on GET/DELETE). */
+export function parseJsonBody(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    throw errors.invalidJson('The request body is not valid UTF-8');
+  }
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw errors.invalidJson();
+  }
+}
+
+/**
+ * Query strings (conventions.md §2.3): `+` stays a literal plus, repeated keys become arrays,
+ * a trailing `&` or empty pair is ignored. Malformed percent escapes are kept as written.
+ */
+export function parseQueryString(qs: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = Object.create(null);
+  for (const pair of qs.split('&')) {
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    const k = decode(eq < 0 ? pair : pair.slice(0, eq));
+    const v = eq < 0 ? '' : decode(pair.slice(eq + 1));
+    const prev = out[k];
+    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  return out;
+}
+
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** Registers JSON parsing for JSON media types; any other type on a JSON route answers 415. */
+export function registerBodyParsers(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  const json = (_req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: unknown) => void) => {
+    try {
+      done(null, parseJsonBody(body));
+    } catch (err) {
+      done(err as Error);
+    }
+  };
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, json);
+  app.addContentTypeParser(/^application\/[a-z0-9.+-]*\+json$/i, { parseAs: 'buffer' }, json);
+  // Everything else: no content type → JSON; a body of another type → 415 unless a module
+  // registers its own parser in its scope (content upload, imports, provider callbacks).
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    const type = req.headers['content-type'];
+    if (!type || (body as Buffer).length === 0) return json(req, body as Buffer, done);
+    done(errors.unsupportedMediaType(String(type).split(';')[0]!.trim()));
+  });
+}
+
+const ALLOW_HEADERS = 'authorization, content-type, cache-control, pragma, if-modified-since, if-match, content-filename, idempotency-key, x-request-id';
+const EXPOSE_HEADERS = 'ETag, Last-Modified, Location, X-Request-Id, X-Total-Count, Retry-After, Idempotent-Replayed';
+
+/** CORS (conventions.md §2.4) and the common response headers (§2.5). */
+export function registerTransportHeaders(app: FastifyInstance, config: Config): void {
+  const any = config.corsAllowedOrigins.includes('*');
+  const allowed = new Set(config.corsAllowedOrigins);
+  const originFor = (origin: string | undefined): string | undefined => {
+    if (any) return origin ?? '*';
+    return origin && allowed.has(origin) ? origin : undefined;
+  };
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    const origin = originFor(request.headers.origin);
+    if (origin) {
+      reply.header('Access-Control-Allow-Origin', origin);
+      reply.header('Access-Control-Expose-Headers', EXPOSE_HEADERS);
+      if (origin !== '*') reply.header('Vary', 'Origin');
+    }
+    reply.header('X-Request-Id', String(request.id));
+    if (request.method === 'OPTIONS') {
+      reply
+        .header('Access-Control-Allow-Methods', 'GET, POST, PUT, PATCH, DELETE, OPTIONS')
+        .header('Access-Control-Allow-Headers', ALLOW_HEADERS)
+        .header('Access-Control-Max-Age', '600')
+        .code(204)
+        .send();
+      return reply;
+    }
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (!reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store');
+    return payload;
+  });
+}
+
+/** X-Request-Id: echo a client's (1–128 printable ASCII), otherwise a fresh UUID. */
+export function requestIdFrom(header: string | string[] | undefined, fresh: () => string): string {
+  const v = Array.isArray(header) ? header[0] : header;
+  return v && /^[\x21-\x7e]{1,128}$/.test(v) ? v : fresh();
+}

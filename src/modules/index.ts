@@ -1,0 +1,12 @@
+import type { ModuleDefinition } from './module.js';
+import { accountsModule } from './accounts/index.js';
+import { spacesModule } from './spaces/index.js';
+
+/**
+ * Every API group, in set-up order: a module may use the services of the ones before it.
+ * Adding a module = one import and one entry here.
+ */
+export const moduleDefinitions: ModuleDefinition[] = [
+  accountsModule,
+  spacesModule,
+];

@@ -1,0 +1,32 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Config, SigningKey } from './config/config.js';
+import type { DatabaseHandle, Db } from './storage/db.js';
+import type { Clock } from './lib/clock.js';
+import type { Ids } from './lib/ids.js';
+import type { SecretBox } from './lib/secrets.js';
+import type { EventBus } from './events/bus.js';
+import type { EventLog } from './events/log.js';
+import type { JobQueue } from './delivery/queue.js';
+import type { Uow } from './storage/uow.js';
+
+/**
+ * The shared infrastructure every module receives. Built once in `container.ts`; modules never
+ * construct any of these themselves.
+ */
+export interface Platform {
+  readonly config: Config;
+  readonly handle: DatabaseHandle;
+  readonly db: Db;
+  readonly clock: Clock;
+  readonly ids: Ids;
+  readonly log: Logger;
+  readonly secrets: SecretBox;
+  readonly signingKeys: readonly SigningKey[];
+  readonly bus: EventBus;
+  readonly events: EventLog;
+  readonly queue: JobQueue;
+  readonly metrics: Registry;
+  /** Runs `fn` in one transaction; after-commit callbacks run only on success. */
+  transaction<T>(fn: (uow: Uow) => Promise<T>): Promise<T>;
+}

@@ -1,0 +1,26 @@
+import { Migrator, type Migration, type MigrationProvider } from 'kysely';
+import type { DatabaseHandle } from '../db.js';
+import { columnTypes } from '../dialect.js';
+import type { SchemaMigration } from './types.js';
+import { platformMigrations } from './0001-platform.js';
+
+/**
+ * Applies the platform's and the given modules' pending migrations (names sort in order; each
+ * module owns a range, see types.ts). Safe to run from several processes at once on PostgreSQL.
+ */
+export async function migrate(handle: DatabaseHandle, moduleMigrations: SchemaMigration[] = []): Promise<string[]> {
+  const migrations = [...platformMigrations, ...moduleMigrations].sort((a, b) => a.name.localeCompare(b.name));
+  const { db, dialect } = handle;
+  const t = columnTypes(dialect);
+  const provider: MigrationProvider = {
+    async getMigrations() {
+      const out: Record<string, Migration> = {};
+      for (const m of migrations) out[m.name] = { up: (trxDb) => m.up({ db: trxDb, dialect, t }) };
+      return out;
+    },
+  };
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,19 @@
+import type { Kysely } from 'kysely';
+import type { DialectName } from '../db.js';
+import type { ColumnTypes } from '../dialect.js';
+
+export interface MigrationContext {
+  db: Kysely<any>;
+  dialect: DialectName;
+  t: ColumnTypes;
+}
+
+/**
+ * One schema step for both dialects. Names sort in application order; each module owns a range:
+ * 0001–0099 platform, 0100 profiles, 0200 One API, 0300 SMS/e-mail/verify/PNV, 0400 webhooks,
+ * 0500 App Messaging, 0600 chat, 0700 billing/analytics/rules.
+ */
+export interface SchemaMigration {
+  name: string;
+  up(ctx: MigrationContext): Promise<void>;
+}
