@@ -1,0 +1,127 @@
+/**
+ * Channel adapter contract (channels.md §1.2, ARCHITECTURE.md "Channel adapters").
+ *
+ * A provider factory builds one adapter per (apiSpaceId, channelId, configVersion) from the
+ * space's channel configuration (secrets already decrypted). Long-lived connections (an SMPP bind,
+ * an SMTP pool, an HTTP/2 session) belong to the adapter instance and are released by `close()`.
+ * Adapters never throw for provider errors: they classify them into a `SendOutcome`.
+ */
+
+/** Outcome of one send attempt; the dispatcher decides retry / fallback from `kind` alone. */
+export type SendOutcome =
+  | { kind: 'accepted'; providerMessageId?: string; acceptedAt?: number; details?: Record<string, unknown> }
+  | { kind: 'transient'; reason: string; retryAfterMs?: number; code?: string }
+  | { kind: 'rejected'; reason: string; code?: string };
+
+/** Everything an adapter needs to send one message on its channel. */
+export interface SendInput {
+  apiSpaceId: string;
+  messageId: string;
+  channelId: string;
+  /** The resolved address for this channel (phone number digits, e-mail, profile id, …). */
+  to: Record<string, unknown>;
+  /** Sender selection from the request (`from` options), if any. */
+  from?: Record<string, unknown>;
+  /** Rendered content after merge fields and overrides for this channel. */
+  title?: string;
+  body?: string;
+  htmlBody?: string;
+  messageParts?: Array<{ type?: string; name?: string; url?: string; data?: string; size?: number }>;
+  /** `customBody[channelId]` when the request supplied one (sent as the provider payload). */
+  customBody?: unknown;
+  /** `channelOptions[channelId]`. */
+  options?: Record<string, unknown>;
+  /** Epoch ms; adapters that support it map it to their validity/TTL. */
+  expiresOn?: number;
+  metadata?: unknown;
+  conversationId?: string;
+  /** The profile document the message was addressed through, when there is one. */
+  profile?: Record<string, unknown>;
+  /** Aborted when the job's lease is lost or the worker stops. */
+  signal?: AbortSignal;
+}
+
+/** A delivery report produced by a provider callback or a protocol PDU. */
+export interface ReceiptReport {
+  /** Our message id when the provider echoes it; otherwise look up by `providerMessageId`. */
+  messageId?: string;
+  providerMessageId?: string;
+  status: 'sent' | 'delivered' | 'read' | 'failed' | 'expired';
+  details?: Record<string, unknown>;
+  /** Epoch ms of the provider's report. */
+  at?: number;
+}
+
+/** An inbound message as an adapter saw it; processed like `POST …/messages/inbounds`. */
+export interface InboundReport {
+  channelId: string;
+  from: Record<string, unknown>;
+  to?: Record<string, unknown>;
+  body?: string;
+  title?: string;
+  messageParts?: Array<Record<string, unknown>>;
+  providerMessageId?: string;
+  /** Our outbound message id this replies to, when the channel can tell (e-mail In-Reply-To). */
+  inReplyToMessageId?: string;
+  sentOn?: number;
+  raw?: unknown;
+}
+
+/** What a callback request looked like (channels.md §1.4); the adapter verifies it itself. */
+export interface CallbackRequest {
+  method: 'GET' | 'POST';
+  headers: Record<string, string | string[] | undefined>;
+  query: Record<string, string | string[]>;
+  /** The exact bytes received (signatures are computed over them). */
+  rawBody: Buffer;
+  contentType?: string;
+}
+
+export interface CallbackResult {
+  /** HTTP answer to the provider (default 200 with an empty body). */
+  status?: number;
+  body?: string | Buffer;
+  contentType?: string;
+  receipts?: ReceiptReport[];
+  inbounds?: InboundReport[];
+}
+
+/** Ways an adapter reports asynchronously (long-lived connections such as an SMPP receiver). */
+export interface AdapterSink {
+  receipt(report: ReceiptReport): Promise<void>;
+  inbound(report: InboundReport): Promise<void>;
+}
+
+export interface ChannelAdapter {
+  send(input: SendInput): Promise<SendOutcome>;
+  /** Provider callbacks (`/channels/{channelId}/callback`); 401 for a bad signature. */
+  handleCallback?(request: CallbackRequest): Promise<CallbackResult>;
+  close?(): Promise<void>;
+}
+
+export interface AdapterContext {
+  apiSpaceId: string;
+  channelId: string;
+  /** Decrypted provider settings from the channel configuration. */
+  settings: Record<string, unknown>;
+  /** For asynchronous receipts and inbound messages. */
+  sink: AdapterSink;
+  /** Outbound HTTP guard: rejects loopback/private targets unless ALLOW_PRIVATE_CHANNEL_TARGETS. */
+  allowPrivateTargets: boolean;
+  publicBaseUrl: string;
+  /** Rewrites a URL into a tracked link `{PUBLIC_BASE_URL}/t/{token}` (channels.md §1.5). */
+  trackLink?(url: string, messageId: string): Promise<string>;
+  log: import('pino').Logger;
+}
+
+/**
+ * A provider for one channel: validates its settings (returns failures with paramName relative to
+ * `settings`) and builds adapters. `secretSettings` names the write-only keys (masked `********`).
+ */
+export interface ChannelProvider {
+  channel: string;
+  provider: string;
+  secretSettings: readonly string[];
+  validateSettings(settings: Record<string, unknown>): Array<{ paramName: string; message: string }>;
+  create(ctx: AdapterContext): ChannelAdapter | Promise<ChannelAdapter>;
+}
