@@ -135,7 +135,6 @@ export function eachDatabase(name: string, body: (dialect: DialectName) => void)
 export function useServer(dialect: DialectName, options: StartOptions = {}): () => TestServer {
   let server: (TestServer & { location: DatabaseLocation }) | undefined;
   // node:test hooks registered in the enclosing describe.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { before, after } = testHooks;
   before(async () => {
     server = await startServer(dialect, options);
