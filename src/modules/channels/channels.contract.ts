@@ -1,0 +1,37 @@
+/**
+ * The channel registry other modules use (`services.channels`), implemented by the channels
+ * module: provider registration, adapters built from each space's channel configuration and
+ * cached by configuration version, provider callbacks, tracked links.
+ */
+import type { ChannelAdapter, ChannelProvider, InboundReport, ReceiptReport } from '../../channels/adapter.js';
+
+export interface ChannelConfigView {
+  channelId: string;
+  enabled: boolean;
+  provider: string;
+  /** Secrets masked as `********`. */
+  settings: Record<string, unknown>;
+  /** Custom channels (channels.md §11) carry their request definition here too. */
+  custom: boolean;
+  revision: number;
+}
+
+/** Where adapters' receipts and inbound messages go (set by the messages module). */
+export interface MessageSink {
+  receipt(apiSpaceId: string, channelId: string, report: ReceiptReport): Promise<void>;
+  inbound(apiSpaceId: string, report: InboundReport): Promise<void>;
+}
+
+export interface ChannelRegistry {
+  registerProvider(provider: ChannelProvider): void;
+  /**
+   * The adapter of an enabled, configured channel of the space, or a reason why there is none
+   * (`unconfigured`, `disabled`) so Branch can fall through with a clear reason.
+   */
+  adapter(apiSpaceId: string, channelId: string): Promise<{ adapter: ChannelAdapter; config: ChannelConfigView } | { missing: 'unconfigured' | 'disabled' }>;
+  /** The configuration (secrets masked) or undefined. */
+  config(apiSpaceId: string, channelId: string): Promise<ChannelConfigView | undefined>;
+  /** Rewrites a URL into `{PUBLIC_BASE_URL}/t/{token}` bound to the message (channels.md §1.5). */
+  trackLink(apiSpaceId: string, messageId: string, channelId: string, url: string): Promise<string>;
+  setSink(sink: MessageSink): void;
+}

@@ -1,0 +1,27 @@
+/**
+ * What other modules call on the One API (`services.messages`), implemented by the messages
+ * module: Verify sends its SMS through it, adapters report receipts and inbound messages through
+ * it, App Messaging reports conversation-message statuses for `appMessaging` sends.
+ */
+import type { Actor } from '../../auth/actor.js';
+import type { InboundReport, ReceiptReport } from '../../channels/adapter.js';
+
+export interface SendResult {
+  messageId: string;
+  /** The message's status right after acceptance (normally `processing`). */
+  status: string;
+}
+
+export interface MessagesApi {
+  /**
+   * Validates and accepts one message request body (one-api.md §2) exactly like
+   * `POST /messages`, as `actor`. Throws the same 400 `ValidationFailed` errors.
+   */
+  send(apiSpaceId: string, actor: Actor, request: Record<string, unknown>): Promise<SendResult>;
+  /** Applies a status report (like `POST /messages/{id}/statuses/{status}`); unknown ids are ignored. */
+  applyReceipt(apiSpaceId: string, channelId: string, report: ReceiptReport): Promise<void>;
+  /** Ingests an inbound message (like `POST /messages/inbounds`, one-api.md §5). */
+  ingestInbound(apiSpaceId: string, report: InboundReport): Promise<{ inboundMessageId: string }>;
+  /** Replaces the stored body of a message with a redaction marker (Verify hides its codes). */
+  redactBody(apiSpaceId: string, messageId: string): Promise<void>;
+}
