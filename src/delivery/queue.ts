@@ -45,14 +45,16 @@ export interface JobQueue {
   complete(job: Job, tx?: Tx): Promise<boolean>;
   /** Schedules another attempt at `runAt`, or marks the job dead. */
   fail(job: Job, error: string, retryAt: number | 'dead'): Promise<boolean>;
-  /** Next due time of a queued job, for the worker's sleep. */
-  nextRunAt(): Promise<number | undefined>;
+  /** Next due time of a queued job (or lease expiry of a running one), for the worker's sleep. */
+  nextRunAt(kinds?: readonly string[]): Promise<number | undefined>;
   depth(): Promise<{ queued: number; running: number; dead: number; oldestDueMs: number | undefined }>;
   get(id: string): Promise<(Job & { state: JobState }) | undefined>;
   list(filter: { state?: JobState; kind?: string; limit?: number }): Promise<Array<Job & { state: JobState }>>;
   /** Wake-up signal: called after commit of an enqueue in this process (and on NOTIFY). */
   onWake(fn: () => void): () => void;
   wake(): void;
+  /** Resolves once cross-process wake-ups are live (PostgreSQL: LISTEN issued); at once on SQLite. */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -84,8 +86,11 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
   const wake = () => {
     for (const w of wakers) w();
   };
-  let listener: { release(): void; removeAllListeners(): void } | undefined;
+  let listener: { release(destroy?: boolean): void; removeAllListeners(): void } | undefined;
   let closed = false;
+  let markReady: () => void = () => {};
+  const listening = new Promise<void>((resolve) => (markReady = resolve));
+  if (!pg || !handle.pool) markReady();
 
   if (pg && handle.pool) {
     const pool = handle.pool;
@@ -100,7 +105,15 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
           setTimeout(() => void connectListener(), 1000).unref();
         });
         await client.query(`LISTEN ${channel}`);
+        if (closed) {
+          client.removeAllListeners();
+          client.release(true as never);
+          return;
+        }
         listener = client;
+        markReady();
+        // Jobs enqueued while the listener was down would otherwise wait for the idle poll.
+        wake();
       } catch {
         setTimeout(() => void connectListener(), 1000).unref();
       }
@@ -156,17 +169,22 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
     async claim(owner, limit, leaseMs, kinds) {
       const now = clock.now();
       const kindFilter = kinds && kinds.length ? sql`AND kind IN (${sql.join(kinds)})` : sql``;
-      const lock = pg ? sql`FOR UPDATE SKIP LOCKED` : sql``;
-      const rows = await sql<JobRow>`
-        UPDATE jobs SET state = 'running', lease_owner = ${owner}, lease_until = ${now + leaseMs},
-               attempts = attempts + 1, updated_at = ${now}
-        WHERE id IN (
-          SELECT id FROM jobs
-          WHERE ((state = 'queued' AND run_at <= ${now}) OR (state = 'running' AND lease_until < ${now})) ${kindFilter}
-          ORDER BY run_at LIMIT ${limit} ${lock}
-        )
-        RETURNING *`.execute(db);
-      return rows.rows.map(toJob);
+      const due = sql`((state = 'queued' AND run_at <= ${now}) OR (state = 'running' AND lease_until < ${now})) ${kindFilter}`;
+      const set = sql`state = 'running', lease_owner = ${owner}, lease_until = ${now + leaseMs}, attempts = jobs.attempts + 1, updated_at = ${now}`;
+      // PostgreSQL: lock the picked rows in a CTE (SKIP LOCKED) so concurrent workers never lease
+      // the same row; the row lock re-checks `due` against the latest version before updating.
+      // SQLite: a single writer makes the UPDATE … WHERE id IN (…) atomic on its own.
+      const rows = pg
+        ? await sql<JobRow>`
+            WITH picked AS (
+              SELECT id FROM jobs WHERE ${due} ORDER BY run_at LIMIT ${limit} FOR UPDATE SKIP LOCKED
+            )
+            UPDATE jobs SET ${set} FROM picked WHERE jobs.id = picked.id RETURNING jobs.*`.execute(db)
+        : await sql<JobRow>`
+            UPDATE jobs SET ${set}
+            WHERE id IN (SELECT id FROM jobs WHERE ${due} ORDER BY run_at LIMIT ${limit})
+            RETURNING *`.execute(db);
+      return rows.rows.map(toJob).sort((a, b) => a.runAt - b.runAt);
     },
     async heartbeat(job, leaseMs) {
       const until = clock.now() + leaseMs;
@@ -207,9 +225,15 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
         .executeTakeFirst();
       return Number(res.numUpdatedRows) === 1;
     },
-    async nextRunAt() {
-      const row = await db.selectFrom('jobs').select((eb) => eb.fn.min('run_at').as('next')).where('state', '=', 'queued').executeTakeFirst();
-      const lease = await db.selectFrom('jobs').select((eb) => eb.fn.min('lease_until').as('next')).where('state', '=', 'running').executeTakeFirst();
+    async nextRunAt(kinds) {
+      let queued = db.selectFrom('jobs').select((eb) => eb.fn.min('run_at').as('next')).where('state', '=', 'queued');
+      let running = db.selectFrom('jobs').select((eb) => eb.fn.min('lease_until').as('next')).where('state', '=', 'running');
+      if (kinds && kinds.length) {
+        queued = queued.where('kind', 'in', kinds);
+        running = running.where('kind', 'in', kinds);
+      }
+      const row = await queued.executeTakeFirst();
+      const lease = await running.executeTakeFirst();
       const candidates = [row?.next, lease?.next].filter((v) => v !== null && v !== undefined).map(Number);
       return candidates.length ? Math.min(...candidates) : undefined;
     },
@@ -243,11 +267,14 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
       return () => void wakers.delete(fn);
     },
     wake,
+    ready: () => listening,
     async close() {
       closed = true;
+      markReady();
       if (listener) {
         listener.removeAllListeners();
-        try { listener.release(); } catch {}
+        // Destroy rather than return it to the pool: the connection is still LISTENing.
+        try { listener.release(true); } catch {}
         listener = undefined;
       }
     },

@@ -50,6 +50,9 @@ export interface Worker {
   idle(): Promise<void>;
 }
 
+/** Shortest pause between polls while due jobs are leased elsewhere. */
+const MIN_POLL_MS = 10;
+
 export function createWorker(opts: WorkerOptions): Worker {
   const { queue, clock, log, owner, handlers } = opts;
   const leaseMs = opts.leaseMs ?? 30_000;
@@ -110,10 +113,12 @@ export function createWorker(opts: WorkerOptions): Worker {
   async function pump(): Promise<void> {
     if (stopped) return;
     if (pumping) {
+      // A wake-up during a poll must not be lost: the running pump polls once more.
       again = true;
       return;
     }
     pumping = true;
+    let rerun = false;
     try {
       do {
         again = false;
@@ -129,15 +134,24 @@ export function createWorker(opts: WorkerOptions): Worker {
         }
         if (jobs.length === free) again = true;
       } while (again && !stopped);
-      const next = await queue.nextRunAt();
-      const wait = next === undefined ? idlePollMs : Math.min(idlePollMs, next - clock.now());
+      if (running.size >= opts.concurrency) {
+        // Saturated: a finishing job pumps again; polling now would only spin on due rows.
+        if (timer) clearTimeout(timer);
+        timer = undefined;
+        return;
+      }
+      const next = await queue.nextRunAt(kinds);
+      // Due rows we could not claim are being leased by another worker right now: look again soon.
+      const wait = next === undefined ? idlePollMs : Math.min(idlePollMs, Math.max(MIN_POLL_MS, next - clock.now()));
       schedule(wait);
     } catch (err) {
       log.error({ err }, 'worker poll failed');
       schedule(idlePollMs);
     } finally {
       pumping = false;
+      rerun = again;
     }
+    if (rerun && !stopped) void pump();
   }
 
   return {
@@ -159,7 +173,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     async idle() {
       for (;;) {
         while (running.size) await Promise.allSettled([...running]);
-        const next = await queue.nextRunAt();
+        const next = await queue.nextRunAt(kinds);
         if (running.size === 0 && (next === undefined || next > clock.now())) return;
         void pump();
         await new Promise((r) => setTimeout(r, 5));

@@ -1,0 +1,331 @@
+import { it, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { sql } from 'kysely';
+import pino from 'pino';
+import { createJobQueue, type JobQueue } from '../../src/delivery/queue.js';
+import { createWorker, PermanentFailure, RetryLater, type JobHandler, type Worker } from '../../src/delivery/worker.js';
+import { backoffMs } from '../../src/delivery/retry.js';
+import { inTransaction } from '../../src/storage/uow.js';
+import { ManualClock, systemClock, type Clock } from '../../src/lib/clock.js';
+import { randomIds } from '../../src/lib/ids.js';
+import type { DatabaseHandle } from '../../src/storage/db.js';
+import { eachDatabase, TEST_DATABASE_URL } from '../helpers/harness.js';
+import { describe } from 'node:test';
+import { createQueueDb, type QueueDb } from '../fixtures/queue-db.js';
+
+const log = pino({ level: 'silent' });
+const job = (kind = 'test.job', extra: Record<string, unknown> = {}) => ({ kind, payload: { v: 1, ...extra } });
+
+function worker(queue: JobQueue, clock: Clock, handlers: Record<string, JobHandler>, extra: Partial<Parameters<typeof createWorker>[0]> = {}): Worker {
+  return createWorker({ queue, clock, log, owner: `w-${randomIds.uuid().slice(0, 6)}`, handlers: new Map(Object.entries(handlers)), concurrency: 4, leaseMs: 1000, idlePollMs: 20, backoffBaseMs: 1000, ...extra });
+}
+
+const count = async (handle: DatabaseHandle, where = sql`1 = 1`) =>
+  Number((await sql<{ n: number }>`SELECT COUNT(*) AS n FROM job_runs WHERE ${where}`.execute(handle.db)).rows[0]!.n);
+
+it('back-off is exponential with jitter in [exp/2, exp] and capped', () => {
+  assert.equal(backoffMs(1, 1000, 60_000, () => 0), 500);
+  assert.equal(backoffMs(1, 1000, 60_000, () => 1), 1000);
+  assert.equal(backoffMs(3, 1000, 60_000, () => 1), 4000);
+  assert.equal(backoffMs(30, 1000, 60_000, () => 1), 60_000);
+  const seen = new Set(Array.from({ length: 20 }, () => backoffMs(4)));
+  assert.ok(seen.size > 1, 'jitter varies');
+  for (const v of seen) assert.ok(v >= 4000 && v <= 8000);
+});
+
+eachDatabase('durable job queue', (dialect) => {
+  let qdb: QueueDb;
+  let clock: ManualClock;
+  let queue: JobQueue;
+  before(async () => {
+    qdb = await createQueueDb(dialect);
+  });
+  after(async () => {
+    await queue?.close();
+    await qdb.close();
+  });
+  beforeEach(async () => {
+    await queue?.close();
+    await sql`DELETE FROM jobs`.execute(qdb.handle.db);
+    await sql`DELETE FROM job_runs`.execute(qdb.handle.db);
+    clock = new ManualClock();
+    queue = createJobQueue({ handle: qdb.handle, clock, ids: randomIds });
+    await queue.ready();
+  });
+
+  it('enqueues inside a transaction: rolled back → no job, committed → job and a wake-up after commit', async () => {
+    let wakes = 0;
+    queue.onWake(() => wakes++);
+    await assert.rejects(inTransaction(qdb.handle.db, async (uow) => {
+      await queue.enqueue(uow, job());
+      throw new Error('roll back');
+    }));
+    assert.equal((await queue.list({})).length, 0);
+    assert.equal(wakes, 0);
+    const id = await inTransaction(qdb.handle.db, async (uow) => {
+      const id = await queue.enqueue(uow, job('test.job', { n: 1 }));
+      assert.equal(wakes, 0, 'no wake before commit');
+      return id;
+    });
+    assert.ok(wakes >= 1, 'woken after commit');
+    const stored = await queue.get(id!);
+    assert.equal(stored?.state, 'queued');
+    assert.deepEqual(stored?.payload, { v: 1, n: 1 });
+  });
+
+  it('schedules by run_at', async () => {
+    await queue.enqueueNow({ ...job(), runAt: clock.now() + 5000 });
+    assert.equal((await queue.claim('a', 10, 1000)).length, 0);
+    assert.equal(await queue.nextRunAt(), clock.now() + 5000);
+    clock.advance(4999);
+    assert.equal((await queue.claim('a', 10, 1000)).length, 0);
+    clock.advance(1);
+    assert.equal((await queue.claim('a', 10, 1000)).length, 1);
+  });
+
+  it('claims each job once, oldest first, and only the asked kinds', async () => {
+    for (let i = 0; i < 5; i++) await queue.enqueueNow({ ...job('k.a', { i }), runAt: clock.now() - i });
+    await queue.enqueueNow(job('k.b'));
+    const first = await queue.claim('a', 3, 1000, ['k.a']);
+    assert.deepEqual(first.map((j) => j.payload.i), [4, 3, 2]);
+    const second = await queue.claim('b', 10, 1000, ['k.a']);
+    assert.deepEqual(second.map((j) => j.payload.i), [1, 0]);
+    assert.equal((await queue.claim('c', 10, 1000, ['k.a'])).length, 0);
+    assert.equal((await queue.claim('c', 10, 1000)).map((j) => j.kind).join(), 'k.b');
+  });
+
+  it('leases with heartbeat; an expired lease is claimed again and the old owner can no longer finish', async () => {
+    const id = await queue.enqueueNow(job());
+    const [mine] = await queue.claim('a', 1, 1000);
+    assert.equal(mine!.attempts, 1);
+    assert.equal(mine!.leaseUntil, clock.now() + 1000);
+    clock.advance(800);
+    assert.equal(await queue.heartbeat(mine!, 1000), true);
+    clock.advance(800);
+    assert.equal((await queue.claim('b', 1, 1000)).length, 0, 'heartbeat kept the lease');
+    clock.advance(201);
+    const [theirs] = await queue.claim('b', 1, 1000);
+    assert.equal(theirs?.id, id);
+    assert.equal(theirs!.attempts, 2);
+    assert.equal(await queue.heartbeat(mine!, 1000), false);
+    assert.equal(await queue.complete(mine!), false);
+    assert.equal(await queue.fail(mine!, 'late', 'dead'), false);
+    assert.equal((await queue.get(id!))?.state, 'running');
+    assert.equal(await queue.complete(theirs!), true);
+    assert.equal(await queue.get(id!), undefined);
+  });
+
+  it('retries with back-off, keeps the last error, and keeps dead jobs after max attempts', async () => {
+    const id = await queue.enqueueNow({ ...job(), maxAttempts: 3 });
+    const errorsSeen: number[] = [];
+    const w = worker(queue, clock, { 'test.job': async ({ job: j }) => { errorsSeen.push(j.attempts); throw new Error(`boom ${j.attempts}`); } });
+    w.start();
+    await w.idle();
+    let stored = (await queue.get(id!))!;
+    assert.equal(stored.state, 'queued');
+    assert.equal(stored.lastError, 'boom 1');
+    const delay1 = stored.runAt - clock.now();
+    assert.ok(delay1 >= 500 && delay1 <= 1000, `first back-off ${delay1}`);
+    clock.advance(delay1);
+    await w.idle();
+    stored = (await queue.get(id!))!;
+    const delay2 = stored.runAt - clock.now();
+    assert.ok(delay2 >= 1000 && delay2 <= 2000, `second back-off ${delay2}`);
+    clock.advance(delay2);
+    await w.idle();
+    stored = (await queue.get(id!))!;
+    assert.equal(stored.state, 'dead');
+    assert.equal(stored.attempts, 3);
+    assert.equal(stored.lastError, 'boom 3');
+    assert.deepEqual(errorsSeen, [1, 2, 3]);
+    assert.deepEqual((await queue.list({ state: 'dead' })).map((j) => j.id), [id]);
+    assert.equal((await queue.depth()).dead, 1);
+    await w.stop();
+  });
+
+  it('PermanentFailure kills at once; RetryLater picks the time', async () => {
+    const dead = await queue.enqueueNow(job('k.perm'));
+    const later = await queue.enqueueNow(job('k.later'));
+    const w = worker(queue, clock, {
+      'k.perm': async () => { throw new PermanentFailure('bad config'); },
+      'k.later': async () => { throw new RetryLater('rate limited', clock.now() + 42_000); },
+    });
+    w.start();
+    await w.idle();
+    assert.equal((await queue.get(dead!))?.state, 'dead');
+    assert.equal((await queue.get(dead!))?.lastError, 'bad config');
+    assert.equal((await queue.get(later!))?.runAt, clock.now() + 42_000);
+    assert.equal((await queue.get(later!))?.state, 'queued');
+    await w.stop();
+  });
+
+  it('an expired lease at the last attempt ends dead, not run again', async () => {
+    const id = await queue.enqueueNow({ ...job(), maxAttempts: 1 });
+    await queue.claim('crashed', 1, 1000);
+    clock.advance(1001);
+    let ran = 0;
+    const w = worker(queue, clock, { 'test.job': async () => void ran++ });
+    w.start();
+    await w.idle();
+    assert.equal(ran, 0);
+    const stored = await queue.get(id!);
+    assert.equal(stored?.state, 'dead');
+    assert.match(stored!.lastError!, /gave up after 1 attempts/);
+    await w.stop();
+  });
+
+  it('completeIn(tx) commits the handler writes and the completion together', async () => {
+    const id = await queue.enqueueNow(job());
+    let attempt = 0;
+    const w = worker(queue, clock, {
+      'test.job': async (ctx) => {
+        attempt++;
+        await inTransaction(qdb.handle.db, async (uow) => {
+          await sql`INSERT INTO job_runs VALUES (${ctx.job.id}, 'w', 'end', ${clock.now()}, ${attempt})`.execute(uow.tx);
+          await ctx.completeIn(uow.tx);
+          if (attempt === 1) throw new Error('fails after completeIn, before commit');
+        });
+      },
+    }, { backoffBaseMs: 2 });
+    w.start();
+    await w.idle();
+    assert.equal(await count(qdb.handle), 0, 'first attempt rolled back with its completion');
+    assert.equal((await queue.get(id!))?.state, 'queued');
+    clock.advance(10);
+    await w.idle();
+    assert.equal(await count(qdb.handle), 1);
+    assert.equal(await queue.get(id!), undefined);
+    await w.stop();
+  });
+
+  it('completeIn(tx) throws and rolls back when the lease was lost', async () => {
+    const id = await queue.enqueueNow(job());
+    const [mine] = await queue.claim('a', 1, 1000);
+    clock.advance(1001);
+    const [theirs] = await queue.claim('b', 1, 1000);
+    assert.ok(theirs);
+    // Same path the worker takes: completion by a stale owner deletes nothing.
+    await assert.rejects(inTransaction(qdb.handle.db, async (uow) => {
+      await sql`INSERT INTO job_runs VALUES (${id!}, 'a', 'end', 0, 0)`.execute(uow.tx);
+      if (!(await queue.complete(mine!, uow.tx))) throw new Error('lease lost');
+    }), /lease lost/);
+    assert.equal(await count(qdb.handle), 0);
+  });
+
+  it('dedupe keys: one queued/running job per (kind, key); free again after completion or death', async () => {
+    const a = await queue.enqueueNow({ ...job(), dedupeKey: 'k1' });
+    assert.ok(a);
+    assert.equal(await queue.enqueueNow({ ...job(), dedupeKey: 'k1' }), undefined);
+    assert.ok(await queue.enqueueNow({ ...job('other.kind'), dedupeKey: 'k1' }), 'keys are per kind');
+    const inTx = await inTransaction(qdb.handle.db, async (uow) => {
+      const dup = await queue.enqueue(uow, { ...job(), dedupeKey: 'k1' });
+      // The transaction stays usable after a duplicate (PostgreSQL aborts on a raised violation).
+      const fresh = await queue.enqueue(uow, { ...job(), dedupeKey: 'k2' });
+      return { dup, fresh };
+    });
+    assert.equal(inTx.dup, undefined);
+    assert.ok(inTx.fresh);
+    const [claimed] = await queue.claim('a', 1, 1000, ['test.job']);
+    assert.equal(await queue.enqueueNow({ ...job(), dedupeKey: claimed!.id === a ? 'k1' : 'k2' }), undefined, 'running still dedupes');
+    await queue.fail(claimed!, 'x', 'dead');
+    assert.ok(await queue.enqueueNow({ ...job(), dedupeKey: claimed!.id === a ? 'k1' : 'k2' }), 'a dead job frees its key');
+  });
+
+  it('reports depth and the age of the oldest due job', async () => {
+    await queue.enqueueNow(job());
+    await queue.enqueueNow({ ...job(), runAt: clock.now() + 60_000 });
+    clock.advance(3000);
+    const d = await queue.depth();
+    assert.equal(d.queued, 2);
+    assert.equal(d.oldestDueMs, 3000);
+  });
+});
+
+describe('job queue under concurrency [postgres]', { skip: TEST_DATABASE_URL ? false : 'TEST_DATABASE_URL not set' }, () => {
+  let qdb: QueueDb;
+  before(async () => {
+    if (TEST_DATABASE_URL) qdb = await createQueueDb('postgres', 3);
+  });
+  after(async () => {
+    await qdb?.close();
+  });
+
+  it('4 workers × concurrency 8 run 500 jobs each exactly once, never twice at a time', async () => {
+    const N = 500;
+    const running = new Set<string>();
+    const overlaps: string[] = [];
+    const queues: JobQueue[] = [];
+    const workers: Worker[] = [];
+    let done = 0;
+    let resolveAll!: () => void;
+    const all = new Promise<void>((r) => (resolveAll = r));
+    let seq = 0;
+    for (let w = 0; w < 4; w++) {
+      // Each "process" has its own pool, queue and worker on the same schema.
+      const handle = qdb.open(3);
+      const queue = createJobQueue({ handle, clock: systemClock, ids: randomIds });
+      queues.push(queue);
+      const name = `w${w}`;
+      workers.push(createWorker({
+        queue, clock: systemClock, log, owner: name, concurrency: 8, leaseMs: 5000, idlePollMs: 200,
+        handlers: new Map([['load.job', async (ctx) => {
+          if (running.has(ctx.job.id)) overlaps.push(ctx.job.id);
+          running.add(ctx.job.id);
+          await sql`INSERT INTO job_runs VALUES (${ctx.job.id}, ${name}, 'start', ${Date.now()}, ${++seq})`.execute(handle.db);
+          await new Promise((r) => setTimeout(r, Math.random() * 3));
+          running.delete(ctx.job.id);
+          await inTransaction(handle.db, async (uow) => {
+            await sql`INSERT INTO job_runs VALUES (${ctx.job.id}, ${name}, 'end', ${Date.now()}, ${++seq})`.execute(uow.tx);
+            await ctx.completeIn(uow.tx);
+          });
+          if (++done === N) resolveAll();
+        }]]),
+      }));
+    }
+    await Promise.all(queues.map((q) => q.ready()));
+    for (const w of workers) w.start();
+    // Enqueue from two producers while the workers run.
+    await Promise.all([0, 1].map(async (p) => {
+      for (let i = p; i < N; i += 2) await queues[p]!.enqueueNow({ kind: 'load.job', payload: { v: 1, i } });
+    }));
+    const timeout = setTimeout(() => resolveAll(), 60_000);
+    await all;
+    clearTimeout(timeout);
+    await Promise.all(workers.map((w) => w.stop()));
+    await Promise.all(queues.map((q) => q.close()));
+    assert.equal(done, N);
+    assert.deepEqual(overlaps, []);
+    const perJob = await sql<{ job_id: string; starts: number; ends: number }>`
+      SELECT job_id, SUM(CASE WHEN phase = 'start' THEN 1 ELSE 0 END) AS starts, SUM(CASE WHEN phase = 'end' THEN 1 ELSE 0 END) AS ends
+      FROM job_runs GROUP BY job_id`.execute(qdb.handle.db);
+    assert.equal(perJob.rows.length, N);
+    assert.ok(perJob.rows.every((r) => Number(r.starts) === 1 && Number(r.ends) === 1), 'each job started and ended exactly once');
+    const byWorker = await sql<{ worker: string; n: number }>`SELECT worker, COUNT(*) AS n FROM job_runs WHERE phase = 'end' GROUP BY worker`.execute(qdb.handle.db);
+    assert.ok(byWorker.rows.length >= 2, `work spread over workers: ${JSON.stringify(byWorker.rows)}`);
+    assert.equal(Number((await sql<{ n: number }>`SELECT COUNT(*) AS n FROM jobs`.execute(qdb.handle.db)).rows[0]!.n), 0);
+  });
+
+  it('LISTEN/NOTIFY wakes a worker in another process well before its idle poll', async () => {
+    const producer = createJobQueue({ handle: qdb.open(2), clock: systemClock, ids: randomIds });
+    const consumer = createJobQueue({ handle: qdb.open(2), clock: systemClock, ids: randomIds });
+    await consumer.ready();
+    let picked!: (at: number) => void;
+    const pickedAt = new Promise<number>((r) => (picked = r));
+    const w = createWorker({
+      queue: consumer, clock: systemClock, log, owner: 'listener', concurrency: 1, idlePollMs: 10_000,
+      handlers: new Map([['wake.job', async () => picked(Date.now())]]),
+    });
+    w.start();
+    await new Promise((r) => setTimeout(r, 100)); // let the first (empty) poll settle into its idle sleep
+    const latencies: number[] = [];
+    const t0 = Date.now();
+    await inTransaction(qdb.handle.db, async (uow) => {
+      await producer.enqueue(uow, { kind: 'wake.job', payload: { v: 1 } });
+    });
+    latencies.push((await pickedAt) - t0);
+    await w.stop();
+    await producer.close();
+    await consumer.close();
+    assert.ok(latencies[0]! < 1000, `picked after ${latencies[0]} ms (idle poll 10 s)`);
+  });
+});
