@@ -1,4 +1,4 @@
-import type { Db } from '../storage/db.js';
+import type { Db, Tx } from '../storage/db.js';
 import { fromJson, toJson } from '../storage/dialect.js';
 import type { Uow } from '../storage/uow.js';
 import type { Clock } from '../lib/clock.js';
@@ -30,9 +30,10 @@ export interface EventLog {
   /** Appends inside the caller's transaction; announced on the bus after commit. */
   append(uow: Uow, event: DomainEvent): Promise<number>;
   /** Events after `position`, oldest first (for durable consumers such as webhooks). */
-  readAfter(position: number, limit: number): Promise<StoredEvent[]>;
-  cursor(consumer: string): Promise<number>;
-  saveCursor(consumer: string, position: number): Promise<void>;
+  readAfter(position: number, limit: number, ex?: Db | Tx): Promise<StoredEvent[]>;
+  /** `ex`: run on an open transaction (consumers that save their cursor with their own writes). */
+  cursor(consumer: string, ex?: Db | Tx): Promise<number>;
+  saveCursor(consumer: string, position: number, ex?: Db | Tx): Promise<void>;
   /** Hooks run after commit for each appended event (e.g. wake the webhook fan-out). */
   onAppended(fn: (event: StoredEvent) => void): void;
 }
@@ -71,17 +72,17 @@ export function createEventLog(deps: { db: Db; bus: EventBus; clock: Clock }): E
       });
       return stored.id;
     },
-    async readAfter(position, limit) {
-      const rows = await db.selectFrom('events').selectAll().where('id', '>', position).orderBy('id').limit(limit).execute();
+    async readAfter(position, limit, ex = db) {
+      const rows = await ex.selectFrom('events').selectAll().where('id', '>', position).orderBy('id').limit(limit).execute();
       return rows.map(toStored);
     },
-    async cursor(consumer) {
-      const row = await db.selectFrom('event_cursors').select('position').where('consumer', '=', consumer).executeTakeFirst();
+    async cursor(consumer, ex = db) {
+      const row = await ex.selectFrom('event_cursors').select('position').where('consumer', '=', consumer).executeTakeFirst();
       return row ? Number(row.position) : 0;
     },
-    async saveCursor(consumer, position) {
+    async saveCursor(consumer, position, ex = db) {
       const updated_on = iso(clock.now());
-      await db
+      await ex
         .insertInto('event_cursors')
         .values({ consumer, position, updated_on })
         .onConflict((oc) => oc.column('consumer').doUpdateSet({ position, updated_on }))
