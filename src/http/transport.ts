@@ -70,8 +70,61 @@ export function registerBodyParsers(app: FastifyInstance): void {
 const ALLOW_HEADERS = 'authorization, content-type, cache-control, pragma, if-modified-since, if-match, content-filename, idempotency-key, x-request-id';
 const EXPOSE_HEADERS = 'ETag, Last-Modified, Location, X-Request-Id, X-Total-Count, Retry-After, Idempotent-Replayed';
 
-/** CORS (conventions.md §2.4) and the common response headers (§2.5). */
+interface QueryPlan {
+  arrays: string[];
+  booleans: string[];
+}
+const plans = new WeakMap<object, QueryPlan>();
+
+const typesOf = (schema: Record<string, unknown>): string[] => {
+  const own = schema.type === undefined ? [] : Array.isArray(schema.type) ? (schema.type as string[]) : [schema.type as string];
+  const alts = [...((schema.anyOf as unknown[]) ?? []), ...((schema.oneOf as unknown[]) ?? [])] as Array<Record<string, unknown>>;
+  return [...own, ...alts.flatMap(typesOf)];
+};
+
+/** Which query keys of a route's querystring schema are arrays and which are booleans. */
+function planFor(schema: object): QueryPlan {
+  let plan = plans.get(schema);
+  if (!plan) {
+    plan = { arrays: [], booleans: [] };
+    const props = ((schema as { properties?: Record<string, Record<string, unknown>> }).properties) ?? {};
+    for (const [key, prop] of Object.entries(props)) {
+      const types = typesOf(prop);
+      if (types.includes('array')) plan.arrays.push(key);
+      else if (types.includes('boolean')) plan.booleans.push(key);
+    }
+    plans.set(schema, plan);
+  }
+  return plan;
+}
+
+/**
+ * Query values the schema alone cannot express (conventions.md §2.3): array parameters accept
+ * repeated keys and comma-separated values, also mixed; booleans accept `true`/`false` in any case
+ * and `1`/`0` (anything else is left for validation to reject).
+ */
+export function normaliseQuery(schema: object | undefined, query: Record<string, unknown>): void {
+  if (!schema) return;
+  const plan = planFor(schema);
+  for (const key of plan.arrays) {
+    const v = query[key];
+    if (v === undefined) continue;
+    query[key] = (Array.isArray(v) ? v : [v]).flatMap((x) => (typeof x === 'string' ? x.split(',') : [x]));
+  }
+  for (const key of plan.booleans) {
+    const v = query[key];
+    if (typeof v !== 'string') continue;
+    if (/^(true|1)$/i.test(v)) query[key] = true;
+    else if (/^(false|0)$/i.test(v)) query[key] = false;
+  }
+}
+
+/** CORS (conventions.md §2.4) and the common response headers (§2.5); query normalisation. */
 export function registerTransportHeaders(app: FastifyInstance, config: Config): void {
+  app.addHook('preValidation', async (request: FastifyRequest) => {
+    const schema = (request.routeOptions.schema as { querystring?: object } | undefined)?.querystring;
+    if (schema && request.query && typeof request.query === 'object') normaliseQuery(schema, request.query as Record<string, unknown>);
+  });
   const any = config.corsAllowedOrigins.includes('*');
   const allowed = new Set(config.corsAllowedOrigins);
   const originFor = (origin: string | undefined): string | undefined => {
