@@ -1,6 +1,7 @@
 import type { ModuleDefinition } from './module.js';
 import { accountsModule } from './accounts/index.js';
 import { spacesModule } from './spaces/index.js';
+import { channelsModule } from './channels/index.js';
 
 /**
  * Every API group, in set-up order: a module may use the services of the ones before it.
@@ -9,4 +10,5 @@ import { spacesModule } from './spaces/index.js';
 export const moduleDefinitions: ModuleDefinition[] = [
   accountsModule,
   spacesModule,
+  channelsModule,
 ];

@@ -31,7 +31,11 @@ export interface ChannelRegistry {
   adapter(apiSpaceId: string, channelId: string): Promise<{ adapter: ChannelAdapter; config: ChannelConfigView } | { missing: 'unconfigured' | 'disabled' }>;
   /** The configuration (secrets masked) or undefined. */
   config(apiSpaceId: string, channelId: string): Promise<ChannelConfigView | undefined>;
-  /** Rewrites a URL into `{PUBLIC_BASE_URL}/t/{token}` bound to the message (channels.md §1.5). */
-  trackLink(apiSpaceId: string, messageId: string, channelId: string, url: string): Promise<string>;
+  /**
+   * Rewrites a URL into `{PUBLIC_BASE_URL}/t/{token}` bound to the message (channels.md §1.5).
+   * `metadata` (the message's) is carried in the `interaction.click` event. Non-http(s) URLs are
+   * returned unchanged.
+   */
+  trackLink(apiSpaceId: string, messageId: string, channelId: string, url: string, metadata?: unknown): Promise<string>;
   setSink(sink: MessageSink): void;
 }

@@ -1,0 +1,187 @@
+/**
+ * Outbound HTTP guard against SSRF (conventions.md §12 `ALLOW_PRIVATE_CHANNEL_TARGETS`, webhooks.md
+ * §4.7): refuses loopback, private, link-local and other non-public targets. The check runs on the
+ * addresses DNS actually returned, inside the socket's `lookup`, so the connection goes to the
+ * address that was checked (no DNS-rebinding window between check and connect).
+ *
+ * Reusable: `guardedRequest` for one request, `guardedLookup` for any `http.request`, and
+ * `isPublicAddress` / `checkTargetUrl` for configuration-time checks.
+ */
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
+import http from 'node:http';
+import https from 'node:https';
+
+const blocked = new BlockList();
+for (const [net, prefix] of [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24],
+  ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) blocked.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of [
+  ['::', 128], ['::1', 128], ['64:ff9b:1::', 48], ['100::', 64], ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8],
+] as const) blocked.addSubnet(net, prefix, 'ipv6');
+
+/** IPv4 address embedded in an IPv4-mapped/compatible or NAT64 IPv6 address, if any. */
+function embeddedIpv4(address: string): string | undefined {
+  const lower = address.toLowerCase();
+  const dotted = /^(?:::ffff:(?:0:)?|::|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
+  if (dotted) return dotted[1];
+  const hex = /^(?:::ffff:(?:0:)?|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
+  if (hex) {
+    const hi = parseInt(hex[1]!, 16);
+    const lo = parseInt(hex[2]!, 16);
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return undefined;
+}
+
+/** Whether an IP address is a public unicast address (false for anything else, or not an IP). */
+export function isPublicAddress(address: string): boolean {
+  const bare = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  const family = isIP(bare);
+  if (family === 4) return !blocked.check(bare, 'ipv4');
+  if (family === 6) {
+    const v4 = embeddedIpv4(bare);
+    if (v4) return !blocked.check(v4, 'ipv4');
+    return !blocked.check(bare, 'ipv6');
+  }
+  return false;
+}
+
+/** Thrown (as the request error) when a target resolves to a refused address. */
+export class BlockedTargetError extends Error {
+  readonly code = 'EBLOCKEDTARGET';
+  constructor(readonly host: string, readonly address: string) {
+    super(`Refusing to connect to ${host} (${address}): not a public address`);
+    this.name = 'BlockedTargetError';
+  }
+}
+
+/**
+ * A `lookup` for `http.request`/`net.connect` that resolves as usual and fails with
+ * `BlockedTargetError` when any returned address is not public (unless `allowPrivate`).
+ */
+export function guardedLookup(allowPrivate: boolean): LookupFunction {
+  return ((hostname: string, options: object, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, '', 0);
+      const list = addresses as LookupAddress[];
+      if (!allowPrivate) {
+        const bad = list.find((a) => !isPublicAddress(a.address));
+        if (bad) return callback(new BlockedTargetError(hostname, bad.address) as unknown as NodeJS.ErrnoException, '', 0);
+      }
+      if ((options as { all?: boolean }).all) return callback(null, list);
+      const first = list[0];
+      if (!first) return callback(Object.assign(new Error(`No address for ${hostname}`), { code: 'ENOTFOUND' }), '', 0);
+      callback(null, first.address, first.family);
+    });
+  }) as LookupFunction;
+}
+
+/**
+ * Static check of a target URL (configuration time): http(s) only, with a host; a literal IP
+ * address must be public unless `allowPrivate`. Names are checked again at connect time.
+ * Returns a problem description or undefined.
+ */
+export function checkTargetUrl(raw: string, allowPrivate: boolean): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'Must be an absolute URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'Must be an http or https URL';
+  if (!url.hostname) return 'Must name a host';
+  if (url.username || url.password) return 'Must not contain credentials';
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!allowPrivate) {
+    if (isIP(host) && !isPublicAddress(host)) return 'Must not target a private, loopback or link-local address';
+    if (/^localhost$|\.localhost$/i.test(host)) return 'Must not target localhost';
+  }
+  return undefined;
+}
+
+export interface GuardedRequest {
+  url: string;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  /** Whole-request deadline (connect, send, response headers and body). */
+  timeoutMs: number;
+  allowPrivate: boolean;
+  signal?: AbortSignal;
+  /** Response bytes kept (the rest is discarded). Default 64 KiB. */
+  maxResponseBytes?: number;
+}
+
+export interface GuardedResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** Failure classes callers map to outcomes: `timeout` and `network` are worth retrying. */
+export class OutboundError extends Error {
+  constructor(readonly kind: 'blocked' | 'timeout' | 'network' | 'aborted' | 'invalid', message: string) {
+    super(message);
+    this.name = 'OutboundError';
+  }
+}
+
+/** One HTTP(S) request through the guard; never follows redirects. */
+export function guardedRequest(req: GuardedRequest): Promise<GuardedResponse> {
+  const problem = checkTargetUrl(req.url, req.allowPrivate);
+  if (problem) return Promise.reject(new OutboundError(problem.includes('private') || problem.includes('localhost') ? 'blocked' : 'invalid', `${problem}: ${req.url}`));
+  const url = new URL(req.url);
+  const client = url.protocol === 'https:' ? https : http;
+  const limit = req.maxResponseBytes ?? 64 * 1024;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (err: OutboundError | undefined, res?: GuardedResponse) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.signal?.removeEventListener('abort', onAbort);
+      if (err) {
+        request.destroy();
+        reject(err);
+      } else resolve(res!);
+    };
+    const request = client.request(url, {
+      method: req.method ?? 'GET',
+      headers: { ...(req.headers ?? {}), ...(req.body !== undefined ? { 'content-length': String(Buffer.byteLength(req.body)) } : {}) },
+      lookup: guardedLookup(req.allowPrivate),
+      agent: false,
+    });
+    const timer = setTimeout(() => finish(new OutboundError('timeout', `No complete response within ${req.timeoutMs} ms`)), req.timeoutMs);
+    const onAbort = () => finish(new OutboundError('aborted', 'Request aborted'));
+    if (req.signal?.aborted) return finish(new OutboundError('aborted', 'Request aborted'));
+    req.signal?.addEventListener('abort', onAbort, { once: true });
+    request.on('error', (err: Error & { code?: string }) => {
+      if (err instanceof BlockedTargetError || err.code === 'EBLOCKEDTARGET') finish(new OutboundError('blocked', err.message));
+      else finish(new OutboundError('network', `${err.code ?? 'error'}: ${err.message}`));
+    });
+    request.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        if (size < limit) chunks.push(chunk.subarray(0, limit - size));
+        size += chunk.length;
+      });
+      res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', (err) => finish(new OutboundError('network', err.message)));
+    });
+    request.end(req.body);
+  });
+}
+
+/** `Retry-After` (delta seconds or an HTTP date) in ms from `now`, if present and sensible. */
+export function retryAfterMs(header: string | string[] | undefined, now: number): number | undefined {
+  const v = Array.isArray(header) ? header[0] : header;
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Math.min(Number(v.trim()), 86_400) * 1000;
+  const at = Date.parse(v);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, Math.min(at - now, 86_400_000));
+}

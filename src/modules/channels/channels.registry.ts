@@ -1,0 +1,190 @@
+/**
+ * The channel registry (`services.channels`): adapters built from each space's configuration with
+ * decrypted settings, cached by (space, channel, revision) and closed when the configuration
+ * changes; provider callbacks; tracked links. Receipts and inbound messages from adapters are
+ * queued as durable `channels.report` jobs and handed to the messages module's sink from there.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AdapterSink, CallbackRequest, CallbackResult, ChannelAdapter, InboundReport, ReceiptReport } from '../../channels/adapter.js';
+import type { ModuleContext } from '../module.js';
+import type { Uow } from '../../storage/uow.js';
+import type { JobHandler } from '../../delivery/worker.js';
+import { RetryLater } from '../../delivery/worker.js';
+import { iso } from '../../lib/clock.js';
+import { errors } from '../../http/errors.js';
+import { fromJson, toJson } from '../../storage/dialect.js';
+import type { ChannelConfigView, ChannelRegistry, MessageSink } from './channels.contract.js';
+import type { ChannelsRepo, StoredConfig } from './channels.repo.js';
+import { isBuiltIn, type ChannelConfigService, type ProviderRegistry } from './channels.service.js';
+
+export const REPORT_JOB = 'channels.report';
+
+interface ReportPayload {
+  v: 1;
+  channelId: string;
+  receipt?: ReceiptReport;
+  inbound?: InboundReport;
+  [k: string]: unknown;
+}
+
+interface Cached {
+  revision: number;
+  adapter: Promise<ChannelAdapter | undefined>;
+}
+
+export interface ChannelRegistryImpl extends ChannelRegistry {
+  /** Closes the cached adapter of a channel whose configuration changed or was deleted. */
+  evict(apiSpaceId: string, channelId: string): void;
+  handleCallback(apiSpaceId: string, channelId: string, request: CallbackRequest): Promise<CallbackResult>;
+  /** Resolves a tracked-link token: the original URL (and records the click), or undefined. */
+  click(token: string, userAgent: string | undefined): Promise<string | undefined>;
+  reportJob: JobHandler;
+  closeAll(): Promise<void>;
+}
+
+export function createChannelRegistry(ctx: ModuleContext, deps: { repo: ChannelsRepo; providers: ProviderRegistry; configs: ChannelConfigService }): ChannelRegistryImpl {
+  const { repo, providers, configs } = deps;
+  const cache = new Map<string, Cached>();
+  let sink: MessageSink | undefined;
+  const keyOf = (s: string, c: string) => `${s}\u0000${c}`;
+
+  const enqueueReports = async (uow: Uow, apiSpaceId: string, channelId: string, receipts: ReceiptReport[], inbounds: InboundReport[]) => {
+    for (const receipt of receipts) await ctx.queue.enqueue(uow, { kind: REPORT_JOB, apiSpaceId, payload: { v: 1, channelId, receipt } satisfies ReportPayload });
+    for (const inbound of inbounds) await ctx.queue.enqueue(uow, { kind: REPORT_JOB, apiSpaceId, payload: { v: 1, channelId, inbound: { ...inbound, channelId: inbound.channelId || channelId } } satisfies ReportPayload });
+  };
+
+  const sinkFor = (apiSpaceId: string, channelId: string): AdapterSink => ({
+    receipt: (report) => ctx.transaction((uow) => enqueueReports(uow, apiSpaceId, channelId, [report], [])),
+    inbound: (report) => ctx.transaction((uow) => enqueueReports(uow, apiSpaceId, channelId, [], [report])),
+  });
+
+  const closeQuietly = (entry: Cached | undefined) => {
+    entry?.adapter.then((a) => a?.close?.()).catch((err) => ctx.log.warn({ err }, 'closing a channel adapter failed'));
+  };
+
+  /** The adapter for a stored configuration (undefined when its provider is not registered). */
+  function instance(c: StoredConfig): Promise<ChannelAdapter | undefined> {
+    const key = keyOf(c.apiSpaceId, c.channelId);
+    const hit = cache.get(key);
+    if (hit && hit.revision === c.revision) return hit.adapter;
+    // An older process-local copy of a newer revision never replaces a newer one.
+    if (hit && hit.revision > c.revision) return hit.adapter;
+    const provider = providers.find(c.channelId, c.provider);
+    const adapter = provider
+      ? Promise.resolve().then(() => provider.create({
+        apiSpaceId: c.apiSpaceId, channelId: c.channelId, settings: configs.decrypted(c), sink: sinkFor(c.apiSpaceId, c.channelId),
+        allowPrivateTargets: ctx.config.allowPrivateChannelTargets, publicBaseUrl: ctx.config.publicBaseUrl,
+        trackLink: (url, messageId) => registry.trackLink(c.apiSpaceId, messageId, c.channelId, url),
+        log: ctx.log.child({ apiSpaceId: c.apiSpaceId, channelId: c.channelId, provider: c.provider }),
+      }))
+      : Promise.resolve(undefined);
+    const entry: Cached = { revision: c.revision, adapter };
+    // A failed build is not cached: the next call tries again.
+    adapter.catch(() => {
+      if (cache.get(key) === entry) cache.delete(key);
+    });
+    cache.set(key, entry);
+    closeQuietly(hit);
+    return adapter;
+  }
+
+  const configView = (c: StoredConfig): ChannelConfigView => {
+    const v = configs.view(c);
+    return { channelId: c.channelId, enabled: c.enabled, provider: c.provider, settings: v.settings, custom: !isBuiltIn(c.channelId), revision: c.revision };
+  };
+
+  const registry: ChannelRegistryImpl = {
+    registerProvider(provider) {
+      providers.register(provider);
+    },
+
+    async adapter(apiSpaceId, channelId) {
+      const c = await repo.get(apiSpaceId, channelId);
+      if (!c) {
+        registry.evict(apiSpaceId, channelId);
+        return { missing: 'unconfigured' };
+      }
+      if (!c.enabled) {
+        registry.evict(apiSpaceId, channelId);
+        return { missing: 'disabled' };
+      }
+      const adapter = await instance(c);
+      if (!adapter) return { missing: 'unconfigured' };
+      return { adapter, config: configView(c) };
+    },
+
+    async config(apiSpaceId, channelId) {
+      const c = await repo.get(apiSpaceId, channelId);
+      return c ? configView(c) : undefined;
+    },
+
+    async trackLink(apiSpaceId, messageId, channelId, url, metadata) {
+      if (!/^https?:\/\/[^\s]+$/i.test(url)) return url;
+      // 16 random bytes → exactly 22 base64url characters (channels.md §1.5).
+      const token = randomBytes(16).toString('base64url');
+      await repo.insertLink({
+        token, api_space_id: apiSpaceId, message_id: messageId, channel_id: channelId, url,
+        metadata: metadata === undefined ? null : toJson(metadata), created_on: iso(ctx.clock.now()),
+      });
+      return `${ctx.config.publicBaseUrl}/t/${token}`;
+    },
+
+    setSink(next) {
+      sink = next;
+    },
+
+    evict(apiSpaceId, channelId) {
+      const key = keyOf(apiSpaceId, channelId);
+      const hit = cache.get(key);
+      if (!hit) return;
+      cache.delete(key);
+      closeQuietly(hit);
+    },
+
+    async handleCallback(apiSpaceId, channelId, request) {
+      const c = await repo.get(apiSpaceId, channelId);
+      // Receipts for earlier sends still arrive while a channel is disabled.
+      const adapter = c ? await instance(c) : undefined;
+      if (!adapter?.handleCallback) throw errors.notFound('Channel callback');
+      const result = await adapter.handleCallback(request);
+      const receipts = result.receipts ?? [];
+      const inbounds = result.inbounds ?? [];
+      if (receipts.length || inbounds.length) await ctx.transaction((uow) => enqueueReports(uow, apiSpaceId, channelId, receipts, inbounds));
+      return result;
+    },
+
+    async click(token, userAgent) {
+      const link = await repo.getLink(token);
+      if (!link) return undefined;
+      const space = await ctx.services.spaces.get(link.api_space_id);
+      if (!space) return undefined;
+      await ctx.transaction(async (uow) => {
+        const clickedOn = iso(ctx.clock.now());
+        await ctx.events.append(uow, {
+          apiSpaceId: space.id, accountId: space.accountId, name: 'interaction.click',
+          payload: { id: link.message_id, channel: link.channel_id, url: link.url, clickedOn, userAgent: userAgent ?? null, metadata: fromJson(link.metadata) ?? null },
+          meta: { messageId: link.message_id, channel: link.channel_id },
+        });
+        // Opening a push notification's tracked deep link marks the message read (channels.md §5).
+        if (link.channel_id === 'nativePush') {
+          await enqueueReports(uow, space.id, link.channel_id, [{ messageId: link.message_id, status: 'read', at: ctx.clock.now() }], []);
+        }
+      });
+      return link.url;
+    },
+
+    async reportJob({ job }) {
+      const p = job.payload as ReportPayload;
+      if (!sink) throw new RetryLater('no message sink is registered yet', ctx.clock.now() + 5_000);
+      if (p.receipt) await sink.receipt(job.apiSpaceId!, p.channelId, p.receipt);
+      if (p.inbound) await sink.inbound(job.apiSpaceId!, p.inbound);
+    },
+
+    async closeAll() {
+      const entries = [...cache.values()];
+      cache.clear();
+      await Promise.allSettled(entries.map(async (e) => (await e.adapter)?.close?.()));
+    },
+  };
+  return registry;
+}

@@ -1,0 +1,27 @@
+import { Type } from '@sinclair/typebox';
+import { AnyObject, SpaceIdParam } from '../../http/schemas.js';
+
+export const ChannelParams = Type.Object({
+  apiSpaceId: SpaceIdParam,
+  channelId: Type.String({ minLength: 1, maxLength: 100, description: 'Built-in channel id or a custom channel id' }),
+});
+
+export const ChannelConfigBody = Type.Object({
+  channelId: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Must equal the path id when given' })),
+  enabled: Type.Optional(Type.Boolean({ default: true })),
+  provider: Type.Optional(Type.String({ minLength: 1, maxLength: 50, description: 'Provider of the channel (e.g. smpp, http, smtp); custom channels use http' })),
+  settings: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'Provider settings; secrets may be sent as ******** to keep the stored value' })),
+}, { additionalProperties: true });
+
+export const ChannelConfig = Type.Object({
+  channelId: Type.String(),
+  enabled: Type.Boolean(),
+  provider: Type.String(),
+  settings: AnyObject,
+  _createdOn: Type.String({ format: 'date-time' }),
+  _createdBy: Type.String(),
+  _updatedOn: Type.String({ format: 'date-time' }),
+  _updatedBy: Type.String(),
+}, { description: 'Channel configuration (secret settings shown as ********)' });
+
+export const TrackedLinkParams = Type.Object({ token: Type.String({ minLength: 1, maxLength: 100 }) });
