@@ -5,10 +5,11 @@ import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import { Histogram } from 'prom-client';
 import type { Container } from './container.js';
-import { sendError } from './http/error-handler.js';
+import { frameworkErrorHandler, sendError } from './http/error-handler.js';
 import { errors } from './http/errors.js';
 import { registerBodyParsers, registerTransportHeaders, parseQueryString, requestIdFrom } from './http/transport.js';
 import { createAuthHook } from './http/auth-policy.js';
+import { createRateLimitHook } from './http/rate-limit.js';
 import { OperationRegistry } from './http/operations.js';
 import { registerSystemRoutes } from './http/system.routes.js';
 
@@ -30,6 +31,7 @@ export async function buildApp(container: Container): Promise<AppInstance> {
       maxParamLength: 1024,
     },
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: true, useDefaults: true } },
+    frameworkErrors: frameworkErrorHandler,
     forceCloseConnections: true,
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
@@ -61,6 +63,8 @@ export async function buildApp(container: Container): Promise<AppInstance> {
   });
 
   app.addHook('onRequest', createAuthHook({ credentials: container.credentials, spaces: container.spaces }));
+  // After auth: the buckets are per credential and per API space (conventions.md §9.2).
+  app.addHook('onRequest', createRateLimitHook({ config: platform.config, clock: platform.clock, metrics: platform.metrics }));
 
   await app.register(swagger, {
     openapi: {
