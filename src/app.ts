@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import { Histogram } from 'prom-client';
 import type { Container } from './container.js';
-import { sendError } from './http/error-handler.js';
+import { frameworkErrorHandler, sendError } from './http/error-handler.js';
 import { errors } from './http/errors.js';
 import { registerBodyParsers, registerTransportHeaders, parseQueryString, requestIdFrom } from './http/transport.js';
 import { createAuthHook } from './http/auth-policy.js';
@@ -31,6 +31,7 @@ export async function buildApp(container: Container): Promise<AppInstance> {
       maxParamLength: 1024,
     },
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: true, useDefaults: true } },
+    frameworkErrors: frameworkErrorHandler,
     forceCloseConnections: true,
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;

@@ -32,6 +32,10 @@ export function toAppError(err: unknown): AppError {
       return errors.invalidJson('Content-Length does not match the body');
     case 'FST_ERR_CTP_INVALID_TYPE':
       return errors.unsupportedMediaType('');
+    case 'FST_ERR_BAD_URL':
+      return errors.invalidField('path', 'The path is not a valid URL (bad percent-encoding)');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return errors.invalidField('path', 'A path parameter is too long');
   }
   if (e instanceof SyntaxError || e?.type === 'entity.parse.failed') return errors.invalidJson();
   const status = e?.statusCode;
@@ -66,4 +70,14 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: unk
     .type('application/json; charset=utf-8')
     .serializer(JSON.stringify)
     .send(errorBody(appError, String(request.id)));
+}
+
+/**
+ * Fastify's `frameworkErrors`: failures the router hits before any route or hook runs (malformed
+ * percent-encoding, over-long path parameters). Without it Fastify answers its own error shape.
+ */
+export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  reply.header('X-Request-Id', String(request.id));
+  reply.header('Cache-Control', 'no-store');
+  return sendError(request, reply, err);
 }
