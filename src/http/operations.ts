@@ -11,6 +11,8 @@ export interface Operation {
   /** Route schema (for the bad-input corpus). */
   schema: RouteOptions['schema'];
   bodyLimit?: number;
+  /** A websocket route (@fastify/websocket): not part of the OpenAPI document. */
+  websocket?: boolean;
 }
 
 /**
@@ -32,7 +34,8 @@ export class OperationRegistry {
       } catch {}
       if (schema?.hide || !schema?.operationId) continue;
       if (!auth) throw new Error(`route ${method} ${route.url} has no config.auth`);
-      this.operations.push({ id: schema.operationId, method, url: route.url, auth, schema: route.schema, bodyLimit: route.bodyLimit });
+      const websocket = (route as { websocket?: boolean }).websocket === true || undefined;
+      this.operations.push({ id: schema.operationId, method, url: route.url, auth, schema: route.schema, bodyLimit: route.bodyLimit, websocket });
     }
   }
 
