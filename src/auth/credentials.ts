@@ -3,6 +3,7 @@ import type { Db } from '../storage/db.js';
 import type { Clock } from '../lib/clock.js';
 import type { EventBus } from '../events/bus.js';
 import { TtlCache } from '../lib/cache.js';
+import { iso } from '../lib/clock.js';
 import { constantTimeEqual } from '../lib/secrets.js';
 import { normaliseSpaceId } from '../lib/ids.js';
 import { verifyJwt, signJwt } from './jwt.js';
@@ -23,12 +24,29 @@ export interface Credentials {
 }
 
 const INVALIDATE = 'auth.invalidate';
+/** `lastUsedOn` of an access token is written at most this often per token and process. */
+export const LAST_USED_RESOLUTION_MS = 60_000;
 
 export function createCredentials(deps: { config: Config; db: Db; clock: Clock; bus: EventBus; signingKeys: readonly SigningKey[] }): Credentials {
   const { config, db, clock, bus, signingKeys } = deps;
   const cache = new TtlCache<string, boolean>(5_000, 50_000, () => clock.now());
   let sessionCheck: SessionCheck | undefined;
   bus.subscribe(INVALIDATE, (m) => cache.delete(String(m)));
+  // Tokens whose use was recorded less than a minute ago (bounded; old entries simply expire).
+  const recentlyRecorded = new TtlCache<string, true>(LAST_USED_RESOLUTION_MS, 100_000, () => clock.now());
+
+  /** Records `lastUsedOn` (spaces-and-billing.md §6.2) after the response path, not on it. */
+  function noteUse(jti: string): void {
+    if (recentlyRecorded.get(jti)) return;
+    recentlyRecorded.set(jti, true);
+    const usedOn = iso(clock.now());
+    setImmediate(() => {
+      db.updateTable('access_tokens').set({ last_used_on: usedOn }).where('id', '=', jti)
+        .where((eb) => eb.or([eb('last_used_on', 'is', null), eb('last_used_on', '<', usedOn)]))
+        .execute()
+        .catch(() => recentlyRecorded.delete(jti)); // e.g. shutting down: try again on the next use
+    });
+  }
 
   async function accessTokenLive(jti: string, spaceId: string): Promise<boolean> {
     const key = `access:${jti}`;
@@ -70,6 +88,7 @@ export function createCredentials(deps: { config: Config; db: Db; clock: Clock; 
         const jti = String(claims.jti ?? '');
         const spaceId = normaliseSpaceId(String(claims.apiSpaceId ?? ''));
         if (!spaceId || !(await accessTokenLive(jti, spaceId))) return undefined;
+        noteUse(jti);
         const permissions = new Set(Array.isArray(claims.permissions) ? claims.permissions.map(String) : []);
         return { kind: 'access', accountId, apiSpaceId: spaceId, apiSpaceIdRaw: String(claims.apiSpaceId), profileId: String(claims.profileId ?? ''), permissions, tokenId: jti, actor: `access:${jti}` };
       }
