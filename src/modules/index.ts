@@ -1,6 +1,7 @@
 import type { ModuleDefinition } from './module.js';
 import { accountsModule } from './accounts/index.js';
 import { spacesModule } from './spaces/index.js';
+import { profilesModule } from './profiles/index.js';
 import { channelsModule } from './channels/index.js';
 
 /**
@@ -10,5 +11,6 @@ import { channelsModule } from './channels/index.js';
 export const moduleDefinitions: ModuleDefinition[] = [
   accountsModule,
   spacesModule,
+  profilesModule,
   channelsModule,
 ];

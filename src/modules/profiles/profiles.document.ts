@@ -1,0 +1,166 @@
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import type { ValidationFailure } from '../../http/errors.js';
+import { clientIdProblem } from '../../lib/ids.js';
+import { etagFor } from '../../http/etag.js';
+import type { ProfileDocument } from './profiles.contract.js';
+import type { ProfileRow } from './profiles.repo.js';
+import { fromJson } from '../../storage/dialect.js';
+
+export const MAX_PROFILE_BYTES = 64 * 1024;
+const RESERVED_IDS = ['bulk', 'optin'];
+
+export type ProfileData = Record<string, unknown>;
+
+export function profileIdProblem(id: unknown): string | undefined {
+  if (typeof id !== 'string') return 'Must be a string';
+  return clientIdProblem(id, RESERVED_IDS);
+}
+
+/** Drops `_` properties at any depth and checks names (no `.`, at most 128 characters). */
+function clean(value: unknown, path: string, failures: ValidationFailure[]): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => clean(v, `${path}[${i}]`, failures));
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (k.startsWith('_')) continue;
+    const p = path ? `${path}.${k}` : k;
+    if (k.includes('.')) failures.push({ paramName: p, message: 'Property names must not contain "."' });
+    else if (k.length > 128 || k.length === 0) failures.push({ paramName: p, message: 'Property names must be 1 to 128 characters' });
+    else out[k] = clean(v, p, failures);
+  }
+  return out;
+}
+
+/** International digits without `+` and the ISO country, or a failure message. */
+export function normalisePhone(value: unknown): { digits: string; country?: string } | string {
+  const raw = typeof value === 'number' && Number.isInteger(value) ? String(value) : value;
+  if (typeof raw !== 'string') return 'Must be a string of international digits';
+  let s = raw.trim().replace(/[\s().-]/g, '');
+  if (s.startsWith('+')) s = s.slice(1);
+  else if (s.startsWith('00')) s = s.slice(2);
+  if (!/^\d{6,15}$/.test(s)) return 'Not a valid international phone number';
+  const parsed = parsePhoneNumberFromString(`+${s}`);
+  return { digits: s, country: parsed?.country };
+}
+
+/**
+ * Cleans client input into stored custom data: reserved names dropped, `id` removed (it is a
+ * column), `phoneNumber` normalised with `phoneNumberCountryCode` derived.
+ */
+export function cleanInput(body: Record<string, unknown>, failures: ValidationFailure[]): ProfileData {
+  const data = clean(body, '', failures) as ProfileData;
+  delete data.id;
+  delete data.phoneNumberCountryCode;
+  return data;
+}
+
+/** Derives `phoneNumberCountryCode` from `phoneNumber` after a merge; checks the size. */
+export function finishData(id: string, data: ProfileData, failures: ValidationFailure[]): ProfileData {
+  if (data.phoneNumber === undefined || data.phoneNumber === null) {
+    delete data.phoneNumberCountryCode;
+  } else {
+    const p = normalisePhone(data.phoneNumber);
+    if (typeof p === 'string') failures.push({ paramName: 'phoneNumber', message: p });
+    else {
+      data.phoneNumber = p.digits;
+      if (p.country) data.phoneNumberCountryCode = p.country;
+      else delete data.phoneNumberCountryCode;
+    }
+  }
+  if (Buffer.byteLength(JSON.stringify({ id, ...data })) > MAX_PROFILE_BYTES) {
+    failures.push({ paramName: 'body', message: `A profile must not exceed ${MAX_PROFILE_BYTES} bytes serialised` });
+  }
+  return data;
+}
+
+/** Removes a dot path from data (the `deletes` query of PATCH). */
+export function deletePath(data: ProfileData, path: string): void {
+  const parts = path.split('.');
+  let cur: unknown = data;
+  for (let i = 0; i < parts.length - 1; i++) {
+    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return;
+    cur = (cur as Record<string, unknown>)[parts[i]!];
+  }
+  if (cur !== null && typeof cur === 'object' && !Array.isArray(cur)) delete (cur as Record<string, unknown>)[parts[parts.length - 1]!];
+}
+
+export interface ProfileState {
+  id: string;
+  data: ProfileData;
+  optIn: Record<string, boolean> | null;
+  rels: { primary?: string; links?: string[] } | null;
+  system: boolean;
+  revision: number;
+  createdOn: string;
+  createdBy: string;
+  updatedOn: string;
+  updatedBy: string;
+  lastActivityOn: string | null;
+  deletedOn: string | null;
+  deletedBy: string | null;
+}
+
+export function stateFromRow(r: ProfileRow): ProfileState {
+  return {
+    id: r.id,
+    data: fromJson<ProfileData>(r.data),
+    optIn: r.opt_in == null ? null : fromJson(r.opt_in),
+    rels: r.rels == null ? null : fromJson(r.rels),
+    system: r.system === 1,
+    revision: r.revision,
+    createdOn: r.created_on,
+    createdBy: r.created_by,
+    updatedOn: r.updated_on,
+    updatedBy: r.updated_by,
+    lastActivityOn: r.last_activity_on,
+    deletedOn: r.deleted_on,
+    deletedBy: r.deleted_by,
+  };
+}
+
+/** The representation without `_lastActivityOn` (what the ETag hashes). */
+export function representation(s: ProfileState): ProfileDocument {
+  const doc: ProfileDocument = { id: s.id, ...s.data };
+  if (s.optIn && Object.keys(s.optIn).length) doc._optIn = s.optIn;
+  if (s.rels && (s.rels.primary || s.rels.links?.length)) doc._rels = s.rels;
+  doc._createdOn = s.createdOn;
+  doc._createdBy = s.createdBy;
+  doc._updatedOn = s.updatedOn;
+  doc._updatedBy = s.updatedBy;
+  if (s.system) doc._systemProfile = true;
+  if (s.deletedOn) {
+    doc._deleted = true;
+    doc._deletedOn = s.deletedOn;
+    doc._deletedBy = s.deletedBy;
+  }
+  return doc;
+}
+
+export function etagOf(s: ProfileState): string {
+  return etagFor(s.revision, representation(s));
+}
+
+/** The full document as the API shows it. */
+export function toDocument(s: ProfileState): ProfileDocument {
+  const doc = representation(s);
+  if (s.lastActivityOn) doc._lastActivityOn = s.lastActivityOn;
+  return doc;
+}
+
+/** Keeps `id` and the named dot paths ($fields). */
+export function project(doc: ProfileDocument, fields: readonly string[] | undefined): ProfileDocument {
+  if (!fields) return doc;
+  const out: ProfileDocument = { id: doc.id };
+  for (const f of fields) {
+    const parts = f.split('.');
+    let cur: unknown = doc;
+    for (const p of parts) cur = cur !== null && typeof cur === 'object' && !Array.isArray(cur) ? (cur as Record<string, unknown>)[p] : undefined;
+    if (cur === undefined) continue;
+    let target: Record<string, unknown> = out;
+    parts.forEach((p, i) => {
+      if (i === parts.length - 1) target[p] = cur;
+      else target = (target[p] ??= {}) as Record<string, unknown>;
+    });
+  }
+  return out;
+}

@@ -1,0 +1,115 @@
+import { sql } from 'kysely';
+import type { SchemaMigration } from '../../storage/migrations/types.js';
+
+/**
+ * Profiles, their field index, devices, audiences and imports. The field index
+ * (`profile_fields`) holds one row per scalar (or array element, or container) at every dot path
+ * of a profile, so every query operator is one indexed lookup on both dialects
+ * (docs/adr/0003-profile-storage.md).
+ */
+export const profilesMigrations: SchemaMigration[] = [
+  {
+    name: '0100_profiles',
+    async up({ db, t, dialect }) {
+      // Text compared byte-wise on both dialects (SQLite BINARY = PostgreSQL "C").
+      const ctext = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
+      await db.schema
+        .createTable('profiles')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('id', ctext, (c) => c.notNull())
+        .addColumn('data', t.json, (c) => c.notNull())
+        .addColumn('opt_in', t.json)
+        .addColumn('rels', t.json)
+        .addColumn('system', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .addColumn('etag', 'text', (c) => c.notNull())
+        .addColumn('created_on', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('updated_on', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .addColumn('last_activity_on', 'text')
+        .addColumn('deleted_on', 'text')
+        .addColumn('deleted_by', 'text')
+        .addPrimaryKeyConstraint('profiles_pk', ['api_space_id', 'id'])
+        .execute();
+      await db.schema.createIndex('profiles_updated').on('profiles').columns(['api_space_id', 'updated_on']).execute();
+
+      await db.schema
+        .createTable('profile_fields')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('profile_id', ctext, (c) => c.notNull())
+        .addColumn('path', 'text', (c) => c.notNull())
+        // s string, n number, b boolean, z null, o object, a array
+        .addColumn('t', 'text', (c) => c.notNull())
+        .addColumn('sv', ctext)
+        .addColumn('lv', ctext)
+        .addColumn('nv', 'double precision')
+        .execute();
+      await db.schema.createIndex('profile_fields_profile').on('profile_fields').columns(['api_space_id', 'profile_id']).execute();
+      await db.schema.createIndex('profile_fields_sv').on('profile_fields').columns(['api_space_id', 'path', 'sv']).execute();
+      await db.schema.createIndex('profile_fields_lv').on('profile_fields').columns(['api_space_id', 'path', 'lv']).execute();
+      await db.schema.createIndex('profile_fields_nv').on('profile_fields').columns(['api_space_id', 'path', 'nv']).execute();
+
+      await db.schema
+        .createTable('profile_devices')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('profile_id', ctext, (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('device', t.json, (c) => c.notNull())
+        .addColumn('created_on', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('profile_devices_pk', ['api_space_id', 'profile_id', 'device_id'])
+        .execute();
+
+      await db.schema
+        .createTable('audiences')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('query', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .addColumn('created_on', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('updated_on', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('audiences_pk', ['api_space_id', 'id'])
+        .execute();
+      await db.schema.createIndex('audiences_name').on('audiences').columns(['api_space_id', 'name']).unique().execute();
+
+      await db.schema
+        .createTable('profile_imports')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('mode', 'text', (c) => c.notNull())
+        .addColumn('filename', 'text')
+        .addColumn('row_count', 'integer', (c) => c.notNull())
+        .addColumn('valid_row_count', 'integer', (c) => c.notNull())
+        .addColumn('invalid_rows', t.json, (c) => c.notNull())
+        .addColumn('duplicates', t.json, (c) => c.notNull())
+        .addColumn('duplicate_count', 'integer', (c) => c.notNull())
+        .addColumn('existing_count', 'integer', (c) => c.notNull())
+        .addColumn('processed_count', 'integer', (c) => c.notNull())
+        .addColumn('created_count', 'integer', (c) => c.notNull())
+        .addColumn('updated_count', 'integer', (c) => c.notNull())
+        .addColumn('failed_count', 'integer', (c) => c.notNull())
+        // Resume point: the last staged row number applied (committed with each chunk).
+        .addColumn('cursor', 'integer', (c) => c.notNull())
+        .addColumn('created_on', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('updated_on', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .addColumn('completed_on', 'text')
+        .addPrimaryKeyConstraint('profile_imports_pk', ['api_space_id', 'id'])
+        .execute();
+      await db.schema
+        .createTable('profile_import_rows')
+        .addColumn('import_id', 'text', (c) => c.notNull())
+        .addColumn('row_no', 'integer', (c) => c.notNull())
+        .addColumn('profile_id', 'text', (c) => c.notNull())
+        .addColumn('data', t.json, (c) => c.notNull())
+        .addPrimaryKeyConstraint('profile_import_rows_pk', ['import_id', 'row_no'])
+        .execute();
+    },
+  },
+];

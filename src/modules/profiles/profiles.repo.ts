@@ -1,0 +1,236 @@
+import { sql } from 'kysely';
+import type { DialectName, Executor, Tx } from '../../storage/db.js';
+import { toJson } from '../../storage/dialect.js';
+import { etagOf, stateFromRow, type ProfileState } from './profiles.document.js';
+
+export interface ProfileRow {
+  api_space_id: string;
+  id: string;
+  data: unknown;
+  opt_in: unknown;
+  rels: unknown;
+  system: number;
+  revision: number;
+  etag: string;
+  created_on: string;
+  created_by: string;
+  updated_on: string;
+  updated_by: string;
+  last_activity_on: string | null;
+  deleted_on: string | null;
+  deleted_by: string | null;
+}
+
+export interface ProfileFieldRow {
+  api_space_id: string;
+  profile_id: string;
+  path: string;
+  t: string;
+  sv: string | null;
+  lv: string | null;
+  nv: number | null;
+}
+
+export interface ProfileDeviceRow {
+  api_space_id: string;
+  profile_id: string;
+  device_id: string;
+  device: unknown;
+  created_on: string;
+}
+
+export interface AudienceRow {
+  api_space_id: string;
+  id: string;
+  name: string;
+  description: string | null;
+  query: string;
+  revision: number;
+  created_on: string;
+  created_by: string;
+  updated_on: string;
+  updated_by: string;
+}
+
+export interface ProfileImportRow {
+  api_space_id: string;
+  id: string;
+  status: string;
+  mode: string;
+  filename: string | null;
+  row_count: number;
+  valid_row_count: number;
+  invalid_rows: unknown;
+  duplicates: unknown;
+  duplicate_count: number;
+  existing_count: number;
+  processed_count: number;
+  created_count: number;
+  updated_count: number;
+  failed_count: number;
+  cursor: number;
+  created_on: string;
+  created_by: string;
+  updated_on: string;
+  updated_by: string;
+  completed_on: string | null;
+}
+
+export interface ProfileImportDataRow {
+  import_id: string;
+  row_no: number;
+  profile_id: string;
+  data: unknown;
+}
+
+declare module '../../storage/schema.js' {
+  interface Database {
+    profiles: ProfileRow;
+    profile_fields: ProfileFieldRow;
+    profile_devices: ProfileDeviceRow;
+    audiences: AudienceRow;
+    profile_imports: ProfileImportRow;
+    profile_import_rows: ProfileImportDataRow;
+  }
+}
+
+type FieldValue = Omit<ProfileFieldRow, 'api_space_id' | 'profile_id'>;
+
+/**
+ * Flattens a document into index rows: every path that exists gets a row (containers as `o`/`a`),
+ * and array elements are indexed under the array's own path (a filter on an array matches any
+ * element, as in MongoDB).
+ */
+export function flatten(id: string, data: Record<string, unknown>): FieldValue[] {
+  const out: FieldValue[] = [{ path: 'id', t: 's', sv: id, lv: id.toLowerCase(), nv: null }];
+  const scalar = (path: string, v: unknown): void => {
+    if (v === null) out.push({ path, t: 'z', sv: null, lv: null, nv: null });
+    else if (typeof v === 'string') out.push({ path, t: 's', sv: v, lv: v.toLowerCase(), nv: null });
+    else if (typeof v === 'number') out.push({ path, t: 'n', sv: String(v), lv: null, nv: v });
+    else if (typeof v === 'boolean') out.push({ path, t: 'b', sv: String(v), lv: null, nv: null });
+    else if (Array.isArray(v)) {
+      out.push({ path, t: 'a', sv: null, lv: null, nv: null });
+      for (const e of v) {
+        if (Array.isArray(e)) out.push({ path, t: 'a', sv: null, lv: null, nv: null });
+        else scalar(path, e);
+      }
+    } else if (typeof v === 'object') {
+      out.push({ path, t: 'o', sv: null, lv: null, nv: null });
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) scalar(`${path}.${k}`, x);
+    }
+  };
+  for (const [k, v] of Object.entries(data)) scalar(k, v);
+  return out;
+}
+
+const FIELD_CHUNK = 2000;
+const PROFILE_CHUNK = 500;
+
+export function toRow(apiSpaceId: string, s: ProfileState): ProfileRow {
+  return {
+    api_space_id: apiSpaceId,
+    id: s.id,
+    data: toJson(s.data),
+    opt_in: s.optIn ? toJson(s.optIn) : null,
+    rels: s.rels ? toJson(s.rels) : null,
+    system: s.system ? 1 : 0,
+    revision: s.revision,
+    etag: etagOf(s),
+    created_on: s.createdOn,
+    created_by: s.createdBy,
+    updated_on: s.updatedOn,
+    updated_by: s.updatedBy,
+    last_activity_on: s.lastActivityOn,
+    deleted_on: s.deletedOn,
+    deleted_by: s.deletedBy,
+  };
+}
+
+export function createProfilesRepo(dialect: DialectName) {
+  const forUpdate = dialect === 'postgres';
+
+  async function reindex(tx: Executor, apiSpaceId: string, states: ProfileState[]): Promise<void> {
+    if (!states.length) return;
+    for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
+      const ids = states.slice(i, i + PROFILE_CHUNK).map((s) => s.id);
+      await tx.deleteFrom('profile_fields').where('api_space_id', '=', apiSpaceId).where('profile_id', 'in', ids).execute();
+    }
+    let batch: ProfileFieldRow[] = [];
+    const flush = async () => {
+      if (batch.length) await tx.insertInto('profile_fields').values(batch).execute();
+      batch = [];
+    };
+    for (const s of states) {
+      for (const f of flatten(s.id, s.data)) {
+        batch.push({ api_space_id: apiSpaceId, profile_id: s.id, ...f });
+        if (batch.length >= FIELD_CHUNK) await flush();
+      }
+    }
+    await flush();
+  }
+
+  return {
+    /** Rows by id (locked for update on PostgreSQL when `lock`). */
+    async load(ex: Executor, apiSpaceId: string, ids: readonly string[], lock = false): Promise<Map<string, ProfileState>> {
+      const out = new Map<string, ProfileState>();
+      for (let i = 0; i < ids.length; i += PROFILE_CHUNK) {
+        let q = ex.selectFrom('profiles').selectAll().where('api_space_id', '=', apiSpaceId).where('id', 'in', ids.slice(i, i + PROFILE_CHUNK));
+        if (lock && forUpdate) q = q.forUpdate();
+        for (const r of await q.execute()) out.set(r.id, stateFromRow(r));
+      }
+      return out;
+    },
+
+    async loadOne(ex: Executor, apiSpaceId: string, id: string, lock = false): Promise<ProfileState | undefined> {
+      let q = ex.selectFrom('profiles').selectAll().where('api_space_id', '=', apiSpaceId).where('id', '=', id);
+      if (lock && forUpdate) q = q.forUpdate();
+      const r = await q.executeTakeFirst();
+      return r ? stateFromRow(r) : undefined;
+    },
+
+    /** Inserts new profiles and their index rows. */
+    async insertMany(tx: Tx, apiSpaceId: string, states: ProfileState[]): Promise<void> {
+      for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
+        await tx.insertInto('profiles').values(states.slice(i, i + PROFILE_CHUNK).map((s) => toRow(apiSpaceId, s))).execute();
+      }
+      await reindex(tx, apiSpaceId, states);
+    },
+
+    /**
+     * Writes new versions of existing profiles: each update is guarded by the revision it was
+     * read at; a lost race answers false (the caller turns it into 409).
+     */
+    async updateMany(tx: Tx, apiSpaceId: string, states: Array<{ next: ProfileState; prevRevision: number }>, reindexData = true): Promise<boolean> {
+      for (const { next, prevRevision } of states) {
+        const row = toRow(apiSpaceId, next);
+        const res = await tx.updateTable('profiles')
+          .set({ data: row.data, opt_in: row.opt_in, rels: row.rels, system: row.system, revision: row.revision, etag: row.etag, updated_on: row.updated_on, updated_by: row.updated_by, deleted_on: row.deleted_on, deleted_by: row.deleted_by })
+          .where('api_space_id', '=', apiSpaceId).where('id', '=', next.id).where('revision', '=', prevRevision)
+          .executeTakeFirst();
+        if (Number(res.numUpdatedRows) !== 1) return false;
+      }
+      if (reindexData) await reindex(tx, apiSpaceId, states.map((s) => s.next));
+      return true;
+    },
+
+    async remove(tx: Tx, apiSpaceId: string, id: string): Promise<void> {
+      await tx.deleteFrom('profile_fields').where('api_space_id', '=', apiSpaceId).where('profile_id', '=', id).execute();
+      await tx.deleteFrom('profile_devices').where('api_space_id', '=', apiSpaceId).where('profile_id', '=', id).execute();
+      await tx.deleteFrom('profiles').where('api_space_id', '=', apiSpaceId).where('id', '=', id).execute();
+    },
+
+    async touch(ex: Executor, apiSpaceId: string, id: string, at: string): Promise<void> {
+      await ex.updateTable('profiles').set({ last_activity_on: at }).where('api_space_id', '=', apiSpaceId).where('id', '=', id).execute();
+    },
+
+    /** Rebuilds the index of deleted-then-restored profiles (and helps tools). */
+    reindex,
+
+    async count(ex: Executor, apiSpaceId: string): Promise<number> {
+      const r = await sql<{ c: number }>`SELECT count(*) AS c FROM profiles WHERE api_space_id = ${apiSpaceId}`.execute(ex);
+      return Number(r.rows[0]?.c ?? 0);
+    },
+  };
+}
+
+export type ProfilesRepo = ReturnType<typeof createProfilesRepo>;

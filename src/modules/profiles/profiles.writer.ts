@@ -1,0 +1,138 @@
+import type { ModuleContext } from '../module.js';
+import type { Uow } from '../../storage/uow.js';
+import { iso } from '../../lib/clock.js';
+import { errors, type ValidationFailure } from '../../http/errors.js';
+import { isUniqueViolation } from '../../storage/dialect.js';
+import { cleanInput, deletePath, etagOf, finishData, profileIdProblem, toDocument, type ProfileData, type ProfileState } from './profiles.document.js';
+import type { ProfilesRepo } from './profiles.repo.js';
+
+export interface MergeItem {
+  id: string;
+  /** Cleaned custom data (see cleanInput). */
+  data: ProfileData;
+  mode: 'merge' | 'replace';
+  deletes?: readonly string[];
+}
+
+export type ItemResult = { id: string; result: 'created' | 'updated' } | { id: string; result: 'failed'; message: string };
+
+/**
+ * State transitions shared by every write path (single requests, bulk, import, other modules):
+ * new states, revision bumps, the revision-guarded write and the event for each change, all in
+ * the caller's unit of work.
+ */
+export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
+  const { clock } = ctx;
+
+  const accountOf = async (apiSpaceId: string): Promise<number> => (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
+
+  function fresh(id: string, data: ProfileData, actor: string, system = false): ProfileState {
+    const now = iso(clock.now());
+    return { id, data, optIn: null, rels: null, system, revision: 0, createdOn: now, createdBy: actor, updatedOn: now, updatedBy: actor, lastActivityOn: null, deletedOn: null, deletedBy: null };
+  }
+
+  function bump(cur: ProfileState, actor: string, change: Partial<ProfileState> = {}): ProfileState {
+    return { ...cur, ...change, revision: cur.revision + 1, updatedOn: iso(clock.now()), updatedBy: actor };
+  }
+
+  async function emit(uow: Uow, apiSpaceId: string, name: string, s: ProfileState, payload?: unknown, accountId?: number): Promise<void> {
+    const etag = etagOf(s);
+    await ctx.events.append(uow, {
+      apiSpaceId,
+      accountId: accountId ?? (await accountOf(apiSpaceId)),
+      name,
+      payload: payload ?? toDocument(s),
+      meta: name === 'profile.delete' ? { revision: s.revision, profileId: s.id } : { revision: s.revision, etag, profileId: s.id },
+    });
+  }
+
+  /** Writes one changed profile (revision-guarded) and emits its events. */
+  async function save(uow: Uow, apiSpaceId: string, prevRevision: number, next: ProfileState, names: string[], reindex = true): Promise<void> {
+    if (!(await repo.updateMany(uow.tx, apiSpaceId, [{ next, prevRevision }], reindex))) {
+      throw errors.conflict(`Profile ${next.id} was changed by another request`);
+    }
+    for (const n of names) await emit(uow, apiSpaceId, n, next, n === 'profile.undelete' ? { id: next.id } : undefined);
+  }
+
+  /** Inserts a new profile; false when the id already exists (any state). */
+  async function insert(uow: Uow, apiSpaceId: string, s: ProfileState): Promise<boolean> {
+    const existing = await repo.loadOne(uow.tx, apiSpaceId, s.id);
+    if (existing) return false;
+    try {
+      await repo.insertMany(uow.tx, apiSpaceId, [s]);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw errors.conflict(`Profile ${s.id} was created by another request`);
+      throw err;
+    }
+    await emit(uow, apiSpaceId, 'profile.create', s);
+    return true;
+  }
+
+  function applyItem(cur: ProfileData | undefined, item: MergeItem, failures: ValidationFailure[]): ProfileData {
+    const base: ProfileData = item.mode === 'replace' || !cur ? {} : structuredClone(cur);
+    const next = Object.assign(base, structuredClone(item.data));
+    for (const d of item.deletes ?? []) deletePath(next, d);
+    return finishData(item.id, next, failures);
+  }
+
+  /**
+   * Applies many merge/replace items in order (ids may repeat: each is applied on top of the
+   * previous), creating missing profiles. Set-based: one locked read, batched inserts, guarded
+   * updates, one event per applied item.
+   */
+  async function applyMany(uow: Uow, apiSpaceId: string, actor: string, items: MergeItem[]): Promise<ItemResult[]> {
+    const accountId = await accountOf(apiSpaceId);
+    const ids = [...new Set(items.map((i) => i.id))];
+    const existing = await repo.load(uow.tx, apiSpaceId, ids, true);
+    const working = new Map<string, ProfileState>();
+    const created = new Set<string>();
+    const results: ItemResult[] = [];
+    const pending: Array<{ name: string; state: ProfileState }> = [];
+    for (const item of items) {
+      const cur = working.get(item.id) ?? existing.get(item.id);
+      if (cur?.deletedOn) {
+        results.push({ id: item.id, result: 'failed', message: 'The profile is deleted; undelete it with PUT ?undelete=true' });
+        continue;
+      }
+      const failures: ValidationFailure[] = [];
+      const data = applyItem(cur?.data, item, failures);
+      if (failures.length) {
+        results.push({ id: item.id, result: 'failed', message: failures.map((f) => `${f.paramName}: ${f.message}`).join('; ') });
+        continue;
+      }
+      const next = cur ? bump(cur, actor, { data }) : fresh(item.id, data, actor);
+      if (!cur) created.add(item.id);
+      working.set(item.id, next);
+      pending.push({ name: cur ? 'profile.update' : 'profile.create', state: next });
+      results.push({ id: item.id, result: cur ? 'updated' : 'created' });
+    }
+    const inserts = [...created].map((id) => working.get(id)!);
+    const updates = [...working.values()].filter((s) => !created.has(s.id)).map((next) => ({ next, prevRevision: existing.get(next.id)!.revision }));
+    try {
+      await repo.insertMany(uow.tx, apiSpaceId, inserts);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw errors.conflict('Profiles were created by another request at the same time');
+      throw err;
+    }
+    if (!(await repo.updateMany(uow.tx, apiSpaceId, updates))) throw errors.conflict('Profiles were changed by another request at the same time');
+    for (const p of pending) await emit(uow, apiSpaceId, p.name, p.state, undefined, accountId);
+    return results;
+  }
+
+  /** Validates and cleans one raw bulk/import item. */
+  function itemFrom(raw: unknown, mode: 'merge' | 'replace'): MergeItem | string {
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return 'Each item must be an object';
+    const body = raw as Record<string, unknown>;
+    if (body.id === undefined || body.id === null || body.id === '') return 'id is required';
+    const problem = profileIdProblem(body.id);
+    if (problem) return `id: ${problem}`;
+    const failures: ValidationFailure[] = [];
+    const data = cleanInput(body, failures);
+    if (failures.length) return failures.map((f) => `${f.paramName}: ${f.message}`).join('; ');
+    return { id: body.id as string, data, mode };
+  }
+
+  return { fresh, bump, emit, save, insert, applyItem, applyMany, itemFrom, accountOf };
+}
+
+export type ProfileWriter = ReturnType<typeof createProfileWriter>;

@@ -1,0 +1,104 @@
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { eachDatabase, useServer } from '../helpers/harness.js';
+import { profileModules } from './helpers.js';
+
+eachDatabase('profiles: documents, ETags, delete/undelete', (dialect) => {
+  const s = useServer(dialect, profileModules);
+  let space = '';
+  const url = (p = '') => `/apispaces/${space}/profiles${p}`;
+
+  it('creates a profile: reserved fields dropped, phone normalised, ETag and audit fields', async () => {
+    space = await s().createSpace();
+    const res = await s().request({ method: 'POST', url: url(), payload: { id: 'jane', name: 'Jane', phoneNumber: '+44 7400 123456', _secret: 1, nested: { _x: 1, y: 2 } } });
+    assert.equal(res.statusCode, 201, res.body);
+    const p = res.json();
+    assert.equal(p.phoneNumber, '447400123456');
+    assert.equal(p.phoneNumberCountryCode, 'GB');
+    assert.equal(p._secret, undefined);
+    assert.deepEqual(p.nested, { y: 2 });
+    assert.equal(p._createdBy, 'interactive:admin');
+    assert.match(res.headers.etag as string, /^"0-[A-Za-z0-9_-]{16}"$/);
+    assert.equal(res.headers.location, `/apispaces/${space}/profiles/jane`);
+    const dup = await s().request({ method: 'POST', url: url(), payload: { id: 'jane' } });
+    assert.equal(dup.statusCode, 409);
+    assert.equal(dup.json().code, 'AlreadyExists');
+    const bad = await s().request({ method: 'POST', url: url(), payload: { id: 'Bulk' } });
+    assert.equal(bad.statusCode, 400);
+    assert.equal(bad.json().validationFailures[0].paramName, 'id');
+    const dotted = await s().request({ method: 'POST', url: url(), payload: { id: 'x', 'a.b': 1 } });
+    assert.equal(dotted.statusCode, 400);
+    const big = await s().request({ method: 'POST', url: url(), payload: { id: 'big', blob: 'x'.repeat(70_000) } });
+    assert.equal(big.statusCode, 400);
+  });
+
+  it('honours If-Match: stale → 412, fresh → 200 with a new ETag', async () => {
+    const got = await s().request({ method: 'GET', url: url('/jane') });
+    assert.equal(got.statusCode, 200);
+    const etag = got.headers.etag as string;
+    assert.ok(got.headers['last-modified']);
+    const stale = await s().request({ method: 'PUT', url: url('/jane'), headers: { 'if-match': '"0-AAAAAAAAAAAAAAAA"' }, payload: { name: 'X' } });
+    assert.equal(stale.statusCode, 412);
+    assert.equal(stale.json().code, 'PreconditionFailed');
+    const put = await s().request({ method: 'PUT', url: url('/jane'), headers: { 'If-Match': etag }, payload: { id: 'jane', name: 'Jane D', email: 'jane@example.com' } });
+    assert.equal(put.statusCode, 200, put.body);
+    assert.notEqual(put.headers.etag, etag);
+    assert.match(put.headers.etag as string, /^"1-/);
+    assert.equal(put.json().phoneNumber, undefined);
+    const again = await s().request({ method: 'PATCH', url: url('/jane'), headers: { 'if-match': etag }, payload: { a: 1 } });
+    assert.equal(again.statusCode, 412);
+    const patch = await s().request({ method: 'PATCH', url: url('/jane?deletes=email'), headers: { 'if-match': put.headers.etag as string }, payload: { loyalty: { tier: 'gold' } } });
+    assert.equal(patch.statusCode, 200);
+    assert.deepEqual(patch.json().loyalty, { tier: 'gold' });
+    assert.equal(patch.json().email, undefined);
+    assert.equal(patch.json().name, 'Jane D');
+    const star = await s().request({ method: 'PATCH', url: url('/jane'), headers: { 'if-match': '*' }, payload: { b: null } });
+    assert.equal(star.statusCode, 200);
+    assert.equal(star.json().b, null);
+    const mismatch = await s().request({ method: 'PUT', url: url('/jane'), payload: { id: 'other' } });
+    assert.equal(mismatch.statusCode, 400);
+  });
+
+  it('PATCH allowcreate creates; without it 404', async () => {
+    assert.equal((await s().request({ method: 'PATCH', url: url('/newbie'), payload: { a: 1 } })).statusCode, 404);
+    const c = await s().request({ method: 'PATCH', url: url('/newbie?allowcreate=true'), payload: { a: 1 } });
+    assert.equal(c.statusCode, 200);
+    assert.match(c.headers.etag as string, /^"0-/);
+  });
+
+  it('soft-deletes, hides, and undeletes via PUT', async () => {
+    await s().request({ method: 'POST', url: url(), payload: { id: 'sam', name: 'Sam' } });
+    const del = await s().request({ method: 'DELETE', url: url('/sam'), headers: { 'content-type': 'application/json' } });
+    assert.equal(del.statusCode, 204);
+    assert.equal((await s().request({ method: 'GET', url: url('/sam') })).statusCode, 404);
+    const withDeleted = await s().request({ method: 'GET', url: url('/sam?includeDeleted=true') });
+    assert.equal(withDeleted.json()._deleted, true);
+    assert.equal((await s().request({ method: 'PUT', url: url('/sam'), payload: { name: 'S' } })).statusCode, 404);
+    assert.equal((await s().request({ method: 'POST', url: url(), payload: { id: 'sam' } })).statusCode, 409);
+    const q = await s().request({ method: 'GET', url: url('?id=sam') });
+    assert.deepEqual(q.json(), []);
+    const undel = await s().request({ method: 'PUT', url: url('/sam?undelete=true') });
+    assert.equal(undel.statusCode, 200, undel.body);
+    assert.equal(undel.json().name, 'Sam');
+    assert.equal(undel.json()._deleted, undefined);
+    assert.equal((await s().request({ method: 'GET', url: url('?id=sam') })).json().length, 1);
+    assert.equal((await s().request({ method: 'DELETE', url: url('/ghost') })).statusCode, 404);
+    const forget = await s().request({ method: 'DELETE', url: url('/sam?forget=true') });
+    assert.equal(forget.statusCode, 204);
+    assert.equal((await s().request({ method: 'GET', url: url('/sam?includeDeleted=true') })).statusCode, 404);
+    const names = await s().container.platform.db.selectFrom('events').select('name').where('api_space_id', '=', space).execute();
+    assert.ok(names.some((e) => e.name === 'profile.undelete'));
+    assert.ok(names.filter((e) => e.name === 'profile.delete').length >= 2);
+  });
+
+  it('lets a session token write only its own profile and an access token need prof:wa', async () => {
+    const reader = await s().createToken(space, ['prof:ra']);
+    assert.equal((await s().request({ method: 'GET', url: url('/jane'), token: reader })).statusCode, 200);
+    assert.equal((await s().request({ method: 'PATCH', url: url('/jane'), token: reader, payload: { a: 1 } })).statusCode, 403);
+    // The token's identity exists as a system profile, hidden from queries.
+    const sys = await s().request({ method: 'GET', url: url('/test-bot') });
+    assert.equal(sys.json()._systemProfile, true);
+    assert.equal((await s().request({ method: 'GET', url: url('?id=test-bot') })).json().length, 0);
+    assert.equal((await s().request({ method: 'GET', url: url('?id=test-bot&$includeSystem=true') })).json().length, 1);
+  });
+});
