@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
-import { Gauge, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { Config, SigningKey } from './config/config.js';
 import { openDatabase, type DatabaseHandle } from './storage/db.js';
 import { migrate } from './storage/migrations/index.js';
@@ -14,6 +14,7 @@ import { createSecretBox } from './lib/secrets.js';
 import { createLocalBus, createRedisBus, type EventBus } from './events/bus.js';
 import { createEventLog } from './events/log.js';
 import { createJobQueue } from './delivery/queue.js';
+import { registerQueueMetrics } from './delivery/metrics.js';
 import { createWorker, type JobHandler, type Worker } from './delivery/worker.js';
 import { createCredentials, type Credentials } from './auth/credentials.js';
 import { createSpaceDirectory, type SpaceDirectory } from './auth/space-directory.js';
@@ -102,16 +103,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const handlers = new Map<string, JobHandler>();
   for (const m of modules) for (const [kind, h] of Object.entries(m.instance.jobs ?? {})) handlers.set(kind, h);
 
-  const depth = new Gauge({ name: 'jobs_queue_depth', help: 'Durable jobs by state', labelNames: ['state'], registers: [metrics],
-    async collect() {
-      const d = await queue.depth();
-      this.set({ state: 'queued' }, d.queued);
-      this.set({ state: 'running' }, d.running);
-      this.set({ state: 'dead' }, d.dead);
-      oldest.set((d.oldestDueMs ?? 0) / 1000);
-    } });
-  const oldest = new Gauge({ name: 'jobs_oldest_due_seconds', help: 'Age of the oldest queued job past its run time', registers: [metrics] });
-  void depth;
+  registerQueueMetrics(queue, metrics);
 
   let worker: Worker | undefined;
   const state = { closing: false };
