@@ -1,8 +1,10 @@
 import type { ModuleDefinition } from './module.js';
 import { accountsModule } from './accounts/index.js';
 import { spacesModule } from './spaces/index.js';
+import { messagesModule } from './messages/index.js';
 import { profilesModule } from './profiles/index.js';
 import { channelsModule } from './channels/index.js';
+import { appMessagingModule } from './appmessaging/index.js';
 
 /**
  * Every API group, in set-up order: a module may use the services of the ones before it.
@@ -13,4 +15,5 @@ export const moduleDefinitions: ModuleDefinition[] = [
   spacesModule,
   profilesModule,
   channelsModule,
+  appMessagingModule,
 ];

@@ -1,0 +1,88 @@
+import type { ModuleDefinition } from '../module.js';
+import type { ProfileDirectory } from '../profiles/profiles.contract.js';
+import type { ChannelRegistry } from '../channels/channels.contract.js';
+import type { MessagesApi } from '../messages/messages.contract.js';
+import type { JobHandler } from '../../delivery/worker.js';
+import { createGateway, type Gateway } from '../../realtime/gateway.js';
+import { appMessagingMigrations } from './appmessaging.migrations.js';
+import { createSessionsService, type SessionsService } from './sessions.service.js';
+import { createConversationsService, type ConversationsService } from './conversations.service.js';
+import { createMessagesService, type ConversationMessagesService } from './messages.service.js';
+import { createA2P, type A2PInput } from './a2p.js';
+import { sessionsRoutes } from './sessions.routes.js';
+import { conversationsRoutes } from './conversations.routes.js';
+
+export interface AppMessagingService {
+  sessions: SessionsService;
+  conversations: ConversationsService;
+  messages: ConversationMessagesService;
+  gateway: Gateway;
+  /** One API `appMessaging` channel: post a business message into a conversation (one-api.md §4.6). */
+  postA2P(apiSpaceId: string, input: A2PInput): Promise<{ conversationId: string; messageId: string; conversationEventId: number }>;
+}
+
+declare module '../services.js' {
+  interface Services {
+    appMessaging: AppMessagingService;
+  }
+}
+
+/** Other modules' services this one uses when they are present. */
+interface Optional {
+  profiles?: ProfileDirectory;
+  channels?: ChannelRegistry;
+  messages?: MessagesApi;
+}
+
+const SWEEP_MS = 60_000;
+
+export const appMessagingModule: ModuleDefinition = {
+  name: 'appmessaging',
+  migrations: appMessagingMigrations,
+  setup(ctx) {
+    const optional = ctx.services as unknown as Optional;
+    const profiles = optional.profiles;
+    const sessions = createSessionsService(ctx, { profiles, apiSpaces: ctx.services.apiSpaces });
+    ctx.services.credentials.setSessionCheck((spaceId, sessionId) => sessions.isLive(spaceId, sessionId));
+    profiles?.onDeviceRemoved((spaceId, profileId, deviceId) => sessions.endDevice(spaceId, profileId, deviceId));
+
+    const conversations = createConversationsService(ctx, { profiles });
+    const messages = createMessagesService(ctx, { profiles, conversations, oneApi: () => optional.messages });
+    const a2p = createA2P(ctx, { conversations, messages });
+    optional.channels?.registerProvider(a2p.provider);
+    const gateway = createGateway({
+      config: ctx.config, bus: ctx.bus, credentials: ctx.services.credentials, spaces: ctx.services.spaces, log: ctx.log, clock: ctx.clock, ids: ctx.ids,
+    });
+    ctx.services.appMessaging = { sessions, conversations, messages, gateway, postA2P: a2p.postA2P };
+
+    // Push for conversation messages: the intent is durable; no push adapter exists yet (§8.3).
+    const pushNotify: JobHandler = async ({ job }) => {
+      const { recipients, conversationId, messageId } = job.payload as unknown as { recipients: string[]; conversationId: string; messageId: string };
+      let devices = 0;
+      if (profiles && job.apiSpaceId) {
+        for (const p of recipients) devices += (await profiles.devices(job.apiSpaceId, p)).filter((d) => d.push?.apns || d.push?.fcm).length;
+      }
+      ctx.log.info({ apiSpaceId: job.apiSpaceId, conversationId, messageId, recipients: recipients.length, devices }, 'push.notify: no push adapter is configured yet; notification not sent');
+    };
+
+    let timer: NodeJS.Timeout | undefined;
+    return {
+      routes: async (app) => {
+        await app.register(sessionsRoutes(sessions, { spaces: ctx.services.spaces }));
+        await app.register(conversationsRoutes(conversations, messages));
+        gateway.routes(app as never);
+      },
+      jobs: { 'push.notify': pushNotify },
+      start() {
+        const sweep = () => void sessions.sweep().catch((err) => ctx.log.warn({ err }, 'session sweep failed'));
+        timer = setInterval(sweep, SWEEP_MS);
+        timer.unref();
+        sweep();
+      },
+      stop() {
+        if (timer) clearInterval(timer);
+        gateway.close();
+      },
+    };
+  },
+};
