@@ -1,7 +1,6 @@
 import type { ModuleDefinition } from './module.js';
 import { accountsModule } from './accounts/index.js';
 import { spacesModule } from './spaces/index.js';
-import { messagesModule } from './messages/index.js';
 import { profilesModule } from './profiles/index.js';
 import { channelsModule } from './channels/index.js';
 import { appMessagingModule } from './appmessaging/index.js';
