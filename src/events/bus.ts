@@ -7,21 +7,36 @@ import { Redis } from 'ioredis';
  * read the `events` table instead. In-process by default; Redis pub/sub across processes.
  */
 export interface EventBus {
+  /**
+   * Delivers to this process's subscribers at once (synchronously) and to other processes through
+   * Redis (JSON-serialised). A throwing subscriber never affects the publisher or other subscribers.
+   */
   publish(channel: string, message: unknown): void;
-  /** Returns an unsubscribe function. */
+  /** Returns an unsubscribe function. Cross-process delivery starts once `ready()` resolves. */
   subscribe(channel: string, handler: (message: unknown) => void): () => void;
+  /** Resolves when every subscription made so far is active (Redis SUBSCRIBE acknowledged). */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
-export function createLocalBus(): EventBus {
+export function createLocalBus(onError: (err: unknown, channel: string) => void = () => {}): EventBus {
   const emitter = new EventEmitter();
   emitter.setMaxListeners(0);
   return {
     publish: (channel, message) => void emitter.emit(channel, message),
     subscribe(channel, handler) {
-      emitter.on(channel, handler);
-      return () => void emitter.off(channel, handler);
+      // Isolate subscribers: EventEmitter would stop at the first throwing listener.
+      const safe = (message: unknown) => {
+        try {
+          handler(message);
+        } catch (err) {
+          onError(err, channel);
+        }
+      };
+      emitter.on(channel, safe);
+      return () => void emitter.off(channel, safe);
     },
+    ready: async () => {},
     close: async () => void emitter.removeAllListeners(),
   };
 }
@@ -30,43 +45,65 @@ export function createLocalBus(): EventBus {
  * Redis pub/sub bus. Local subscribers get messages at once; other processes get them through
  * Redis (this process skips its own echoes by origin id). `prefix` isolates installations/tests.
  */
-export function createRedisBus(url: string, prefix = 'sb:'): EventBus {
+export function createRedisBus(url: string, prefix = 'sb:', onError: (err: unknown, channel: string) => void = () => {}): EventBus {
   const origin = randomUUID();
-  const local = createLocalBus();
+  const local = createLocalBus(onError);
   const pub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2 });
+  // The subscriber connection re-subscribes by itself after a reconnect (ioredis autoResubscribe).
   const sub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: null });
   pub.on('error', () => {});
   sub.on('error', () => {});
   const counts = new Map<string, number>();
+  const pending = new Set<Promise<unknown>>();
+  const track = (p: Promise<unknown>) => {
+    const settled = p.catch(() => {}).finally(() => pending.delete(settled));
+    pending.add(settled);
+  };
   sub.on('message', (redisChannel: string, raw: string) => {
+    let parsed: { o: string; m: unknown };
     try {
-      const { o, m } = JSON.parse(raw) as { o: string; m: unknown };
-      if (o !== origin) local.publish(redisChannel.slice(prefix.length), m);
-    } catch {}
+      parsed = JSON.parse(raw) as { o: string; m: unknown };
+    } catch {
+      return;
+    }
+    if (parsed.o !== origin && redisChannel.startsWith(prefix)) local.publish(redisChannel.slice(prefix.length), parsed.m);
   });
   return {
     publish(channel, message) {
       local.publish(channel, message);
-      pub.publish(prefix + channel, JSON.stringify({ o: origin, m: message })).catch(() => {});
+      let raw: string;
+      try {
+        raw = JSON.stringify({ o: origin, m: message });
+      } catch (err) {
+        onError(err, channel);
+        return;
+      }
+      pub.publish(prefix + channel, raw).catch((err) => onError(err, channel));
     },
     subscribe(channel, handler) {
       const off = local.subscribe(channel, handler);
       const n = (counts.get(channel) ?? 0) + 1;
       counts.set(channel, n);
-      if (n === 1) sub.subscribe(prefix + channel).catch(() => {});
+      if (n === 1) track(sub.subscribe(prefix + channel));
+      let done = false;
       return () => {
+        if (done) return;
+        done = true;
         off();
         const left = (counts.get(channel) ?? 1) - 1;
         if (left <= 0) {
           counts.delete(channel);
-          sub.unsubscribe(prefix + channel).catch(() => {});
+          track(sub.unsubscribe(prefix + channel));
         } else counts.set(channel, left);
       };
     },
+    async ready() {
+      while (pending.size) await Promise.all([...pending]);
+    },
     async close() {
       await local.close();
-      pub.disconnect();
-      sub.disconnect();
+      // quit() lets queued publishes go out; disconnect() is the fallback for a dead connection.
+      await Promise.all([pub, sub].map((c) => Promise.race([c.quit().catch(() => {}), new Promise((r) => setTimeout(r, 500).unref())]).then(() => c.disconnect())));
     },
   };
 }

@@ -1,0 +1,94 @@
+import { it, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createLocalBus, createRedisBus, type EventBus } from '../../src/events/bus.js';
+import { TEST_REDIS_URL } from '../helpers/harness.js';
+
+const settle = (ms = 150) => new Promise((r) => setTimeout(r, ms));
+
+describe('in-process event bus', () => {
+  it('delivers synchronously, unsubscribes, and isolates throwing subscribers', async () => {
+    const errors: unknown[] = [];
+    const bus = createLocalBus((err) => errors.push(err));
+    const got: unknown[] = [];
+    bus.subscribe('c', () => { throw new Error('bad subscriber'); });
+    const off = bus.subscribe('c', (m) => got.push(m));
+    bus.subscribe('other', (m) => got.push(['other', m]));
+    await bus.ready();
+    assert.doesNotThrow(() => bus.publish('c', { a: 1 }));
+    assert.deepEqual(got, [{ a: 1 }]);
+    assert.equal(errors.length, 1);
+    off();
+    bus.publish('c', 2);
+    assert.deepEqual(got, [{ a: 1 }]);
+    await bus.close();
+  });
+});
+
+describe('Redis event bus', { skip: TEST_REDIS_URL ? false : 'TEST_REDIS_URL not set (e.g. redis://127.0.0.1:6379)' }, () => {
+  const buses: EventBus[] = [];
+  const make = (prefix: string) => {
+    const bus = createRedisBus(TEST_REDIS_URL!, prefix);
+    buses.push(bus);
+    return bus;
+  };
+  after(async () => {
+    await Promise.all(buses.map((b) => b.close()));
+  });
+
+  it('two buses with one prefix deliver to each other, and to themselves exactly once', async () => {
+    const prefix = `sbt:${randomBytes(4).toString('hex')}:`;
+    const a = make(prefix);
+    const b = make(prefix);
+    const gotA: unknown[] = [];
+    const gotB: unknown[] = [];
+    a.subscribe('room', (m) => gotA.push(m));
+    b.subscribe('room', (m) => gotB.push(m));
+    b.subscribe('room', (m) => gotB.push(['second', m]));
+    await Promise.all([a.ready(), b.ready()]);
+    a.publish('room', { from: 'a', n: 1 });
+    b.publish('room', { from: 'b', n: 2 });
+    await settle();
+    assert.equal(gotA.length, 2);
+    assert.deepEqual(new Set(gotA.map((m) => JSON.stringify(m))), new Set([JSON.stringify({ from: 'a', n: 1 }), JSON.stringify({ from: 'b', n: 2 })]));
+    assert.equal(gotB.length, 4, JSON.stringify(gotB));
+  });
+
+  it('isolates prefixes and stops delivering after the last unsubscribe', async () => {
+    const prefix = `sbt:${randomBytes(4).toString('hex')}:`;
+    const a = make(prefix);
+    const b = make(prefix);
+    const stranger = make(`sbt:${randomBytes(4).toString('hex')}:`);
+    const gotB: unknown[] = [];
+    const gotStranger: unknown[] = [];
+    const offB = b.subscribe('ch', (m) => gotB.push(m));
+    stranger.subscribe('ch', (m) => gotStranger.push(m));
+    await Promise.all([b.ready(), stranger.ready()]);
+    a.publish('ch', 1);
+    await settle();
+    assert.deepEqual(gotB, [1]);
+    assert.deepEqual(gotStranger, []);
+    offB();
+    offB();
+    await b.ready();
+    a.publish('ch', 2);
+    await settle();
+    assert.deepEqual(gotB, [1]);
+  });
+
+  it('a subscription is live as soon as ready() resolves', async () => {
+    const prefix = `sbt:${randomBytes(4).toString('hex')}:`;
+    const a = make(prefix);
+    const b = make(prefix);
+    for (let i = 0; i < 5; i++) {
+      let resolve!: (m: unknown) => void;
+      const got = new Promise((r) => (resolve = r));
+      const off = b.subscribe(`fresh-${i}`, resolve);
+      await b.ready();
+      a.publish(`fresh-${i}`, i);
+      const value = await Promise.race([got, settle(2000).then(() => 'timeout')]);
+      assert.equal(value, i);
+      off();
+    }
+  });
+});
