@@ -1,0 +1,385 @@
+/**
+ * Branch (one-api.md §2.3, §4.3): the worker side of a send. For each message it walks the channel
+ * list from where it left off, records every skip/rejection, calls the adapter of the first
+ * eligible channel and classifies the outcome: accepted → `sent`; rejected → next channel;
+ * transient → `retrying` on the §4.3 schedule (capped by expiry), rejected after five retries.
+ * Network calls happen outside transactions; every state change goes through `mutate`.
+ */
+import type { JobHandler } from '../../delivery/worker.js';
+import type { ChannelAdapter, SendInput, SendOutcome } from '../../channels/adapter.js';
+import type { ChannelConfigView, ChannelRegistry } from '../channels/channels.contract.js';
+import type { ProfileDirectory, ProfileDocument } from '../profiles/profiles.contract.js';
+import type { ModuleContext } from '../module.js';
+import { iso } from '../../lib/clock.js';
+import { loadMessage, type Change, type Message, type Mutator } from './messages.repo.js';
+import { FINAL, OPT_REASONS, rank, type Attempt } from './lifecycle.js';
+import { mergeDeep, mergeString, type MergeContext } from './merge.js';
+import { isCustomChannel, normalisePhone } from './validate.js';
+
+export interface TemplatesLookup {
+  get(apiSpaceId: string, id: string): Promise<Record<string, unknown> | undefined>;
+}
+
+export interface Ports {
+  profiles(): ProfileDirectory | undefined;
+  channels(): ChannelRegistry | undefined;
+  templates(): TemplatesLookup | undefined;
+}
+
+const RETRY_SCHEDULE_MS = [30_000, 120_000, 600_000, 1_800_000, 3_600_000];
+const MAX_RETRIES = RETRY_SCHEDULE_MS.length;
+const WINDOW_MS = 24 * 3600_000;
+const CHANNEL_CAP = 16;
+const IDENTIFIERS = ['phoneNumber', 'email', 'fbMessengerId', 'twitterId'] as const;
+
+interface Recipient {
+  to: Record<string, string>;
+  profileId?: string;
+  profile?: ProfileDocument;
+  primary?: ProfileDocument;
+}
+
+type Part = { type: string; name?: string; url?: string; data?: unknown; size?: number; channels?: string[] };
+
+interface Rendered {
+  title?: string;
+  body?: string;
+  htmlBody?: string;
+  parts: Part[];
+  custom?: unknown;
+  options?: Record<string, unknown>;
+  metadata?: unknown;
+}
+
+/** A tiny counting semaphore per (space, channel): per-channel concurrency caps in this process. */
+function createCaps(limit: number) {
+  const slots = new Map<string, { n: number; waiters: Array<() => void> }>();
+  return async function withCap<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    let s = slots.get(key);
+    if (!s) slots.set(key, (s = { n: 0, waiters: [] }));
+    const slot = s;
+    while (slot.n >= limit) await new Promise<void>((r) => slot.waiters.push(r));
+    slot.n++;
+    try {
+      return await fn();
+    } finally {
+      slot.n--;
+      slot.waiters.shift()?.();
+      if (slot.n === 0 && slot.waiters.length === 0) slots.delete(key);
+    }
+  };
+}
+
+export interface Dispatcher {
+  jobs: Record<string, JobHandler>;
+  process(apiSpaceId: string, id: string): Promise<void>;
+}
+
+export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Ports): Dispatcher {
+  const { clock, log } = ctx;
+  const withCap = createCaps(CHANNEL_CAP);
+
+  async function resolveRecipient(m: Message): Promise<Recipient> {
+    const to = (m.request.to ?? {}) as Record<string, string>;
+    const profiles = ports.profiles();
+    const space = m.row.api_space_id;
+    if (!profiles) return { to, profileId: to.profileId };
+    try {
+      let read: { profile: ProfileDocument; primary?: ProfileDocument } | undefined;
+      if (to.profileId) {
+        // §2.2 rule 1: the profile is created when missing and the other identifiers are written onto it.
+        const ids = Object.fromEntries(Object.entries(to).filter(([k]) => k !== 'profileId'));
+        const { profile, created } = await profiles.ensure(space, to.profileId, ids, m.row.created_by);
+        const diff = Object.fromEntries(Object.entries(ids).filter(([k, v]) => profile[k] !== v));
+        if (!created && Object.keys(diff).length) await profiles.merge(space, to.profileId, diff, m.row.created_by);
+        read = await profiles.resolveForMessaging(space, to.profileId);
+      } else {
+        for (const f of IDENTIFIERS) {
+          if (!to[f]) continue;
+          const p = await profiles.findByIdentifier(space, f, to[f]!);
+          if (p) {
+            read = (await profiles.resolveForMessaging(space, p.id)) ?? { profile: p };
+            break;
+          }
+        }
+      }
+      return { to, profileId: read?.profile.id ?? to.profileId, profile: read?.profile, primary: read?.primary };
+    } catch (err) {
+      log.warn({ err, messageId: m.row.id }, 'profile resolution failed; sending with the identifiers in `to` only');
+      return { to, profileId: to.profileId };
+    }
+  }
+
+  const lookup = (r: Recipient, key: string): string | undefined => {
+    for (const src of [r.to, r.profile, r.primary]) {
+      const v = src?.[key];
+      if (typeof v === 'string' && v !== '') return v;
+    }
+    return undefined;
+  };
+
+  function addressFor(ch: string, config: ChannelConfigView, r: Recipient): { key: string; value: string } | null | undefined {
+    switch (ch) {
+      case 'sms': case 'mms': case 'whatsApp': case 'rcs': {
+        const v = lookup(r, 'phoneNumber');
+        const n = v && normalisePhone(v);
+        return n ? { key: 'phoneNumber', value: n } : undefined;
+      }
+      case 'email': { const v = lookup(r, 'email'); return v ? { key: 'email', value: v } : undefined; }
+      case 'fbMessenger': { const v = lookup(r, 'fbMessengerId'); return v ? { key: 'fbMessengerId', value: v } : undefined; }
+      case 'twitterDm': {
+        const id = lookup(r, 'twitterId');
+        if (id) return { key: 'twitterId', value: id };
+        const sn = lookup(r, 'twitterScreenName');
+        return sn ? { key: 'twitterScreenName', value: sn } : undefined;
+      }
+      case 'appMessaging': case 'nativePush': return r.profileId ? { key: 'profileId', value: r.profileId } : undefined;
+      default: {
+        const prop = config.settings?.userIdProperty;
+        if (typeof prop !== 'string' || !prop) return null; // the channel needs no address property
+        const v = prop === 'profileId' ? r.profileId : lookup(r, prop);
+        return v ? { key: prop, value: v } : undefined;
+      }
+    }
+  }
+
+  function render(ch: string, m: Message, r: Recipient, template: Record<string, unknown> | undefined): Rendered | undefined {
+    const req = m.request;
+    const mctx: MergeContext = { profile: (r.profile ?? r.to) as Record<string, unknown>, profileId: r.profileId, metadata: req.metadata };
+    const title = typeof req.title === 'string' ? mergeString(req.title, mctx) : undefined;
+    let body = typeof req.body === 'string' ? mergeString(req.body, mctx) : undefined;
+    const source = (template ? template.messageParts : req.messageParts) as Part[] | undefined;
+    const parts = (source ?? [])
+      .filter((p) => !p.channels || p.channels.includes(ch))
+      .map((p) => (typeof p.data === 'string' && /^text\//.test(p.type) ? { ...p, data: mergeString(p.data, mctx) } : p));
+    if (body === undefined) body = parts.find((p) => p.type === 'text/plain' && typeof p.data === 'string')?.data as string | undefined;
+    let htmlBody = parts.find((p) => p.type === 'text/html' && typeof p.data === 'string')?.data as string | undefined;
+    const options = req.channelOptions?.[ch] !== undefined ? mergeDeep(req.channelOptions[ch] as Record<string, unknown>, mctx) : undefined;
+    if (ch === 'email' && typeof options?.htmlBody === 'string') htmlBody = options.htmlBody;
+    const custom = req.customBody?.[ch] !== undefined ? mergeDeep(req.customBody[ch], { ...mctx, body, title }) : undefined;
+    const metadata = req.metadata !== undefined ? mergeDeep(req.metadata, mctx) : undefined;
+    if (custom === undefined && body === undefined && htmlBody === undefined && parts.length === 0) return undefined;
+    if (custom === undefined) {
+      if (ch === 'sms') {
+        const links = parts.filter((p) => !/^text\//.test(p.type) && p.url).map((p) => p.url);
+        const textLen = [body ?? '', ...links].join('\n').length;
+        if (textLen === 0 || textLen > 2000) return undefined;
+      }
+      if (ch === 'nativePush' && (!title || !body)) return undefined;
+    }
+    return { title, body, htmlBody, parts, custom, options, metadata };
+  }
+
+  async function windowOpen(space: string, profileId: string | undefined, ch: string): Promise<boolean> {
+    if (!profileId) return false;
+    const row = await ctx.db.selectFrom('channel_windows').select('last_inbound_at')
+      .where('api_space_id', '=', space).where('profile_id', '=', profileId).where('channel', '=', ch).executeTakeFirst();
+    return !!row && clock.now() - Number(row.last_inbound_at) < WINDOW_MS;
+  }
+
+  type Evaluation = { skip: string } | { adapter: ChannelAdapter; input: SendInput; rendered: Rendered };
+
+  async function evaluate(m: Message, ch: string, r: Recipient, template: Record<string, unknown> | undefined): Promise<Evaluation> {
+    const space = m.row.api_space_id;
+    const registry = ports.channels();
+    if (!registry) return { skip: 'NotConfigured' };
+    const found = await registry.adapter(space, ch);
+    if ('missing' in found) return { skip: 'NotConfigured' };
+    const address = addressFor(ch, found.config, r);
+    if (address === undefined) return { skip: 'NoAddress' };
+    const optIn = (r.profile?._optIn as Record<string, unknown> | undefined)?.[ch];
+    if (optIn === false) return { skip: 'OptedOut' };
+    if (m.request.requireOptIn) {
+      const profiles = ports.profiles();
+      if (!r.profile || !profiles || !(await profiles.isOptedIn(space, r.profile.id, ch))) return { skip: 'NotOptedIn' };
+    }
+    const rendered = render(ch, m, r, template);
+    if (!rendered) return { skip: 'ContentNotSupported' };
+    if (ch === 'whatsApp' && rendered.custom === undefined && !rendered.parts.some((p) => p.type === 'whatsapp/template') && !(await windowOpen(space, r.profileId, ch))) return { skip: 'OutsideWindow' };
+    if (ch === 'fbMessenger' && !rendered.options?.messageTag && !(await windowOpen(space, r.profileId, ch))) return { skip: 'OutsideWindow' };
+    if (ch === 'nativePush') {
+      const devices = r.profileId ? await ports.profiles()?.devices(space, r.profileId) : undefined;
+      if (!devices?.some((d) => d.push)) return { skip: 'NoDevices' };
+    }
+    const to: Record<string, unknown> = {};
+    for (const src of [r.primary, r.profile, r.to]) for (const [k, v] of Object.entries(src ?? {})) if (typeof v === 'string' && !k.startsWith('_')) to[k] = v;
+    if (r.profileId) to.profileId = r.profileId;
+    if (address) to[address.key] = address.value;
+    const opts = rendered.options as Record<string, unknown> | undefined;
+    const input: SendInput = {
+      apiSpaceId: space, messageId: m.row.id, channelId: ch, to,
+      ...(opts && (opts.from !== undefined) ? { from: typeof opts.from === 'object' ? opts.from as Record<string, unknown> : { from: opts.from } } : {}),
+      title: rendered.title, body: rendered.body, htmlBody: rendered.htmlBody,
+      messageParts: rendered.parts.map((p) => ({ type: p.type, name: p.name, url: p.url, size: p.size, data: p.data === undefined ? undefined : typeof p.data === 'string' ? p.data : JSON.stringify(p.data) })),
+      customBody: rendered.custom, options: opts,
+      expiresOn: m.row.expires_at === null ? undefined : Number(m.row.expires_at),
+      metadata: rendered.metadata, conversationId: m.row.conversation_id ?? undefined,
+      profile: r.profile,
+    };
+    if (isCustomChannel(ch)) delete input.options;
+    return { adapter: found.adapter, input, rendered };
+  }
+
+  const dispatchable = (m: Message, startNext: number) =>
+    !m.row.deleted && !m.state.cancelled && m.state.next === startNext && (m.row.status === 'processing' || m.row.status === 'retrying');
+
+  /** Final failure after every channel was tried (§2.3 step 4) or expiry (§4.4). */
+  function finishChange(m: Message, pending: Attempt[], expired: boolean): Change {
+    const attempts = [...(m.details.attempts ?? []), ...pending];
+    if (expired) {
+      return { status: 'expired', details: { ...m.details, attempts, nextAttemptOn: undefined, failureReason: 'The message expired before a channel accepted it', errorCode: 'Expired' }, events: [{ status: 'expired', channel: null, failureReason: 'The message expired before a channel accepted it', errorCode: 'Expired' }] };
+    }
+    const skips = attempts.filter((a) => a.outcome !== 'TimedOut' && a.outcome !== 'failed');
+    const filtered = skips.length > 0 && skips.every((a) => a.outcome === 'skipped' && OPT_REASONS.has(a.reason ?? ''));
+    const status = filtered ? 'filtered' : 'failed';
+    const last = attempts[attempts.length - 1];
+    const errorCode = last?.reason ?? 'NoChannel';
+    const failureReason = attempts.length
+      ? `No channel could take the message (${attempts.map((a) => `${a.channel}: ${a.reason ?? a.outcome}`).join(', ')})`
+      : 'No channel to try';
+    return { status, details: { ...m.details, attempts, nextAttemptOn: undefined, failureReason, errorCode }, events: [{ status, channel: null, failureReason, errorCode }] };
+  }
+
+  async function process(apiSpaceId: string, id: string): Promise<void> {
+    const m = await loadMessage(ctx.db, apiSpaceId, id);
+    if (!m || !dispatchable(m, m.state.next)) return;
+    const startNext = m.state.next;
+    const recipient = await resolveRecipient(m);
+    const templateId = m.request.templateId as string | undefined;
+    const template = templateId ? await ports.templates()?.get(apiSpaceId, templateId) : undefined;
+    const pending: Attempt[] = [];
+    let next = startNext;
+    let retries = m.state.retries;
+    // A concurrent worker that already moved past `startNext`, a deletion or a final status wins.
+    const commit = (build: (cur: Message) => Change) =>
+      mutator.mutate(apiSpaceId, id, (cur) => (!cur.row.deleted && !cur.state.cancelled && cur.state.next === startNext && !FINAL.has(cur.row.status)
+        ? { change: { profileId: recipient.profileId ?? cur.row.profile_id, ...build(cur) }, result: true }
+        : { result: false }));
+
+    for (;;) {
+      const now = clock.now();
+      if (m.row.expires_at !== null && now >= Number(m.row.expires_at)) {
+        await commit((cur) => ({ ...finishChange(cur, pending, true), state: { ...cur.state, next, retries: 0 } }));
+        return;
+      }
+      if (next >= m.state.rules.length) {
+        await commit((cur) => ({ ...finishChange(cur, pending, false), state: { ...cur.state, next, retries: 0 } }));
+        return;
+      }
+      const ch = m.state.rules[next]!;
+      const ev = await evaluate(m, ch, recipient, template);
+      if ('skip' in ev) {
+        pending.push({ channel: ch, outcome: 'skipped', reason: ev.skip, at: iso(now) });
+        next++;
+        retries = 0;
+        continue;
+      }
+      let outcome: SendOutcome;
+      try {
+        outcome = await withCap(`${apiSpaceId}:${ch}`, () => ev.adapter.send(ev.input));
+      } catch (err) {
+        outcome = { kind: 'transient', reason: err instanceof Error ? err.message : String(err) };
+      }
+      const at = iso(clock.now());
+      if (outcome.kind === 'accepted') {
+        const accepted = outcome;
+        const idx = next;
+        await commit((cur) => {
+          const state = { ...cur.state, next: idx + 1, current: idx, retries: 0 };
+          const succeeded = !!state.fallbackAfter && rank(state.successStatus ?? 'delivered') <= rank('sent');
+          if (succeeded) state.succeeded = true;
+          const channelDetails = { ...(accepted.details ?? {}), ...(accepted.providerMessageId ? { providerMessageId: accepted.providerMessageId } : {}) };
+          const toSent = cur.row.status === 'processing' || cur.row.status === 'retrying';
+          const { nextAttemptOn: _n, ...details } = cur.details;
+          return {
+            status: toSent ? 'sent' : cur.row.status,
+            channelId: ch,
+            providerMessageId: accepted.providerMessageId ?? null,
+            state,
+            rendered: { channel: ch, title: ev.rendered.title, body: ev.rendered.body, metadata: ev.rendered.metadata },
+            details: {
+              ...details, channelId: ch,
+              attempts: [...(cur.details.attempts ?? []), ...pending, { channel: ch, outcome: 'accepted', at, ...(accepted.providerMessageId ? { providerMessageId: accepted.providerMessageId } : {}) }],
+              channelStatus: { ...(cur.details.channelStatus ?? {}), [ch]: { status: 'sent', details: channelDetails, updatedOn: at } },
+              ...(typeof accepted.details?.segmentCount === 'number' ? { segmentCount: accepted.details.segmentCount } : {}),
+            },
+            events: toSent ? [{ status: 'sent', channel: ch, channelDetails }] : [],
+            jobs: state.fallbackAfter && !succeeded
+              ? [{ kind: 'message.fallbackTimer', apiSpaceId, payload: { v: 1, id, index: idx }, runAt: clock.now() + state.fallbackAfter * 1000 }]
+              : [],
+          };
+        });
+        return;
+      }
+      if (outcome.kind === 'rejected') {
+        pending.push({ channel: ch, outcome: 'rejected', reason: 'ProviderRejected', at, ...(outcome.code ? { providerCode: outcome.code } : {}), detail: outcome.reason } as Attempt);
+        next++;
+        retries = 0;
+        continue;
+      }
+      if (retries < MAX_RETRIES) {
+        const base = RETRY_SCHEDULE_MS[retries]!;
+        let delay = Math.round(base * (0.8 + Math.random() * 0.4));
+        if (outcome.retryAfterMs !== undefined) delay = Math.max(delay, outcome.retryAfterMs);
+        let runAt = clock.now() + delay;
+        if (m.row.expires_at !== null) runAt = Math.min(runAt, Number(m.row.expires_at));
+        const idx = next;
+        const reason = outcome.reason;
+        await commit((cur) => ({
+          status: 'retrying',
+          state: { ...cur.state, next: idx, retries: retries + 1 },
+          details: { ...cur.details, nextAttemptOn: iso(runAt), attempts: [...(cur.details.attempts ?? []), ...pending, { channel: ch, outcome: 'retrying', reason: 'ProviderError', at, detail: reason } as Attempt] },
+          jobs: [{ kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: [id] }, runAt }],
+        }));
+        return;
+      }
+      pending.push({ channel: ch, outcome: 'rejected', reason: 'ProviderError', at, detail: outcome.reason } as Attempt);
+      next++;
+      retries = 0;
+    }
+  }
+
+  const dispatchJob: JobHandler = async ({ job }) => {
+    const space = job.apiSpaceId!;
+    const ids = (job.payload.ids ?? []) as string[];
+    let i = 0;
+    const lane = async () => {
+      while (i < ids.length) {
+        const id = ids[i++]!;
+        await process(space, id).catch((err) => {
+          log.error({ err, messageId: id }, 'message dispatch failed');
+          throw err;
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, ids.length) }, lane));
+  };
+
+  /** Timed fallback (§2.3 step 6): the accepting channel did not reach `successStatus` in time. */
+  const fallbackJob: JobHandler = async ({ job }) => {
+    const space = job.apiSpaceId!;
+    const { id, index } = job.payload as unknown as { id: string; index: number };
+    await mutator.mutate(space, id, (m) => {
+      const s = m.state;
+      const reached = rank(m.row.status) >= rank(s.successStatus ?? 'delivered') && !FINAL.has(m.row.status) || m.row.status === 'read';
+      if (m.row.deleted || s.cancelled || s.current !== index || s.succeeded || reached) return { result: false };
+      const ch = s.rules[index];
+      const attempts = [...(m.details.attempts ?? [])];
+      for (let k = attempts.length - 1; k >= 0; k--) {
+        if (attempts[k]!.channel === ch && attempts[k]!.outcome === 'accepted') { attempts[k] = { ...attempts[k]!, outcome: 'TimedOut' }; break; }
+      }
+      const { channelId: _c, ...details } = m.details;
+      return {
+        result: true,
+        change: {
+          status: 'processing', channelId: null, providerMessageId: null,
+          state: { ...s, current: undefined, retries: 0 },
+          details: { ...details, attempts },
+          jobs: [{ kind: 'message.dispatch', apiSpaceId: space, payload: { v: 1, ids: [id] } }],
+        },
+      };
+    });
+  };
+
+  return { jobs: { 'message.dispatch': dispatchJob, 'message.fallbackTimer': fallbackJob }, process };
+}

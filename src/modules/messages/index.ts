@@ -1,0 +1,95 @@
+import type { ModuleDefinition } from '../module.js';
+import type { MessagesApi } from './messages.contract.js';
+import type { ChannelRegistry } from '../channels/channels.contract.js';
+import type { ProfileDirectory } from '../profiles/profiles.contract.js';
+import { createIdempotency } from '../../http/idempotency.js';
+import { iso } from '../../lib/clock.js';
+import { AppError } from '../../http/errors.js';
+import { messagesMigrations } from './messages.migrations.js';
+import { createMutator } from './messages.repo.js';
+import { createRuleSets, ruleSetRoutes } from './rulesets.js';
+import { createOutbound } from './messages.service.js';
+import { createDispatcher, type Ports, type TemplatesLookup } from './dispatch.js';
+import { createInbound, type InboundHook } from './inbound.js';
+import { createHistory } from './history.js';
+import { messagesRoutes } from './messages.routes.js';
+
+/** `services.messages`: the contract plus the inbound rules seam (§5 steps 5–6). */
+export interface MessagesService extends MessagesApi {
+  onInbound(hook: InboundHook): void;
+}
+
+declare module '../services.js' {
+  interface Services {
+    messages: MessagesService;
+  }
+}
+
+export const messagesModule: ModuleDefinition = {
+  name: 'messages',
+  migrations: messagesMigrations,
+  setup(ctx) {
+    // Read at call time: the profiles and channels modules are set up before this one, and tests
+    // may install a registry of their own.
+    const services = ctx.services as unknown as { profiles?: ProfileDirectory; channels?: ChannelRegistry; templates?: TemplatesLookup };
+    const ports: Ports = { profiles: () => services.profiles, channels: () => services.channels, templates: () => services.templates };
+    const mutator = createMutator(ctx);
+    const ruleSets = createRuleSets(ctx);
+    const outbound = createOutbound(ctx, mutator, ruleSets, ports);
+    const dispatcher = createDispatcher(ctx, mutator, ports);
+    const inbound = createInbound(ctx, ports);
+    const history = createHistory(ctx, ports);
+    const idempotency = createIdempotency({ db: ctx.db, clock: ctx.clock });
+
+    const api: MessagesService = {
+      async send(apiSpaceId, actor, request) {
+        const [m] = await outbound.accept(apiSpaceId, actor, [request]);
+        return { messageId: m!.row.id, status: m!.row.status };
+      },
+      async applyReceipt(apiSpaceId, channelId, report) {
+        let id = report.messageId;
+        if (!id && report.providerMessageId) {
+          const row = await ctx.db.selectFrom('messages').select('id').where('api_space_id', '=', apiSpaceId).where('provider_message_id', '=', report.providerMessageId).executeTakeFirst();
+          id = row?.id;
+        }
+        if (!id) return;
+        try {
+          await outbound.reportStatus(apiSpaceId, undefined, id, report.status, { channel: channelId, channelStatus: report.details, timestamp: report.at ? iso(report.at) : undefined });
+        } catch (err) {
+          if (!(err instanceof AppError && err.status < 500)) throw err; // unknown or foreign receipts are ignored
+        }
+      },
+      async ingestInbound(apiSpaceId, report) {
+        const doc = await inbound.fromReport(apiSpaceId, report);
+        return { inboundMessageId: doc.messageId };
+      },
+      async redactBody(apiSpaceId, messageId) {
+        await outbound.redact(apiSpaceId, 'system', messageId, 'message').catch((err) => {
+          if (!(err instanceof AppError && err.status === 404)) throw err;
+        });
+      },
+      onInbound: (hook) => inbound.onInbound(hook),
+    };
+    ctx.services.messages = api;
+    services.channels?.setSink({
+      receipt: (apiSpaceId, channelId, report) => api.applyReceipt(apiSpaceId, channelId, report),
+      inbound: async (apiSpaceId, report) => { await api.ingestInbound(apiSpaceId, report); },
+    });
+
+    let purge: NodeJS.Timeout | undefined;
+    return {
+      async routes(app) {
+        await messagesRoutes({ outbound, inbound, history, idempotency })(app);
+        await ruleSetRoutes(ruleSets)(app);
+      },
+      jobs: dispatcher.jobs,
+      start() {
+        purge = setInterval(() => void idempotency.purge().catch(() => {}), 3_600_000);
+        purge.unref();
+      },
+      stop() {
+        if (purge) clearInterval(purge);
+      },
+    };
+  },
+};

@@ -1,0 +1,13 @@
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mergeDeep, mergeString } from './merge.js';
+
+it('substitutes profile paths, metadata, body and leaves unknown tokens', () => {
+  const ctx = { profile: { firstName: 'Jane', address: { city: 'Leeds' }, n: 3, tags: ['a'] }, profileId: 'jane', body: 'B', metadata: { order: 'SO-1' } };
+  assert.equal(mergeString('Hi {{ profile.firstName }} in {{profile.address.city}}', ctx), 'Hi Jane in Leeds');
+  assert.equal(mergeString('{{profile.n}} {{profile.tags}} {{profile.missing}}|', ctx), '3 ["a"] |');
+  assert.equal(mergeString('{{metadata.order}} {{profileId}} {{body}} {{other}} {{x.y}}', ctx), 'SO-1 jane B {{other}} {{x.y}}');
+  // single pass: a value that looks like a token is not re-scanned
+  assert.equal(mergeString('{{profile.firstName}}', { profile: { firstName: '{{profileId}}' }, profileId: 'p' }), '{{profileId}}');
+  assert.deepEqual(mergeDeep({ a: ['{{body}}', 1, { b: '{{title}}' }] }, { body: 'x', title: 't' }), { a: ['x', 1, { b: 't' }] });
+});

@@ -1,0 +1,72 @@
+import type { SchemaMigration } from '../../storage/migrations/types.js';
+import { idempotencyMigration } from '../../http/idempotency.js';
+
+/** One API tables (0200 range): messages, inbound messages, rule sets, channel windows. */
+export const messagesMigrations: SchemaMigration[] = [
+  idempotencyMigration,
+  {
+    name: '0201_messages',
+    async up({ db, t }) {
+      await db.schema
+        .createTable('messages')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .addColumn('profile_id', 'text')
+        .addColumn('channel_id', 'text')
+        .addColumn('conversation_id', 'text')
+        .addColumn('provider_message_id', 'text')
+        .addColumn('request', t.json, (c) => c.notNull())
+        .addColumn('status_details', t.json, (c) => c.notNull())
+        .addColumn('state', t.json, (c) => c.notNull())
+        .addColumn('rendered', t.json)
+        .addColumn('expires_at', t.bigint)
+        .addColumn('submitted_at', t.bigint, (c) => c.notNull())
+        .addColumn('sender_profile_id', 'text')
+        .addColumn('deleted', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_on', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('updated_on', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('messages_pk', ['api_space_id', 'id'])
+        .execute();
+      await db.schema.createIndex('messages_profile').on('messages').columns(['api_space_id', 'profile_id', 'submitted_at']).execute();
+      await db.schema.createIndex('messages_provider_id').on('messages').columns(['api_space_id', 'provider_message_id']).execute();
+
+      await db.schema
+        .createTable('inbound_messages')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('profile_id', 'text')
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .addColumn('doc', t.json, (c) => c.notNull())
+        .addColumn('received_at', t.bigint, (c) => c.notNull())
+        .addPrimaryKeyConstraint('inbound_messages_pk', ['api_space_id', 'id'])
+        .execute();
+      await db.schema.createIndex('inbound_messages_profile').on('inbound_messages').columns(['api_space_id', 'profile_id', 'received_at']).execute();
+
+      await db.schema
+        .createTable('rule_sets')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('doc', t.json, (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('rule_sets_pk', ['api_space_id', 'id'])
+        .execute();
+      await db.schema.createIndex('rule_sets_name').on('rule_sets').columns(['api_space_id', 'name']).unique().execute();
+
+      await db.schema
+        .createTable('channel_windows')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('profile_id', 'text', (c) => c.notNull())
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('last_inbound_at', t.bigint, (c) => c.notNull())
+        .addPrimaryKeyConstraint('channel_windows_pk', ['api_space_id', 'profile_id', 'channel'])
+        .execute();
+    },
+  },
+];

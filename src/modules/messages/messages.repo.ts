@@ -1,0 +1,211 @@
+/**
+ * Message storage: row types, the resource mapping, bulk insert, and `mutate` — the one way a
+ * message changes after acceptance (read, compute, compare-and-set on `revision`, append the
+ * `message.*` events and enqueue follow-up jobs in the same transaction).
+ */
+import type { Db, Tx } from '../../storage/db.js';
+import { fromJson, toJson } from '../../storage/dialect.js';
+import { etagFor } from '../../http/etag.js';
+import { iso } from '../../lib/clock.js';
+import type { NewJob } from '../../delivery/queue.js';
+import type { ModuleContext } from '../module.js';
+import { eventName, eventPayload, type DispatchState, type StatusDetails } from './lifecycle.js';
+
+export interface MessageRow {
+  api_space_id: string;
+  id: string;
+  status: string;
+  revision: number;
+  profile_id: string | null;
+  channel_id: string | null;
+  conversation_id: string | null;
+  provider_message_id: string | null;
+  request: unknown;
+  status_details: unknown;
+  state: unknown;
+  rendered: unknown;
+  expires_at: number | null;
+  submitted_at: number;
+  sender_profile_id: string | null;
+  deleted: number;
+  created_on: string;
+  created_by: string;
+  updated_on: string;
+  updated_by: string;
+}
+
+export interface InboundRow {
+  api_space_id: string;
+  id: string;
+  channel: string;
+  profile_id: string | null;
+  status: string;
+  revision: number;
+  doc: unknown;
+  received_at: number;
+}
+
+export interface RuleSetRow {
+  api_space_id: string;
+  id: string;
+  name: string;
+  doc: unknown;
+  revision: number;
+}
+
+export interface ChannelWindowRow {
+  api_space_id: string;
+  profile_id: string;
+  channel: string;
+  last_inbound_at: number;
+}
+
+declare module '../../storage/schema.js' {
+  interface Database {
+    messages: MessageRow;
+    inbound_messages: InboundRow;
+    rule_sets: RuleSetRow;
+    channel_windows: ChannelWindowRow;
+  }
+}
+
+/** A message as loaded: row plus parsed JSON columns. */
+export interface Message {
+  row: MessageRow;
+  request: Record<string, any>;
+  details: StatusDetails;
+  state: DispatchState;
+}
+
+export const parse = (row: MessageRow): Message => ({
+  row,
+  request: fromJson<Record<string, any>>(row.request),
+  details: fromJson<StatusDetails>(row.status_details) ?? {},
+  state: fromJson<DispatchState>(row.state),
+});
+
+/** The `Message` resource (one-api.md §3.1, §3.3). */
+export function toResource(m: Message): Record<string, unknown> {
+  const { row } = m;
+  const { channelStatus: _cs, ...details } = m.details;
+  return {
+    messageId: row.id,
+    ...m.request,
+    ...(row.sender_profile_id ? { senderProfileId: row.sender_profile_id } : {}),
+    sentOn: row.created_on,
+    status: row.status,
+    statusDetails: details,
+    _createdOn: row.created_on,
+    _createdBy: row.created_by,
+    _updatedOn: row.updated_on,
+    _updatedBy: row.updated_by,
+  };
+}
+
+export const etagOf = (m: Message): string => etagFor(m.row.revision, toResource(m));
+
+const INSERT_CHUNK = 400;
+
+/** Multi-row inserts (one statement per 400 rows) inside the caller's transaction. */
+export async function insertMessages(tx: Tx, rows: MessageRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    await tx.insertInto('messages').values(rows.slice(i, i + INSERT_CHUNK) as never).execute();
+  }
+}
+
+export async function loadMessage(ex: Db | Tx, apiSpaceId: string, id: string): Promise<Message | undefined> {
+  const row = await ex.selectFrom('messages').selectAll().where('api_space_id', '=', apiSpaceId).where('id', '=', id).executeTakeFirst();
+  return row ? parse(row) : undefined;
+}
+
+export interface MessageEvent {
+  status: string;
+  channel: string | null;
+  failureReason?: string;
+  errorCode?: string;
+  channelDetails?: Record<string, unknown>;
+}
+
+/** What one `mutate` step writes; return `undefined` from the step to write nothing. */
+export interface Change {
+  status?: string;
+  details?: StatusDetails;
+  state?: DispatchState;
+  channelId?: string | null;
+  providerMessageId?: string | null;
+  profileId?: string | null;
+  rendered?: unknown;
+  request?: Record<string, unknown>;
+  deleted?: boolean;
+  events?: MessageEvent[];
+  jobs?: NewJob[];
+  actor?: string;
+}
+
+export class ConcurrentUpdate extends Error {}
+
+export interface Mutator {
+  /**
+   * Applies `step` to the current message in one transaction; retried on a concurrent write.
+   * Resolves to the step's result and the message after the write (or as read when no change).
+   */
+  mutate<R>(apiSpaceId: string, id: string, step: (m: Message) => { change?: Change; result: R }): Promise<{ result: R; message: Message } | undefined>;
+}
+
+export function createMutator(ctx: ModuleContext): Mutator {
+  const accountOf = async (apiSpaceId: string) => (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
+  return {
+    async mutate(apiSpaceId, id, step) {
+      // Resolved before the transaction: on SQLite a read outside `uow.tx` would wait for the
+      // connection the transaction holds.
+      const accountId = await accountOf(apiSpaceId);
+      for (let attempt = 0; attempt < 8; attempt++) {
+        try {
+          return await ctx.transaction(async (uow) => {
+            const m = await loadMessage(uow.tx, apiSpaceId, id);
+            if (!m) return undefined;
+            const { change, result } = step(m);
+            if (!change) return { result, message: m };
+            const now = ctx.clock.now();
+            const row: MessageRow = {
+              ...m.row,
+              status: change.status ?? m.row.status,
+              revision: m.row.revision + 1,
+              status_details: toJson(change.details ?? m.details),
+              state: toJson(change.state ?? m.state),
+              channel_id: change.channelId !== undefined ? change.channelId : m.row.channel_id,
+              provider_message_id: change.providerMessageId !== undefined ? change.providerMessageId : m.row.provider_message_id,
+              profile_id: change.profileId !== undefined ? change.profileId : m.row.profile_id,
+              rendered: change.rendered !== undefined ? toJson(change.rendered) : m.row.rendered === null ? null : toJson(fromJson(m.row.rendered)),
+              request: toJson(change.request ?? m.request),
+              deleted: change.deleted ? 1 : m.row.deleted,
+              updated_on: iso(now),
+              updated_by: change.actor ?? 'system',
+            };
+            const res = await uow.tx.updateTable('messages')
+              .set({ ...row, api_space_id: undefined, id: undefined } as never)
+              .where('api_space_id', '=', apiSpaceId).where('id', '=', id).where('revision', '=', m.row.revision)
+              .executeTakeFirst();
+            if (Number(res.numUpdatedRows) !== 1) throw new ConcurrentUpdate();
+            const next = parse(row);
+            if (change.events?.length) {
+              const etag = etagOf(next);
+              for (const e of change.events) {
+                await ctx.events.append(uow, {
+                  apiSpaceId, accountId, name: eventName(e.status),
+                  payload: eventPayload({ messageId: id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined, metadata: (fromJson<{ metadata?: unknown } | null>(row.rendered))?.metadata ?? next.request.metadata, updatedOn: row.updated_on, failureReason: e.failureReason, errorCode: e.errorCode, channelDetails: e.channelDetails }),
+                  meta: { revision: row.revision, etag },
+                });
+              }
+            }
+            for (const job of change.jobs ?? []) await ctx.queue.enqueue(uow, job);
+            return { result, message: next };
+          });
+        } catch (err) {
+          if (!(err instanceof ConcurrentUpdate)) throw err;
+        }
+      }
+      throw new Error(`message ${id}: too many concurrent updates`);
+    },
+  };
+}

@@ -1,0 +1,261 @@
+/**
+ * The One API's outbound side: accepting single and batch sends (validation, permissions, one
+ * transaction for rows + first jobs), reading, redacting, deleting, and status reports.
+ */
+import type { Actor } from '../../auth/actor.js';
+import { grants } from '../../auth/permissions.js';
+import { AppError, errors, type ValidationFailure } from '../../http/errors.js';
+import { iso } from '../../lib/clock.js';
+import { TtlCache } from '../../lib/cache.js';
+import { toJson } from '../../storage/dialect.js';
+import type { Uow } from '../../storage/uow.js';
+import type { NewJob } from '../../delivery/queue.js';
+import type { ModuleContext } from '../module.js';
+import type { RuleSetsService } from './rulesets.js';
+import type { Ports } from './dispatch.js';
+import { canTransition, eventName, eventPayload, rank, type Attempt, type DispatchState } from './lifecycle.js';
+import { insertMessages, loadMessage, parse, type Message, type MessageRow, type Mutator } from './messages.repo.js';
+import { inboundPermission, sendPermission, validateRequest, type ValidatedRequest } from './validate.js';
+
+export const MAX_BATCH = 5000;
+const JOB_CHUNK = 50;
+
+export interface StatusReport {
+  channel: string;
+  channelStatus?: Record<string, unknown>;
+  timestamp?: string;
+  failureReason?: string;
+}
+
+export interface OutboundService {
+  accept(apiSpaceId: string, actor: Actor, bodies: unknown[], opts?: { batch?: boolean; within?: (uow: Uow, messages: Message[]) => Promise<void> }): Promise<Message[]>;
+  get(apiSpaceId: string, id: string): Promise<Message>;
+  redact(apiSpaceId: string, actor: string, id: string, source: string): Promise<void>;
+  remove(apiSpaceId: string, actor: string, id: string): Promise<void>;
+  reportStatus(apiSpaceId: string, actor: Actor | undefined, id: string, status: string, report: StatusReport): Promise<{ applied: boolean; timestamp: string }>;
+}
+
+const isObj = (v: unknown): v is Record<string, any> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+function canSendAll(actor: Actor, needed: Iterable<string>): boolean {
+  if (actor.kind === 'admin' || (actor.kind === 'user' && actor.role === 'admin')) return true;
+  if (actor.kind !== 'access') return false;
+  const granted = actor.permissions ?? new Set<string>();
+  for (const p of needed) if (!grants(granted, p)) return false;
+  return true;
+}
+
+export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: RuleSetsService, ports: Ports): OutboundService {
+  const { clock, ids } = ctx;
+  // Positive answers only: a channel configured a moment ago must never be reported missing.
+  const configured = new TtlCache<string, true>(2_000, 10_000, () => clock.now());
+  const accountOf = async (apiSpaceId: string) => (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
+
+  async function isConfigured(apiSpaceId: string, ch: string): Promise<boolean> {
+    const registry = ports.channels();
+    if (!registry) return true; // without a registry nothing can be decided synchronously
+    const key = `${apiSpaceId}:${ch}`;
+    if (configured.get(key)) return true;
+    const cfg = await registry.config(apiSpaceId, ch);
+    if (cfg?.enabled) configured.set(key, true);
+    return !!cfg?.enabled;
+  }
+
+  return {
+    async accept(apiSpaceId, actor, bodies, opts = {}) {
+      if (opts.batch) {
+        if (bodies.length === 0) throw errors.invalidField('body', 'A batch needs at least one message');
+        if (bodies.length > MAX_BATCH) throw errors.invalidField('body', `A batch holds at most ${MAX_BATCH} messages`);
+      }
+      const now = clock.now();
+      // Rule sets and templates are looked up once per request.
+      const sets = new Map<string, Awaited<ReturnType<RuleSetsService['resolve']>>>();
+      const templates = new Map<string, boolean>();
+      for (const b of bodies) {
+        if (!isObj(b)) continue;
+        if (typeof b.ruleSet === 'string' && !sets.has(b.ruleSet)) sets.set(b.ruleSet, await ruleSets.resolve(apiSpaceId, b.ruleSet));
+        if (typeof b.templateId === 'string' && !templates.has(b.templateId)) {
+          const lookup = ports.templates();
+          templates.set(b.templateId, lookup ? !!(await lookup.get(apiSpaceId, b.templateId)) : false);
+        }
+      }
+      // Permissions before validation (§2.6): every channel named, and msg:branch for ruleSet.
+      const needed = new Set<string>();
+      for (const b of bodies) {
+        if (!isObj(b)) continue;
+        if (Array.isArray(b.rules)) for (const c of b.rules) if (typeof c === 'string') needed.add(sendPermission(c));
+        if (b.ruleSet !== undefined) {
+          needed.add('msg:branch');
+          for (const c of sets.get(b.ruleSet)?.rules ?? []) needed.add(sendPermission(c));
+        }
+      }
+      if (!canSendAll(actor, needed)) throw errors.forbidden('This credential cannot send on every channel listed (or use ruleSet)');
+
+      const failures: ValidationFailure[] = [];
+      const valid: ValidatedRequest[] = [];
+      bodies.forEach((b, i) => {
+        const rs = isObj(b) && typeof b.ruleSet === 'string' ? sets.get(b.ruleSet) : undefined;
+        const v = validateRequest(b, {
+          now,
+          ruleSetRules: isObj(b) && b.ruleSet !== undefined ? (rs ? rs.rules : null) : undefined,
+          templateExists: isObj(b) && typeof b.templateId === 'string' ? templates.get(b.templateId) : undefined,
+        }, failures, opts.batch ? i : undefined);
+        if (v) valid.push(v);
+      });
+      if (failures.length) throw errors.validation(failures);
+
+      const channelOk = new Map<string, boolean>();
+      for (const v of valid) for (const c of v.channels) if (!channelOk.has(c)) channelOk.set(c, await isConfigured(apiSpaceId, c));
+
+      const stamp = iso(now);
+      const rows: MessageRow[] = [];
+      const failedNow: number[] = [];
+      const jobs: NewJob[] = [];
+      const due = new Map<number, string[]>();
+      valid.forEach((v, i) => {
+        const id = ids.uuid();
+        const body = bodies[i] as Record<string, any>;
+        const rs = typeof body.ruleSet === 'string' ? sets.get(body.ruleSet) : undefined;
+        const state: DispatchState = {
+          rules: v.channels, next: 0, retries: 0,
+          ...(rs?.fallbackOnFailure ? { fallbackOnFailure: true } : {}),
+          ...((v.stored.fallbackAfter ?? rs?.fallbackAfter) !== undefined ? { fallbackAfter: (v.stored.fallbackAfter ?? rs?.fallbackAfter) as number, successStatus: (v.stored.successStatus ?? rs?.successStatus ?? 'delivered') as string } : {}),
+        };
+        let status = 'processing';
+        let details: Record<string, unknown> = {};
+        // Decided synchronously (§3.1): no listed channel is configured, so none can ever be tried.
+        if (v.channels.every((c) => channelOk.get(c) === false)) {
+          status = 'failed';
+          const attempts: Attempt[] = v.channels.map((c) => ({ channel: c, outcome: 'skipped', reason: 'NotConfigured', at: stamp }));
+          details = { attempts, failureReason: 'No channel in the list is configured in this API space', errorCode: 'NotConfigured' };
+          state.next = v.channels.length;
+          failedNow.push(rows.length);
+        } else {
+          const at = v.deliverAfter !== undefined && v.deliverAfter > now ? v.deliverAfter : now;
+          const list = due.get(at) ?? [];
+          list.push(id);
+          due.set(at, list);
+        }
+        rows.push({
+          api_space_id: apiSpaceId, id, status, revision: 0,
+          profile_id: (v.stored.to as Record<string, string>).profileId ?? null,
+          channel_id: null, conversation_id: (v.stored.conversationId as string | undefined) ?? null, provider_message_id: null,
+          request: toJson(v.stored), status_details: toJson(details), state: toJson(state), rendered: null,
+          expires_at: v.expiresAt ?? null, submitted_at: now, sender_profile_id: actor.profileId ?? null, deleted: 0,
+          created_on: stamp, created_by: actor.actor, updated_on: stamp, updated_by: actor.actor,
+        });
+      });
+      for (const [runAt, list] of due) {
+        for (let i = 0; i < list.length; i += JOB_CHUNK) jobs.push({ kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: list.slice(i, i + JOB_CHUNK) }, runAt });
+      }
+      const messages = rows.map(parse);
+      const accountId = failedNow.length ? await accountOf(apiSpaceId) : 0;
+      await ctx.transaction(async (uow) => {
+        await insertMessages(uow.tx, rows);
+        for (const job of jobs) await ctx.queue.enqueue(uow, job);
+        for (const i of failedNow) {
+          const m = messages[i]!;
+          await ctx.events.append(uow, {
+            apiSpaceId, accountId, name: eventName('failed'),
+            payload: eventPayload({ messageId: m.row.id, status: 'failed', channel: null, to: m.request.to, conversationId: m.row.conversation_id ?? undefined, metadata: m.request.metadata, updatedOn: stamp, failureReason: m.details.failureReason, errorCode: 'NotConfigured' }),
+            meta: { revision: 0 },
+          });
+        }
+        await opts.within?.(uow, messages);
+      });
+      return messages;
+    },
+
+    async get(apiSpaceId, id) {
+      const m = await loadMessage(ctx.db, apiSpaceId, id);
+      if (!m || m.row.deleted) throw errors.notFound('Message');
+      return m;
+    },
+
+    async redact(apiSpaceId, actor, id, source) {
+      const res = await mutator.mutate(apiSpaceId, id, (m) => {
+        if (m.row.deleted) return { result: false };
+        if (m.details.redacted) return { result: true };
+        return { result: true, change: { ...redaction(m, source, clock.now()), actor } };
+      });
+      if (!res?.result) throw errors.notFound('Message');
+    },
+
+    async remove(apiSpaceId, actor, id) {
+      const res = await mutator.mutate(apiSpaceId, id, (m) => {
+        if (m.row.deleted) return { result: false };
+        const cancel = m.row.status === 'processing' || m.row.status === 'retrying';
+        const r = m.details.redacted ? {} : redaction(m, 'message', clock.now());
+        return { result: true, change: { ...r, deleted: true, actor, ...(cancel ? { state: { ...m.state, cancelled: true } } : {}) } };
+      });
+      if (!res?.result) throw errors.notFound('Message');
+    },
+
+    async reportStatus(apiSpaceId, actor, id, status, report) {
+      const at = report.timestamp ?? iso(clock.now());
+      if (actor && !canSendAll(actor, [inboundPermission(report.channel)])) throw errors.forbidden(`This credential cannot report statuses for channel ${report.channel}`);
+      const res = await mutator.mutate<boolean | 'gone' | 'invalid'>(apiSpaceId, id, (m) => {
+        if (m.row.deleted) return { result: 'gone' as const };
+        const s = m.state;
+        const ch = report.channel;
+        const currentCh = s.current !== undefined ? s.rules[s.current] : m.row.channel_id;
+        const attempts = [...(m.details.attempts ?? [])];
+        let k = -1;
+        for (let j = attempts.length - 1; j >= 0; j--) if (attempts[j]!.channel === ch && ['accepted', 'TimedOut', 'failed'].includes(attempts[j]!.outcome)) { k = j; break; }
+        const isCurrent = currentCh === ch && (m.row.channel_id === ch || s.current !== undefined);
+        const isCandidate = (m.row.status === 'processing' || m.row.status === 'retrying') && s.rules.includes(ch);
+        const noteOnAttempt = () => {
+          attempts[k] = { ...attempts[k]!, status, statusOn: at };
+          return { result: false as const, change: { details: { ...m.details, attempts } } };
+        };
+        if (!isCurrent && !isCandidate) {
+          if (k >= 0) return noteOnAttempt(); // a timed-out attempt: recorded, never moves the message
+          return { result: 'invalid' as const };
+        }
+        if (!canTransition(m.row.status, status)) return { result: false as const };
+        if (k >= 0) attempts[k] = { ...attempts[k]!, status, statusOn: at };
+        const failure = status === 'failed' || status === 'expired' || status === 'filtered';
+        const expired = m.row.expires_at !== null && clock.now() >= Number(m.row.expires_at);
+        // fallbackOnFailure (§2.3 step 5): a final failure receipt restarts Branch from the next channel.
+        if ((status === 'failed' || status === 'expired') && isCurrent && s.fallbackOnFailure && !s.succeeded && s.next < s.rules.length && !expired) {
+          if (k >= 0) attempts[k] = { ...attempts[k]!, outcome: 'failed', reason: report.failureReason ?? status };
+          const { channelId: _c, ...rest } = m.details;
+          return { result: true as const, change: { status: 'processing', channelId: null, providerMessageId: null, state: { ...s, current: undefined, retries: 0 }, details: { ...rest, attempts }, actor: actor?.actor, jobs: [{ kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: [id] } }] } };
+        }
+        const channelDetails = report.channelStatus ?? {};
+        const details = {
+          ...m.details, attempts, channelId: ch,
+          channelStatus: { ...(m.details.channelStatus ?? {}), [ch]: { status, details: channelDetails, updatedOn: at } },
+          ...(failure ? { failureReason: report.failureReason ?? `The channel reported ${status}`, errorCode: failure && status !== 'failed' ? (status === 'expired' ? 'Expired' : 'Filtered') : 'ProviderRejected' } : {}),
+        };
+        const succeeded = !failure && !!s.fallbackAfter && rank(status) >= rank(s.successStatus ?? 'delivered');
+        return {
+          result: true as const,
+          change: {
+            status, channelId: ch, details, actor: actor?.actor,
+            state: succeeded ? { ...s, succeeded: true } : s,
+            events: [{ status, channel: ch, channelDetails, ...(failure ? { failureReason: details.failureReason, errorCode: details.errorCode } : {}) }],
+          },
+        };
+      });
+      if (!res || res.result === 'gone') throw errors.notFound('Message');
+      if (res.result === 'invalid') throw new AppError(409, 'InvalidState', `Channel ${report.channel} does not carry this message`);
+      return { applied: res.result === true, timestamp: at };
+    },
+  };
+}
+
+/** Redaction (§3.4): content removed, addressing, metadata and statuses kept. */
+function redaction(m: Message, source: string, now: number) {
+  const request: Record<string, any> = { ...m.request };
+  if (request.body !== undefined) request.body = '';
+  if (request.title !== undefined) request.title = '';
+  if (Array.isArray(request.messageParts)) request.messageParts = request.messageParts.map((p: Record<string, unknown>) => ({ type: p.type, ...(p.name !== undefined ? { name: p.name } : {}), ...(p.size !== undefined ? { size: p.size } : {}) }));
+  delete request.customBody;
+  const { channelStatus: _cs, ...details } = m.details;
+  return {
+    request,
+    rendered: { redacted: true },
+    details: { ...details, redacted: true, redactedOn: iso(now), redactSource: source },
+  };
+}

@@ -1,0 +1,123 @@
+import { it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { eachDatabase, useServer } from '../helpers/harness.js';
+import { customChannel, eventsFor, receiver, settle } from './helpers.js';
+
+eachDatabase('One API: sending', (dialect) => {
+  const s = useServer(dialect);
+  const r = receiver();
+  let space = '';
+  let token = '';
+  before(async () => {
+    await r.start();
+    space = await s().createSpace('messages');
+    token = await s().createToken(space, ['msg:any:s', 'msg:r', 'msg:w', 'msg:branch', 'msg:any:i', 'prof:ra', 'prof:wa'], 'Brightline-Support');
+    await customChannel(s(), space, 'custom_crm', `${r.base}/notes`);
+  });
+  after(() => r.stop());
+  const send = (payload: unknown, headers: Record<string, string> = {}) => s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token, payload: payload as object, headers });
+
+  it('rejects invalid combinations with every failure listed', async () => {
+    const res = await send({
+      to: { phoneNumber: '12' }, rules: ['sms'], ruleSet: 'x', templateId: 't', body: 'b', expiresOn: '2001-01-01T00:00:00Z',
+      customBody: { sms: { from: 'OK' }, custom_crm: { not: 'a string' } }, channelOptions: { sms: { from: 'BRIGHT' } },
+      messageParts: [{ type: 'whatsapp/template', data: {} }, { type: 'bad', url: 'https://x', data: 'y' }],
+    });
+    assert.equal(res.statusCode, 400);
+    const body = res.json();
+    assert.equal(body.code, 'ValidationFailed');
+    const names = body.validationFailures.map((f: { paramName: string }) => f.paramName);
+    for (const p of ['to.phoneNumber', 'rules', 'templateId', 'expiresOn', 'customBody.custom_crm', 'channelOptions.sms', 'messageParts[0].channels', 'messageParts[1].type', 'messageParts[1]']) {
+      assert.ok(names.includes(p), `${p} in ${names.join(', ')}`);
+    }
+    const empty = await send({ to: {}, rules: [] });
+    assert.deepEqual(empty.json().validationFailures.map((f: { paramName: string }) => f.paramName).sort(), ['body', 'rules', 'to'].sort().filter((p) => p !== 'body'));
+    assert.equal((await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token, payload: 'nope', headers: { 'content-type': 'application/json' } })).statusCode, 400);
+  });
+
+  it('checks send permissions per channel and msg:branch for ruleSet', async () => {
+    const smsOnly = await s().createToken(space, ['msg:sms:s']);
+    const res = await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token: smsOnly, payload: { to: { email: 'a@b.c' }, rules: ['email'], body: 'x' } });
+    assert.equal(res.statusCode, 403);
+    const rs = await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token: smsOnly, payload: { to: { phoneNumber: '447700900123' }, ruleSet: 'nope', body: 'x' } });
+    assert.equal(rs.statusCode, 403);
+    const ok = await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token: smsOnly, payload: { to: { phoneNumber: '+44 7700 900123' }, rules: ['sms'], body: 'x' } });
+    assert.equal(ok.statusCode, 201);
+    assert.equal(ok.json().to.phoneNumber, '447700900123');
+    // sms is not configured in this space: decided synchronously (§3.1)
+    assert.equal(ok.json().status, 'failed');
+    assert.equal(ok.json().statusDetails.attempts[0].reason, 'NotConfigured');
+  });
+
+  it('resolves merge fields from the profile, falls back past an unconfigured sms and reaches delivered', async () => {
+    const prof = await s().request({ method: 'POST', url: `/apispaces/${space}/profiles`, token, payload: { id: 'jane', firstName: 'Jane', crmId: 'C-1', lastOrder: { ref: 'SO-7' } } });
+    assert.ok(prof.statusCode < 300, prof.body);
+    const res = await send({
+      to: { profileId: 'jane' }, rules: ['sms', 'custom_crm'], title: 'Hi', body: 'Hi {{profile.firstName}}, order {{ profile.lastOrder.ref }} shipped',
+      metadata: { order: 'SO-7' },
+    });
+    assert.equal(res.statusCode, 201, res.body);
+    const msg = res.json();
+    assert.equal(msg.status, 'processing');
+    assert.equal(msg.body, 'Hi {{profile.firstName}}, order {{ profile.lastOrder.ref }} shipped');
+    assert.equal(msg.senderProfileId, 'Brightline-Support');
+    assert.ok(res.headers.etag && res.headers.location);
+    await settle(s());
+    const got = r.seen.find((x) => x.body.ref === msg.messageId);
+    assert.ok(got, 'receiver saw the message');
+    assert.equal(got!.body.body, 'Hi Jane, order SO-7 shipped');
+    assert.equal(got!.body.to, 'C-1');
+    assert.equal(got!.body.meta, 'SO-7');
+    const sent = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${msg.messageId}`, token })).json();
+    assert.equal(sent.status, 'sent');
+    assert.equal(sent.statusDetails.channelId, 'custom_crm');
+    assert.deepEqual(sent.statusDetails.attempts.map((a: { channel: string; outcome: string; reason?: string }) => [a.channel, a.outcome, a.reason]), [['sms', 'skipped', 'NotConfigured'], ['custom_crm', 'accepted', undefined]]);
+
+    const st = await s().request({ method: 'POST', url: `/apispaces/${space}/messages/${msg.messageId}/statuses/delivered`, token, payload: { channel: 'custom_crm', channelStatus: { code: 'DELIVERED' } } });
+    assert.equal(st.statusCode, 200, st.body);
+    assert.equal(st.json().applied, true);
+    const back = await s().request({ method: 'POST', url: `/apispaces/${space}/messages/${msg.messageId}/statuses/sent`, token, payload: { channel: 'custom_crm' } });
+    assert.equal(back.json().applied, false);
+    const wrong = await s().request({ method: 'POST', url: `/apispaces/${space}/messages/${msg.messageId}/statuses/read`, token, payload: { channel: 'email' } });
+    assert.equal(wrong.statusCode, 409);
+    assert.equal((await s().request({ method: 'POST', url: `/apispaces/${space}/messages/${msg.messageId}/statuses/bogus`, token, payload: { channel: 'custom_crm' } })).statusCode, 400);
+    const final = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${msg.messageId}`, token })).json();
+    assert.equal(final.status, 'delivered');
+    const events = await eventsFor(s(), msg.messageId);
+    assert.deepEqual(events.map((e) => e.name), ['message.sent', 'message.delivered']);
+    assert.deepEqual(events[0]!.payload.metadata, { order: 'SO-7' });
+    assert.equal(events[1]!.payload.details.channel, 'custom_crm');
+    assert.ok(events[1]!.meta.etag);
+  });
+
+  it('replays idempotent sends and refuses a reused key with another body', async () => {
+    const body = { to: { crmId: 'C-9' }, rules: ['custom_crm'], body: 'once' };
+    const a = await send(body, { 'idempotency-key': 'k-1' });
+    const b = await send({ body: 'once', rules: ['custom_crm'], to: { crmId: 'C-9' } }, { 'idempotency-key': 'k-1' });
+    assert.equal(a.statusCode, 201);
+    assert.equal(b.statusCode, 201);
+    assert.equal(b.headers['idempotent-replayed'], 'true');
+    assert.equal(b.json().messageId, a.json().messageId);
+    const c = await send({ ...body, body: 'twice' }, { 'idempotency-key': 'k-1' });
+    assert.equal(c.statusCode, 422);
+    assert.equal(c.json().code, 'IdempotencyKeyReused');
+    // a failed request releases its key
+    assert.equal((await send({ to: {} }, { 'idempotency-key': 'k-2' })).statusCode, 400);
+    assert.equal((await send(body, { 'idempotency-key': 'k-2' })).statusCode, 201);
+    await settle(s());
+    assert.equal(r.seen.filter((x) => x.body.ref === a.json().messageId).length, 1);
+  });
+
+  it('redacts and deletes', async () => {
+    const m = (await send({ to: { crmId: 'C-3' }, rules: ['custom_crm'], title: 'secret', body: 'code 1234' })).json();
+    await settle(s());
+    assert.equal((await s().request({ method: 'PATCH', url: `/apispaces/${space}/messages/${m.messageId}`, token, payload: { redact: true } })).statusCode, 202);
+    const red = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${m.messageId}`, token })).json();
+    assert.equal(red.body, '');
+    assert.equal(red.title, '');
+    assert.equal(red.statusDetails.redacted, true);
+    assert.equal((await s().request({ method: 'DELETE', url: `/apispaces/${space}/messages/${m.messageId}`, token })).statusCode, 204);
+    assert.equal((await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${m.messageId}`, token })).statusCode, 404);
+    assert.equal((await s().request({ method: 'DELETE', url: `/apispaces/${space}/messages/${m.messageId}`, token })).statusCode, 404);
+  });
+});

@@ -1,0 +1,58 @@
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { eachDatabase, useServer } from '../helpers/harness.js';
+import { EVENTS_CHANNEL, type StoredEvent } from '../../src/events/log.js';
+
+eachDatabase('transactional event log', (dialect) => {
+  const s = useServer(dialect, { start: false });
+  const event = (name: string, apiSpaceId: string) => ({ apiSpaceId, accountId: 1, name, payload: { name, nested: { ok: true } }, meta: { revision: 1 } });
+
+  it('appends in the transaction; nothing is stored or announced on rollback; announced after commit', async () => {
+    const { platform } = s().container;
+    const space = await s().createSpace('events');
+    const announced: StoredEvent[] = [];
+    const appended: StoredEvent[] = [];
+    const off = platform.bus.subscribe(EVENTS_CHANNEL, (m) => announced.push(m as StoredEvent));
+    platform.events.onAppended((e) => appended.push(e));
+    const start = await platform.events.readAfter(0, 1000);
+    const base = start.length ? start[start.length - 1]!.id : 0;
+
+    await assert.rejects(platform.transaction(async (uow) => {
+      await platform.events.append(uow, event('test.rolledBack', space));
+      throw new Error('roll back');
+    }));
+    assert.equal(announced.length, 0);
+    assert.deepEqual((await platform.events.readAfter(base, 10)).filter((e) => e.apiSpaceId === space), []);
+
+    const ids = await platform.transaction(async (uow) => {
+      const a = await platform.events.append(uow, event('test.first', space));
+      const b = await platform.events.append(uow, event('test.second', space));
+      assert.equal(announced.length, 0, 'not announced before commit');
+      return [a, b];
+    });
+    assert.ok(ids[1]! > ids[0]!);
+    assert.deepEqual(announced.filter((e) => e.apiSpaceId === space).map((e) => e.name), ['test.first', 'test.second']);
+    assert.deepEqual(appended.filter((e) => e.apiSpaceId === space).map((e) => e.id), ids);
+    const stored = (await platform.events.readAfter(base, 10)).filter((e) => e.apiSpaceId === space);
+    assert.deepEqual(stored.map((e) => e.name), ['test.first', 'test.second']);
+    assert.deepEqual(stored[0]!.payload, { name: 'test.first', nested: { ok: true } });
+    assert.deepEqual(stored[0]!.meta, { revision: 1 });
+    assert.match(stored[0]!.createdOn, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.deepEqual((await platform.events.readAfter(ids[0]!, 10)).map((e) => e.id), [ids[1]]);
+    off();
+  });
+
+  it('keeps consumer cursors, also inside a transaction', async () => {
+    const { platform } = s().container;
+    assert.equal(await platform.events.cursor('test-consumer'), 0);
+    await platform.events.saveCursor('test-consumer', 41);
+    await platform.events.saveCursor('test-consumer', 42);
+    assert.equal(await platform.events.cursor('test-consumer'), 42);
+    await assert.rejects(platform.transaction(async (uow) => {
+      await platform.events.saveCursor('test-consumer', 99, uow.tx);
+      assert.equal(await platform.events.cursor('test-consumer', uow.tx), 99);
+      throw new Error('roll back');
+    }));
+    assert.equal(await platform.events.cursor('test-consumer'), 42);
+  });
+});
