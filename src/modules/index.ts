@@ -3,6 +3,7 @@ import { accountsModule } from './accounts/index.js';
 import { spacesModule } from './spaces/index.js';
 import { profilesModule } from './profiles/index.js';
 import { channelsModule } from './channels/index.js';
+import { messagesModule } from './messages/index.js';
 import { appMessagingModule } from './appmessaging/index.js';
 
 /**
@@ -14,5 +15,6 @@ export const moduleDefinitions: ModuleDefinition[] = [
   spacesModule,
   profilesModule,
   channelsModule,
+  messagesModule,
   appMessagingModule,
 ];
