@@ -19,7 +19,9 @@ export async function migrate(handle: DatabaseHandle, moduleMigrations: SchemaMi
       return out;
     },
   };
-  const migrator = new Migrator({ db, provider });
+  // Kysely looks for its own tables in every schema unless told which one: pin it to ours, or a
+  // parallel test schema's tables would be taken for this one's.
+  const migrator = new Migrator({ db, provider, ...(handle.schema ? { migrationTableSchema: handle.schema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
