@@ -1,5 +1,7 @@
+import pino from 'pino';
 import type { Config } from '../config/config.js';
 import { createContainer } from '../container.js';
+import { normaliseSpaceId } from '../lib/ids.js';
 
 const USAGE = `usage: switchboard <command>
   start                                   run the server (default)
@@ -20,9 +22,12 @@ export async function runCli(config: Config, command: string, args: string[]): P
     console.error(USAGE);
     return command === 'help' || command === '--help' ? 0 : 2;
   }
-  const container = await createContainer({ ...config, workersEnabled: false }, { log: undefined });
+  // stdout carries only the JSON result (scripts parse it); logs go to stderr.
+  const log = pino({ level: config.logLevel }, pino.destination({ dest: 2, sync: true }));
+  const container = await createContainer({ ...config, workersEnabled: false }, { log });
   try {
     const accountId = Number(flag(args, '--account') ?? config.bootstrapAccountId);
+    if (!Number.isInteger(accountId) || accountId < 1) throw new Error('--account must be a positive integer');
     const actor = { kind: 'admin' as const, accountId, role: 'admin' as const, actor: 'interactive:admin' };
     if (command === 'space') {
       const name = args[1];
@@ -32,16 +37,21 @@ export async function runCli(config: Config, command: string, args: string[]): P
     } else {
       const [, apiSpaceId, name] = args;
       if (!apiSpaceId || !name) throw new Error('token create needs <apiSpaceId> <name>');
+      const spaceId = normaliseSpaceId(apiSpaceId);
+      const space = spaceId ? await container.spaces.get(spaceId) : undefined;
+      if (!space || space.accountId !== accountId) throw new Error(`API space ${apiSpaceId} not found in account ${accountId}`);
       const permissions = flag(args, '--permissions')?.split(',');
       const template = flag(args, '--template') ?? (permissions ? undefined : 'oneapi-all-branch');
-      const created = await container.services.accessTokens.create(actor, apiSpaceId.toLowerCase(), {
+      const created = await container.services.accessTokens.create(actor, space.id, {
         name, profileId: flag(args, '--profile') ?? name, permissions, template,
       });
       console.log(JSON.stringify(created, null, 2));
     }
     return 0;
   } catch (err) {
+    const failures = (err as { validationFailures?: Array<{ paramName: string; message: string }> }).validationFailures;
     console.error(err instanceof Error ? err.message : err);
+    for (const f of failures ?? []) console.error(`  ${f.paramName}: ${f.message}`);
     return 1;
   } finally {
     await container.close();
