@@ -5,6 +5,7 @@ import { profilesModule } from './profiles/index.js';
 import { channelsModule } from './channels/index.js';
 import { messagesModule } from './messages/index.js';
 import { appMessagingModule } from './appmessaging/index.js';
+import { webhooksModule } from './webhooks/index.js';
 
 /**
  * Every API group, in set-up order: a module may use the services of the ones before it.
@@ -17,4 +18,5 @@ export const moduleDefinitions: ModuleDefinition[] = [
   channelsModule,
   messagesModule,
   appMessagingModule,
+  webhooksModule,
 ];

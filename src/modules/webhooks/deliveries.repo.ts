@@ -1,0 +1,193 @@
+import { sql } from 'kysely';
+import type { Platform } from '../../platform.js';
+import type { Tx } from '../../storage/db.js';
+import { fromJson, toJson } from '../../storage/dialect.js';
+import { iso } from '../../lib/clock.js';
+import type { AttemptRow, DeliveryRow, WebhookRow } from './webhooks.migrations.js';
+
+/** 1 first attempt + 17 retries (webhooks.md §4.3). */
+export const MAX_ATTEMPTS = 18;
+/** Completed deliveries (dead letters included) are kept this long (webhooks.md §4.3). */
+export const KEEP_MS = 7 * 24 * 3600_000;
+
+export interface NewDelivery {
+  id: string;
+  apiSpaceId: string;
+  webhookId: string;
+  seq: number;
+  events: Array<{ eventId: string; name: string }>;
+  body: string;
+  now: number;
+}
+
+export interface Completion {
+  delivery: DeliveryRow;
+  attempt: number;
+  startedAt: number;
+  durationMs: number;
+  status: number | null;
+  error: string | null;
+  /** Final state, or `pending` with `retryAt`. */
+  state: 'succeeded' | 'dropped' | 'dead' | 'pending';
+  retryAt?: number;
+}
+
+export function deliveryView(d: DeliveryRow, attempts: AttemptRow[]) {
+  return {
+    id: d.id,
+    state: d.state,
+    events: fromJson<Array<{ eventId: string; name: string }>>(d.events),
+    attempts: d.attempts,
+    nextAttemptOn: d.state === 'pending' ? iso(Number(d.next_attempt_at)) : null,
+    lastStatusCode: d.last_status,
+    lastError: d.last_error,
+    createdOn: iso(Number(d.created_at)),
+    completedOn: d.completed_at === null ? null : iso(Number(d.completed_at)),
+    history: attempts
+      .filter((a) => a.delivery_id === d.id)
+      .sort((a, b) => a.attempt - b.attempt)
+      .map((a) => ({ attempt: a.attempt, startedOn: iso(Number(a.started_at)), durationMs: a.duration_ms, statusCode: a.status_code, error: a.error, outcome: a.outcome })),
+  };
+}
+
+export type DeliveriesRepo = ReturnType<typeof createDeliveriesRepo>;
+
+/** The per-webhook delivery table is the queue: claimed by lease, completed in batches. */
+export function createDeliveriesRepo(p: Platform) {
+  const { db } = p;
+  const pg = p.handle.dialect === 'postgres';
+
+  return {
+    async insert(tx: Tx, rows: NewDelivery[]): Promise<void> {
+      for (let i = 0; i < rows.length; i += 200) {
+        await tx.insertInto('webhook_deliveries').values(rows.slice(i, i + 200).map((d) => ({
+          id: d.id, api_space_id: d.apiSpaceId, webhook_id: d.webhookId, seq: d.seq, events: toJson(d.events), body: d.body,
+          state: 'pending', attempts: 0, max_attempts: MAX_ATTEMPTS, next_attempt_at: d.now, lease_owner: null, lease_until: null,
+          last_status: null, last_error: null, created_at: d.now, updated_at: d.now, completed_at: null,
+        }))).execute();
+      }
+    },
+
+    /**
+     * Leases up to `want` due deliveries of one live webhook, in order. Leases held by other
+     * processes count against the webhook's cap, so all processes together stay within it.
+     */
+    async claim(webhookId: string, owner: string, want: number, cap: number, leaseMs: number, now: number): Promise<{ webhook: WebhookRow; rows: DeliveryRow[] } | undefined> {
+      return db.transaction().execute(async (tx) => {
+        const webhook = await tx.selectFrom('webhooks').selectAll().where('id', '=', webhookId).where('deleted_on', 'is', null)
+          .$if(pg, (q) => q.forUpdate()).executeTakeFirst();
+        if (!webhook) return undefined;
+        const others = await tx.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('webhook_id', '=', webhookId).where('state', '=', 'in_flight').where('lease_until', '>=', now).where('lease_owner', '<>', owner)
+          .executeTakeFirst();
+        const n = Math.min(want, others && Number(others.n) > 0 ? Math.max(0, cap - Number(others.n)) : want);
+        if (n <= 0) return { webhook, rows: [] };
+        const due = await tx.selectFrom('webhook_deliveries').selectAll()
+          .where('webhook_id', '=', webhookId).where('state', '=', 'pending').where('next_attempt_at', '<=', now)
+          .orderBy('next_attempt_at').orderBy('seq').limit(n).execute();
+        if (!due.length) return { webhook, rows: [] };
+        await tx.updateTable('webhook_deliveries').set({ state: 'in_flight', lease_owner: owner, lease_until: now + leaseMs, updated_at: now })
+          .where('id', 'in', due.map((d) => d.id)).execute();
+        return { webhook, rows: due };
+      });
+    },
+
+    /** Records finished attempts in one transaction; rows whose lease was lost are left alone. */
+    async complete(owner: string, items: Completion[], now: number): Promise<void> {
+      if (!items.length) return;
+      await db.transaction().execute(async (tx) => {
+        const groups = new Map<string, Completion[]>();
+        for (const c of items) {
+          if (c.state === 'pending') {
+            await tx.updateTable('webhook_deliveries')
+              .set({ state: 'pending', attempts: c.attempt, next_attempt_at: c.retryAt!, lease_owner: null, lease_until: null, last_status: c.status, last_error: c.error, updated_at: now })
+              .where('id', '=', c.delivery.id).where('state', '=', 'in_flight').where('lease_owner', '=', owner).execute();
+          } else {
+            const key = `${c.state}|${c.attempt}|${c.status}|${c.error ?? ''}`;
+            groups.set(key, [...(groups.get(key) ?? []), c]);
+          }
+        }
+        for (const group of groups.values()) {
+          const c = group[0]!;
+          await tx.updateTable('webhook_deliveries')
+            .set({ state: c.state, attempts: c.attempt, lease_owner: null, lease_until: null, last_status: c.status, last_error: c.error, updated_at: now, completed_at: now })
+            .where('id', 'in', group.map((g) => g.delivery.id)).where('state', '=', 'in_flight').where('lease_owner', '=', owner).execute();
+        }
+        const attempts: AttemptRow[] = items.map((c) => ({
+          delivery_id: c.delivery.id, attempt: c.attempt, api_space_id: c.delivery.api_space_id, webhook_id: c.delivery.webhook_id,
+          started_at: c.startedAt, duration_ms: c.durationMs, status_code: c.status, error: c.error,
+          outcome: c.state === 'pending' ? 'retry' : c.state,
+        }));
+        for (let i = 0; i < attempts.length; i += 200) {
+          await tx.insertInto('webhook_attempts').values(attempts.slice(i, i + 200)).onConflict((oc) => oc.doNothing()).execute();
+        }
+      });
+    },
+
+    /** Gives leased but unsent deliveries back (graceful stop). */
+    async release(owner: string, ids: string[]): Promise<void> {
+      if (!ids.length) return;
+      await db.updateTable('webhook_deliveries').set({ state: 'pending', lease_owner: null, lease_until: null })
+        .where('id', 'in', ids).where('state', '=', 'in_flight').where('lease_owner', '=', owner).execute();
+    },
+
+    /** Leases of crashed processes expire: their deliveries become due again. */
+    async reclaimExpired(now: number): Promise<number> {
+      const res = await db.updateTable('webhook_deliveries').set({ state: 'pending', lease_owner: null, lease_until: null, updated_at: now })
+        .where('state', '=', 'in_flight').where('lease_until', '<', now).executeTakeFirst();
+      return Number(res.numUpdatedRows);
+    },
+
+    /** Earliest pending delivery per live webhook (one index probe each). */
+    async dueByWebhook(): Promise<Array<{ id: string; due: number }>> {
+      const rows = await db.selectFrom('webhooks as w')
+        .select(['w.id', (eb) => eb.selectFrom('webhook_deliveries as d').select((e) => e.fn.min('d.next_attempt_at').as('m'))
+          .whereRef('d.webhook_id', '=', 'w.id').where('d.state', '=', 'pending').as('due')])
+        .where('w.deleted_on', 'is', null).execute();
+      return rows.filter((r) => r.due !== null && r.due !== undefined).map((r) => ({ id: r.id, due: Number(r.due) }));
+    },
+
+    async cancelAll(tx: Tx, webhookId: string, now: number): Promise<void> {
+      await tx.updateTable('webhook_deliveries').set({ state: 'cancelled', lease_owner: null, lease_until: null, updated_at: now, completed_at: now })
+        .where('webhook_id', '=', webhookId).where('state', 'in', ['pending', 'in_flight']).execute();
+      await tx.deleteFrom('webhook_batch_items').where('webhook_id', '=', webhookId).execute();
+    },
+
+    async purge(now: number): Promise<void> {
+      await db.deleteFrom('webhook_deliveries').where('completed_at', '<', now - KEEP_MS).execute();
+      await db.deleteFrom('webhook_attempts').where('started_at', '<', now - KEEP_MS - 24 * 3600_000).execute();
+    },
+
+    async get(webhookId: string, deliveryId: string): Promise<DeliveryRow | undefined> {
+      return db.selectFrom('webhook_deliveries').selectAll().where('webhook_id', '=', webhookId).where('id', '=', deliveryId).executeTakeFirst();
+    },
+
+    async attemptsOf(deliveryIds: string[]): Promise<AttemptRow[]> {
+      if (!deliveryIds.length) return [];
+      return db.selectFrom('webhook_attempts').selectAll().where('delivery_id', 'in', deliveryIds).execute();
+    },
+
+    async recent(webhookId: string, opts: { limit: number; state?: string }) {
+      let q = db.selectFrom('webhook_deliveries').selectAll().where('webhook_id', '=', webhookId).orderBy('created_at', 'desc').orderBy('seq', 'desc').limit(opts.limit);
+      if (opts.state) q = q.where('state', '=', opts.state);
+      const rows = await q.execute();
+      const attempts = await this.attemptsOf(rows.map((r) => r.id));
+      return rows.map((r) => deliveryView(r, attempts));
+    },
+
+    /** Manual retry: one more attempt now (a dead letter stays dead if it fails again). */
+    async requeue(webhookId: string, deliveryId: string, attempts: number, now: number): Promise<void> {
+      await db.updateTable('webhook_deliveries')
+        .set({ state: 'pending', next_attempt_at: now, max_attempts: attempts + 1, completed_at: null, updated_at: now })
+        .where('webhook_id', '=', webhookId).where('id', '=', deliveryId).where('state', 'not in', ['pending', 'in_flight']).execute();
+    },
+
+    /** The fan-out cursor row, locked for this transaction (PostgreSQL: skipped when another process holds it). */
+    async lockCursor(tx: Tx, consumer: string): Promise<number | undefined> {
+      if (!pg) return p.events.cursor(consumer, tx);
+      const res = await sql<{ position: number }>`SELECT position FROM event_cursors WHERE consumer = ${consumer} FOR UPDATE SKIP LOCKED`.execute(tx);
+      const r = res.rows[0];
+      return r ? Number(r.position) : undefined;
+    },
+  };
+}

@@ -1,0 +1,231 @@
+import { performance } from 'node:perf_hooks';
+import type { Platform } from '../../platform.js';
+import type { Tx } from '../../storage/db.js';
+import type { StoredEvent } from '../../events/log.js';
+import { EVENTS_CHANNEL } from '../../events/log.js';
+import { fromJson } from '../../storage/dialect.js';
+import { iso } from '../../lib/clock.js';
+import { toWebhookEnvelope } from '../../events/catalogue.js';
+import type { WebhookRow } from './webhooks.migrations.js';
+import type { DeliveriesRepo, NewDelivery } from './deliveries.repo.js';
+import { matches, type Subscription } from './subscriptions.js';
+
+export const CONSUMER = 'webhooks';
+
+export interface FanoutOptions {
+  /** Events read per transaction. */
+  batchSize: number;
+  /** How long an id gap must persist before the fan-out moves past it (see ADR 0004). */
+  gapWaitMs: number;
+  /** How long a skipped id is re-checked for a late commit before it is forgotten. */
+  holeTtlMs: number;
+}
+
+export interface Fanout {
+  start(): void;
+  stop(): Promise<void>;
+  kick(): void;
+  /** Runs until the log is consumed as far as it can be now (tests, bench). */
+  drain(): Promise<void>;
+}
+
+/**
+ * The durable consumer of the event log (webhooks.md §4.5): reads events by increasing id with a
+ * stored cursor and, in the same transaction that advances the cursor, persists one delivery per
+ * matching (event, webhook) — or a batch item for batching webhooks — so nothing is lost or
+ * doubled across restarts. Batches are cut here too, under the same cursor lock.
+ */
+export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webhookIds: Iterable<string>) => void, options: FanoutOptions): Fanout {
+  const { clock, ids, log, events } = p;
+  let stopped = true;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let timer: NodeJS.Timeout | undefined;
+  let unsubscribe: (() => void) | undefined;
+  /** First time (monotonic ms) the fan-out saw a gap starting at this id. */
+  const gaps = new Map<number, number>();
+  let nextBatchDue: number | undefined;
+  let lastHoleCheck = 0;
+  let cursorRowReady = false;
+
+  async function loadWebhooks(tx: Tx, spaces: string[]): Promise<Map<string, Array<WebhookRow & { subs: Subscription[] }>>> {
+    const out = new Map<string, Array<WebhookRow & { subs: Subscription[] }>>();
+    if (!spaces.length) return out;
+    const rows = await tx.selectFrom('webhooks').selectAll().where('api_space_id', 'in', spaces).where('deleted_on', 'is', null).execute();
+    for (const r of rows) out.set(r.api_space_id, [...(out.get(r.api_space_id) ?? []), { ...r, subs: fromJson<Subscription[]>(r.subscriptions) }]);
+    return out;
+  }
+
+  /** The prefix of `batch` that can be consumed now; records holes for gaps that aged out. */
+  async function consumable(tx: Tx, position: number, batch: StoredEvent[], now: number): Promise<StoredEvent[]> {
+    const out: StoredEvent[] = [];
+    let expected = position + 1;
+    for (const e of batch) {
+      if (e.id > expected) {
+        const first = gaps.get(expected) ?? performance.now();
+        gaps.set(expected, first);
+        if (performance.now() - first < options.gapWaitMs) {
+          schedule(options.gapWaitMs);
+          break;
+        }
+        gaps.delete(expected);
+        const missing = Math.min(e.id - expected, 10_000);
+        if (e.id - expected > missing) log.warn({ from: expected, to: e.id - 1 }, 'webhook fan-out: very large id gap; only the first 10000 ids are watched for late commits');
+        const holes = Array.from({ length: missing }, (_, i) => ({ seq: expected + i, seen_at: now }));
+        for (let i = 0; i < holes.length; i += 500) await tx.insertInto('webhook_fanout_holes').values(holes.slice(i, i + 500)).onConflict((oc) => oc.doNothing()).execute();
+      }
+      out.push(e);
+      expected = e.id + 1;
+    }
+    return out;
+  }
+
+  /** Events that committed after the fan-out moved past their id (checked at most twice a second). */
+  async function lateEvents(tx: Tx, now: number): Promise<StoredEvent[]> {
+    if (performance.now() - lastHoleCheck < 500) return [];
+    lastHoleCheck = performance.now();
+    const holes = await tx.selectFrom('webhook_fanout_holes').selectAll().orderBy('seq').limit(1000).execute();
+    if (!holes.length) return [];
+    const rows = await tx.selectFrom('events').selectAll().where('id', 'in', holes.map((h) => Number(h.seq))).orderBy('id').execute();
+    const found = rows.map((r): StoredEvent => ({
+      id: Number(r.id), apiSpaceId: r.api_space_id, accountId: r.account_id, name: r.name, payload: fromJson(r.payload),
+      meta: fromJson<Record<string, unknown>>(r.meta) ?? {}, createdOn: r.created_on,
+    }));
+    const done = [...found.map((e) => e.id), ...holes.filter((h) => Number(h.seen_at) < now - options.holeTtlMs).map((h) => Number(h.seq))];
+    if (done.length) await tx.deleteFrom('webhook_fanout_holes').where('seq', 'in', done).execute();
+    if (found.length) log.info({ count: found.length }, 'webhook fan-out: events committed out of order picked up late');
+    return found;
+  }
+
+  async function cutBatches(tx: Tx, now: number, touched: Set<string>): Promise<void> {
+    const pending = await tx.selectFrom('webhook_batch_items')
+      .select(['webhook_id', (eb) => eb.fn.countAll<number>().as('n'), (eb) => eb.fn.min('created_at').as('oldest')])
+      .groupBy('webhook_id').execute();
+    if (!pending.length) return;
+    const hooks = await tx.selectFrom('webhooks').select(['id', 'max_batch_size', 'batch_timeout_ms']).where('id', 'in', pending.map((r) => r.webhook_id)).execute();
+    const byId = new Map(hooks.map((h) => [h.id, h]));
+    for (const r of pending) {
+      const h = byId.get(r.webhook_id);
+      if (!h) continue;
+      let left = Number(r.n);
+      const dueAt = Number(r.oldest) + Number(h.batch_timeout_ms);
+      while (left >= h.max_batch_size || (left > 0 && dueAt <= now)) {
+        const items = await tx.selectFrom('webhook_batch_items').selectAll().where('webhook_id', '=', h.id).orderBy('id').limit(h.max_batch_size).execute();
+        if (!items.length) break;
+        const first = items[0]!;
+        await repo.insert(tx, [{
+          id: ids.uuid(), apiSpaceId: first.api_space_id, webhookId: h.id, seq: Number(first.seq), now,
+          events: items.map((i) => ({ eventId: i.event_id, name: i.name })), body: `[${items.map((i) => i.envelope).join(',')}]`,
+        }]);
+        await tx.deleteFrom('webhook_batch_items').where('webhook_id', '=', h.id).where('id', '<=', items[items.length - 1]!.id).execute();
+        touched.add(h.id);
+        left -= items.length;
+      }
+      if (left > 0) nextBatchDue = Math.min(nextBatchDue ?? Infinity, dueAt);
+    }
+  }
+
+  /** One transaction: returns whether more events may be waiting. */
+  async function step(): Promise<boolean> {
+    const touched = new Set<string>();
+    let more = false;
+    if (!cursorRowReady) {
+      await p.db.insertInto('event_cursors').values({ consumer: CONSUMER, position: 0, updated_on: iso(clock.now()) }).onConflict((oc) => oc.doNothing()).execute();
+      cursorRowReady = true;
+    }
+    const locked = await p.transaction(async (uow) => {
+      const tx = uow.tx;
+      const position = await repo.lockCursor(tx, CONSUMER);
+      if (position === undefined) return false;
+      const now = clock.now();
+      const late = await lateEvents(tx, now);
+      const batch = await events.readAfter(position, options.batchSize, tx);
+      const take = await consumable(tx, position, batch, now);
+      more = take.length === options.batchSize;
+      const all = [...late, ...take];
+      const hooks = await loadWebhooks(tx, [...new Set(all.map((e) => e.apiSpaceId))]);
+      const deliveries: NewDelivery[] = [];
+      const items: Array<{ api_space_id: string; webhook_id: string; seq: number; event_id: string; name: string; envelope: string; created_at: number }> = [];
+      for (const e of all) {
+        const candidates = hooks.get(e.apiSpaceId);
+        if (!candidates) continue;
+        const envelope = toWebhookEnvelope(e);
+        let body: string | undefined;
+        for (const w of candidates) {
+          // Webhooks see the events raised after they were created (webhooks.md §2).
+          if (w.created_on > e.createdOn || !matches(w.subs, envelope)) continue;
+          body ??= JSON.stringify(envelope);
+          touched.add(w.id);
+          if (w.batch) items.push({ api_space_id: e.apiSpaceId, webhook_id: w.id, seq: e.id, event_id: envelope.eventId, name: e.name, envelope: body, created_at: now });
+          else deliveries.push({ id: ids.uuid(), apiSpaceId: e.apiSpaceId, webhookId: w.id, seq: e.id, events: [{ eventId: envelope.eventId, name: e.name }], body, now });
+        }
+      }
+      await repo.insert(tx, deliveries);
+      for (let i = 0; i < items.length; i += 500) await tx.insertInto('webhook_batch_items').values(items.slice(i, i + 500)).execute();
+      nextBatchDue = undefined;
+      await cutBatches(tx, now, touched);
+      const last = take[take.length - 1];
+      if (last) await events.saveCursor(CONSUMER, last.id, tx);
+      return true;
+    });
+    if (!locked) {
+      schedule(200);
+      return false;
+    }
+    if (touched.size) onQueued(touched);
+    if (nextBatchDue !== undefined) schedule(Math.max(0, nextBatchDue - clock.now()));
+    return more;
+  }
+
+  function schedule(ms: number): void {
+    if (stopped) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      kick();
+    }, ms);
+  }
+
+  function kick(): void {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          while (!stopped && (await step()));
+        } while (again && !stopped);
+      } catch (err) {
+        log.error({ err }, 'webhook fan-out failed');
+        schedule(1000);
+      } finally {
+        running = undefined;
+      }
+    })();
+  }
+
+  return {
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      // Local appends wake at once; other processes' appends arrive through the bus (Redis).
+      events.onAppended(() => kick());
+      unsubscribe = p.bus.subscribe(EVENTS_CHANNEL, () => kick());
+      kick();
+    },
+    async stop() {
+      stopped = true;
+      unsubscribe?.();
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+    kick,
+    async drain() {
+      while (running) await running;
+      while (await step());
+    },
+  };
+}
