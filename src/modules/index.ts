@@ -3,9 +3,10 @@ import { accountsModule } from './accounts/index.js';
 import { spacesModule } from './spaces/index.js';
 import { profilesModule } from './profiles/index.js';
 import { channelsModule } from './channels/index.js';
+import { templatesModule } from './templates/index.js';
 import { messagesModule } from './messages/index.js';
-import { appMessagingModule } from './appmessaging/index.js';
 import { webhooksModule } from './webhooks/index.js';
+import { appMessagingModule } from './appmessaging/index.js';
 
 /**
  * Every API group, in set-up order: a module may use the services of the ones before it.
@@ -16,6 +17,7 @@ export const moduleDefinitions: ModuleDefinition[] = [
   spacesModule,
   profilesModule,
   channelsModule,
+  templatesModule,
   messagesModule,
   appMessagingModule,
   webhooksModule,

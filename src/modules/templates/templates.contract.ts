@@ -1,0 +1,35 @@
+/**
+ * Stored message templates other modules use (`services.templates`), implemented by the templates
+ * module (one-api.md §3.10). The messages module resolves `templateId` through `get`.
+ */
+
+export interface TemplatePart {
+  type: string;
+  name?: string;
+  url?: string;
+  data?: string | Record<string, unknown>;
+  size?: number;
+  channels?: string[];
+  [extra: string]: unknown;
+}
+
+/** `templateFull` (vendor OpenAPI `templates-api.json`). */
+export interface TemplateView {
+  id: string;
+  name: string;
+  description?: string;
+  messageParts: TemplatePart[];
+  _createdOn: string;
+  _createdBy: string;
+  _updatedOn: string;
+  _updatedBy: string;
+  _deleted?: boolean;
+  _deletedOn?: string;
+  _deletedBy?: string;
+  [extra: string]: unknown;
+}
+
+export interface TemplatesApi {
+  /** The live (not deleted) template, or undefined. */
+  get(apiSpaceId: string, id: string): Promise<TemplateView | undefined>;
+}
