@@ -1,0 +1,180 @@
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { Webhook as StandardWebhook } from 'standardwebhooks';
+import { eachDatabase, useServer } from '../helpers/harness.js';
+import { appendEvent, fastWebhookModules } from './harness.js';
+import { sleep, startReceiver, waitFor } from './receiver.js';
+
+const SECRET = 'Kq3v9Zt7Lm2Xw8Rb5Np1Hs6Gd4Fj0Ce';
+
+eachDatabase('webhook delivery', (dialect) => {
+  const s = useServer(dialect, { modules: fastWebhookModules() });
+  let rx: Awaited<ReturnType<typeof startReceiver>>;
+  before(async () => {
+    rx = await startReceiver();
+  });
+  after(async () => rx.close());
+
+  async function createHook(space: string, body: Record<string, unknown>) {
+    const res = await s().request({ method: 'POST', url: `/apispaces/${space}/webhooks`, payload: { name: 'test', url: rx.url, ...body } });
+    assert.equal(res.statusCode, 201, res.body);
+    return res.json().id as string;
+  }
+  const deliveries = async (space: string, id: string) => (await s().request({ method: 'GET', url: `/apispaces/${space}/webhooks/${id}/deliveries` })).json();
+  const bodiesFor = (space: string) => rx.requests.filter((r) => r.body.toString().includes(space));
+
+  it('delivers a signed envelope (X-Comapi-Signature and Standard Webhooks)', async () => {
+    rx.setReply(() => 200);
+    const space = await s().createSpace();
+    await createHook(space, { secret: SECRET, subscriptions: [{ type: 'profile.*' }] });
+    await appendEvent(s().container, space, 'profile.update', { id: 'sam@example.com', name: 'Sam' }, { revision: 3, etag: '"3-abc"' });
+    await appendEvent(s().container, space, 'message.sent', { id: 'm1', status: 'sent', details: { channel: 'sms' } });
+    await waitFor(() => bodiesFor(space).length >= 1, 5000, 'delivery');
+    const [req] = bodiesFor(space);
+    const body = req!.body;
+    assert.equal(req!.headers['content-type'], 'application/json; charset=utf-8');
+    assert.equal(req!.headers['user-agent'], 'Switchboard-Webhooks/1.0');
+    assert.equal(req!.headers['x-switchboard-attempt'], '1');
+    assert.equal(req!.headers['x-comapi-signature'], createHmac('sha1', SECRET).update(body).digest('hex'));
+    const verifier = new StandardWebhook(Buffer.from(SECRET).toString('base64'));
+    const verified = verifier.verify(body.toString('utf8'), {
+      'webhook-id': String(req!.headers['webhook-id']), 'webhook-timestamp': String(req!.headers['webhook-timestamp']), 'webhook-signature': String(req!.headers['webhook-signature']),
+    }) as Record<string, unknown>;
+    assert.equal(verified.name, 'profile.update');
+    assert.match(String(verified.eventId), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(verified.apiSpaceId, space);
+    assert.equal(verified.accountId, 1);
+    assert.equal(verified.revision, 3);
+    assert.equal(verified.etag, '"3-abc"');
+    assert.deepEqual(verified.payload, { id: 'sam@example.com', name: 'Sam' });
+    assert.match(String(verified.timestamp), /Z$/);
+    await sleep(150);
+    assert.equal(bodiesFor(space).length, 1, 'message.sent is not subscribed');
+  });
+
+  it('retries 503 twice then succeeds on the third attempt with the same webhook-id', async () => {
+    const space = await s().createSpace();
+    let n = 0;
+    rx.setReply((r) => (r.body.toString().includes(space) ? (++n <= 2 ? 503 : 200) : 200));
+    const id = await createHook(space, { secret: SECRET, subscriptions: [{ type: 'message.failed' }] });
+    await appendEvent(s().container, space, 'message.failed', { id: 'm2', status: 'failed', details: { channel: 'sms' } });
+    await waitFor(() => bodiesFor(space).length >= 3, 5000, 'three attempts');
+    const reqs = bodiesFor(space);
+    assert.deepEqual(reqs.map((r) => r.headers['x-switchboard-attempt']), ['1', '2', '3']);
+    assert.equal(new Set(reqs.map((r) => r.headers['webhook-id'])).size, 1);
+    assert.ok(reqs.every((r) => r.body.equals(reqs[0]!.body)), 'same body on every retry');
+    await waitFor(async () => (await deliveries(space, id))[0]?.state === 'succeeded', 3000, 'succeeded state');
+    const [d] = await deliveries(space, id);
+    assert.equal(d.id, reqs[0]!.headers['webhook-id']);
+    assert.equal(d.attempts, 3);
+    assert.deepEqual(d.history.map((h: { statusCode: number; outcome: string }) => [h.statusCode, h.outcome]), [[503, 'retry'], [503, 'retry'], [200, 'succeeded']]);
+    assert.ok(d.history.every((h: { durationMs: number }) => h.durationMs >= 0));
+    await sleep(200);
+    assert.equal(bodiesFor(space).length, 3);
+  });
+
+  it('drops a delivery answered 400 without retrying, and retries it on request', async () => {
+    const space = await s().createSpace();
+    rx.setReply((r) => (r.body.toString().includes(space) ? 400 : 200));
+    const id = await createHook(space, { subscriptions: [{ type: 'message.*' }] });
+    await appendEvent(s().container, space, 'message.read', { id: 'm3', status: 'read', details: { channel: 'sms' } });
+    await waitFor(() => bodiesFor(space).length >= 1, 5000, 'first attempt');
+    await sleep(300);
+    assert.equal(bodiesFor(space).length, 1);
+    assert.equal(bodiesFor(space)[0]!.headers['x-comapi-signature'], undefined, 'no secret, no signature');
+    const [d] = await deliveries(space, id);
+    assert.equal(d.state, 'dropped');
+    rx.setReply(() => 200);
+    const retry = await s().request({ method: 'POST', url: `/apispaces/${space}/webhooks/${id}/deliveries/${d.id}/retry` });
+    assert.equal(retry.statusCode, 202, retry.body);
+    await waitFor(() => bodiesFor(space).length >= 2, 5000, 'manual retry');
+    assert.equal(bodiesFor(space)[1]!.headers['x-switchboard-attempt'], '2');
+    await waitFor(async () => (await deliveries(space, id))[0]?.state === 'succeeded', 3000, 'succeeded');
+    const again = await s().request({ method: 'POST', url: `/apispaces/${space}/webhooks/${id}/deliveries/nope/retry` });
+    assert.equal(again.statusCode, 404);
+  });
+
+  it('stops delivering as soon as the webhook is deleted', async () => {
+    const space = await s().createSpace();
+    rx.setReply((r) => (r.body.toString().includes(space) ? 503 : 200));
+    const id = await createHook(space, { subscriptions: [{ type: 'session.*' }] });
+    await appendEvent(s().container, space, 'session.create', { id: 's1', profileId: 'alice' });
+    await waitFor(() => bodiesFor(space).length >= 1, 5000, 'first attempt');
+    const del = await s().request({ method: 'DELETE', url: `/apispaces/${space}/webhooks/${id}` });
+    assert.equal(del.statusCode, 204);
+    const seen = bodiesFor(space).length;
+    await appendEvent(s().container, space, 'session.delete', { id: 's1', profileId: 'alice', reason: 'ended' });
+    await sleep(400);
+    assert.ok(bodiesFor(space).length <= seen + 1, 'at most the request already in flight');
+    const count = bodiesFor(space).length;
+    await sleep(300);
+    assert.equal(bodiesFor(space).length, count);
+    const list = await s().request({ method: 'GET', url: `/apispaces/${space}/webhooks/${id}/deliveries` });
+    assert.ok(list.json().every((d: { state: string }) => d.state !== 'pending'));
+  });
+
+  it('applies subscriptions and filters (AND across names, OR within a name), once per webhook', async () => {
+    rx.setReply(() => 200);
+    const space = await s().createSpace();
+    await createHook(space, { subscriptions: [
+      { type: 'chatMessage.sent', filters: [{ name: 'direction', value: 'inbound' }, { name: 'teamId', value: 'Support' }, { name: 'teamId', value: 'Sales' }] },
+      { type: 'message.*', filters: [{ name: 'channel', value: 'sms' }] },
+      { type: 'message.delivered' },
+      { type: 'presence.*', filters: [{ name: 'profileId', value: 'kim' }] },
+    ] });
+    const chat = (n: string, direction: string, teamId: string) => appendEvent(s().container, space, 'chatMessage.sent', { id: n, context: { direction, teamId, chatId: 'c', sentBy: 'x', sentOn: 'y', from: { id: 'z' } }, parts: [] });
+    await chat('c1', 'inbound', 'Support');
+    await chat('c2', 'outbound', 'Support');
+    await chat('c3', 'inbound', 'Sales');
+    await chat('c4', 'inbound', 'Billing');
+    await appendEvent(s().container, space, 'message.sent', { id: 'm-sms', details: { channel: 'sms' } });
+    await appendEvent(s().container, space, 'message.sent', { id: 'm-email', details: { channel: 'email' } });
+    await appendEvent(s().container, space, 'message.delivered', { id: 'm-both', details: { channel: 'sms' } });
+    await appendEvent(s().container, space, 'message.inbound', { id: 'm-in', messageId: 'm-in', channel: 'sms' });
+    await appendEvent(s().container, space, 'presence.away', null, { profileId: 'kim' });
+    await appendEvent(s().container, space, 'presence.away', null, { profileId: 'lee' });
+    await waitFor(() => bodiesFor(space).length >= 6, 5000, 'six deliveries');
+    await sleep(200);
+    const got = bodiesFor(space).map((r) => JSON.parse(r.body.toString()));
+    assert.deepEqual(got.map((e) => e.payload?.id ?? `presence:${e.profileId}`).sort(), ['c1', 'c3', 'm-both', 'm-in', 'm-sms', 'presence:kim']);
+    const presence = got.find((e) => e.name === 'presence.away');
+    assert.equal(presence.payload, undefined);
+    assert.equal(presence.revision, undefined);
+  });
+
+  it('batches: full batches at once, the rest after batchTimeout, always arrays', async () => {
+    rx.setReply(() => 200);
+    const space = await s().createSpace();
+    await createHook(space, { batch: true, maxBatchSize: 3, batchTimeout: 1, secret: SECRET, subscriptions: [{ type: 'conversation.*' }] });
+    for (let i = 0; i < 7; i++) await appendEvent(s().container, space, 'conversation.update', { id: `conv-${i}` }, { revision: i });
+    await waitFor(() => bodiesFor(space).length >= 2, 5000, 'two full batches');
+    const t0 = Date.now();
+    await waitFor(() => bodiesFor(space).length >= 3, 5000, 'partial batch');
+    assert.ok(Date.now() - t0 < 2500);
+    const batches = bodiesFor(space).map((r) => JSON.parse(r.body.toString()));
+    assert.ok(batches.every(Array.isArray));
+    assert.deepEqual(batches.map((b) => b.length), [3, 3, 1]);
+    assert.deepEqual(batches.flat().map((e: { payload: { id: string } }) => e.payload.id), Array.from({ length: 7 }, (_, i) => `conv-${i}`));
+    const req = bodiesFor(space)[0]!;
+    assert.equal(req.headers['x-comapi-signature'], createHmac('sha1', SECRET).update(req.body).digest('hex'));
+  });
+
+  it('signs with the old and the new secret during a rotation', async () => {
+    rx.setReply(() => 200);
+    const space = await s().createSpace();
+    const id = await createHook(space, { secret: SECRET, subscriptions: [{ type: 'facebook.optin' }] });
+    const put = await s().request({ method: 'PUT', url: `/apispaces/${space}/webhooks/${id}`, payload: { name: 'test', url: rx.url, secret: 'a-brand-new-secret-value', subscriptions: [{ type: 'facebook.optin' }] } });
+    assert.equal(put.statusCode, 200);
+    await appendEvent(s().container, space, 'facebook.optin', { fbMessengerId: '1', ref: 'r' });
+    await waitFor(() => bodiesFor(space).length >= 1, 5000, 'delivery');
+    const req = bodiesFor(space)[0]!;
+    const sigs = String(req.headers['webhook-signature']).split(' ');
+    assert.equal(sigs.length, 2);
+    const headers = { 'webhook-id': String(req.headers['webhook-id']), 'webhook-timestamp': String(req.headers['webhook-timestamp']) };
+    for (const key of [SECRET, 'a-brand-new-secret-value']) {
+      new StandardWebhook(Buffer.from(key).toString('base64')).verify(req.body.toString(), { ...headers, 'webhook-signature': String(req.headers['webhook-signature']) });
+    }
+    assert.equal(req.headers['x-comapi-signature'], createHmac('sha1', 'a-brand-new-secret-value').update(req.body).digest('hex'));
+  });
+});
