@@ -1,0 +1,92 @@
+import { it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock, iso } from '../../src/lib/clock.js';
+import { eachDatabase, useServer } from '../helpers/harness.js';
+import { customChannel, eventsFor, receiver, settle } from './helpers.js';
+
+eachDatabase('One API: retries, timed fallback and expiry on a manual clock', (dialect) => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const s = useServer(dialect, { clock });
+  const r = receiver();
+  let space = '';
+  let token = '';
+  let failing = new Set<string>();
+  before(async () => {
+    await r.start();
+    r.respond((req, res, body) => {
+      if (failing.has(req.url!) || failing.has(String(body.to))) res.writeHead(503, { 'retry-after': '1' }).end('busy');
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: `p-${body.ref}` }));
+    });
+    space = await s().createSpace('timing');
+    token = await s().createToken(space, ['msg:any:s', 'msg:r', 'msg:any:i']);
+    await customChannel(s(), space, 'custom_a', `${r.base}/a`);
+    await customChannel(s(), space, 'custom_b', `${r.base}/b`);
+  });
+  after(() => r.stop());
+  const post = (url: string, payload: unknown) => s().request({ method: 'POST', url: `/apispaces/${space}${url}`, token, payload: payload as object });
+  const get = async (id: string) => (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${id}`, token })).json();
+
+  it('retries a transient failure on the §4.3 schedule, then sends', async () => {
+    failing = new Set(['F-1']);
+    const m = (await post('/messages', { to: { crmId: 'F-1' }, rules: ['custom_a'], body: 'x' })).json();
+    await settle(s());
+    const retrying = await get(m.messageId);
+    assert.equal(retrying.status, 'retrying');
+    const next = Date.parse(retrying.statusDetails.nextAttemptOn) - clock.now();
+    assert.ok(next >= 24_000 && next <= 36_000, `next attempt in ${next} ms`);
+    failing = new Set();
+    clock.advance(40_000);
+    await settle(s());
+    const sent = await get(m.messageId);
+    assert.equal(sent.status, 'sent');
+    assert.deepEqual(sent.statusDetails.attempts.map((a: { outcome: string }) => a.outcome), ['retrying', 'accepted']);
+    assert.equal(sent.statusDetails.nextAttemptOn, undefined);
+  });
+
+  it('moves to the next channel when the first does not deliver within fallbackAfter', async () => {
+    failing = new Set();
+    const m = (await post('/messages', { to: { crmId: 'T-1' }, rules: ['custom_a', 'custom_b'], body: 'x', fallbackAfter: 30, successStatus: 'delivered' })).json();
+    await settle(s());
+    assert.equal((await get(m.messageId)).statusDetails.channelId, 'custom_a');
+    clock.advance(31_000);
+    await settle(s());
+    const moved = await get(m.messageId);
+    assert.equal(moved.status, 'sent');
+    assert.equal(moved.statusDetails.channelId, 'custom_b');
+    assert.deepEqual(moved.statusDetails.attempts.map((a: { channel: string; outcome: string }) => [a.channel, a.outcome]), [['custom_a', 'TimedOut'], ['custom_b', 'accepted']]);
+    // a late receipt for the timed-out attempt is recorded but does not move the message
+    const late = await post(`/messages/${m.messageId}/statuses/delivered`, { channel: 'custom_a' });
+    assert.equal(late.json().applied, false);
+    assert.equal((await get(m.messageId)).statusDetails.attempts[0].status, 'delivered');
+    assert.equal((await post(`/messages/${m.messageId}/statuses/delivered`, { channel: 'custom_b' })).json().applied, true);
+    clock.advance(31_000);
+    await settle(s());
+    const done = await get(m.messageId);
+    assert.equal(done.status, 'delivered');
+    assert.equal(done.statusDetails.channelId, 'custom_b');
+    // once a channel reached successStatus no other channel is tried
+    const ok = (await post('/messages', { to: { crmId: 'T-2' }, rules: ['custom_a', 'custom_b'], body: 'y', fallbackAfter: 30 })).json();
+    await settle(s());
+    await post(`/messages/${ok.messageId}/statuses/delivered`, { channel: 'custom_a' });
+    clock.advance(31_000);
+    await settle(s());
+    assert.equal((await get(ok.messageId)).statusDetails.channelId, 'custom_a');
+    assert.equal(r.seen.filter((x) => x.body.ref === ok.messageId).length, 1);
+  });
+
+  it('expires a message whose retries run past expiresOn', async () => {
+    failing = new Set(['E-1']);
+    const m = (await post('/messages', { to: { crmId: 'E-1' }, rules: ['custom_a'], body: 'x', expiresOn: iso(clock.now() + 20_000) })).json();
+    await settle(s());
+    const retrying = await get(m.messageId);
+    assert.equal(retrying.status, 'retrying');
+    assert.ok(Date.parse(retrying.statusDetails.nextAttemptOn) <= clock.now() + 20_000);
+    clock.advance(21_000);
+    await settle(s());
+    const expired = await get(m.messageId);
+    assert.equal(expired.status, 'expired');
+    assert.equal(expired.statusDetails.errorCode, 'Expired');
+    assert.deepEqual((await eventsFor(s(), m.messageId)).map((e) => e.name), ['message.expired']);
+    failing = new Set();
+  });
+});
