@@ -33,6 +33,8 @@ export async function buildApp(container: Container): Promise<AppInstance> {
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: true, useDefaults: true } },
     frameworkErrors: frameworkErrorHandler,
     forceCloseConnections: true,
+    // Behind a reverse proxy the client IP (per-IP rate limits) comes from X-Forwarded-For.
+    trustProxy: platform.config.trustProxy,
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
 

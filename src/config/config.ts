@@ -20,6 +20,8 @@ export interface Config {
   readonly rateLimitPerCredential: number;
   readonly rateLimitPerSpace: number;
   readonly rateLimitSessionStartPerIp: number;
+  /** Fastify `trustProxy`: false, true, or the proxies' addresses/CIDRs (client IP from X-Forwarded-For). */
+  readonly trustProxy: boolean | string;
   readonly allowHttpWebhooks: boolean;
   readonly allowPrivateWebhookTargets: boolean;
   readonly allowPrivateChannelTargets: boolean;
@@ -70,6 +72,14 @@ function list(env: Env, name: string, def: string[] = []): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+/** `TRUST_PROXY`: a boolean, or a comma-separated list of proxy addresses/CIDRs. */
+function trustProxy(env: Env): boolean | string {
+  const raw = env.TRUST_PROXY?.trim();
+  if (!raw) return false;
+  if (/^(1|true|yes|0|false|no)$/i.test(raw)) return bool(env, 'TRUST_PROXY', false);
+  return raw.split(',').map((s) => s.trim()).filter(Boolean).join(',');
+}
+
 export function parseSigningKeys(raw: string): SigningKey[] {
   return raw
     .split(',')
@@ -101,6 +111,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerCredential: int(env, 'RATE_LIMIT_PER_CREDENTIAL', 0),
     rateLimitPerSpace: int(env, 'RATE_LIMIT_PER_SPACE', 0),
     rateLimitSessionStartPerIp: int(env, 'RATE_LIMIT_SESSION_START_PER_IP', 20),
+    trustProxy: trustProxy(env),
     allowHttpWebhooks: bool(env, 'ALLOW_HTTP_WEBHOOKS', false),
     allowPrivateWebhookTargets: bool(env, 'ALLOW_PRIVATE_WEBHOOK_TARGETS', false),
     allowPrivateChannelTargets: bool(env, 'ALLOW_PRIVATE_CHANNEL_TARGETS', false),
@@ -134,6 +145,7 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['LOG_LEVEL', 'info', 'pino level'],
   ['RATE_LIMIT_PER_CREDENTIAL, RATE_LIMIT_PER_SPACE', '0, 0', 'requests per second (burst 4x); 0 = off'],
   ['RATE_LIMIT_SESSION_START_PER_IP', '20', 'per-IP rate of the unauthenticated session-start endpoints'],
+  ['TRUST_PROXY', 'false', 'true, or the reverse proxies\' addresses/CIDRs: take the client IP (per-IP limits, logs) from X-Forwarded-For'],
   ['ALLOW_HTTP_WEBHOOKS, ALLOW_PRIVATE_WEBHOOK_TARGETS', 'false', 'allow http:// and private/loopback webhook targets'],
   ['ALLOW_PRIVATE_CHANNEL_TARGETS', 'false', 'allow custom channels and HTTP gateways to reach private/loopback addresses'],
   ['BOOTSTRAP_ACCOUNT_ID, BOOTSTRAP_ADMIN_USERNAME, BOOTSTRAP_ADMIN_PASSWORD', '1, empty, empty', 'first account and its admin user'],

@@ -23,7 +23,7 @@ describe('rate limits', () => {
   const s = useServer('sqlite', {
     clock,
     modules: [...moduleDefinitions, probeModule],
-    env: { RATE_LIMIT_PER_CREDENTIAL: '1', RATE_LIMIT_PER_SPACE: '2', RATE_LIMIT_SESSION_START_PER_IP: '1' },
+    env: { RATE_LIMIT_PER_CREDENTIAL: '1', RATE_LIMIT_PER_SPACE: '2', RATE_LIMIT_SESSION_START_PER_IP: '1', TRUST_PROXY: '127.0.0.1' },
   });
   const get = (space: string, token: string) => s().request({ method: 'GET', url: `/apispaces/${space}`, token });
   const refill = () => clock.advance(60_000);
@@ -73,6 +73,11 @@ describe('rate limits', () => {
     assert.equal((await probe('192.0.2.2')).statusCode, 200);
     const unlimited = await s().app.inject({ method: 'GET', url: '/healthz', remoteAddress: '192.0.2.1' });
     assert.equal(unlimited.statusCode, 200);
+    // Behind the trusted proxy (127.0.0.1) each client has its own bucket.
+    const proxied = (client: string) => s().app.inject({ method: 'GET', url: '/ratelimit-probe/start', remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': client } });
+    for (let i = 0; i < 4; i++) assert.equal((await proxied('198.51.100.7')).statusCode, 200);
+    assert.equal((await proxied('198.51.100.7')).statusCode, 429);
+    assert.equal((await proxied('198.51.100.8')).statusCode, 200);
   });
 });
 
