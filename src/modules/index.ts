@@ -4,7 +4,9 @@ import { spacesModule } from './spaces/index.js';
 import { profilesModule } from './profiles/index.js';
 import { channelsModule } from './channels/index.js';
 import { templatesModule } from './templates/index.js';
+import { contentModule } from './content/index.js';
 import { messagesModule } from './messages/index.js';
+import { smsModule } from './sms/index.js';
 import { webhooksModule } from './webhooks/index.js';
 import { appMessagingModule } from './appmessaging/index.js';
 
@@ -18,7 +20,9 @@ export const moduleDefinitions: ModuleDefinition[] = [
   profilesModule,
   channelsModule,
   templatesModule,
+  contentModule,
   messagesModule,
+  smsModule,
   appMessagingModule,
   webhooksModule,
 ];

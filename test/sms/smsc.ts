@@ -42,7 +42,9 @@ export async function startSmsc(opts: { autoRespond?: boolean } = {}): Promise<T
       submits.push(pdu);
       const status = nextStatuses.shift() ?? 0;
       if (opts.autoRespond === false) return;
-      session.send(pdu.response(status ? { command_status: status } : { message_id: `SMSC${++seq}` }));
+      const id = `SMSC${++seq}`;
+      if (!status) pdu.assignedId = id;
+      session.send(pdu.response(status ? { command_status: status } : { message_id: id }));
     });
     session.on('enquire_link', (pdu: PDU) => session.send(pdu.response()));
     session.on('unbind', (pdu: PDU) => {

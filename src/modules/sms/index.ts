@@ -1,0 +1,64 @@
+import type { ModuleDefinition } from '../module.js';
+import type { ChannelAdapter, ChannelProvider } from '../../channels/adapter.js';
+import type { ChannelRegistry } from '../channels/channels.contract.js';
+import type { ProfileDirectory } from '../profiles/profiles.contract.js';
+import type { MessagesApi } from '../messages/messages.contract.js';
+import { smppProvider } from '../../channels/sms/smpp/smpp.provider.js';
+import { httpSmsProvider } from '../../channels/sms/http/http.provider.js';
+import { smtpProvider } from '../../channels/email/smtp/smtp.provider.js';
+import { smsMigrations } from './sms.migrations.js';
+import { dbPartStore, dbSenderStore } from './sms.repo.js';
+import { smsRoutes } from './sms.routes.js';
+import { createSmsKeywordRules, smsOptOutHook, type SmsKeywordRules } from './sms.rules.js';
+
+declare module '../services.js' {
+  interface Services {
+    smsKeywords: SmsKeywordRules;
+  }
+}
+
+/**
+ * Verify codes must not stay readable (verify.md §3 step 5): once a provider has accepted a message
+ * that carries `metadata.verifyRequestId`, its stored body is redacted.
+ */
+export function redactingProvider(provider: ChannelProvider, messages: () => MessagesApi | undefined): ChannelProvider {
+  return {
+    ...provider,
+    async create(ctx) {
+      const adapter: ChannelAdapter = await provider.create(ctx);
+      return {
+        ...adapter,
+        send: async (input) => {
+          const outcome = await adapter.send(input);
+          const meta = input.metadata as Record<string, unknown> | undefined;
+          if (outcome.kind === 'accepted' && typeof meta?.verifyRequestId === 'string') {
+            await messages()?.redactBody(input.apiSpaceId, input.messageId).catch((err) => ctx.log.warn({ err }, 'redacting a verify message failed'));
+          }
+          return outcome;
+        },
+        ...(adapter.handleCallback ? { handleCallback: adapter.handleCallback.bind(adapter) } : {}),
+        ...(adapter.close ? { close: adapter.close.bind(adapter) } : {}),
+      };
+    },
+  };
+}
+
+/** SMS and e-mail providers, SMS number listings and the inbound SMS keyword seam. */
+export const smsModule: ModuleDefinition = {
+  name: 'sms',
+  migrations: smsMigrations,
+  setup(ctx) {
+    const services = ctx.services as unknown as { channels?: ChannelRegistry; messages?: MessagesApi & { onInbound?(hook: unknown): void }; profiles?: ProfileDirectory };
+    const now = () => ctx.clock.now();
+    const parts = dbPartStore(ctx.db, now);
+    const senders = dbSenderStore(ctx.db);
+    const messages = () => services.messages;
+    services.channels?.registerProvider(redactingProvider(smppProvider({ parts, senders, now }), messages));
+    services.channels?.registerProvider(redactingProvider(httpSmsProvider({ senders }), messages));
+    services.channels?.registerProvider(smtpProvider);
+    const keywords = createSmsKeywordRules();
+    ctx.services.smsKeywords = keywords;
+    services.messages?.onInbound?.(smsOptOutHook(keywords, () => services.profiles));
+    return { routes: smsRoutes(() => services.channels) };
+  },
+};
