@@ -1,3 +1,5 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { SqliteDialect, type DatabaseConnection, type Driver } from 'kysely';
 import type { Db, Tx } from './db.js';
 
 /**
@@ -9,9 +11,29 @@ export interface Uow {
   afterCommit(fn: () => void): void;
 }
 
+interface Scope {
+  active: boolean;
+  /** SQLite: the connection the transaction holds, lent to queries made on `db` inside it. */
+  connection?: DatabaseConnection;
+  borrowed: number;
+}
+const scope = new AsyncLocalStorage<Scope>();
+
 export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Promise<T> {
   const callbacks: Array<() => void> = [];
-  const result = await db.transaction().execute((tx) => fn({ tx, afterCommit: (cb) => callbacks.push(cb) }));
+  const outer = scope.getStore();
+  // A nested call shares the outer scope, so on SQLite its BEGIN fails at once instead of waiting
+  // forever for the connection the outer transaction holds.
+  const current: Scope = outer?.active ? outer : { active: true, borrowed: 0 };
+  let result: T;
+  try {
+    result = await scope.run(current, () => db.transaction().execute((tx) => fn({ tx, afterCommit: (cb) => callbacks.push(cb) })));
+  } finally {
+    if (current !== outer) {
+      current.active = false;
+      current.connection = undefined;
+    }
+  }
   for (const cb of callbacks) {
     try {
       cb();
@@ -20,4 +42,56 @@ export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Pr
     }
   }
   return result;
+}
+
+/**
+ * SQLite has one connection behind a mutex: a query made on `db` (not `uow.tx`) inside
+ * `inTransaction` would wait for the transaction that waits for it — a silent deadlock. This
+ * dialect lends the transaction's connection to such queries instead, so they run inside the
+ * transaction (PostgreSQL runs them on another pooled connection, outside it).
+ */
+export class TransactionAwareSqliteDialect extends SqliteDialect {
+  override createDriver(): Driver {
+    const inner = super.createDriver();
+    return {
+      init: () => inner.init(),
+      async acquireConnection() {
+        const s = scope.getStore();
+        if (s?.active && s.connection) {
+          s.borrowed++;
+          return s.connection;
+        }
+        return inner.acquireConnection();
+      },
+      async beginTransaction(connection, settings) {
+        const held = scope.getStore();
+        if (held?.active && held.connection === connection) {
+          throw new Error('Nested transaction on SQLite: pass the outer unit of work (uow) down instead of opening another transaction');
+        }
+        await inner.beginTransaction(connection, settings);
+        const s = scope.getStore();
+        if (s?.active && !s.connection) s.connection = connection;
+      },
+      commitTransaction: (connection) => inner.commitTransaction(connection),
+      async rollbackTransaction(connection) {
+        // The failed BEGIN of a nested transaction must not roll back the outer one.
+        const s = scope.getStore();
+        if (s?.active && s.connection === connection && s.borrowed > 0) return;
+        await inner.rollbackTransaction(connection);
+      },
+      ...(inner.savepoint ? { savepoint: inner.savepoint.bind(inner) } : {}),
+      ...(inner.rollbackToSavepoint ? { rollbackToSavepoint: inner.rollbackToSavepoint.bind(inner) } : {}),
+      ...(inner.releaseSavepoint ? { releaseSavepoint: inner.releaseSavepoint.bind(inner) } : {}),
+      async releaseConnection(connection) {
+        const s = scope.getStore();
+        if (s && s.borrowed > 0 && connection === s.connection) {
+          s.borrowed--;
+          return;
+        }
+        if (s?.connection === connection) s.connection = undefined;
+        await inner.releaseConnection(connection);
+      },
+      destroy: () => inner.destroy(),
+    };
+  }
 }

@@ -56,3 +56,30 @@ eachDatabase('transactional event log', (dialect) => {
     assert.equal(await platform.events.cursor('test-consumer'), 42);
   });
 });
+
+eachDatabase('unit of work', (dialect) => {
+  const s = useServer(dialect, { start: false });
+
+  it('queries on db inside a transaction do not deadlock; nested transactions fail fast, the outer still rolls back', async () => {
+    const { platform } = s().container;
+    const space = await s().createSpace('uow');
+    const read = () => platform.db.selectFrom('api_spaces').select('id').where('id', '=', space).executeTakeFirst();
+    const result = await Promise.race([
+      platform.transaction(async (uow) => {
+        await platform.events.append(uow, { apiSpaceId: space, accountId: 1, name: 'uow.test', payload: {} });
+        return (await read())?.id;
+      }),
+      new Promise((r) => setTimeout(() => r('deadlock'), 3000)),
+    ]);
+    assert.equal(result, space);
+    const before = (await platform.events.readAfter(0, 10_000)).length;
+    const nested = platform.transaction(async (uow) => {
+      await platform.events.append(uow, { apiSpaceId: space, accountId: 1, name: 'uow.outer', payload: {} });
+      if (dialect === 'sqlite') await assert.rejects(platform.transaction(async () => 1), /Nested transaction/);
+      throw new Error('outer fails');
+    });
+    const outcome = await Promise.race([nested.then(() => 'ok', (e: Error) => e.message), new Promise((r) => setTimeout(() => r('deadlock'), 3000))]);
+    assert.equal(outcome, 'outer fails');
+    assert.equal((await platform.events.readAfter(0, 10_000)).length, before, 'outer transaction rolled back');
+  });
+});
