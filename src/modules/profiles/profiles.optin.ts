@@ -76,11 +76,12 @@ export function createOptIn(ctx: ModuleContext, repo: ProfilesRepo, writer: Prof
 
     async optOut(actor: Actor, apiSpaceId: string, id: string, channels: string[] | undefined): Promise<ProfileRead> {
       if (channels?.length) await checkChannels(apiSpaceId, channels, 'query.channel');
+      const known = channels?.length ? undefined : Object.keys(await defaults(apiSpaceId));
       return read(await ctx.transaction(async (uow) => {
         let list = channels?.length ? channels : undefined;
         if (!list) {
           const cur = await repo.loadOne(uow.tx, apiSpaceId, id);
-          list = [...new Set([...Object.keys(await defaults(apiSpaceId)), ...Object.keys(cur?.optIn ?? {})])];
+          list = [...new Set([...known!, ...Object.keys(cur?.optIn ?? {})])];
         }
         return change(uow, apiSpaceId, id, Object.fromEntries(list.map((c) => [c, false])), actor.actor);
       }));

@@ -66,7 +66,7 @@ export function createProfilesService(ctx: ModuleContext) {
     const rows = await uow.tx.selectFrom('profile_devices').select('device').where('api_space_id', '=', apiSpaceId).where('profile_id', '=', profileId).orderBy('created_on').execute();
     const s = await repo.loadOne(uow.tx, apiSpaceId, profileId);
     await ctx.events.append(uow, {
-      apiSpaceId, accountId: await writer.accountOf(apiSpaceId), name: 'profile.devicesUpdated',
+      apiSpaceId, accountId: await writer.accountOf(apiSpaceId, uow.tx), name: 'profile.devicesUpdated',
       payload: { id: profileId, devices: rows.map((r) => fromJson(r.device)) }, meta: { revision: s?.revision ?? 0, profileId },
     });
   }
@@ -287,7 +287,7 @@ export function createProfilesService(ctx: ModuleContext) {
       await ctx.transaction(async (uow) => {
         const found = await repo.load(uow.tx, apiSpaceId, unique, true);
         const now = iso(clock.now());
-        const accountId = await writer.accountOf(apiSpaceId);
+        const accountId = await writer.accountOf(apiSpaceId, uow.tx);
         const updates = [...found.values()].filter((s) => !s.deletedOn).map((cur) => ({ next: writer.bump(cur, actor.actor, { deletedOn: now, deletedBy: actor.actor }), prevRevision: cur.revision }));
         if (!(await repo.updateMany(uow.tx, apiSpaceId, updates, false))) throw errors.conflict('Profiles were changed by another request at the same time');
         for (const u of updates) {

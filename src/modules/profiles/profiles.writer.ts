@@ -1,5 +1,6 @@
 import type { ModuleContext } from '../module.js';
 import type { Uow } from '../../storage/uow.js';
+import type { Executor } from '../../storage/db.js';
 import { iso } from '../../lib/clock.js';
 import { errors, type ValidationFailure } from '../../http/errors.js';
 import { isUniqueViolation } from '../../storage/dialect.js';
@@ -24,7 +25,17 @@ export type ItemResult = { id: string; result: 'created' | 'updated' } | { id: s
 export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
   const { clock } = ctx;
 
-  const accountOf = async (apiSpaceId: string): Promise<number> => (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
+  // Account ids never change for a space. Read through the caller's transaction: on SQLite a
+  // second connection would wait for the one the transaction holds.
+  const accounts = new Map<string, number>();
+  async function accountOf(apiSpaceId: string, ex: Executor = ctx.db): Promise<number> {
+    let id = accounts.get(apiSpaceId);
+    if (id === undefined) {
+      id = (await ex.selectFrom('api_spaces').select('account_id').where('id', '=', apiSpaceId).executeTakeFirst())?.account_id ?? 0;
+      accounts.set(apiSpaceId, id);
+    }
+    return id;
+  }
 
   function fresh(id: string, data: ProfileData, actor: string, system = false): ProfileState {
     const now = iso(clock.now());
@@ -39,7 +50,7 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
     const etag = etagOf(s);
     await ctx.events.append(uow, {
       apiSpaceId,
-      accountId: accountId ?? (await accountOf(apiSpaceId)),
+      accountId: accountId ?? (await accountOf(apiSpaceId, uow.tx)),
       name,
       payload: payload ?? toDocument(s),
       meta: name === 'profile.delete' ? { revision: s.revision, profileId: s.id } : { revision: s.revision, etag, profileId: s.id },
@@ -81,7 +92,7 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
    * updates, one event per applied item.
    */
   async function applyMany(uow: Uow, apiSpaceId: string, actor: string, items: MergeItem[]): Promise<ItemResult[]> {
-    const accountId = await accountOf(apiSpaceId);
+    const accountId = await accountOf(apiSpaceId, uow.tx);
     const ids = [...new Set(items.map((i) => i.id))];
     const existing = await repo.load(uow.tx, apiSpaceId, ids, true);
     const working = new Map<string, ProfileState>();

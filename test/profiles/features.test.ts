@@ -1,0 +1,162 @@
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { eachDatabase, useServer } from '../helpers/harness.js';
+import { profileModules } from './helpers.js';
+
+eachDatabase('profiles: bulk, paging, opt-in, relationships, audiences, devices, export', (dialect) => {
+  const s = useServer(dialect, profileModules);
+  let space = '';
+  const url = (p = '') => `/apispaces/${space}/profiles${p}`;
+
+  it('bulk-upserts 2,000 profiles and pages through them with X-Total-Count', async () => {
+    space = await s().createSpace();
+    for (let b = 0; b < 2; b++) {
+      const items = Array.from({ length: 1000 }, (_, i) => ({ id: `p${String(b * 1000 + i).padStart(4, '0')}`, n: b * 1000 + i, tier: i % 2 ? 'gold' : 'silver' }));
+      const res = await s().request({ method: 'PATCH', url: url('/bulk'), payload: items });
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.json().filter((r: { result: string }) => r.result === 'created').length, 1000);
+    }
+    const mixed = await s().request({ method: 'PATCH', url: url('/bulk'), payload: [{ id: 'p0000', extra: true }, { name: 'no id' }, { id: 'p9999', phoneNumber: 'abc' }, 'x'] });
+    assert.deepEqual(mixed.json().map((r: { result: string }) => r.result), ['updated', 'failed', 'failed', 'failed']);
+    assert.equal(mixed.json()[1].index, 1);
+    assert.equal((await s().request({ method: 'PATCH', url: url('/bulk'), payload: Array.from({ length: 1001 }, (_, i) => ({ id: `x${i}` })) })).statusCode, 400);
+    assert.equal((await s().request({ method: 'PATCH', url: url('/bulk'), payload: { id: 'x' } })).statusCode, 400);
+
+    const seen = new Set<string>();
+    for (let skip = 0; skip < 2000; skip += 700) {
+      const page = await s().request({ method: 'GET', url: url(`?$limit=700&$skip=${skip}`) });
+      assert.equal(page.headers['x-total-count'], '2000');
+      for (const p of page.json()) seen.add(p.id);
+    }
+    assert.equal(seen.size, 2000);
+    const gold = await s().request({ method: 'GET', url: url('?tier=gold&n=>=1990&$sort=-n') });
+    assert.equal(gold.headers['x-total-count'], '5');
+    assert.deepEqual(gold.json().map((p: { n: number }) => p.n), [1999, 1997, 1995, 1993, 1991]);
+    const def = await s().request({ method: 'GET', url: url() });
+    assert.equal(def.json().length, 100);
+
+    const del = await s().request({ method: 'DELETE', url: url('/bulk?id=p0000,p0001&id=nobody') });
+    assert.deepEqual(del.json(), [{ id: 'p0000', result: 'deleted' }, { id: 'p0001', result: 'deleted' }, { id: 'nobody', result: 'notFound' }]);
+    assert.equal((await s().request({ method: 'GET', url: url('?$limit=1') })).headers['x-total-count'], '1998');
+    assert.equal((await s().request({ method: 'GET', url: url('?$limit=1&$includeDeleted=true') })).headers['x-total-count'], '2000');
+  });
+
+  it('opts in and out per channel, with space defaults', async () => {
+    await s().request({ method: 'POST', url: url(), payload: { id: 'ann' } });
+    assert.equal((await s().request({ method: 'GET', url: url('/optin') })).json().sms, true);
+    const put = await s().request({ method: 'PUT', url: url('/optin'), payload: { sms: false } });
+    assert.equal(put.statusCode, 200);
+    assert.equal(put.json().sms, false);
+    assert.equal(put.json().email, true);
+    assert.equal((await s().request({ method: 'PUT', url: url('/optin'), payload: { carrierPigeon: true } })).statusCode, 400);
+    assert.equal((await s().request({ method: 'PUT', url: url('/optin'), payload: { sms: 'yes' } })).statusCode, 400);
+    const dir = s().container.services.profiles;
+    assert.equal(await dir.isOptedIn(space, 'ann', 'sms'), false);
+    const inn = await s().request({ method: 'PUT', url: url('/ann/optin'), payload: { channels: ['sms', 'email'] } });
+    assert.equal(inn.statusCode, 200);
+    assert.deepEqual(inn.json()._optIn, { sms: true, email: true });
+    assert.ok(inn.headers.etag);
+    assert.equal(await dir.isOptedIn(space, 'ann', 'sms'), true);
+    assert.equal((await s().request({ method: 'PUT', url: url('/ann/optin'), payload: { channels: [] } })).statusCode, 400);
+    assert.equal((await s().request({ method: 'PUT', url: url('/ann/optin'), payload: { channels: ['nope'] } })).statusCode, 400);
+    assert.equal((await s().request({ method: 'PUT', url: url('/ghost/optin'), payload: { channels: ['sms'] } })).statusCode, 404);
+    const out = await s().request({ method: 'DELETE', url: url('/ann/optin?channel=email') });
+    assert.deepEqual(out.json()._optIn, { sms: true, email: false });
+    const all = await s().request({ method: 'DELETE', url: url('/ann/optin') });
+    assert.equal(all.json()._optIn.appMessaging, false);
+    assert.equal(all.json()._optIn.sms, false);
+  });
+
+  it('links profiles following the relationship rules', async () => {
+    for (const id of ['prim', 'kid1', 'kid2', 'other']) await s().request({ method: 'POST', url: url(), payload: { id, email: `${id}@example.com` } });
+    const self = await s().request({ method: 'PUT', url: url('/prim/rels/link/prim') });
+    assert.equal(self.statusCode, 400);
+    const link = await s().request({ method: 'PUT', url: url('/prim/rels/link/kid1') });
+    assert.equal(link.statusCode, 200);
+    assert.deepEqual(link.json()._rels, { links: ['kid1'] });
+    const asPrimary = await s().request({ method: 'PUT', url: url('/kid2/rels/primary/prim') });
+    assert.deepEqual(asPrimary.json()._rels, { primary: 'prim' });
+    assert.deepEqual(await s().container.services.profiles.childrenOf(space, 'prim'), ['kid1', 'kid2']);
+    // A child cannot become a primary; a primary cannot become a child.
+    const childAsPrimary = await s().request({ method: 'PUT', url: url('/other/rels/primary/kid1') });
+    assert.equal(childAsPrimary.statusCode, 409);
+    assert.equal(childAsPrimary.json().code, 'InvalidState');
+    const primaryAsChild = await s().request({ method: 'PUT', url: url('/other/rels/link/prim') });
+    assert.equal(primaryAsChild.statusCode, 409);
+    // Re-linking a child to a new primary replaces the old link.
+    const moved = await s().request({ method: 'PUT', url: url('/other/rels/link/kid2') });
+    assert.equal(moved.statusCode, 200);
+    assert.deepEqual((await s().request({ method: 'GET', url: url('/prim') })).json()._rels, { links: ['kid1'] });
+    const resolved = await s().container.services.profiles.resolveForMessaging(space, 'kid2');
+    assert.equal(resolved?.primary?.id, 'other');
+    assert.equal((await s().request({ method: 'DELETE', url: url('/kid1/rels/primary/other') })).statusCode, 404);
+    const unlink = await s().request({ method: 'DELETE', url: url('/prim/rels/link/kid1') });
+    assert.equal(unlink.statusCode, 200);
+    assert.equal(unlink.json()._rels, undefined);
+    assert.equal((await s().request({ method: 'PUT', url: url('/prim/rels/link/ghost') })).statusCode, 404);
+  });
+
+  it('saves audiences and evaluates their members', async () => {
+    const base = `/apispaces/${space}/audiences`;
+    const bad = await s().request({ method: 'POST', url: base, payload: { name: 'Bad', query: '$limit=5' } });
+    assert.equal(bad.statusCode, 400);
+    const created = await s().request({ method: 'POST', url: base, payload: { name: 'Gold late', query: 'tier=gold&n=>=1900' } });
+    assert.equal(created.statusCode, 201, created.body);
+    const aud = created.json();
+    assert.equal((await s().request({ method: 'POST', url: base, payload: { name: 'Gold late', query: 'a=1' } })).statusCode, 409);
+    const members = await s().request({ method: 'GET', url: `${base}/${aud.id}/profiles?$limit=10&$fields=n` });
+    assert.equal(members.statusCode, 200);
+    assert.equal(members.headers['x-total-count'], '50');
+    assert.equal(members.json().length, 10);
+    assert.deepEqual(Object.keys(members.json()[0]).sort(), ['id', 'n']);
+    const counted = await s().request({ method: 'GET', url: `${base}/${aud.id}?includeCount=true` });
+    assert.equal(counted.json().profileCount, 50);
+    const stale = await s().request({ method: 'PUT', url: `${base}/${aud.id}`, headers: { 'if-match': '"9-xxxxxxxxxxxxxxxx"' }, payload: { name: 'G', query: 'tier=gold' } });
+    assert.equal(stale.statusCode, 412);
+    const put = await s().request({ method: 'PUT', url: `${base}/${aud.id}`, headers: { 'if-match': created.headers.etag as string }, payload: { name: 'G', query: 'tier=gold' } });
+    assert.equal(put.statusCode, 200);
+    assert.equal((await s().request({ method: 'GET', url: `${base}/${aud.id}/profiles?$limit=1` })).headers['x-total-count'], '999');
+    const list = await s().request({ method: 'GET', url: base });
+    assert.equal(list.json().length, 1);
+    const noProf = await s().createToken(space, ['aud:r']);
+    assert.equal((await s().request({ method: 'GET', url: `${base}/${aud.id}/profiles`, token: noProf })).statusCode, 403);
+    assert.equal((await s().request({ method: 'DELETE', url: `${base}/${aud.id}` })).statusCode, 204);
+    assert.equal((await s().request({ method: 'GET', url: `${base}/${aud.id}` })).statusCode, 404);
+  });
+
+  it('stores devices, validates push and removes a device', async () => {
+    const dir = s().container.services.profiles;
+    const removed: string[] = [];
+    dir.onDeviceRemoved(async (_sp, pid, did) => void removed.push(`${pid}/${did}`));
+    await dir.upsertDevice(space, 'ann', { deviceId: 'd1', platform: 'javascript', push: { fcm: { package: 'com.example.app', registrationId: 'r' } } }, 'system');
+    await dir.upsertDevice(space, 'ann', { deviceId: 'd2', push: { apns: { bundleId: 'com.example.app', environment: 'production', token: 't' } } }, 'system');
+    await dir.upsertDevice(space, 'ann', { deviceId: 'd3' }, 'system');
+    const v = await s().request({ method: 'POST', url: url('/devices/push/validation'), payload: { ids: ['ann', 'bob'] } });
+    assert.deepEqual(v.json(), [
+      { id: 'ann', pushDevicesCount: 2, fcm: ['com.example.app'], apns: ['com.example.app.production'] },
+      { id: 'bob', pushDevicesCount: 0, fcm: [], apns: [] },
+    ]);
+    const withDevices = await s().request({ method: 'GET', url: url('?id=ann&$includeDevices=true') });
+    assert.equal(withDevices.json()[0]._devices.length, 3);
+    assert.equal((await s().request({ method: 'DELETE', url: url('/ann/devices/d9') })).statusCode, 404);
+    assert.equal((await s().request({ method: 'DELETE', url: url('/ann/devices/d1') })).statusCode, 204);
+    assert.deepEqual(removed, ['ann/d1']);
+    assert.equal((await dir.devices(space, 'ann')).length, 2);
+  });
+
+  it('exports JSON and CSV by streaming', async () => {
+    const json = await s().request({ method: 'POST', url: url('/export?query=tier%3Dgold%26n%3D%3E%3D1990') });
+    assert.equal(json.statusCode, 200, json.body);
+    assert.match(String(json.headers['content-disposition']), /^attachment; filename="profiles-\d{8}T\d{6}Z\.json"$/);
+    assert.deepEqual(json.json().map((p: { id: string }) => p.id), ['p1991', 'p1993', 'p1995', 'p1997', 'p1999']);
+    const csv = await s().request({ method: 'POST', url: url('/export?query=id%3Dp1991'), payload: { format: 'csv' } });
+    assert.equal(csv.headers['content-type'], 'text/csv; charset=utf-8');
+    assert.equal(csv.body, 'id,n,tier\r\np1991,1991,gold\r\n');
+    await s().request({ method: 'PATCH', url: url('/p1993'), payload: { note: 'a;"b"', address: { line1: 'x' } } });
+    const fields = await s().request({ method: 'POST', url: url('/export?query=id%3Dp1993'), payload: { format: 'csv', fields: ['id', 'note', 'address', 'address.line1'], fieldSeparator: ';', includeHeaders: false } });
+    assert.equal(fields.body, 'p1993;"a;""b""";--INVALID-TYPE--;x\r\n');
+    assert.equal((await s().request({ method: 'POST', url: url('/export'), payload: { format: 'xml' } })).statusCode, 400);
+    const all = await s().request({ method: 'POST', url: url('/export'), payload: { format: 'json' } });
+    assert.equal(all.json().length, 1998 + 5);
+  });
+});
