@@ -98,7 +98,7 @@ eachDatabase('App Messaging conversations and messages', (dialect) => {
     assert.equal(big.messages.length, 5);
 
     const events = (await s().request({ method: 'GET', url: url('/conversations/ord-7731/events?from=5&limit=10'), token: bob.token, headers: JSON_HDR })).json();
-    assert.deepEqual(events.map((e: { id: number; name: string }) => [e.id, e.conversationEventId, e.name]),
+    assert.deepEqual(events.map((e: { id: number; conversationEventId: number; name: string }) => [e.id, e.conversationEventId, e.name]),
       [[5, 5, 'conversationMessage.sent'], [6, 6, 'conversationMessage.delivered'], [7, 7, 'conversationMessage.read']]);
     assert.equal(events[1].payload.profileId, 'bob');
     assert.equal(events[1].data.name, 'delivered');

@@ -45,7 +45,7 @@ eachDatabase('App Messaging sessions', (dialect) => {
 
   it('rejects bad JWTs, reused challenges and unknown spaces', async () => {
     const attempt = async (claims: Record<string, unknown>, opts: { secret?: string; alg?: string } = {}, reuse?: { authenticationId: string; nonce: string }) => {
-      const c = reuse ?? (await s().request({ method: 'GET', url: url('/sessions/start'), token: null })).json();
+      const c: { authenticationId: string; nonce: string } = reuse ?? (await s().request({ method: 'GET', url: url('/sessions/start'), token: null })).json();
       const jwt = await customerJwt({ sub: 'mallory', nonce: c.nonce, ...claims }, opts);
       return s().request({ method: 'POST', url: url('/sessions'), token: null, payload: { authenticationId: c.authenticationId, authenticationToken: jwt, deviceId: 'd', platform: 'javascript' } });
     };
