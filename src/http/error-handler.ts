@@ -38,6 +38,11 @@ export function toAppError(err: unknown): AppError {
       return errors.invalidField('path', 'A path parameter is too long');
   }
   if (e instanceof SyntaxError || e?.type === 'entity.parse.failed') return errors.invalidJson();
+  // PostgreSQL data exceptions (class 22: NUL bytes, invalid text for a type, out-of-range
+  // numbers, over-long values) come from input the validation let through: a client error.
+  if (typeof e?.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code) && 'severity' in (e as object)) {
+    return errors.invalidField('body', 'A value is not acceptable (invalid characters, format or range)');
+  }
   const status = e?.statusCode;
   if (status && status >= 400 && status < 500) {
     if (status === 413) return errors.payloadTooLarge();

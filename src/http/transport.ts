@@ -122,6 +122,14 @@ export function normaliseQuery(schema: object | undefined, query: Record<string,
 /** CORS (conventions.md §2.4) and the common response headers (§2.5); query normalisation. */
 export function registerTransportHeaders(app: FastifyInstance, config: Config): void {
   app.addHook('preValidation', async (request: FastifyRequest) => {
+    // U+0000 can be part of no id or value we store (PostgreSQL text rejects it outright).
+    for (const [part, values] of [['path', request.params], ['query', request.query]] as const) {
+      for (const [key, value] of Object.entries((values ?? {}) as Record<string, unknown>)) {
+        if ((Array.isArray(value) ? value : [value]).some((v) => typeof v === 'string' && v.includes('\u0000'))) {
+          throw errors.invalidField(`${part}.${key}`, 'Must not contain NUL characters');
+        }
+      }
+    }
     const schema = (request.routeOptions.schema as { querystring?: object } | undefined)?.querystring;
     if (schema && request.query && typeof request.query === 'object') normaliseQuery(schema, request.query as Record<string, unknown>);
   });

@@ -188,4 +188,13 @@ eachDatabase('HTTP transport and errors', (dialect) => {
     const junk = await s().request({ method: 'GET', url: `${items}/a`, token: 'junk' });
     assert.equal(junk.statusCode, 401);
   });
+
+  it('bad percent-encoding, NUL characters and over-long path params → 400 with the error body', async () => {
+    for (const url of [`${items}/%E0%A4%A`, `${items}/a%00b`, `${items}/a?q=x%00`, `${items}/${'y'.repeat(2000)}`]) {
+      const res = await s().request({ method: 'GET', url, headers: { 'x-request-id': 'bad-url' } });
+      assert.equal(res.statusCode, 400, url.slice(0, 80));
+      isErrorBody(res.json(), 400, 'ValidationFailed');
+      assert.equal(res.headers['x-request-id'], 'bad-url');
+    }
+  });
 });
