@@ -91,6 +91,12 @@ eachDatabase('channel configuration', (dialect) => {
     const push = await put('nativePush', { enabled: true });
     assert.equal(push.statusCode, 201, push.body);
     assert.equal(push.json().provider, 'internal');
+    // `internal` resolves to the one provider the server registered for the channel, if any.
+    const channels = s().container.services.channels;
+    channels.registerProvider({ channel: 'nativePush', provider: 'test-push', secretSettings: [], validateSettings: () => [], create: () => ({ send: async () => ({ kind: 'accepted' }) }) });
+    const found = await channels.adapter(space, 'nativePush');
+    assert.ok('adapter' in found, JSON.stringify(found));
+    assert.deepEqual(await channels.adapter(space, 'appMessaging'), { missing: 'unconfigured' });
   });
 
   it('checks chan:r / chan:w', async () => {

@@ -54,8 +54,15 @@ export function createProviderRegistry() {
     register(p: ChannelProvider): void {
       providers.set(`${p.channel}\u0000${p.provider}`, p);
     },
+    /**
+     * The provider for a configuration. `internal` (the default of nativePush/appMessaging) means
+     * "whatever the server registered for that channel" when exactly one provider is registered.
+     */
     find(channelId: string, provider: string): ChannelProvider | undefined {
-      return providers.get(keyOf(channelId, provider));
+      const exact = providers.get(keyOf(channelId, provider));
+      if (exact || provider !== 'internal' || !INTERNAL_CHANNELS.has(channelId)) return exact;
+      const own = [...providers.values()].filter((p) => p.channel === channelId);
+      return own.length === 1 ? own[0] : undefined;
     },
     namesFor(channelId: string): string[] {
       const ch = isBuiltIn(channelId) ? channelId : 'custom';
