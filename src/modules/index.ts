@@ -7,6 +7,7 @@ import { templatesModule } from './templates/index.js';
 import { contentModule } from './content/index.js';
 import { messagesModule } from './messages/index.js';
 import { smsModule } from './sms/index.js';
+import { verifyModule } from './verify/index.js';
 import { webhooksModule } from './webhooks/index.js';
 import { appMessagingModule } from './appmessaging/index.js';
 
@@ -23,6 +24,7 @@ export const moduleDefinitions: ModuleDefinition[] = [
   contentModule,
   messagesModule,
   smsModule,
+  verifyModule,
   appMessagingModule,
   webhooksModule,
 ];
