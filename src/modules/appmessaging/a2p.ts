@@ -73,7 +73,7 @@ export function createA2P(ctx: ModuleContext, deps: { conversations: Conversatio
   /** The channel provider: no settings, the adapter posts into conversations. */
   const provider: ChannelProvider = {
     channel: 'appMessaging',
-    provider: 'builtin',
+    provider: 'internal',
     secretSettings: [],
     validateSettings: () => [],
     create: () => ({

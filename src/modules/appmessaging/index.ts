@@ -1,6 +1,7 @@
 import type { ModuleDefinition } from '../module.js';
 import type { ProfileDirectory } from '../profiles/profiles.contract.js';
 import type { ChannelRegistry } from '../channels/channels.contract.js';
+import type { ChannelProvider } from '../../channels/adapter.js';
 import type { MessagesApi } from '../messages/messages.contract.js';
 import type { JobHandler } from '../../delivery/worker.js';
 import { createGateway, type Gateway } from '../../realtime/gateway.js';
@@ -19,6 +20,8 @@ export interface AppMessagingService {
   gateway: Gateway;
   /** One API `appMessaging` channel: post a business message into a conversation (one-api.md §4.6). */
   postA2P(apiSpaceId: string, input: A2PInput): Promise<{ conversationId: string; messageId: string; conversationEventId: number }>;
+  /** The `appMessaging` channel provider (registered with the channel registry when present). */
+  channelProvider: ChannelProvider;
 }
 
 declare module '../services.js' {
@@ -53,7 +56,7 @@ export const appMessagingModule: ModuleDefinition = {
     const gateway = createGateway({
       config: ctx.config, bus: ctx.bus, credentials: ctx.services.credentials, spaces: ctx.services.spaces, log: ctx.log, clock: ctx.clock, ids: ctx.ids,
     });
-    ctx.services.appMessaging = { sessions, conversations, messages, gateway, postA2P: a2p.postA2P };
+    ctx.services.appMessaging = { sessions, conversations, messages, gateway, postA2P: a2p.postA2P, channelProvider: a2p.provider };
 
     // Push for conversation messages: the intent is durable; no push adapter exists yet (§8.3).
     const pushNotify: JobHandler = async ({ job }) => {

@@ -1,0 +1,63 @@
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { eachDatabase, useServer } from '../helpers/harness.js';
+import { configureAuth, startSession } from './helpers.js';
+
+eachDatabase('App Messaging a2p channel and push intent', (dialect) => {
+  // Workers off: the push.notify job stays queued where the test can see it.
+  const s = useServer(dialect, { start: false });
+  let space = '';
+  const url = (p: string) => `/apispaces/${space}${p}`;
+
+  it('posts business messages into a created a2p conversation (One API appMessaging)', async () => {
+    space = await s().createSpace('a2p');
+    await configureAuth(s(), space);
+    const am = s().container.services.appMessaging;
+    const first = await am.postA2P(space, { to: 'jane', from: { profileId: 'brand', name: 'Brand' }, parts: [{ data: 'Your order shipped' }], metadata: { order: 7 }, conversationName: 'Orders' });
+    assert.equal(first.conversationEventId, 1);
+    const jane = await startSession(s(), space, 'jane');
+    const conv = (await s().request({ method: 'GET', url: url(`/conversations/${first.conversationId}`), token: jane.token })).json();
+    assert.equal(conv.messageScope, 'a2p');
+    assert.equal(conv.name, 'Orders');
+    assert.deepEqual(conv.roles.participant, { canSend: true, canAddParticipants: false, canRemoveParticipants: false });
+    const page = (await s().request({ method: 'GET', url: url(`/conversations/${first.conversationId}/messages`), token: jane.token })).json();
+    assert.deepEqual(page.messages[0].context.from, { id: 'brand', name: 'Brand' });
+    assert.equal(page.messages[0].context.direction, 'outbound');
+    assert.equal(page.messages[0].context.scope, 'a2p');
+    // the end user's reply in an a2p conversation is inbound
+    const reply = await s().request({ method: 'POST', url: url(`/conversations/${first.conversationId}/messages`), token: jane.token, payload: { parts: [{ data: 'thanks' }] } });
+    assert.equal(reply.json().eventId, 2);
+    const again = (await s().request({ method: 'GET', url: url(`/conversations/${first.conversationId}/messages?limit=1`), token: jane.token })).json();
+    assert.equal(again.messages[0].context.direction, 'inbound');
+    // an existing conversation gains a missing recipient
+    await am.postA2P(space, { conversationId: first.conversationId, to: 'joe', from: { profileId: 'brand' }, parts: [{ data: 'hi joe' }] });
+    const roster = (await s().request({ method: 'GET', url: url(`/conversations/${first.conversationId}/participants`) })).json();
+    assert.deepEqual(roster.map((p: { id: string }) => p.id).sort(), ['brand', 'jane', 'joe']);
+  });
+
+  it('offers a channel adapter that accepts One API sends', async () => {
+    const provider = s().container.services.appMessaging.channelProvider;
+    assert.equal(provider.channel, 'appMessaging');
+    const adapter = await provider.create({ apiSpaceId: space, channelId: 'appMessaging', settings: {}, sink: { receipt: async () => {}, inbound: async () => {} }, allowPrivateTargets: false, publicBaseUrl: 'http://x', log: pino({ level: 'silent' }) });
+    const ok = await adapter.send({ apiSpaceId: space, messageId: 'm-1', channelId: 'appMessaging', to: { profileId: 'jane' }, from: { profileId: 'brand' }, title: 'Hello', body: 'Hi Jane', conversationId: 'one-api-conv' });
+    assert.equal(ok.kind, 'accepted');
+    const noAddress = await adapter.send({ apiSpaceId: space, messageId: 'm-2', channelId: 'appMessaging', to: {}, body: 'x' });
+    assert.equal(noAddress.kind, 'rejected');
+    const page = (await s().request({ method: 'GET', url: url('/conversations/one-api-conv/messages') })).json();
+    assert.equal(page.messages[0].parts[0].data, 'Hi Jane');
+    assert.deepEqual(page.messages[0].alert, { title: 'Hello', body: 'Hi Jane' });
+  });
+
+  it('records a durable push.notify intent for messages with an alert', async () => {
+    const alice = await startSession(s(), space, 'alice');
+    await s().request({ method: 'POST', url: url('/conversations'), token: alice.token, payload: { id: 'pushy', participants: [{ id: 'bob' }] } });
+    await s().request({ method: 'POST', url: url('/conversations/pushy/messages'), token: alice.token, payload: { parts: [{ data: 'ping' }], alert: { text: 'New message', platforms: {} } } });
+    const jobs = await s().container.platform.queue.list({ kind: 'push.notify' });
+    const job = jobs.find((j) => j.payload.conversationId === 'pushy');
+    assert.ok(job, 'push.notify queued');
+    assert.deepEqual(job.payload.recipients, ['bob']);
+    const handler = s().container.modules.find((m) => m.definition.name === 'appmessaging')!.instance.jobs!['push.notify']!;
+    await handler({ job, completeIn: async () => {}, heartbeat: async () => true, signal: new AbortController().signal });
+  });
+});
