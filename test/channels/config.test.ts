@@ -99,6 +99,39 @@ eachDatabase('channel configuration', (dialect) => {
     assert.deepEqual(await channels.adapter(space, 'appMessaging'), { missing: 'unconfigured' });
   });
 
+  it('closes the old adapter instance when the configuration changes or is deleted', async () => {
+    const space = await s().createSpace();
+    const channels = s().container.services.channels;
+    const built: Array<{ token: unknown; closed: boolean }> = [];
+    channels.registerProvider({
+      channel: 'rcs', provider: 'test-close', secretSettings: ['clientToken'], validateSettings: () => [],
+      create: (ctx) => {
+        const inst = { token: ctx.settings.clientToken, closed: false };
+        built.push(inst);
+        return { send: async () => ({ kind: 'accepted' }), close: async () => void (inst.closed = true) };
+      },
+    });
+    const url = `/apispaces/${space}/channels/rcs`;
+    await s().request({ method: 'PUT', url, payload: { provider: 'test-close', settings: { clientToken: 'one' } } });
+    await channels.adapter(space, 'rcs');
+    await channels.adapter(space, 'rcs');
+    assert.equal(built.length, 1);
+    assert.equal(built[0]!.token, 'one');
+    await s().request({ method: 'PUT', url, payload: { provider: 'test-close', settings: { clientToken: 'two' } } });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(built[0]!.closed, true);
+    await channels.adapter(space, 'rcs');
+    assert.equal(built.length, 2);
+    assert.equal(built[1]!.token, 'two');
+    await s().request({ method: 'DELETE', url });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(built[1]!.closed, true);
+    // Re-created at revision 1 again: a fresh instance, never the old one.
+    await s().request({ method: 'PUT', url, payload: { provider: 'test-close', settings: { clientToken: 'three' } } });
+    await channels.adapter(space, 'rcs');
+    assert.equal(built.at(-1)!.token, 'three');
+  });
+
   it('checks chan:r / chan:w', async () => {
     const space = await s().createSpace();
     const reader = await s().createToken(space, ['chan:r']);

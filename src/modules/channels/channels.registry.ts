@@ -28,7 +28,8 @@ interface ReportPayload {
 }
 
 interface Cached {
-  revision: number;
+  /** Revision plus creation time: a deleted and re-created configuration starts at revision 1 again. */
+  version: string;
   adapter: Promise<ChannelAdapter | undefined>;
 }
 
@@ -65,10 +66,9 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
   /** The adapter for a stored configuration (undefined when its provider is not registered). */
   function instance(c: StoredConfig): Promise<ChannelAdapter | undefined> {
     const key = keyOf(c.apiSpaceId, c.channelId);
+    const version = `${c.revision}|${c.createdOn}`;
     const hit = cache.get(key);
-    if (hit && hit.revision === c.revision) return hit.adapter;
-    // An older process-local copy of a newer revision never replaces a newer one.
-    if (hit && hit.revision > c.revision) return hit.adapter;
+    if (hit && hit.version === version) return hit.adapter;
     const provider = providers.find(c.channelId, c.provider);
     const adapter = provider
       ? Promise.resolve().then(() => provider.create({
@@ -78,7 +78,7 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
         log: ctx.log.child({ apiSpaceId: c.apiSpaceId, channelId: c.channelId, provider: c.provider }),
       }))
       : Promise.resolve(undefined);
-    const entry: Cached = { revision: c.revision, adapter };
+    const entry: Cached = { version, adapter };
     // A failed build is not cached: the next call tries again.
     adapter.catch(() => {
       if (cache.get(key) === entry) cache.delete(key);
