@@ -1,0 +1,78 @@
+/**
+ * Crash safety (ARCHITECTURE.md "Tests, by tier"): a spawned server is killed with SIGKILL while
+ * 16 clients send; after a restart on the same database every acknowledged message exists and
+ * reaches the receiver.
+ */
+import { it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { eachDatabase, freshLocation, testEnv, dropLocation, ADMIN_TOKEN } from '../helpers/harness.js';
+import { spawnServer } from '../fixtures/spawn.js';
+import { receiver } from './helpers.js';
+
+eachDatabase('One API: crash under load', (dialect) => {
+  const r = receiver();
+  const location = freshLocation(dialect);
+  after(async () => {
+    await r.stop();
+    await dropLocation(location);
+  });
+
+  it('keeps every acknowledged message across kill -9 and delivers it after restart', { timeout: 150_000 }, async () => {
+    await r.start();
+    const env = testEnv(location, { TEST_LEASE_MS: '1500', LOG_LEVEL: 'silent', ...(location.schema ? { TEST_DB_SCHEMA: location.schema } : {}) });
+    let server = await spawnServer(env);
+    const base = () => `http://127.0.0.1:${server.port}`;
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
+    const space = (await (await fetch(`${base()}/apispaces`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'crash' }) })).json()).id;
+    const tok = await (await fetch(`${base()}/apispaces/${space}/accesstokens`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'load', profileId: 'bot', permissions: ['msg:any:s', 'msg:r'] }) })).json();
+    const put = await fetch(`${base()}/apispaces/${space}/channels/custom_crm`, {
+      method: 'PUT', headers: admin,
+      body: JSON.stringify({ enabled: true, provider: 'http', settings: { url: `${r.base}/n`, method: 'POST', contentType: 'application/json', userIdProperty: 'crmId', bodyTemplate: '{"ref": "{{messageId}}"}' } }),
+    });
+    assert.ok(put.ok, await put.text());
+    const headers = { authorization: `Bearer ${tok.token}`, 'content-type': 'application/json' };
+
+    const acked: string[] = [];
+    let stop = false;
+    const client = async (c: number) => {
+      for (let i = 0; !stop; i++) {
+        try {
+          const res = await fetch(`${base()}/apispaces/${space}/messages`, { method: 'POST', headers, body: JSON.stringify({ to: { crmId: `c${c}-${i}` }, rules: ['custom_crm'], body: 'load' }) });
+          if (res.status === 201) acked.push((await res.json()).messageId);
+          else await res.arrayBuffer();
+        } catch {
+          return; // the server died under us
+        }
+      }
+    };
+    const clients = Array.from({ length: 16 }, (_, c) => client(c));
+    while (acked.length < 300) await new Promise((ok) => setTimeout(ok, 10));
+    if (process.env.CRASH_DEBUG) console.log('acked', acked.length, Date.now());
+    const exited = new Promise((ok) => server.child.once('exit', ok));
+    server.child.kill('SIGKILL');
+    stop = true;
+    await Promise.all(clients);
+    await exited;
+
+    server = await spawnServer(env);
+    if (process.env.CRASH_DEBUG) console.log('restarted', Date.now());
+    try {
+      const deadline = Date.now() + 60_000;
+      const want = new Set(acked);
+      const seen = () => new Set(r.seen.map((x) => x.body.ref as string));
+      while (Date.now() < deadline && [...want].some((id) => !seen().has(id))) await new Promise((ok) => setTimeout(ok, 100));
+      if (process.env.CRASH_DEBUG) console.log('delivered', Date.now());
+      const missing = [...want].filter((id) => !seen().has(id));
+      assert.equal(missing.length, 0, `${missing.length} of ${want.size} acknowledged messages never reached the receiver`);
+      for (const id of acked.slice(0, 50)) {
+        const res = await fetch(`${base()}/apispaces/${space}/messages/${id}`, { headers });
+        assert.equal(res.status, 200);
+        assert.equal((await res.json()).status, 'sent');
+      }
+    } finally {
+      const exited2 = new Promise((ok) => server.child.once('exit', ok));
+      server.child.kill('SIGTERM');
+      await exited2;
+    }
+  });
+});
