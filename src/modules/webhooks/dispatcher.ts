@@ -100,7 +100,8 @@ export function createDispatcher(p: Platform, repo: DeliveriesRepo, options: Dis
         continue;
       }
       const l = lane(id);
-      if (!l.claiming && l.queue.length < options.maxInFlight) void claim(l);
+      // Re-fill at half the prefetch, so a lane never waits for its next claim.
+      if (!l.claiming && l.queue.length <= options.prefetch / 2) void claim(l);
     }
     for (const l of lanes.values()) drain(l);
     if (next !== Infinity) schedulePump(next - now);
@@ -146,10 +147,20 @@ export function createDispatcher(p: Platform, repo: DeliveriesRepo, options: Dis
     }
   }
 
+  /** Sealed → plain secrets (decrypting per request costs more than the HMACs). */
+  const opened = new Map<string, string>();
+  const open = (sealed: string): string => {
+    let plain = opened.get(sealed);
+    if (plain === undefined) {
+      if (opened.size > 10_000) opened.clear();
+      opened.set(sealed, (plain = secrets.open(sealed)));
+    }
+    return plain;
+  };
   function secretsOf(w: WebhookRow, now: number): string[] {
     const out: string[] = [];
-    if (w.secret) out.push(secrets.open(w.secret));
-    if (w.previous_secret && Number(w.previous_secret_until ?? 0) > now) out.push(secrets.open(w.previous_secret));
+    if (w.secret) out.push(open(w.secret));
+    if (w.previous_secret && Number(w.previous_secret_until ?? 0) > now) out.push(open(w.previous_secret));
     return out;
   }
 

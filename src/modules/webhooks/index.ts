@@ -28,7 +28,7 @@ export function createWebhooksModule(options: WebhooksModuleOptions = {}): Modul
       const dispatcher = createDispatcher(ctx, service.deliveries, {
         retryDelaysMs: options.retryDelaysMs ?? RETRY_DELAYS_MS,
         maxInFlight: options.maxInFlight ?? 4,
-        prefetch: options.prefetch ?? 16,
+        prefetch: options.prefetch ?? 64,
         globalConcurrency: options.globalConcurrency ?? 256,
         refreshMs: options.refreshMs ?? 1000,
       });
