@@ -4,11 +4,11 @@
  *   npx tsx --expose-gc bench/websocket.ts          (SQLite; BENCH_DATABASE_URL=postgres://… for PostgreSQL)
  *   BENCH_CLIENTS=1000 BENCH_MESSAGES=50 npx tsx bench/websocket.ts
  *
- * 1. latency: C session clients in one conversation; for each message, the time from the
+ * 1. memory: C idle authenticated sockets opened by a child process; the server's heap and RSS
+ *    growth per socket, reported as sockets per 100 MB (measured first, on a fresh heap).
+ * 2. latency: C session clients in one conversation; for each message, the time from the
  *    `POST …/messages` request to the moment the last client has its `conversationMessage.sent`
- *    frame. Baseline: a bare `ws` server sending the same frame bytes to C clients.
- * 2. memory: C idle authenticated sockets opened by a child process; the server's heap and RSS
- *    growth per socket, reported as sockets per 100 MB.
+ *    frame. Baseline: a bare `ws` server sending a frame of the same size to C clients.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -107,46 +107,7 @@ async function main() {
     await inject('POST', `/apispaces/${space}/conversations/bench/participants`, Array.from({ length: Math.min(100, CLIENTS - i) }, (_, k) => ({ id: `user-${i + k}` })));
   }
 
-  // 1a. Switchboard: POST → last client's conversationMessage.sent frame.
-  const sb = counter();
-  let sampleFrame = '';
-  const sbClients = await openClients(CLIENTS, (i) => `${wsBase}/apispaces/${space}/socket?token=${tokens[i]}`, (text) => {
-    if (!text.includes('"conversationMessage.sent"')) return;
-    sampleFrame = text;
-    sb.hit(String(JSON.parse(text).payload.metadata.i));
-  });
-  const body = (i: number) => JSON.stringify({ parts: [{ data: `message ${i}`, size: 10, type: 'text/plain' }], metadata: { i } });
-  const sbTimes = await rounds(async (i) => {
-    const res = await fetch(`${base}/apispaces/${space}/conversations/bench/messages`, {
-      method: 'POST', body: body(i), headers: { authorization: `Bearer ${tokens[0]}`, 'content-type': 'application/json' },
-    });
-    if (res.status !== 200) throw new Error(`send: ${res.status} ${await res.text()}`);
-  }, (i) => sb.wait(String(i)));
-  for (const c of sbClients) c.terminate();
-
-  // 1b. Baseline: a bare ws server broadcasting the same bytes.
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  await new Promise((r) => wss.once('listening', r));
-  const bare = counter();
-  const bareClients = await openClients(CLIENTS, () => `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, (text) => bare.hit(String(JSON.parse(text).payload.metadata.i)));
-  // The same frame bytes Switchboard sent, with the round number swapped in.
-  const template = JSON.parse(sampleFrame);
-  const bareTimes = await rounds(async (i) => {
-    await new Promise((r) => setImmediate(r));
-    template.payload.metadata = { i };
-    const text = JSON.stringify(template);
-    for (const c of wss.clients) c.send(text);
-  }, (i) => bare.wait(String(i)));
-  for (const c of bareClients) c.terminate();
-  wss.close();
-
-  console.log(`latency to the last of ${CLIENTS} clients   p50            p99`);
-  console.log(`  bare ws broadcast                 ${fmt(pct(bareTimes, 50)).padEnd(14)} ${fmt(pct(bareTimes, 99))}`);
-  console.log(`  switchboard POST → frame          ${fmt(pct(sbTimes, 50)).padEnd(14)} ${fmt(pct(sbTimes, 99))}`);
-  console.log(`  ratio (p99)                       ${(pct(sbTimes, 99) / pct(bareTimes, 99)).toFixed(2)}x`);
-
-  // 2. Idle authenticated sockets: clients live in a child process, memory measured here.
-  await new Promise((r) => setTimeout(r, 200));
+  // 1. Idle authenticated sockets: clients live in a child process, memory measured here.
   gc();
   const before = process.memoryUsage();
   const tokenFile = join(dataDir, 'tokens.json');
@@ -174,6 +135,44 @@ async function main() {
   else console.log('  rss  did not grow measurably (allocator reuse); use the heap figure');
   child.removeAllListeners('exit');
   child.stdin.write('x');
+
+  // 2a. Baseline: a bare ws server broadcasting the same bytes.
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((r) => wss.once('listening', r));
+  const bare = counter();
+  const bareClients = await openClients(CLIENTS, () => `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, (text) => bare.hit(String(JSON.parse(text).payload.metadata.i)));
+  // A frame of the same shape and size as Switchboard's (ids and texts of equal length).
+  const template = { eventId: crypto.randomUUID(), apiSpaceId: space, accountId: 1, name: 'conversationMessage.sent', conversationId: 'bench', conversationEventId: 1, revision: 1,
+    payload: { messageId: crypto.randomUUID(), metadata: {}, context: { from: { id: 'user-0' }, conversationId: 'bench', sentBy: 'session:user-0', sentOn: new Date().toISOString(), scope: 'p2p' },
+      parts: [{ data: 'message 0', size: 10, type: 'text/plain' }] }, context: { createdBy: 'user-0', createdOn: new Date().toISOString() }, publishedOn: new Date().toISOString() };
+  const bareTimes = await rounds(async (i) => {
+    await new Promise((r) => setImmediate(r));
+    template.payload.metadata = { i };
+    const text = JSON.stringify(template);
+    for (const c of wss.clients) c.send(text);
+  }, (i) => bare.wait(String(i)));
+  for (const c of bareClients) c.terminate();
+  wss.close();
+
+  // 2b. Switchboard: POST → last client's conversationMessage.sent frame.
+  const sb = counter();
+  const sbClients = await openClients(CLIENTS, (i) => `${wsBase}/apispaces/${space}/socket?token=${tokens[i]}`, (text) => {
+    if (!text.includes('"conversationMessage.sent"')) return;
+    sb.hit(String(JSON.parse(text).payload.metadata.i));
+  });
+  const body = (i: number) => JSON.stringify({ parts: [{ data: `message ${i}`, size: 10, type: 'text/plain' }], metadata: { i } });
+  const sbTimes = await rounds(async (i) => {
+    const res = await fetch(`${base}/apispaces/${space}/conversations/bench/messages`, {
+      method: 'POST', body: body(i), headers: { authorization: `Bearer ${tokens[0]}`, 'content-type': 'application/json' },
+    });
+    if (res.status !== 200) throw new Error(`send: ${res.status} ${await res.text()}`);
+  }, (i) => sb.wait(String(i)));
+  for (const c of sbClients) c.terminate();
+
+  console.log(`latency to the last of ${CLIENTS} clients   p50            p99`);
+  console.log(`  bare ws broadcast                 ${fmt(pct(bareTimes, 50)).padEnd(14)} ${fmt(pct(bareTimes, 99))}`);
+  console.log(`  switchboard POST → frame          ${fmt(pct(sbTimes, 50)).padEnd(14)} ${fmt(pct(sbTimes, 99))}`);
+  console.log(`  ratio (p99)                       ${(pct(sbTimes, 99) / pct(bareTimes, 99)).toFixed(2)}x`);
 
   await app.close();
   await container.close();
