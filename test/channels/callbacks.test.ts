@@ -70,6 +70,13 @@ eachDatabase('provider callbacks and tracked links', (dialect) => {
     assert.equal(inbounds[0]![1].body, 'hi');
     assert.equal(inbounds[0]![1].channelId, 'whatsApp');
 
+    // An adapter that cannot read a (correctly signed) body answers 400, not 500.
+    const junk = 'not json';
+    const junkSig = 'sha256=' + createHmac('sha256', 'app-secret').update(junk).digest('hex');
+    const unreadable = await s().request({ method: 'POST', url, token: null, headers: { 'content-type': 'application/json', 'x-hub-signature-256': junkSig }, payload: junk });
+    assert.equal(unreadable.statusCode, 400);
+    assert.equal(unreadable.json().code, 'ValidationFailed');
+
     // Other content types reach the adapter as bytes too.
     const form = await s().request({ method: 'POST', url, token: null, headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-hub-signature-256': 'sha256=00' }, payload: 'a=b' });
     assert.equal(form.statusCode, 401);

@@ -11,7 +11,7 @@ import type { Uow } from '../../storage/uow.js';
 import type { JobHandler } from '../../delivery/worker.js';
 import { RetryLater } from '../../delivery/worker.js';
 import { iso } from '../../lib/clock.js';
-import { errors } from '../../http/errors.js';
+import { AppError, errors } from '../../http/errors.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
 import type { ChannelConfigView, ChannelRegistry, MessageSink } from './channels.contract.js';
 import type { ChannelsRepo, StoredConfig } from './channels.repo.js';
@@ -144,9 +144,23 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
     async handleCallback(apiSpaceId, channelId, request) {
       const c = await repo.get(apiSpaceId, channelId);
       // Receipts for earlier sends still arrive while a channel is disabled.
-      const adapter = c ? await instance(c) : undefined;
+      let adapter: ChannelAdapter | undefined;
+      try {
+        adapter = c ? await instance(c) : undefined;
+      } catch (err) {
+        ctx.log.warn({ err, apiSpaceId, channelId }, 'channel adapter could not be built for a callback');
+        throw errors.unavailable('The channel is not available right now', 30);
+      }
       if (!adapter?.handleCallback) throw errors.notFound('Channel callback');
-      const result = await adapter.handleCallback(request);
+      let result: CallbackResult;
+      try {
+        result = await adapter.handleCallback(request);
+      } catch (err) {
+        // Adapters classify; anything they throw is a request they could not read, never a 500.
+        if (err instanceof AppError) throw err;
+        ctx.log.info({ err, apiSpaceId, channelId }, 'provider callback rejected');
+        throw errors.invalidField('body', 'The callback could not be processed');
+      }
       const receipts = result.receipts ?? [];
       const inbounds = result.inbounds ?? [];
       if (receipts.length || inbounds.length) await ctx.transaction((uow) => enqueueReports(uow, apiSpaceId, channelId, receipts, inbounds));

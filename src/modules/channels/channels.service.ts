@@ -113,7 +113,14 @@ export function createChannelConfigService(ctx: ModuleContext, deps: { repo: Cha
     const { settings, missing } = resolveMasked(rawSettings, provider.secretSettings, kept);
     for (const path of missing) failures.push({ paramName: `settings.${path}`, message: `"${MASK}" keeps a stored value, but none is stored` });
     if (!missing.length) {
-      for (const f of provider.validateSettings(settings)) failures.push({ paramName: `settings.${f.paramName}`, message: f.message });
+      let problems: Array<{ paramName: string; message: string }>;
+      try {
+        problems = provider.validateSettings(settings);
+      } catch {
+        // A provider's validator tripping over an unexpected shape is still the input's fault.
+        problems = [{ paramName: '', message: 'The settings do not have the shape this provider expects' }];
+      }
+      for (const f of problems) failures.push({ paramName: f.paramName ? `settings.${f.paramName}` : 'settings', message: f.message });
     }
     if (failures.length) throw errors.validation(failures);
     return { provider: name, settings, secretPaths: provider.secretSettings };
