@@ -126,6 +126,15 @@ eachDatabase('App Messaging sessions', (dialect) => {
     await configureAuth(s(), space);
   });
 
+  it('creates the profile on first sign-in and refuses a deleted one', async () => {
+    await startSession(s(), space, 'newcomer');
+    const profile = await s().request({ method: 'GET', url: url('/profiles/newcomer') });
+    assert.equal(profile.statusCode, 200);
+    assert.equal(profile.json().id, 'newcomer');
+    assert.equal((await s().request({ method: 'DELETE', url: url('/profiles/newcomer') })).statusCode, 204);
+    await assert.rejects(startSession(s(), space, 'newcomer'), /403.*ProfileDeleted/);
+  });
+
   it('expires sessions through the sweep', async () => {
     const { token, session } = await startSession(s(), space, 'sleeper');
     await s().container.platform.db.updateTable('am_sessions').set({ expires_at: Date.now() - 1000 }).where('id', '=', session.id).execute();

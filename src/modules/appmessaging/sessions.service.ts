@@ -188,7 +188,10 @@ export function createSessionsService(ctx: ModuleContext, deps: { profiles?: Pro
         source_ip: sourceIp ?? null, push: input.push ? toJson(input.push) : null, is_active: 1, started_on: iso(now), expires_at: expiresAt, ended_on: null, end_reason: null,
       };
       await ctx.transaction(async (uow) => {
-        if (profiles) await profiles.ensure(space.id, profileId, { id: profileId }, actor, uow);
+        if (profiles) {
+          const { profile } = await profiles.ensure(space.id, profileId, { id: profileId }, actor, uow);
+          if (profile._deleted) throw amErrors.profileDeleted();
+        }
         await uow.tx.insertInto('am_sessions').values(r).execute();
         const { push: _p, ...payload } = view(r);
         await ctx.events.append(uow, { apiSpaceId: space.id, accountId: space.accountId, name: 'session.create', payload, meta: { actor, profileId } });
