@@ -8,6 +8,7 @@ import { contentModule } from './content/index.js';
 import { messagesModule } from './messages/index.js';
 import { smsModule } from './sms/index.js';
 import { verifyModule } from './verify/index.js';
+import { pnvModule } from './pnv/index.js';
 import { webhooksModule } from './webhooks/index.js';
 import { appMessagingModule } from './appmessaging/index.js';
 
@@ -25,6 +26,7 @@ export const moduleDefinitions: ModuleDefinition[] = [
   messagesModule,
   smsModule,
   verifyModule,
+  pnvModule,
   appMessagingModule,
   webhooksModule,
 ];
