@@ -86,6 +86,23 @@ eachDatabase('App Messaging websocket', (dialect) => {
     assert.equal(bobWs.frames.some((x) => x.name === 'profile.update'), false);
   });
 
+  it('lets access tokens with conv:ra listen as their profile; closes on oversized frames', async () => {
+    const bot = await s().createToken(space, ['conv:ra', 'conv:wa', 'conv:da'], 'helpdesk');
+    await assert.rejects(openSocket(base, space, await s().createToken(space, ['prof:ra'], 'x')), (e: { statusCode?: number }) => e.statusCode === 403);
+    const botWs = await openSocket(base, space, bot);
+    await s().request({ method: 'POST', url: url('/conversations/c1/participants'), token: alice.token, payload: [{ id: 'helpdesk' }] });
+    await botWs.next((f) => f.name === 'conversation.participantAdded' && f.payload.profileId === 'helpdesk');
+    await s().request({ method: 'POST', url: url('/conversations/c1/participants'), token: alice.token, payload: [{ id: 'helpdesk', role: 'owner' }] });
+    const updated = await botWs.next((f) => f.name === 'conversation.participantUpdated');
+    assert.equal(updated.payload.role, 'owner');
+    await s().request({ method: 'DELETE', url: url('/conversations/c1'), token: bot });
+    const deleted = await aliceWs.next((f) => f.name === 'conversation.delete');
+    assert.equal(deleted.conversationId, 'c1');
+    assert.equal(deleted.context.createdBy.startsWith('access:'), true);
+    botWs.ws.send('x'.repeat(70 * 1024));
+    assert.equal((await botWs.closed).code, 1009);
+  });
+
   it('closes the sockets of an ended session with 4401', async () => {
     const del = await s().request({ method: 'DELETE', url: url(`/sessions/${bob.session.id}`), token: bob.token });
     assert.equal(del.statusCode, 204);
