@@ -58,17 +58,22 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
 
   /** The prefix of `batch` that can be consumed now; records holes for gaps that aged out. */
   async function consumable(tx: Tx, position: number, batch: StoredEvent[], now: number): Promise<StoredEvent[]> {
+    // Every gap in the batch starts ageing when first seen, so several gaps wait concurrently.
+    const t = performance.now();
+    let prev = position;
+    for (const e of batch) {
+      if (e.id > prev + 1 && !gaps.has(prev + 1)) gaps.set(prev + 1, t);
+      prev = e.id;
+    }
     const out: StoredEvent[] = [];
     let expected = position + 1;
     for (const e of batch) {
       if (e.id > expected) {
-        const first = gaps.get(expected) ?? performance.now();
-        gaps.set(expected, first);
-        if (performance.now() - first < options.gapWaitMs) {
-          schedule(options.gapWaitMs);
+        const age = t - (gaps.get(expected) ?? t);
+        if (age < options.gapWaitMs) {
+          schedule(options.gapWaitMs - age);
           break;
         }
-        gaps.delete(expected);
         const missing = Math.min(e.id - expected, 10_000);
         if (e.id - expected > missing) log.warn({ from: expected, to: e.id - 1 }, 'webhook fan-out: very large id gap; only the first 10000 ids are watched for late commits');
         const holes = Array.from({ length: missing }, (_, i) => ({ seq: expected + i, seen_at: now }));
@@ -77,6 +82,7 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
       out.push(e);
       expected = e.id + 1;
     }
+    for (const k of gaps.keys()) if (k < expected) gaps.delete(k);
     return out;
   }
 
