@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { SqliteDialect, type DatabaseConnection, type Driver } from 'kysely';
+import { SqliteDialect, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteDialectConfig } from 'kysely';
 import type { Db, Tx } from './db.js';
 
 /**
@@ -51,6 +51,11 @@ export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Pr
  * transaction (PostgreSQL runs them on another pooled connection, outside it).
  */
 export class TransactionAwareSqliteDialect extends SqliteDialect {
+  constructor(config: SqliteDialectConfig) {
+    const db = config.database;
+    super({ ...config, database: typeof db === 'function' ? async () => withStatementCache(await db()) : withStatementCache(db) });
+  }
+
   override createDriver(): Driver {
     const inner = super.createDriver();
     return {
@@ -94,4 +99,29 @@ export class TransactionAwareSqliteDialect extends SqliteDialect {
       destroy: () => inner.destroy(),
     };
   }
+}
+
+/**
+ * Kysely prepares every query afresh; on better-sqlite3 preparing costs about as much as running a
+ * small query. Statements are reusable, so keep the most recent ones by SQL text (a statement still
+ * busy iterating a stream is not shared: a fresh one is prepared instead).
+ */
+function withStatementCache(db: SqliteDatabase, max = 500): SqliteDatabase {
+  type Statement = ReturnType<SqliteDatabase['prepare']> & { busy?: boolean };
+  const cache = new Map<string, Statement>();
+  return {
+    close: () => db.close(),
+    prepare(sql: string) {
+      const hit = cache.get(sql);
+      if (hit && !hit.busy) {
+        cache.delete(sql);
+        cache.set(sql, hit);
+        return hit;
+      }
+      const stmt = db.prepare(sql) as Statement;
+      cache.set(sql, stmt);
+      if (cache.size > max) cache.delete(cache.keys().next().value!);
+      return stmt;
+    },
+  };
 }
