@@ -158,30 +158,40 @@ function applyCustom(text: string, replacements: UnicodeConversion['customReplac
   return out;
 }
 
-/** Applies the built-in look-alike table (§3.5) to every non-GSM character. */
-export function convertToGsm(text: string): string {
-  if (isGsm(text)) return text;
+/** Conversion by BMP code unit (every §3.5 source is a single BMP character). */
+const CONV: Array<string | undefined> = new Array(0x10000);
+for (const [from, to] of CONVERSION) CONV[from.charCodeAt(0)] = to;
+
+/**
+ * One pass over the text: GSM characters are kept, convertible ones replaced by their look-alike,
+ * the rest kept (`replace` false) or turned into `?` (a surrogate pair becomes one `?`).
+ */
+function rewrite(text: string, replace: boolean): { text: string; replaced: number } {
   let out = '';
-  for (const ch of text) {
-    if (ch.length === 1 && COST[ch.charCodeAt(0)] !== 0) out += ch;
-    else out += CONVERSION.get(ch) ?? ch;
+  let start = 0;
+  let replaced = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (COST[c] !== 0) continue;
+    const conv = CONV[c];
+    const width = c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+    if (conv !== undefined) out += text.slice(start, i) + conv;
+    else if (replace) {
+      out += text.slice(start, i) + '?';
+      replaced++;
+    } else {
+      i += width - 1;
+      continue;
+    }
+    i += width - 1;
+    start = i + 1;
   }
-  return out;
+  return { text: start === 0 ? text : out + text.slice(start), replaced };
 }
 
-/** Replaces every remaining non-GSM character (a surrogate pair counts as one) with `?`. */
-function replaceNonGsm(text: string): { text: string; replaced: number } {
-  if (isGsm(text)) return { text, replaced: 0 };
-  let out = '';
-  let replaced = 0;
-  for (const ch of text) {
-    if (ch.length === 1 && COST[ch.charCodeAt(0)] !== 0) out += ch;
-    else {
-      out += '?';
-      replaced++;
-    }
-  }
-  return { text: out, replaced };
+/** Applies the built-in look-alike table (§3.5) to every non-GSM character. */
+export function convertToGsm(text: string): string {
+  return rewrite(text, false).text;
 }
 
 /** Splits text into parts of at most `max` units, never splitting an escape or surrogate pair. */
@@ -235,17 +245,17 @@ function finish(text: string, encoding: SmsEncoding, charactersReplaced: number)
 
 /** Chooses the encoding exactly as sms.md §3.6 and segments the result (§4). */
 export function prepareSms(input: string, options: SmsTextOptions = {}): PreparedSms {
-  const conv = options.unicodeConversion ?? {};
-  const text = applyCustom(input, conv.customReplacements);
+  const conv = options.unicodeConversion;
+  const text = conv?.customReplacements ? applyCustom(input, conv.customReplacements) : input;
   if (isGsm(text)) return finish(text, 'GSM7', 0);
   if (options.allowUnicode === true) {
-    if (conv.convertUnicodeToGsm === true) {
+    if (conv?.convertUnicodeToGsm === true) {
       const copy = convertToGsm(text);
       if (isGsm(copy)) return finish(copy, 'GSM7', 0);
     }
     return finish(text, 'UCS2', 0);
   }
-  const replaced = replaceNonGsm(convertToGsm(text));
+  const replaced = rewrite(text, true);
   return finish(replaced.text, 'GSM7', replaced.replaced);
 }
 
