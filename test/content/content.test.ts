@@ -1,6 +1,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { eachDatabase, useServer } from '../helpers/harness.js';
+import { ManualClock } from '../../src/lib/clock.js';
 
 const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
 
@@ -99,5 +100,32 @@ eachDatabase('content', (dialect) => {
     const noPerm = await s().createToken(space, ['chan:r']);
     await expect(await s().request({ method: 'POST', url, token: noPerm, payload: { name: 'a.txt', type: 'text/plain', data: 'AAAA' } }), 403);
     await expect(await s().request({ method: 'GET', url: `${url}/nope`, token: null }), 404);
+  });
+});
+
+eachDatabase('content and template retention', (dialect) => {
+  const clock = new ManualClock();
+  const s = useServer(dialect, { clock });
+
+  it('purges files after contentDays and deleted templates after deletedProfilesDays', async () => {
+    const a = await s().createSpace('a');
+    const b = await s().createSpace('b');
+    const put = await s().request({ method: 'PUT', url: `/apispaces/${b}/retention`, payload: { contentDays: null, deletedProfilesDays: 60 } });
+    assert.equal(put.statusCode, 200, put.body);
+    const upload = async (space: string) => (await s().request({ method: 'POST', url: `/apispaces/${space}/content`, payload: { name: 'a.txt', type: 'text/plain', data: 'QUJD' } })).json();
+    const fa = await upload(a);
+    const fb = await upload(b);
+    for (const space of [a, b]) {
+      await s().request({ method: 'POST', url: `/apispaces/${space}/templates`, payload: { id: 't', name: 't', messageParts: [{ type: 'text/plain', data: 'x' }] } });
+      await s().request({ method: 'DELETE', url: `/apispaces/${space}/templates/t` });
+    }
+    clock.advance(31 * 86_400_000);
+    await s().container.platform.queue.enqueueNow({ kind: 'content.purge', payload: { v: 1 } });
+    await s().container.platform.queue.enqueueNow({ kind: 'templates.purge', payload: { v: 1 } });
+    await s().container.worker!.idle();
+    assert.equal((await s().request({ method: 'GET', url: new URL(fa.url).pathname, token: null })).statusCode, 404);
+    assert.equal((await s().request({ method: 'GET', url: new URL(fb.url).pathname, token: null })).statusCode, 200);
+    assert.equal((await s().request({ method: 'GET', url: `/apispaces/${a}/templates/t?includeDeleted=true` })).statusCode, 404);
+    assert.equal((await s().request({ method: 'GET', url: `/apispaces/${b}/templates/t?includeDeleted=true` })).statusCode, 200);
   });
 });

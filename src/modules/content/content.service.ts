@@ -98,6 +98,26 @@ export function createContentService(p: Platform) {
       }
     },
 
+    /**
+     * Retention (spaces-and-billing.md §5): hard-deletes files older than the space's
+     * `contentDays` (default 30; null keeps them). Returns how many were removed.
+     */
+    async purgeExpired(now: number, retentionDays: (apiSpaceId: string) => Promise<number | null>): Promise<number> {
+      let removed = 0;
+      const spaces = await p.db.selectFrom('content_files').select('api_space_id').distinct().execute();
+      for (const { api_space_id: space } of spaces) {
+        const days = await retentionDays(space);
+        if (days === null) continue;
+        const cutoff = iso(now - days * 86_400_000);
+        const rows = await p.db.selectFrom('content_files').select('id').where('api_space_id', '=', space).where('created_on', '<', cutoff).limit(1000).execute();
+        for (const { id } of rows) {
+          await service.remove(space, id).catch(() => {});
+          removed++;
+        }
+      }
+      return removed;
+    },
+
     async remove(apiSpaceId: string, id: string): Promise<void> {
       const res = await p.db.deleteFrom('content_files').where('api_space_id', '=', apiSpaceId).where('id', '=', id).executeTakeFirst();
       if (Number(res.numDeletedRows) !== 1) throw errors.notFound('File');

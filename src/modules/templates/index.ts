@@ -1,4 +1,5 @@
 import type { ModuleDefinition } from '../module.js';
+import { retentionReader, schedulePurge } from '../content/retention.js';
 import type { TemplatesApi } from './templates.contract.js';
 import { templatesMigrations } from './templates.migrations.js';
 import { templatesRoutes } from './templates.routes.js';
@@ -10,6 +11,8 @@ declare module '../services.js' {
   }
 }
 
+export const TEMPLATES_PURGE_JOB = 'templates.purge';
+
 /** Message templates (one-api.md §3.10). */
 export const templatesModule: ModuleDefinition = {
   name: 'templates',
@@ -17,6 +20,15 @@ export const templatesModule: ModuleDefinition = {
   setup(ctx) {
     const service = createTemplatesService(ctx);
     ctx.services.templates = service;
-    return { routes: templatesRoutes(service) };
+    const days = retentionReader(ctx, 'deletedProfilesDays', 30);
+    let stop: (() => void) | undefined;
+    return {
+      routes: templatesRoutes(service),
+      jobs: { [TEMPLATES_PURGE_JOB]: async () => void (await service.purgeDeleted(ctx.clock.now(), days)) },
+      start() {
+        stop = schedulePurge(ctx, TEMPLATES_PURGE_JOB);
+      },
+      stop: () => stop?.(),
+    };
   },
 };

@@ -142,6 +142,19 @@ export function createTemplatesService(p: Platform) {
       });
     },
 
+    /** Retention (spaces-and-billing.md §5): hard-deletes templates deleted longer ago than `deletedProfilesDays`. */
+    async purgeDeleted(now: number, retentionDays: (apiSpaceId: string) => Promise<number | null>): Promise<number> {
+      let removed = 0;
+      const spaces = await db.selectFrom('templates').select('api_space_id').distinct().where('deleted_on', 'is not', null).execute();
+      for (const { api_space_id: space } of spaces) {
+        const days = await retentionDays(space);
+        if (days === null) continue;
+        const res = await db.deleteFrom('templates').where('api_space_id', '=', space).where('deleted_on', '<', iso(now - days * 86_400_000)).executeTakeFirst();
+        removed += Number(res.numDeletedRows);
+      }
+      return removed;
+    },
+
     async remove(actor: Actor, apiSpaceId: string, id: string, ifMatch: string | string[] | undefined): Promise<void> {
       await p.transaction(async ({ tx }) => {
         const row = await load(tx, apiSpaceId, id);
