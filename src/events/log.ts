@@ -29,6 +29,8 @@ export const EVENTS_CHANNEL = 'events';
 export interface EventLog {
   /** Appends inside the caller's transaction; announced on the bus after commit. */
   append(uow: Uow, event: DomainEvent): Promise<number>;
+  /** Appends many events with one statement (bulk writers); same semantics as `append`. */
+  appendMany(uow: Uow, events: readonly DomainEvent[]): Promise<number[]>;
   /** Events after `position`, oldest first (for durable consumers such as webhooks). */
   readAfter(position: number, limit: number, ex?: Db | Tx): Promise<StoredEvent[]>;
   /** `ex`: run on an open transaction (consumers that save their cursor with their own writes). */
@@ -71,6 +73,33 @@ export function createEventLog(deps: { db: Db; bus: EventBus; clock: Clock }): E
         for (const l of listeners) l(stored);
       });
       return stored.id;
+    },
+    async appendMany(uow, list) {
+      const out: number[] = [];
+      const createdOn = iso(clock.now());
+      // 500 rows × 6 parameters stays far below both drivers' parameter limits.
+      for (let i = 0; i < list.length; i += 500) {
+        const chunk = list.slice(i, i + 500);
+        const rows = await uow.tx
+          .insertInto('events')
+          .values(chunk.map((event) => ({
+            api_space_id: event.apiSpaceId, account_id: event.accountId, name: event.name,
+            payload: toJson(event.payload), meta: toJson(event.meta ?? {}), created_on: createdOn,
+          })) as never)
+          .returning('id')
+          .execute();
+        // Ids of one multi-row insert are assigned in row order; RETURNING order is not promised.
+        const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+        const stored = chunk.map((event, j): StoredEvent => ({ ...event, meta: event.meta ?? {}, id: ids[j]!, createdOn }));
+        uow.afterCommit(() => {
+          for (const e of stored) {
+            bus.publish(EVENTS_CHANNEL, e);
+            for (const l of listeners) l(e);
+          }
+        });
+        out.push(...ids);
+      }
+      return out;
     },
     async readAfter(position, limit, ex = db) {
       const rows = await ex.selectFrom('events').selectAll().where('id', '>', position).orderBy('id').limit(limit).execute();

@@ -136,8 +136,12 @@ export function representation(s: ProfileState): ProfileDocument {
   return doc;
 }
 
+// States are never mutated once built (changes make new ones), so their ETag can be cached.
+const etags = new WeakMap<ProfileState, string>();
 export function etagOf(s: ProfileState): string {
-  return etagFor(s.revision, representation(s));
+  let e = etags.get(s);
+  if (e === undefined) etags.set(s, (e = etagFor(s.revision, representation(s))));
+  return e;
 }
 
 /** The full document as the API shows it. */

@@ -32,7 +32,6 @@ export const profilesMigrations: SchemaMigration[] = [
         .addColumn('deleted_by', 'text')
         .addPrimaryKeyConstraint('profiles_pk', ['api_space_id', 'id'])
         .execute();
-      await db.schema.createIndex('profiles_updated').on('profiles').columns(['api_space_id', 'updated_on']).execute();
 
       await db.schema
         .createTable('profile_fields')
@@ -46,9 +45,10 @@ export const profilesMigrations: SchemaMigration[] = [
         .addColumn('nv', 'double precision')
         .execute();
       await db.schema.createIndex('profile_fields_profile').on('profile_fields').columns(['api_space_id', 'profile_id']).execute();
-      await db.schema.createIndex('profile_fields_sv').on('profile_fields').columns(['api_space_id', 'path', 'sv']).execute();
-      await db.schema.createIndex('profile_fields_lv').on('profile_fields').columns(['api_space_id', 'path', 'lv']).execute();
-      await db.schema.createIndex('profile_fields_nv').on('profile_fields').columns(['api_space_id', 'path', 'nv']).execute();
+      // Partial indexes: containers and nulls (and numbers for sv/lv) stay out, which keeps writes cheap.
+      await db.schema.createIndex('profile_fields_sv').on('profile_fields').columns(['api_space_id', 'path', 'sv']).where(sql.ref('sv'), 'is not', null).execute();
+      await db.schema.createIndex('profile_fields_lv').on('profile_fields').columns(['api_space_id', 'path', 'lv']).where(sql.ref('lv'), 'is not', null).execute();
+      await db.schema.createIndex('profile_fields_nv').on('profile_fields').columns(['api_space_id', 'path', 'nv']).where(sql.ref('nv'), 'is not', null).execute();
 
       await db.schema
         .createTable('profile_devices')

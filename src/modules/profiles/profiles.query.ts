@@ -202,34 +202,35 @@ function prefixUpperBound(p: string): string | undefined {
   return undefined;
 }
 
-function eqCond(v: Typed): RawBuilder<unknown> {
-  const parts = [sql`(f.t = 's' AND f.sv = ${v.text})`];
-  if (!v.quoted && v.num !== undefined) parts.push(sql`(f.t = 'n' AND f.nv = ${v.num})`);
-  if (!v.quoted && v.bool !== undefined) parts.push(sql`(f.t = 'b' AND f.sv = ${String(v.bool)})`);
-  return sql`(${sql.join(parts, sql` OR `)})`;
+/** Alternatives for one typed value; each is a separate indexed lookup (an OR would defeat the index). */
+function eqConds(v: Typed): RawBuilder<unknown>[] {
+  const parts = [sql`f.sv = ${v.text} AND f.t = 's'`];
+  if (!v.quoted && v.num !== undefined) parts.push(sql`f.nv = ${v.num}`);
+  if (!v.quoted && v.bool !== undefined) parts.push(sql`f.sv = ${String(v.bool)} AND f.t = 'b'`);
+  return parts;
 }
 
 function cmpCond(op: 'gt' | 'gte' | 'lt' | 'lte', v: Typed): RawBuilder<unknown> {
   const o = sql.raw({ gt: '>', gte: '>=', lt: '<', lte: '<=' }[op]);
-  if (!v.quoted && v.num !== undefined) return sql`(f.t = 'n' AND f.nv ${o} ${v.num})`;
-  return sql`(f.t = 's' AND f.sv ${o} ${v.text})`;
+  if (!v.quoted && v.num !== undefined) return sql`f.nv ${o} ${v.num}`;
+  return sql`f.sv ${o} ${v.text} AND f.t = 's'`;
 }
 
-function atomCond(atom: Atom): { cond: RawBuilder<unknown>; negate: boolean } {
+function atomConds(atom: Atom): { conds: RawBuilder<unknown>[]; negate: boolean } {
   switch (atom.op) {
-    case 'eq': return { cond: sql`(${sql.join(atom.values.map(eqCond), sql` OR `)})`, negate: false };
-    case 'ne': return { cond: sql`(${sql.join(atom.values.map(eqCond), sql` OR `)})`, negate: true };
-    case 'exists': return { cond: sql`1 = 1`, negate: false };
-    case 'missing': return { cond: sql`1 = 1`, negate: true };
-    case 'gt': case 'gte': case 'lt': case 'lte': return { cond: cmpCond(atom.op, atom.value), negate: false };
+    case 'eq': return { conds: atom.values.flatMap(eqConds), negate: false };
+    case 'ne': return { conds: atom.values.flatMap(eqConds), negate: true };
+    case 'exists': return { conds: [sql`1 = 1`], negate: false };
+    case 'missing': return { conds: [sql`1 = 1`], negate: true };
+    case 'gt': case 'gte': case 'lt': case 'lte': return { conds: [cmpCond(atom.op, atom.value)], negate: false };
     case 'prefix': {
       const p = atom.text.toLowerCase();
       const upper = prefixUpperBound(p);
-      if (!p) return { cond: sql`f.t = 's'`, negate: false };
-      return { cond: upper === undefined ? sql`(f.t = 's' AND f.lv >= ${p})` : sql`(f.t = 's' AND f.lv >= ${p} AND f.lv < ${upper})`, negate: false };
+      if (!p) return { conds: [sql`f.t = 's'`], negate: false };
+      return { conds: [upper === undefined ? sql`f.lv >= ${p}` : sql`f.lv >= ${p} AND f.lv < ${upper}`], negate: false };
     }
-    case 'suffix': return { cond: sql`(f.t = 's' AND f.lv LIKE ${`%${esc(atom.text.toLowerCase())}`} ESCAPE '\\')`, negate: false };
-    case 'contains': return { cond: sql`(f.t = 's' AND f.lv LIKE ${`%${esc(atom.text.toLowerCase())}%`} ESCAPE '\\')`, negate: false };
+    case 'suffix': return { conds: [sql`f.lv LIKE ${`%${esc(atom.text.toLowerCase())}`} ESCAPE '\\'`], negate: false };
+    case 'contains': return { conds: [sql`f.lv LIKE ${`%${esc(atom.text.toLowerCase())}%`} ESCAPE '\\'`], negate: false };
   }
 }
 
@@ -244,8 +245,8 @@ export function whereClause(apiSpaceId: string, filters: readonly Filter[], scop
   if (!scope.includeDeleted) parts.push(sql`p.deleted_on IS NULL`);
   if (!scope.includeSystem) parts.push(sql`p.system = 0`);
   for (const { path, atom } of filters) {
-    const { cond, negate } = atomCond(atom);
-    const sub = sql`SELECT f.profile_id FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.path = ${path} AND ${cond}`;
+    const { conds, negate } = atomConds(atom);
+    const sub = sql.join(conds.map((cond) => sql`SELECT f.profile_id FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.path = ${path} AND ${cond}`), sql` UNION ALL `);
     parts.push(negate ? sql`p.id NOT IN (${sub})` : sql`p.id IN (${sub})`);
   }
   return sql.join(parts, sql` AND `);

@@ -106,7 +106,7 @@ export function flatten(id: string, data: Record<string, unknown>): FieldValue[]
   const scalar = (path: string, v: unknown): void => {
     if (v === null) out.push({ path, t: 'z', sv: null, lv: null, nv: null });
     else if (typeof v === 'string') out.push({ path, t: 's', sv: v, lv: v.toLowerCase(), nv: null });
-    else if (typeof v === 'number') out.push({ path, t: 'n', sv: String(v), lv: null, nv: v });
+    else if (typeof v === 'number') out.push({ path, t: 'n', sv: null, lv: null, nv: v });
     else if (typeof v === 'boolean') out.push({ path, t: 'b', sv: String(v), lv: null, nv: null });
     else if (Array.isArray(v)) {
       out.push({ path, t: 'a', sv: null, lv: null, nv: null });
@@ -149,9 +149,9 @@ export function toRow(apiSpaceId: string, s: ProfileState): ProfileRow {
 export function createProfilesRepo(dialect: DialectName) {
   const forUpdate = dialect === 'postgres';
 
-  async function reindex(tx: Executor, apiSpaceId: string, states: ProfileState[]): Promise<void> {
+  async function reindex(tx: Executor, apiSpaceId: string, states: ProfileState[], fresh = false): Promise<void> {
     if (!states.length) return;
-    for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
+    if (!fresh) for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
       const ids = states.slice(i, i + PROFILE_CHUNK).map((s) => s.id);
       await tx.deleteFrom('profile_fields').where('api_space_id', '=', apiSpaceId).where('profile_id', 'in', ids).execute();
     }
@@ -193,7 +193,7 @@ export function createProfilesRepo(dialect: DialectName) {
       for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
         await tx.insertInto('profiles').values(states.slice(i, i + PROFILE_CHUNK).map((s) => toRow(apiSpaceId, s))).execute();
       }
-      await reindex(tx, apiSpaceId, states);
+      await reindex(tx, apiSpaceId, states, true);
     },
 
     /**

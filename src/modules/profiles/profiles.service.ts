@@ -290,10 +290,8 @@ export function createProfilesService(ctx: ModuleContext) {
         const accountId = await writer.accountOf(apiSpaceId, uow.tx);
         const updates = [...found.values()].filter((s) => !s.deletedOn).map((cur) => ({ next: writer.bump(cur, actor.actor, { deletedOn: now, deletedBy: actor.actor }), prevRevision: cur.revision }));
         if (!(await repo.updateMany(uow.tx, apiSpaceId, updates, false))) throw errors.conflict('Profiles were changed by another request at the same time');
-        for (const u of updates) {
-          deleted.add(u.next.id);
-          await writer.emit(uow, apiSpaceId, 'profile.delete', u.next, { date: now, by: actor.actor, id: u.next.id }, accountId);
-        }
+        for (const u of updates) deleted.add(u.next.id);
+        await writer.emitMany(uow, apiSpaceId, updates.map((u) => ({ name: 'profile.delete', state: u.next, payload: { date: now, by: actor.actor, id: u.next.id } })), accountId);
       });
       for (const id of deleted) for (const hook of deletedHooks) await hook(apiSpaceId, id, false);
       return ids.map((id) => ({ id, result: deleted.has(id) ? 'deleted' : 'notFound' }));

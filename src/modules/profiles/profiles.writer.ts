@@ -57,6 +57,16 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
     });
   }
 
+  /** Appends many profile events with one statement per 500. */
+  async function emitMany(uow: Uow, apiSpaceId: string, list: Array<{ name: string; state: ProfileState; payload?: unknown }>, accountId?: number): Promise<void> {
+    if (!list.length) return;
+    const account = accountId ?? (await accountOf(apiSpaceId, uow.tx));
+    await ctx.events.appendMany(uow, list.map(({ name, state, payload }) => ({
+      apiSpaceId, accountId: account, name, payload: payload ?? toDocument(state),
+      meta: name === 'profile.delete' ? { revision: state.revision, profileId: state.id } : { revision: state.revision, etag: etagOf(state), profileId: state.id },
+    })));
+  }
+
   /** Writes one changed profile (revision-guarded) and emits its events. */
   async function save(uow: Uow, apiSpaceId: string, prevRevision: number, next: ProfileState, names: string[], reindex = true): Promise<void> {
     if (!(await repo.updateMany(uow.tx, apiSpaceId, [{ next, prevRevision }], reindex))) {
@@ -126,7 +136,7 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
       throw err;
     }
     if (!(await repo.updateMany(uow.tx, apiSpaceId, updates))) throw errors.conflict('Profiles were changed by another request at the same time');
-    for (const p of pending) await emit(uow, apiSpaceId, p.name, p.state, undefined, accountId);
+    await emitMany(uow, apiSpaceId, pending, accountId);
     return results;
   }
 
@@ -143,7 +153,7 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
     return { id: body.id as string, data, mode };
   }
 
-  return { fresh, bump, emit, save, insert, applyItem, applyMany, itemFrom, accountOf };
+  return { fresh, bump, emit, emitMany, save, insert, applyItem, applyMany, itemFrom, accountOf };
 }
 
 export type ProfileWriter = ReturnType<typeof createProfileWriter>;
