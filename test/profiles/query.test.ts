@@ -53,6 +53,7 @@ eachDatabase('profiles: query operators', (dialect) => {
     ['array negation', 'tags=!vip', ['janet', 'lee', 'sam', 'zoë+test@example.com']],
     ['number matches text too', 'loyalty.points=7', ['zoë+test@example.com']],
     ['numeric text matches stored string', 'phoneNumber=447400123456', ['jane']],
+    ['phone filter accepts a leading plus', 'phoneNumber=+44%207400%20123456', ['jane']],
     ['quoted value is text only', "code='0123'", ['sam']],
     ['unquoted leading zero compares as number and text', 'code=0123', ['sam']],
     ['boolean', 'active=true', ['jane', 'sam']],

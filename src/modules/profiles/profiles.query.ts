@@ -147,7 +147,9 @@ export function parseProfileQuery(query: Record<string, string | string[] | unde
     // operator values are ANDed.
     const eq: Typed[] = [];
     const ne: Typed[] = [];
-    for (const v of values) {
+    for (const raw of values) {
+      // Stored phone numbers are international digits: accept the forms people type.
+      const v = path === 'phoneNumber' ? raw.replace(/^(!?)\+/, '$1').replace(/(\d)[\s().-]+(?=\d)/g, '$1') : raw;
       const atom = atomFor(v, inList);
       if (atom.op === 'eq') eq.push(...atom.values);
       else if (atom.op === 'ne' && inList) ne.push(...atom.values);
