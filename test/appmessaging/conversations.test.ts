@@ -156,6 +156,24 @@ eachDatabase('App Messaging conversations and messages', (dialect) => {
     assert.equal(m.json().eventId, 2);
   });
 
+  it('keeps the event stream gapless under concurrent sends and receipts', async () => {
+    await s().request({ method: 'POST', url: url('/conversations'), token: alice.token, payload: { id: 'busy', participants: [{ id: 'bob' }] } });
+    const sends = await Promise.all(Array.from({ length: 8 }, (_, i) => s().request({ method: 'POST', url: url('/conversations/busy/messages'), token: i % 2 ? bob.token : alice.token, payload: { parts: [{ data: `c${i}` }] } })));
+    assert.deepEqual(sends.map((r) => r.statusCode), Array(8).fill(200));
+    const mine = sends.filter((_, i) => i % 2 === 0).map((r) => r.json().id);
+    const receipts = await Promise.all(['delivered', 'read', 'delivered', 'read'].map((status) => s().request({ method: 'POST', url: url('/conversations/busy/messages/statusupdates'), token: bob.token, payload: [{ messageIds: mine, status }] })));
+    assert.deepEqual(receipts.map((r) => r.statusCode), [200, 200, 200, 200]);
+    const adds = await Promise.all([0, 1].map(() => s().request({ method: 'POST', url: url('/conversations/busy/participants'), token: alice.token, payload: [{ id: 'erin' }] })));
+    assert.deepEqual(adds.map((r) => r.statusCode), [201, 201]);
+    const events = (await s().request({ method: 'GET', url: url('/conversations/busy/events?from=0&limit=100'), token: alice.token })).json();
+    assert.deepEqual(events.map((e: { id: number }) => e.id), events.map((_: unknown, i: number) => i + 1));
+    assert.ok(events.length >= 8 + 4, 'every message at least delivered or read once');
+    const page = (await s().request({ method: 'GET', url: url('/conversations/busy/messages'), token: alice.token })).json();
+    for (const m of page.messages.filter((x: { id: string }) => mine.includes(x.id))) assert.ok(['delivered', 'read'].includes(m.statusUpdates.bob.status));
+    const added = await s().container.platform.db.selectFrom('events').select('payload').where('api_space_id', '=', space).where('name', '=', 'conversation.participantAdded').execute();
+    assert.equal(added.filter((r) => (typeof r.payload === 'string' ? r.payload : JSON.stringify(r.payload)).includes('"erin"')).length, 1);
+  });
+
   it('records webhook events in the write transaction', async () => {
     const rows = await s().container.platform.db.selectFrom('events').select(['name']).where('api_space_id', '=', space).execute();
     const names = new Set(rows.map((r) => r.name));

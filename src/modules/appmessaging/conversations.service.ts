@@ -106,8 +106,10 @@ export function createConversationsService(ctx: ModuleContext, deps: { profiles?
       if (current === role) continue;
       if (current === undefined) {
         if (profiles) await profiles.ensure(space.id, p.id, { id: p.id }, actor, uow);
-        await uow.tx.insertInto('am_participants').values({ api_space_id: space.id, conversation_id: conversationId, profile_id: p.id, role, added_on: now }).execute();
-        added.push({ id: p.id, role });
+        // A concurrent request may have added the same profile: then it is not ours to announce.
+        const res = await uow.tx.insertInto('am_participants').values({ api_space_id: space.id, conversation_id: conversationId, profile_id: p.id, role, added_on: now })
+          .onConflict((oc) => oc.columns(['api_space_id', 'conversation_id', 'profile_id']).doNothing()).executeTakeFirst();
+        if (Number(res.numInsertedOrUpdatedRows ?? 1n) > 0) added.push({ id: p.id, role });
       } else {
         await uow.tx.updateTable('am_participants').set({ role }).where('api_space_id', '=', space.id)
           .where('conversation_id', '=', conversationId).where('profile_id', '=', p.id).execute();

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { ModuleContext } from '../module.js';
 import type { Actor } from '../../auth/actor.js';
 import type { SpaceRef } from '../../auth/space-directory.js';
@@ -46,6 +47,10 @@ export type ConversationMessagesService = ReturnType<typeof createMessagesServic
 export function createMessagesService(ctx: ModuleContext, deps: { profiles?: ProfileDirectory; conversations: ConversationsService; oneApi?: () => MessagesApi | undefined }) {
   const { db, clock, ids, bus, log } = ctx;
   const { profiles, conversations } = deps;
+
+  async function lockConversation(uow: Uow, apiSpaceId: string, conversationId: string): Promise<void> {
+    await uow.tx.updateTable('am_conversations').set({ last_event_id: sql`last_event_id` }).where('api_space_id', '=', apiSpaceId).where('id', '=', conversationId).execute();
+  }
 
   function publish(uow: Uow, apiSpaceId: string, to: string[], f: Frame): void {
     if (to.length) uow.afterCommit(() => bus.publish(FRAMES_CHANNEL, { s: apiSpaceId, to, f } satisfies FrameDelivery));
@@ -195,6 +200,9 @@ export function createMessagesService(ctx: ModuleContext, deps: { profiles?: Pro
       const receipts: Array<{ sourceMessageId: string; status: 'delivered' | 'read'; at: number }> = [];
       const scope = conv.message_scope;
       await ctx.transaction(async (uow) => {
+        // Take the conversation's row lock before touching messages: the same lock order as a
+        // send, so concurrent receipts serialise instead of deadlocking or losing updates.
+        await lockConversation(uow, space.id, conversationId);
         const everyone = await participantIds(uow.tx, space.id, conversationId);
         for (const [i, u] of updates.entries()) {
           const rows = await uow.tx.selectFrom('am_messages').selectAll().where('api_space_id', '=', space.id).where('conversation_id', '=', conversationId)
