@@ -144,3 +144,18 @@ eachDatabase('channel configuration', (dialect) => {
     assert.equal((await s().request({ method: 'GET', url, token: null })).statusCode, 401);
   });
 });
+
+eachDatabase('channel configuration without private targets', (dialect) => {
+  const s = useServer(dialect, { env: { ALLOW_PRIVATE_CHANNEL_TARGETS: 'false' }, start: false });
+
+  it('refuses custom channels aimed at loopback or private addresses', async () => {
+    const space = await s().createSpace();
+    for (const url of ['http://127.0.0.1:9000/x', 'http://[::1]/x', 'http://localhost/x', 'http://10.0.0.8/{{userId}}']) {
+      const res = await s().request({ method: 'PUT', url: `/apispaces/${space}/channels/crm`, payload: { provider: 'http', settings: { ...customSettings(), url } } });
+      assert.equal(res.statusCode, 400, url);
+      assert.equal(res.json().validationFailures[0].paramName, 'settings.url');
+    }
+    const ok = await s().request({ method: 'PUT', url: `/apispaces/${space}/channels/crm`, payload: { provider: 'http', settings: customSettings() } });
+    assert.equal(ok.statusCode, 201);
+  });
+});

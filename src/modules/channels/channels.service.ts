@@ -3,6 +3,7 @@
  * settings sealed at rest, ETags and If-Match.
  */
 import type { ChannelProvider } from '../../channels/adapter.js';
+import { checkTargetUrl } from '../../channels/http-guard.js';
 import type { Actor } from '../../auth/actor.js';
 import type { ModuleContext } from '../module.js';
 import { iso } from '../../lib/clock.js';
@@ -121,6 +122,12 @@ export function createChannelConfigService(ctx: ModuleContext, deps: { repo: Cha
         problems = [{ paramName: '', message: 'The settings do not have the shape this provider expects' }];
       }
       for (const f of problems) failures.push({ paramName: f.paramName ? `settings.${f.paramName}` : 'settings', message: f.message });
+    }
+    // Custom channels name their target directly: refuse literal private targets up front (the
+    // outbound guard checks resolved addresses again at send time).
+    if (!isBuiltIn(channelId) && typeof settings.url === 'string' && !failures.some((f) => f.paramName === 'settings.url')) {
+      const problem = checkTargetUrl(settings.url.replace(/\{\{[^}]*\}\}/g, 'x'), ctx.config.allowPrivateChannelTargets);
+      if (problem) failures.push({ paramName: 'settings.url', message: problem });
     }
     if (failures.length) throw errors.validation(failures);
     return { provider: name, settings, secretPaths: provider.secretSettings };
