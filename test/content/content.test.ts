@@ -96,6 +96,9 @@ eachDatabase('content', (dialect) => {
     await expect(await post('abc', { 'content-type': 'text/plain' }), 400, 'header.content-filename');
     await expect(await post('--x\r\n', { 'content-type': 'multipart/form-data; boundary=x' }), 400);
     await expect(await post(Buffer.alloc(20 * 1024 * 1024 + 1, 65), { 'content-type': 'text/plain', 'content-filename': 'big.txt' }), 413);
+    await expect(await post({ name: 'big.txt', type: 'text/plain', data: Buffer.alloc(21 * 1024 * 1024, 66).toString('base64') }), 413);
+    // Above the default 1 MiB JSON limit but within the upload limits.
+    await expect(await post({ name: 'mid.txt', type: 'text/plain', data: Buffer.alloc(3 * 1024 * 1024, 67).toString('base64') }), 200);
     await expect(await s().request({ method: 'POST', url, token: null, payload: { name: 'a.txt', type: 'text/plain', data: 'AAAA' } }), 401);
     const noPerm = await s().createToken(space, ['chan:r']);
     await expect(await s().request({ method: 'POST', url, token: noPerm, payload: { name: 'a.txt', type: 'text/plain', data: 'AAAA' } }), 403);
