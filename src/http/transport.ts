@@ -121,17 +121,20 @@ export function normaliseQuery(schema: object | undefined, query: Record<string,
 
 /** CORS (conventions.md §2.4) and the common response headers (§2.5); query normalisation. */
 export function registerTransportHeaders(app: FastifyInstance, config: Config): void {
-  app.addHook('preValidation', async (request: FastifyRequest) => {
+  // Callback-style hooks: they run on every request, and async hooks cost a promise each.
+  app.addHook('preValidation', (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
     // U+0000 can be part of no id or value we store (PostgreSQL text rejects it outright).
     for (const [part, values] of [['path', request.params], ['query', request.query]] as const) {
-      for (const [key, value] of Object.entries((values ?? {}) as Record<string, unknown>)) {
+      for (const key in (values ?? {}) as Record<string, unknown>) {
+        const value = (values as Record<string, unknown>)[key];
         if ((Array.isArray(value) ? value : [value]).some((v) => typeof v === 'string' && v.includes('\u0000'))) {
-          throw errors.invalidField(`${part}.${key}`, 'Must not contain NUL characters');
+          return done(errors.invalidField(`${part}.${key}`, 'Must not contain NUL characters'));
         }
       }
     }
     const schema = (request.routeOptions.schema as { querystring?: object } | undefined)?.querystring;
     if (schema && request.query && typeof request.query === 'object') normaliseQuery(schema, request.query as Record<string, unknown>);
+    done();
   });
   const any = config.corsAllowedOrigins.includes('*');
   const allowed = new Set(config.corsAllowedOrigins);
@@ -139,7 +142,7 @@ export function registerTransportHeaders(app: FastifyInstance, config: Config): 
     if (any) return origin ?? '*';
     return origin && allowed.has(origin) ? origin : undefined;
   };
-  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
     const origin = originFor(request.headers.origin);
     if (origin) {
       reply.header('Access-Control-Allow-Origin', origin);
@@ -148,18 +151,20 @@ export function registerTransportHeaders(app: FastifyInstance, config: Config): 
     }
     reply.header('X-Request-Id', String(request.id));
     if (request.method === 'OPTIONS') {
+      // Answered here: no route, auth or rate limit applies to a preflight.
       reply
         .header('Access-Control-Allow-Methods', 'GET, POST, PUT, PATCH, DELETE, OPTIONS')
         .header('Access-Control-Allow-Headers', ALLOW_HEADERS)
         .header('Access-Control-Max-Age', '600')
         .code(204)
         .send();
-      return reply;
+      return;
     }
+    done();
   });
-  app.addHook('onSend', async (_request, reply, payload) => {
+  app.addHook('onSend', (_request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) => {
     if (!reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store');
-    return payload;
+    done(null, payload);
   });
 }
 
