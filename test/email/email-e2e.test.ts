@@ -1,0 +1,69 @@
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { eachDatabase, useServer } from '../helpers/harness.js';
+import { settle } from '../messages/helpers.js';
+import { startSmtp } from './smtpd.js';
+
+eachDatabase('e-mail channel end to end', (dialect) => {
+  const s = useServer(dialect);
+  let smtp: Awaited<ReturnType<typeof startSmtp>>;
+  let space: string;
+  let token: string;
+
+  before(async () => {
+    smtp = await startSmtp();
+    space = await s().createSpace();
+    token = await s().createToken(space, ['msg:any:s', 'msg:r']);
+    const put = await s().request({
+      method: 'PUT', url: `/apispaces/${space}/channels/email`,
+      payload: { enabled: true, provider: 'smtp', settings: { host: '127.0.0.1', port: smtp.port, ignoreTls: true, defaultFromAddress: 'news@brightline.example', defaultFromName: 'Brightline', inboundSecret: 'inbound-secret-1' } },
+    });
+    assert.ok(put.statusCode < 300, put.body);
+    assert.equal(put.json().settings.inboundSecret, '********');
+  });
+  after(() => smtp.close());
+
+  it('sends through POST /messages with tracked links, takes the reply and the bounce', async () => {
+    const res = await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token, payload: {
+      to: { email: 'alice@example.org' }, rules: ['email'], title: 'Order {{metadata.order}}', body: 'Your order shipped',
+      channelOptions: { email: { htmlBody: '<p><a href="https://shop.example/track">Track it</a></p>', fromName: 'Brightline Shop' } },
+      metadata: { order: 'SO-1' },
+    } });
+    assert.equal(res.statusCode, 201, res.body);
+    const { messageId } = res.json();
+    await settle(s());
+    const got = smtp.received.find((r) => r.mail.messageId === `<sb.${messageId}@brightline.example>`);
+    assert.ok(got, 'the SMTP server received the message');
+    assert.equal(got!.mail.text?.trim(), 'Your order shipped');
+    assert.deepEqual(got!.mail.from?.value[0], { name: 'Brightline Shop', address: 'news@brightline.example' });
+    const tracked = /href="(http:\/\/localhost:8080\/t\/[A-Za-z0-9_-]{22})"/.exec(String(got!.mail.html))?.[1];
+    assert.ok(tracked, `tracked link in ${got!.mail.html}`);
+    const click = await s().request({ method: 'GET', url: new URL(tracked!).pathname, token: null });
+    assert.equal(click.statusCode, 302);
+    assert.equal(click.headers.location, 'https://shop.example/track');
+    const sent = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json();
+    assert.equal(sent.status, 'sent');
+
+    const callback = (raw: string, secret = 'inbound-secret-1') => s().request({
+      method: 'POST', url: `/apispaces/${space}/channels/email/callback`, token: null,
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'message/rfc822' }, payload: raw,
+    });
+    assert.equal((await callback('Subject: x\r\n\r\nhi', 'wrong')).statusCode, 401);
+    const reply = ['From: Alice <alice@example.org>', 'To: news@brightline.example', 'Subject: Re: Order SO-1', `In-Reply-To: <sb.${messageId}@brightline.example>`, 'Content-Type: text/plain', '', 'Thanks!', ''].join('\r\n');
+    assert.equal((await callback(reply)).statusCode, 200);
+    const bounce = [
+      'From: MAILER-DAEMON@mx.example.org', 'To: news@brightline.example', 'Subject: Delivery failure', 'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="B"', '', '--B', 'Content-Type: text/plain', '', 'Failed.', '',
+      '--B', 'Content-Type: message/delivery-status', '', 'Reporting-MTA: dns; mx.example.org', '', 'Final-Recipient: rfc822; alice@example.org',
+      'Action: failed', 'Status: 5.2.2', 'Diagnostic-Code: smtp; 552 mailbox full', '',
+      '--B', 'Content-Type: text/rfc822-headers', '', `Message-ID: <sb.${messageId}@brightline.example>`, '', '--B--', '',
+    ].join('\r\n');
+    assert.equal((await callback(bounce)).statusCode, 200);
+    await settle(s());
+    const inbound = await s().container.platform.db.selectFrom('inbound_messages').select(['doc']).where('api_space_id', '=', space).execute();
+    const doc = JSON.parse(String(inbound.at(-1)!.doc));
+    assert.deepEqual([doc.channel, doc.from.email, doc.body, doc.correlation?.messageId], ['email', 'alice@example.org', 'Thanks!', messageId]);
+    const failed = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json();
+    assert.equal(failed.status, 'failed');
+  });
+});
