@@ -174,6 +174,16 @@ eachDatabase('App Messaging conversations and messages', (dialect) => {
     assert.equal(added.filter((r) => (typeof r.payload === 'string' ? r.payload : JSON.stringify(r.payload)).includes('"erin"')).length, 1);
   });
 
+  it('replays a send with the same Idempotency-Key', async () => {
+    const send = (key: string, data: string) => s().request({ method: 'POST', url: url('/conversations/busy/messages'), token: alice.token, headers: { 'idempotency-key': key }, payload: { parts: [{ data }] } });
+    const first = await send('k-1', 'once');
+    const again = await send('k-1', 'once');
+    assert.equal(again.statusCode, 200);
+    assert.equal(again.headers['idempotent-replayed'], 'true');
+    assert.deepEqual(again.json(), first.json());
+    assert.equal((await send('k-1', 'different')).statusCode, 422);
+  });
+
   it('records webhook events in the write transaction', async () => {
     const rows = await s().container.platform.db.selectFrom('events').select(['name']).where('api_space_id', '=', space).execute();
     const names = new Set(rows.map((r) => r.name));

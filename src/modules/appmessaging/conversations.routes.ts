@@ -3,6 +3,7 @@ import type { App } from '../module.js';
 import { errorResponses, NoContent } from '../../http/schemas.js';
 import { checkIfMatch } from '../../http/etag.js';
 import { errors } from '../../http/errors.js';
+import { idempotencyKeyFrom, type Idempotency } from '../../http/idempotency.js';
 import type { ConversationsService } from './conversations.service.js';
 import type { ConversationMessagesService } from './messages.service.js';
 import {
@@ -25,7 +26,7 @@ function boolQuery(value: string | undefined, name: string): boolean | undefined
   throw errors.invalidField(`query.${name}`, 'Must be true or false');
 }
 
-export function conversationsRoutes(conversations: ConversationsService, messages: ConversationMessagesService) {
+export function conversationsRoutes(conversations: ConversationsService, messages: ConversationMessagesService, idempotency: Idempotency) {
   return async (app: App) => {
     const base = '/apispaces/:apiSpaceId/conversations';
 
@@ -107,9 +108,20 @@ export function conversationsRoutes(conversations: ConversationsService, message
     }
 
     app.post(`${base}/:conversationId/messages`, {
-      schema: { operationId: 'conversationMessages.send', tags: msgTags, summary: 'Send a message', params: ConversationParams, body: MessagePost, response: { 200: MessageSent, ...errorResponses(404) } },
+      schema: { operationId: 'conversationMessages.send', tags: msgTags, summary: 'Send a message', params: ConversationParams, body: MessagePost, response: { 200: MessageSent, ...errorResponses(404, 409, 422) } },
       config: write,
-    }, async (request) => messages.send(request.actor, request.space, request.params.conversationId, request.body as never));
+    }, async (request, reply) => {
+      const guard = await idempotency.begin({
+        scope: request.space.id, route: `conversationMessages.send:${request.params.conversationId}`, key: idempotencyKeyFrom(request.headers), body: request.body,
+      });
+      if (guard.replay) return reply.code(guard.replay.status as 200).header('Idempotent-Replayed', 'true').send(guard.replay.body as never);
+      try {
+        return await messages.send(request.actor, request.space, request.params.conversationId, request.body as never, (uow, result) => guard.complete(uow, 200, result));
+      } catch (err) {
+        await guard.abandon();
+        throw err;
+      }
+    });
 
     app.get(`${base}/:conversationId/messages`, {
       schema: { operationId: 'conversationMessages.query', tags: msgTags, summary: 'Page messages backwards', params: ConversationParams, querystring: MessagesQuery, response: { 200: MessageResult, ...errorResponses(404) } },

@@ -5,6 +5,7 @@ import type { ChannelProvider } from '../../channels/adapter.js';
 import type { MessagesApi } from '../messages/messages.contract.js';
 import type { JobHandler } from '../../delivery/worker.js';
 import { createGateway, type Gateway } from '../../realtime/gateway.js';
+import { createIdempotency } from '../../http/idempotency.js';
 import { appMessagingMigrations } from './appmessaging.migrations.js';
 import { createSessionsService, type SessionsService } from './sessions.service.js';
 import { createConversationsService, type ConversationsService } from './conversations.service.js';
@@ -56,6 +57,8 @@ export const appMessagingModule: ModuleDefinition = {
     const gateway = createGateway({
       config: ctx.config, bus: ctx.bus, credentials: ctx.services.credentials, spaces: ctx.services.spaces, log: ctx.log, clock: ctx.clock, ids: ctx.ids,
     });
+    // Idempotency-Key on sends (conventions.md §10); the key table belongs to the messages module.
+    const idempotency = createIdempotency({ db: ctx.db, clock: ctx.clock });
     ctx.services.appMessaging = { sessions, conversations, messages, gateway, postA2P: a2p.postA2P, channelProvider: a2p.provider };
 
     // Push for conversation messages: the intent is durable; no push adapter exists yet (§8.3).
@@ -72,7 +75,7 @@ export const appMessagingModule: ModuleDefinition = {
     return {
       routes: async (app) => {
         await app.register(sessionsRoutes(sessions, { spaces: ctx.services.spaces }));
-        await app.register(conversationsRoutes(conversations, messages));
+        await app.register(conversationsRoutes(conversations, messages, idempotency));
         gateway.routes(app as never);
       },
       jobs: { 'push.notify': pushNotify },

@@ -124,7 +124,8 @@ export function createMessagesService(ctx: ModuleContext, deps: { profiles?: Pro
     store,
     messageView,
 
-    async send(actor: Actor, space: SpaceRef, conversationId: string, input: MessageInput) {
+    /** `within` runs inside the write transaction (idempotency records its replay there). */
+    async send(actor: Actor, space: SpaceRef, conversationId: string, input: MessageInput, within?: (uow: Uow, result: { id: string; eventId: number }) => Promise<void>) {
       const conv = await conversations.load(space.id, conversationId);
       const me = callerProfile(actor);
       if (isBound(actor)) {
@@ -140,7 +141,11 @@ export function createMessagesService(ctx: ModuleContext, deps: { profiles?: Pro
       if (failures.length) throw errors.validation(failures);
       const from = { id: fromId, ...(input.from?.name !== undefined ? { name: input.from.name } : {}), ...(input.from?.avatarUrl !== undefined ? { avatarUrl: input.from.avatarUrl } : {}) };
       const direction = input.direction ?? (isBound(actor) ? 'inbound' : 'outbound');
-      const result = await ctx.transaction((uow) => store(space, conv, { actor: actor.actor, from, direction, parts, metadata: input.metadata ?? {}, alert: input.alert }, uow));
+      const result = await ctx.transaction(async (uow) => {
+        const r = await store(space, conv, { actor: actor.actor, from, direction, parts, metadata: input.metadata ?? {}, alert: input.alert }, uow);
+        await within?.(uow, r);
+        return r;
+      });
       if (profiles) await profiles.touchActivity(space.id, fromId).catch(() => {});
       // a2p: an end user's message is also an inbound One API message (one-api.md §5).
       const oneApi = deps.oneApi?.();
