@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import type { DialectName, Executor, Tx } from '../../storage/db.js';
 import { toJson } from '../../storage/dialect.js';
 import { etagOf, stateFromRow, type ProfileState } from './profiles.document.js';
@@ -123,8 +123,30 @@ export function flatten(id: string, data: Record<string, unknown>): FieldValue[]
   return out;
 }
 
-const FIELD_CHUNK = 2000;
 const PROFILE_CHUNK = 500;
+/** Parameters per multi-row insert (SQLite allows 32766, PostgreSQL 65535). */
+const MAX_PARAMS = 28_000;
+
+const PROFILE_COLUMNS = ['api_space_id', 'id', 'data', 'opt_in', 'rels', 'system', 'revision', 'etag', 'created_on', 'created_by', 'updated_on', 'updated_by', 'last_activity_on', 'deleted_on', 'deleted_by'] as const;
+const FIELD_COLUMNS = ['api_space_id', 'profile_id', 'path', 't', 'sv', 'lv', 'nv'] as const;
+
+/**
+ * Multi-row INSERT compiled by hand: the query builder's per-value work dominated bulk writes
+ * (tens of thousands of parameters per batch), so bulk paths send SQL text and parameters as is.
+ */
+async function insertRows(ex: Executor, dialect: DialectName, table: string, columns: readonly string[], rows: readonly unknown[][]): Promise<void> {
+  const per = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
+  for (let i = 0; i < rows.length; i += per) {
+    const chunk = rows.slice(i, i + per);
+    const params: unknown[] = [];
+    let n = 0;
+    const tuples = chunk.map((r) => {
+      params.push(...r);
+      return `(${r.map(() => (dialect === 'postgres' ? `$${++n}` : '?')).join(',')})`;
+    });
+    await ex.executeQuery(CompiledQuery.raw(`INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}`, params));
+  }
+}
 
 export function toRow(apiSpaceId: string, s: ProfileState): ProfileRow {
   return {
@@ -155,18 +177,9 @@ export function createProfilesRepo(dialect: DialectName) {
       const ids = states.slice(i, i + PROFILE_CHUNK).map((s) => s.id);
       await tx.deleteFrom('profile_fields').where('api_space_id', '=', apiSpaceId).where('profile_id', 'in', ids).execute();
     }
-    let batch: ProfileFieldRow[] = [];
-    const flush = async () => {
-      if (batch.length) await tx.insertInto('profile_fields').values(batch).execute();
-      batch = [];
-    };
-    for (const s of states) {
-      for (const f of flatten(s.id, s.data)) {
-        batch.push({ api_space_id: apiSpaceId, profile_id: s.id, ...f });
-        if (batch.length >= FIELD_CHUNK) await flush();
-      }
-    }
-    await flush();
+    const rows: unknown[][] = [];
+    for (const s of states) for (const f of flatten(s.id, s.data)) rows.push([apiSpaceId, s.id, f.path, f.t, f.sv, f.lv, f.nv]);
+    await insertRows(tx, dialect, 'profile_fields', FIELD_COLUMNS, rows);
   }
 
   return {
@@ -190,9 +203,10 @@ export function createProfilesRepo(dialect: DialectName) {
 
     /** Inserts new profiles and their index rows. */
     async insertMany(tx: Tx, apiSpaceId: string, states: ProfileState[]): Promise<void> {
-      for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
-        await tx.insertInto('profiles').values(states.slice(i, i + PROFILE_CHUNK).map((s) => toRow(apiSpaceId, s))).execute();
-      }
+      await insertRows(tx, dialect, 'profiles', PROFILE_COLUMNS, states.map((s) => {
+        const r = toRow(apiSpaceId, s);
+        return PROFILE_COLUMNS.map((c) => r[c]);
+      }));
       await reindex(tx, apiSpaceId, states, true);
     },
 
