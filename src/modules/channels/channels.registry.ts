@@ -70,14 +70,14 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
     const hit = cache.get(key);
     if (hit && hit.version === version) return hit.adapter;
     const provider = providers.find(c.channelId, c.provider);
-    const adapter = provider
-      ? Promise.resolve().then(() => provider.create({
-        apiSpaceId: c.apiSpaceId, channelId: c.channelId, settings: configs.decrypted(c), sink: sinkFor(c.apiSpaceId, c.channelId),
-        allowPrivateTargets: ctx.config.allowPrivateChannelTargets, publicBaseUrl: ctx.config.publicBaseUrl,
-        trackLink: (url, messageId) => registry.trackLink(c.apiSpaceId, messageId, c.channelId, url),
-        log: ctx.log.child({ apiSpaceId: c.apiSpaceId, channelId: c.channelId, provider: c.provider }),
-      }))
-      : Promise.resolve(undefined);
+    // Not cached: the provider may still be registered later.
+    if (!provider) return Promise.resolve(undefined);
+    const adapter = Promise.resolve().then(() => provider.create({
+      apiSpaceId: c.apiSpaceId, channelId: c.channelId, settings: configs.decrypted(c), sink: sinkFor(c.apiSpaceId, c.channelId),
+      allowPrivateTargets: ctx.config.allowPrivateChannelTargets, publicBaseUrl: ctx.config.publicBaseUrl,
+      trackLink: (url, messageId) => registry.trackLink(c.apiSpaceId, messageId, c.channelId, url),
+      log: ctx.log.child({ apiSpaceId: c.apiSpaceId, channelId: c.channelId, provider: c.provider }),
+    }));
     const entry: Cached = { version, adapter };
     // A failed build is not cached: the next call tries again.
     adapter.catch(() => {
