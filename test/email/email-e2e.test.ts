@@ -2,6 +2,7 @@ import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { eachDatabase, useServer } from '../helpers/harness.js';
 import { settle } from '../messages/helpers.js';
+import { fromJson } from '../../src/storage/dialect.js';
 import { startSmtp } from './smtpd.js';
 
 eachDatabase('e-mail channel end to end', (dialect) => {
@@ -61,7 +62,8 @@ eachDatabase('e-mail channel end to end', (dialect) => {
     assert.equal((await callback(bounce)).statusCode, 200);
     await settle(s());
     const inbound = await s().container.platform.db.selectFrom('inbound_messages').select(['doc']).where('api_space_id', '=', space).execute();
-    const doc = JSON.parse(String(inbound.at(-1)!.doc));
+    assert.equal(inbound.length, 1, 'the bounce is not an inbound message');
+    const doc = fromJson<Record<string, any>>(inbound[0]!.doc);
     assert.deepEqual([doc.channel, doc.from.email, doc.body, doc.correlation?.messageId], ['email', 'alice@example.org', 'Thanks!', messageId]);
     const failed = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json();
     assert.equal(failed.status, 'failed');
