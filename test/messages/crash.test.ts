@@ -23,8 +23,8 @@ eachDatabase('One API: crash under load', (dialect) => {
     let server = await spawnServer(env);
     const base = () => `http://127.0.0.1:${server.port}`;
     const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
-    const space = (await (await fetch(`${base()}/apispaces`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'crash' }) })).json()).id;
-    const tok = await (await fetch(`${base()}/apispaces/${space}/accesstokens`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'load', profileId: 'bot', permissions: ['msg:any:s', 'msg:r'] }) })).json();
+    const space = ((await (await fetch(`${base()}/apispaces`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'crash' }) })).json()) as { id: string }).id;
+    const tok = await (await fetch(`${base()}/apispaces/${space}/accesstokens`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'load', profileId: 'bot', permissions: ['msg:any:s', 'msg:r'] }) })).json() as { token: string };
     const put = await fetch(`${base()}/apispaces/${space}/channels/custom_crm`, {
       method: 'PUT', headers: admin,
       body: JSON.stringify({ enabled: true, provider: 'http', settings: { url: `${r.base}/n`, method: 'POST', contentType: 'application/json', userIdProperty: 'crmId', bodyTemplate: '{"ref": "{{messageId}}"}' } }),
@@ -38,7 +38,7 @@ eachDatabase('One API: crash under load', (dialect) => {
       for (let i = 0; !stop; i++) {
         try {
           const res = await fetch(`${base()}/apispaces/${space}/messages`, { method: 'POST', headers, body: JSON.stringify({ to: { crmId: `c${c}-${i}` }, rules: ['custom_crm'], body: 'load' }) });
-          if (res.status === 201) acked.push((await res.json()).messageId);
+          if (res.status === 201) acked.push(((await res.json()) as { messageId: string }).messageId);
           else await res.arrayBuffer();
         } catch {
           return; // the server died under us
@@ -67,7 +67,7 @@ eachDatabase('One API: crash under load', (dialect) => {
       for (const id of acked.slice(0, 50)) {
         const res = await fetch(`${base()}/apispaces/${space}/messages/${id}`, { headers });
         assert.equal(res.status, 200);
-        assert.equal((await res.json()).status, 'sent');
+        assert.equal(((await res.json()) as { status: string }).status, 'sent');
       }
     } finally {
       const exited2 = new Promise((ok) => server.child.once('exit', ok));

@@ -90,6 +90,32 @@ eachDatabase('One API: sending', (dialect) => {
     assert.ok(events[1]!.meta.etag);
   });
 
+  it('honours opt-out and requireOptIn: filtered, message.failed with status filtered', async () => {
+    await s().request({ method: 'POST', url: `/apispaces/${space}/profiles`, token, payload: { id: 'olly', crmId: 'O-1' } });
+    const out = await s().request({ method: 'DELETE', url: `/apispaces/${space}/profiles/olly/optin?channel=custom_crm`, token });
+    assert.ok(out.statusCode < 300, out.body);
+    const a = (await send({ to: { profileId: 'olly' }, rules: ['custom_crm'], body: 'x' })).json();
+    await s().request({ method: 'POST', url: `/apispaces/${space}/profiles`, token, payload: { id: 'nina', crmId: 'N-1' } });
+    // the space default decides for profiles without an explicit choice (profiles.md §6.3)
+    const defaults = await s().request({ method: 'PUT', url: `/apispaces/${space}/profiles/optin`, payload: { custom_crm: false } });
+    assert.ok(defaults.statusCode < 300, defaults.body);
+    const b = (await send({ to: { profileId: 'nina' }, rules: ['custom_crm'], body: 'x', requireOptIn: true })).json();
+    const c = (await send({ to: { crmId: 'N-2' }, rules: ['custom_crm'], body: 'x', requireOptIn: true })).json();
+    await s().request({ method: 'PUT', url: `/apispaces/${space}/profiles/nina/optin`, token, payload: { channels: ['custom_crm'] } });
+    await settle(s());
+    await s().request({ method: 'PUT', url: `/apispaces/${space}/profiles/optin`, payload: { custom_crm: true } });
+    const d = (await send({ to: { profileId: 'nina' }, rules: ['custom_crm'], body: 'x', requireOptIn: true })).json();
+    await settle(s());
+    const get = async (id: string) => (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${id}`, token })).json();
+    assert.equal((await get(a.messageId)).status, 'filtered');
+    assert.equal((await get(a.messageId)).statusDetails.attempts[0].reason, 'OptedOut');
+    assert.equal((await get(b.messageId)).statusDetails.attempts[0].reason, 'NotOptedIn');
+    assert.equal((await get(c.messageId)).status, 'filtered');
+    assert.equal((await get(d.messageId)).status, 'sent');
+    const events = await eventsFor(s(), a.messageId);
+    assert.deepEqual(events.map((e) => [e.name, e.payload.status]), [['message.failed', 'filtered']]);
+  });
+
   it('replays idempotent sends and refuses a reused key with another body', async () => {
     const body = { to: { crmId: 'C-9' }, rules: ['custom_crm'], body: 'once' };
     const a = await send(body, { 'idempotency-key': 'k-1' });

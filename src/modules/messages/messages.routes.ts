@@ -9,7 +9,8 @@ import { inboundPermission } from './validate.js';
 import type { OutboundService } from './messages.service.js';
 import type { InboundService } from './inbound.js';
 import type { HistoryEntry, HistoryQuery as HistoryQueryT } from './history.js';
-import { etagOf, toResource, type Message as StoredMessage } from './messages.repo.js';
+import { toResource, type Message as StoredMessage } from './messages.repo.js';
+import { etagFor } from '../../http/etag.js';
 import {
   BatchRequest, BatchResponse, HistoryEntry as HistoryEntrySchema, HistoryParams, HistoryQuery, InboundMessage, InboundParams, InboundRequest,
   InboundStatusBody, InboundStatusParams, Message, MessageParams, MessageRequest, PatchBody, StatusBody, StatusParams, StatusResponse,
@@ -28,9 +29,11 @@ export interface MessagesRouteDeps {
   idempotency: Idempotency;
 }
 
-const messageHeaders = (apiSpaceId: string, m: StoredMessage) => ({
-  ETag: etagOf(m), 'Last-Modified': m.row.updated_on, Location: `/apispaces/${apiSpaceId}/messages/${m.row.id}`,
-});
+/** The resource and its headers, computed once per response (the ETag hashes the resource). */
+function present(apiSpaceId: string, m: StoredMessage) {
+  const body = toResource(m);
+  return { body, headers: { ETag: etagFor(m.row.revision, body), 'Last-Modified': m.row.updated_on, Location: `/apispaces/${apiSpaceId}/messages/${m.row.id}` } };
+}
 
 function replay(reply: FastifyReply, r: StoredResponse) {
   return reply.code(r.status).headers({ ...r.headers, 'Idempotent-Replayed': 'true' }).send(r.body);
@@ -48,10 +51,14 @@ export function messagesRoutes(deps: MessagesRouteDeps) {
       const guard = await idempotency.begin({ scope: space, route: 'messages.send', key: idempotencyKeyFrom(request.headers), body: request.body });
       if (guard.replay) return replay(reply, guard.replay);
       try {
-        const [m] = await outbound.accept(space, request.actor, [request.body], {
-          within: (uow, ms) => guard.complete(uow, 201, toResource(ms[0]!), messageHeaders(space, ms[0]!)),
+        let out: ReturnType<typeof present> | undefined;
+        await outbound.accept(space, request.actor, [request.body], {
+          within: async (uow, ms) => {
+            out = present(space, ms[0]!);
+            await guard.complete(uow, 201, out.body, out.headers);
+          },
         });
-        return reply.code(201).headers(messageHeaders(space, m!)).send(toResource(m!) as never);
+        return reply.code(201).headers(out!.headers).send(out!.body as never);
       } catch (err) {
         await guard.abandon();
         throw err;
@@ -82,8 +89,8 @@ export function messagesRoutes(deps: MessagesRouteDeps) {
       schema: { operationId: 'messages.get', tags, summary: 'Retrieve a message and its status', params: MessageParams, response: { 200: Message, ...errorResponses(404) } },
       config: { auth: { kind: 'space', permission: 'msg:r', agent: true } },
     }, async (request, reply) => {
-      const m = await outbound.get(request.space.id, request.params.messageId);
-      return reply.header('ETag', etagOf(m)).header('Last-Modified', m.row.updated_on).send(toResource(m) as never);
+      const { body, headers } = present(request.space.id, await outbound.get(request.space.id, request.params.messageId));
+      return reply.header('ETag', headers.ETag).header('Last-Modified', headers['Last-Modified']).send(body as never);
     });
 
     app.patch('/apispaces/:apiSpaceId/messages/:messageId', {

@@ -14,7 +14,7 @@ import type { ModuleContext } from '../module.js';
 import type { RuleSetsService } from './rulesets.js';
 import type { Ports } from './dispatch.js';
 import { canTransition, eventName, eventPayload, rank, type Attempt, type DispatchState } from './lifecycle.js';
-import { insertMessages, loadMessage, parse, type Message, type MessageRow, type Mutator } from './messages.repo.js';
+import { insertMessages, loadMessage, type Message, type MessageRow, type Mutator } from './messages.repo.js';
 import { inboundPermission, sendPermission, validateRequest, type ValidatedRequest } from './validate.js';
 
 export const MAX_BATCH = 5000;
@@ -109,6 +109,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
 
       const stamp = iso(now);
       const rows: MessageRow[] = [];
+      const messages: Message[] = [];
       const failedNow: number[] = [];
       const jobs: NewJob[] = [];
       const due = new Map<number, string[]>();
@@ -136,22 +137,23 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
           list.push(id);
           due.set(at, list);
         }
-        rows.push({
+        const row: MessageRow = {
           api_space_id: apiSpaceId, id, status, revision: 0,
           profile_id: (v.stored.to as Record<string, string>).profileId ?? null,
           channel_id: null, conversation_id: (v.stored.conversationId as string | undefined) ?? null, provider_message_id: null,
           request: toJson(v.stored), status_details: toJson(details), state: toJson(state), rendered: null,
           expires_at: v.expiresAt ?? null, submitted_at: now, sender_profile_id: actor.profileId ?? null, deleted: 0,
           created_on: stamp, created_by: actor.actor, updated_on: stamp, updated_by: actor.actor,
-        });
+        };
+        rows.push(row);
+        messages.push({ row, request: v.stored, details: details as Message['details'], state });
       });
       for (const [runAt, list] of due) {
         for (let i = 0; i < list.length; i += JOB_CHUNK) jobs.push({ kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: list.slice(i, i + JOB_CHUNK) }, runAt });
       }
-      const messages = rows.map(parse);
       const accountId = failedNow.length ? await accountOf(apiSpaceId) : 0;
       await ctx.transaction(async (uow) => {
-        await insertMessages(uow.tx, rows);
+        await insertMessages(uow.tx, ctx.handle.dialect, rows);
         for (const job of jobs) await ctx.queue.enqueue(uow, job);
         for (const i of failedNow) {
           const m = messages[i]!;

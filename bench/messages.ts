@@ -1,0 +1,141 @@
+/**
+ * One API benchmark (`npx tsx bench/messages.ts`). In the same run:
+ *  1. POST /messages with an access token to a custom channel whose receiver answers at once,
+ *     against a spawned server (SQLite), versus a bare Fastify route in a separate process:
+ *     rates, ratio, p99. Targets: ratio ≥ 0.25, p99 ≤ 10 ms.
+ *  2. POST /messages/batch with 1,000 items on SQLite (workers off: the accepted rate), and on
+ *     PostgreSQL when TEST_DATABASE_URL is set. Target ≥ 100k messages/s accepted on SQLite.
+ * BENCH_SECONDS (default 3) and BENCH_CONCURRENCY (default 32) tune the runs.
+ */
+import http from 'node:http';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import { spawnServer } from '../test/fixtures/spawn.js';
+import { ADMIN_TOKEN, dropLocation, freshLocation, testEnv, type DatabaseLocation } from '../test/helpers/harness.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+function request(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers: { ...headers, ...(body ? { 'content-length': Buffer.byteLength(body) } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Closed-loop load: `concurrency` workers for `seconds`; returns rate and latency percentiles. */
+async function load(seconds: number, concurrency: number, one: () => Promise<boolean>) {
+  const lat: number[] = [];
+  let errors = 0;
+  const until = performance.now() + seconds * 1000;
+  const start = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < until) {
+      const t = performance.now();
+      const ok = await one().catch(() => false);
+      lat.push(performance.now() - t);
+      if (!ok) errors++;
+    }
+  }));
+  const elapsed = (performance.now() - start) / 1000;
+  lat.sort((a, b) => a - b);
+  const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? 0;
+  return { rate: lat.length / elapsed, p50: pct(0.5), p99: pct(0.99), errors, n: lat.length };
+}
+
+const BARE = `
+import Fastify from 'fastify';
+const app = Fastify();
+app.post('/apispaces/:id/messages', async (req, reply) => reply.code(201).send({ messageId: 'x', status: 'processing', to: req.body.to }));
+await app.listen({ port: 0, host: '127.0.0.1' });
+process.stdout.write('LISTENING ' + app.server.address().port + '\\n');
+`;
+
+function spawnBare(): Promise<{ child: ChildProcess; port: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', BARE], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
+    child.stdout!.on('data', (d: Buffer) => {
+      const m = /LISTENING (\d+)/.exec(d.toString());
+      if (m) resolve({ child, port: Number(m[1]) });
+    });
+    child.once('exit', (c) => reject(new Error(`bare server exited ${c}`)));
+  });
+}
+
+async function setup(port: number, receiverUrl: string) {
+  const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
+  const space = JSON.parse((await request(port, 'POST', '/apispaces', admin, JSON.stringify({ name: 'bench' }))).text).id as string;
+  const token = JSON.parse((await request(port, 'POST', `/apispaces/${space}/accesstokens`, admin, JSON.stringify({ name: 'bench', profileId: 'bench', permissions: ['msg:any:s', 'msg:r'] }))).text).token as string;
+  const put = await request(port, 'PUT', `/apispaces/${space}/channels/custom_bench`, admin, JSON.stringify({
+    enabled: true, provider: 'http', settings: { url: receiverUrl, method: 'POST', contentType: 'application/json', userIdProperty: 'crmId', bodyTemplate: '{"ref": "{{messageId}}", "text": "{{body}}"}' },
+  }));
+  if (put.status >= 300) throw new Error(`channel: ${put.status} ${put.text}`);
+  return { space, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } };
+}
+
+async function batchRun(location: DatabaseLocation, label: string, receiverUrl: string) {
+  const env = testEnv(location, { WORKERS_ENABLED: 'false', LOG_LEVEL: 'silent', ...(location.schema ? { TEST_DB_SCHEMA: location.schema } : {}) });
+  const server = await spawnServer(env);
+  try {
+    const { space, headers } = await setup(server.port, receiverUrl);
+    const items = JSON.stringify(Array.from({ length: 1000 }, (_, i) => ({ to: { crmId: `u${i}` }, rules: ['custom_bench'], body: `Hello number ${i}`, metadata: { i } })));
+    const one = async () => (await request(server.port, 'POST', `/apispaces/${space}/messages/batch`, headers, items)).status === 202;
+    await load(0.5, 2, one);
+    const r = await load(SECONDS, 2, one);
+    console.log(`batch of 1,000 (${label}, accepted, workers off): ${(r.rate * 1000).toFixed(0)} msgs/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms per batch, errors ${r.errors}`);
+    return r.rate * 1000;
+  } finally {
+    server.child.kill('SIGTERM');
+  }
+}
+
+async function main() {
+  let received = 0;
+  const receiver = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((ok) => receiver.listen(0, '127.0.0.1', ok));
+  const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/in`;
+
+  const location = freshLocation('sqlite');
+  const server = await spawnServer(testEnv(location, { LOG_LEVEL: 'silent' }));
+  const bare = await spawnBare();
+  try {
+    const { space, headers } = await setup(server.port, receiverUrl);
+    const body = JSON.stringify({ to: { crmId: 'C-1' }, rules: ['custom_bench'], body: 'Hello {{profile.crmId}}', metadata: { orderId: 'SO-1' } });
+    const sb = () => request(server.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
+    const bb = () => request(bare.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
+    await load(0.5, CONCURRENCY, sb);
+    await load(0.5, CONCURRENCY, bb);
+    const b = await load(SECONDS, CONCURRENCY, bb);
+    const s = await load(SECONDS, CONCURRENCY, sb);
+    console.log(`bare Fastify:     ${b.rate.toFixed(0)} req/s, p50 ${b.p50.toFixed(2)} ms, p99 ${b.p99.toFixed(2)} ms`);
+    console.log(`POST /messages:   ${s.rate.toFixed(0)} req/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors} (concurrency ${CONCURRENCY})`);
+    console.log(`ratio ${(s.rate / b.rate).toFixed(2)} (target ≥ 0.25), p99 ${s.p99 <= 10 ? 'within' : 'over'} 10 ms; receiver got ${received} so far`);
+  } finally {
+    server.child.kill('SIGTERM');
+    bare.child.kill('SIGTERM');
+  }
+  await batchRun(freshLocation('sqlite'), 'SQLite', receiverUrl);
+  if (process.env.TEST_DATABASE_URL) {
+    const pg = freshLocation('postgres');
+    await batchRun(pg, 'PostgreSQL', receiverUrl);
+    await dropLocation(pg);
+  }
+  receiver.close();
+  agent.destroy();
+  await dropLocation(location).catch(() => {});
+}
+
+await main();
+process.exit(0);
