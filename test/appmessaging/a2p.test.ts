@@ -61,3 +61,37 @@ eachDatabase('App Messaging a2p channel and push intent', (dialect) => {
     await handler({ job, completeIn: async () => {}, heartbeat: async () => true, signal: new AbortController().signal });
   });
 });
+
+eachDatabase('App Messaging through the One API', (dialect) => {
+  const s = useServer(dialect);
+
+  it('delivers a One API appMessaging send into a conversation and reports read back', async (t) => {
+    const space = await s().createSpace('oneapi');
+    await configureAuth(s(), space);
+    const channel = await s().request({ method: 'PUT', url: `/apispaces/${space}/channels/appMessaging`, payload: { channelId: 'appMessaging', enabled: true, settings: {} } });
+    if (channel.statusCode === 404 && channel.json().message === 'Route not found') return t.skip('channels module not present');
+    assert.ok([200, 201].includes(channel.statusCode), channel.body);
+    const token = await s().createToken(space, ['msg:any:s', 'msg:r'], 'brand');
+    const sent = await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token,
+      payload: { to: { profileId: 'jane' }, body: 'Your parcel is on its way', title: 'Parcel', rules: ['appMessaging'], conversationId: 'parcel-1' } });
+    if (sent.statusCode === 404) return t.skip('One API not present');
+    assert.equal(sent.statusCode, 201, sent.body);
+    const messageId = sent.json().messageId ?? sent.json().id;
+    const jane = await startSession(s(), space, 'jane');
+    let page: { messages: Array<{ id: string; parts: Array<{ data: string }>; context: { from: { id: string } } }> } | undefined;
+    for (let i = 0; i < 100 && !page?.messages?.length; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const res = await s().request({ method: 'GET', url: `/apispaces/${space}/conversations/parcel-1/messages`, token: jane.token });
+      if (res.statusCode === 200) page = res.json();
+    }
+    assert.equal(page?.messages[0]?.parts[0]?.data, 'Your parcel is on its way');
+    assert.equal(page?.messages[0]?.context.from.id, 'brand');
+    await s().request({ method: 'POST', url: `/apispaces/${space}/conversations/parcel-1/messages/statusupdates`, token: jane.token, payload: [{ messageIds: [page!.messages[0]!.id], status: 'read' }] });
+    let status = '';
+    for (let i = 0; i < 60 && status !== 'read'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json().status;
+    }
+    assert.equal(status, 'read');
+  });
+});
