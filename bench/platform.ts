@@ -6,7 +6,7 @@
  *   npm run bench -- platform          BENCH_DURATION_MS=5000 BENCH_CONNECTIONS=32 npm run bench -- platform
  */
 import { pathToFileURL } from 'node:url';
-import { compare, http, load, startBaseline, startSwitchboard } from './lib/index.js';
+import { compare, http, loadInterleaved, startBaseline, startSwitchboard } from './lib/index.js';
 
 export async function run(): Promise<void> {
   const sb = await startSwitchboard();
@@ -23,8 +23,7 @@ export async function run(): Promise<void> {
     if (sample.status !== 200) throw new Error(`get space: ${sample.status} ${sample.text}`);
     baseline = await startBaseline([{ method: 'GET', path: '/apispaces/:id', body: sample.json() }]);
     const path = `/apispaces/${id}`;
-    const switchboard = await load({ url: sb.url + path, headers });
-    const bare = await load({ url: baseline.url + path, headers });
+    const [switchboard, bare] = await loadInterleaved([{ url: sb.url + path, headers }, { url: baseline.url + path, headers }]);
     compare('GET /apispaces/{id} with an access token (apis:ro)', [['switchboard', switchboard], ['bare fastify', bare]]);
     if (switchboard.errors) console.log(`  switchboard statuses: ${JSON.stringify(switchboard.statuses)}`);
   } finally {

@@ -11,6 +11,8 @@
  * - `load(opts)` → `LoadResult`: HTTP load through a keep-alive agent with `connections` concurrent
  *   request loops for `durationMs` after `warmupMs`. Counts 2xx as ok; anything else (or a network
  *   error) as an error. `{ requests, ok, errors, statuses, rate, p50, p90, p99, max }` (ms, req/s).
+ * - `loadInterleaved(optsList, rounds = 4)` → `LoadResult[]`: the targets in alternating slices
+ *   (A B A B …) so a busy machine's noise hits them alike; use it for "X vs baseline" numbers.
  * - `compare(title, [label, result][])`: prints one line per result and each rate's ratio to the
  *   last entry (the baseline).
  * - `http(method, url, { headers, body })` → `{ status, headers, json(), text }`: one request (set-up).

@@ -33,6 +33,52 @@ const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math
 
 /** Closed-loop HTTP load: each connection sends its next request as soon as the previous answer ends. */
 export async function load(opts: LoadOptions): Promise<LoadResult> {
+  return summarise(await loadRaw(opts));
+}
+
+/**
+ * Runs several targets in alternating slices (A B A B …, `rounds` each, `durationMs` in total per
+ * target) so that noise from a shared machine hits all of them alike. Results in input order.
+ */
+export async function loadInterleaved(targets: LoadOptions[], rounds = 4): Promise<LoadResult[]> {
+  const raws: Raw[] = targets.map(() => ({ latencies: [], statuses: {}, errors: 0, durationMs: 0 }));
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, t] of targets.entries()) {
+      const slice = await loadRaw({ ...t, durationMs: (t.durationMs ?? benchDurationMs()) / rounds, warmupMs: r === 0 ? t.warmupMs : 100 });
+      const acc = raws[i]!;
+      acc.latencies.push(...slice.latencies);
+      for (const [k, v] of Object.entries(slice.statuses)) acc.statuses[k] = (acc.statuses[k] ?? 0) + v;
+      acc.errors += slice.errors;
+      acc.durationMs += slice.durationMs;
+    }
+  }
+  return raws.map(summarise);
+}
+
+interface Raw {
+  latencies: number[];
+  statuses: Record<string, number>;
+  errors: number;
+  durationMs: number;
+}
+
+function summarise(raw: Raw): LoadResult {
+  const sorted = [...raw.latencies].sort((a, b) => a - b);
+  const ok = Object.entries(raw.statuses).filter(([s]) => s.startsWith('2')).reduce((n, [, c]) => n + c, 0);
+  return {
+    requests: sorted.length,
+    ok,
+    errors: raw.errors,
+    statuses: raw.statuses,
+    rate: sorted.length / (raw.durationMs / 1000),
+    p50: percentile(sorted, 0.5),
+    p90: percentile(sorted, 0.9),
+    p99: percentile(sorted, 0.99),
+    max: sorted[sorted.length - 1] ?? 0,
+  };
+}
+
+async function loadRaw(opts: LoadOptions): Promise<Raw> {
   const connections = opts.connections ?? benchConnections();
   const durationMs = opts.durationMs ?? benchDurationMs();
   const warmupMs = opts.warmupMs ?? 500;
@@ -77,19 +123,7 @@ export async function load(opts: LoadOptions): Promise<LoadResult> {
     while (performance.now() < end) await once();
   }));
   agent.destroy();
-  const sorted = latencies.sort((a, b) => a - b);
-  const ok = Object.entries(statuses).filter(([s]) => s.startsWith('2')).reduce((n, [, c]) => n + c, 0);
-  return {
-    requests: sorted.length,
-    ok,
-    errors,
-    statuses,
-    rate: sorted.length / (durationMs / 1000),
-    p50: percentile(sorted, 0.5),
-    p90: percentile(sorted, 0.9),
-    p99: percentile(sorted, 0.99),
-    max: sorted[sorted.length - 1] ?? 0,
-  };
+  return { latencies, statuses, errors, durationMs };
 }
 
 /** Prints results side by side; ratios are against the last entry (the baseline). */
