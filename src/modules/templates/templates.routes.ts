@@ -12,7 +12,10 @@ export function templatesRoutes(templates: TemplatesService) {
     app.get('/apispaces/:apiSpaceId/templates', {
       schema: { operationId: 'templates.list', tags, summary: 'List templates', params: SpaceParams, querystring: IncludeDeleted, response: { 200: Type.Array(Template), ...errorResponses(404) } },
       config: auth('tmpl:r'),
-    }, async (request) => templates.list(request.space.id, request.query.includeDeleted === true));
+    }, async (request, reply) => {
+      const { items, total } = await templates.list(request.space.id, request.query.includeDeleted === true);
+      return reply.header('X-Total-Count', String(total)).send(items);
+    });
 
     app.post('/apispaces/:apiSpaceId/templates', {
       schema: { operationId: 'templates.create', tags, summary: 'Create a template', params: SpaceParams, body: TemplateCreate, response: { 201: Template, ...errorResponses(404, 409) } },

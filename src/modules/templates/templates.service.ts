@@ -65,6 +65,8 @@ const view = (r: TemplateRow, withDeleted = false): TemplateView => ({
 });
 const etagOf = (r: TemplateRow) => etagFor(r.revision, canonical(view(r)));
 
+const LIST_CAP = 5000;
+
 export type TemplatesService = ReturnType<typeof createTemplatesService>;
 
 export function createTemplatesService(p: Platform) {
@@ -79,11 +81,13 @@ export function createTemplatesService(p: Platform) {
       return row && !row.deleted_on ? view(row) : undefined;
     },
 
-    async list(apiSpaceId: string, includeDeleted: boolean): Promise<TemplateView[]> {
-      let q = db.selectFrom('templates').selectAll().where('api_space_id', '=', apiSpaceId);
+    /** Unpaged list (conventions.md §9.1): the newest 5000, oldest first; `total` counts them all. */
+    async list(apiSpaceId: string, includeDeleted: boolean): Promise<{ items: TemplateView[]; total: number }> {
+      let q = db.selectFrom('templates').where('api_space_id', '=', apiSpaceId);
       if (!includeDeleted) q = q.where('deleted_on', 'is', null);
-      const rows = await q.orderBy('created_on', 'desc').orderBy('id').limit(5000).execute();
-      return rows.reverse().map((r) => view(r, includeDeleted));
+      const rows = await q.selectAll().orderBy('created_on', 'desc').orderBy('id').limit(LIST_CAP).execute();
+      const total = rows.length < LIST_CAP ? rows.length : Number((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+      return { items: rows.reverse().map((r) => view(r, includeDeleted)), total };
     },
 
     async read(apiSpaceId: string, id: string, includeDeleted: boolean) {
