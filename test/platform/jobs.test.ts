@@ -143,6 +143,41 @@ eachDatabase('durable job queue', (dialect) => {
     await w.stop();
   });
 
+  it('automatic heartbeats keep a long job leased; a stolen lease aborts the handler signal', async () => {
+    const real = createJobQueue({ handle: qdb.handle, clock: systemClock, ids: randomIds });
+    const id = await real.enqueueNow(job('k.long'));
+    let stolen: Awaited<ReturnType<JobQueue['claim']>> = [];
+    let aborted = false;
+    const w = createWorker({
+      queue: real, clock: systemClock, log, owner: 'long', concurrency: 1, leaseMs: 300, idlePollMs: 50,
+      handlers: new Map([['k.long', async (ctx) => {
+        await new Promise((r) => setTimeout(r, 700));
+        stolen = await real.claim('thief', 1, 300, ['k.long']);
+        // Take the lease away: expire it by hand and claim it as another worker.
+        await sql`UPDATE jobs SET lease_until = 0 WHERE id = ${ctx.job.id}`.execute(qdb.handle.db);
+        const [theirs] = await real.claim('thief', 1, 60_000, ['k.long']);
+        assert.ok(theirs);
+        await new Promise<void>((resolve) => {
+          if (ctx.signal.aborted) return resolve();
+          ctx.signal.addEventListener('abort', () => resolve());
+          setTimeout(resolve, 1500);
+        });
+        aborted = ctx.signal.aborted;
+        throw new Error('gave up');
+      }]]),
+    });
+    w.start();
+    await new Promise((r) => setTimeout(r, 50));
+    while ((await real.get(id!))?.leaseOwner !== 'thief') await new Promise((r) => setTimeout(r, 50));
+    await w.stop();
+    assert.equal(stolen.length, 0, 'the lease outlived three lease periods thanks to heartbeats');
+    assert.equal(aborted, true, 'handler saw the lease loss');
+    const stored = await real.get(id!);
+    assert.equal(stored?.leaseOwner, 'thief', 'the loser recorded no failure over the new owner');
+    assert.equal(stored?.state, 'running');
+    await real.close();
+  });
+
   it('PermanentFailure kills at once; RetryLater picks the time', async () => {
     const dead = await queue.enqueueNow(job('k.perm'));
     const later = await queue.enqueueNow(job('k.later'));
