@@ -90,6 +90,19 @@ eachDatabase('One API: sending', (dialect) => {
     assert.ok(events[1]!.meta.etag);
   });
 
+  it('renders a stored template per recipient and rejects an unknown templateId', async () => {
+    const t = await s().request({ method: 'POST', url: `/apispaces/${space}/templates`, payload: { id: 'shipped', name: 'shipped', messageParts: [{ type: 'text/plain', data: 'Parcel for {{profile.firstName}} ({{metadata.order}})' }, { type: 'image/png', url: 'https://cdn.example.com/van.png', channels: ['whatsApp'] }] } });
+    assert.equal(t.statusCode, 201, t.body);
+    const unknown = await send({ to: { crmId: 'C-1' }, rules: ['custom_crm'], templateId: 'nope' });
+    assert.equal(unknown.statusCode, 400);
+    assert.equal(unknown.json().validationFailures[0].paramName, 'templateId');
+    const both = await send({ to: { crmId: 'C-1' }, rules: ['custom_crm'], templateId: 'shipped', body: 'x' });
+    assert.equal(both.statusCode, 400);
+    const m = (await send({ to: { profileId: 'jane' }, rules: ['custom_crm'], templateId: 'shipped', metadata: { order: 'SO-9' } })).json();
+    await settle(s());
+    assert.equal(r.seen.find((x) => x.body.ref === m.messageId)?.body.body, 'Parcel for Jane (SO-9)');
+  });
+
   it('honours opt-out and requireOptIn: filtered, message.failed with status filtered', async () => {
     await s().request({ method: 'POST', url: `/apispaces/${space}/profiles`, token, payload: { id: 'olly', crmId: 'O-1' } });
     const out = await s().request({ method: 'DELETE', url: `/apispaces/${space}/profiles/olly/optin?channel=custom_crm`, token });
