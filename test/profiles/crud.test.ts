@@ -52,6 +52,9 @@ eachDatabase('profiles: documents, ETags, delete/undelete', (dialect) => {
     assert.deepEqual(patch.json().loyalty, { tier: 'gold' });
     assert.equal(patch.json().email, undefined);
     assert.equal(patch.json().name, 'Jane D');
+    const nested = await s().request({ method: 'PATCH', url: url('/jane?deletes=loyalty.tier,nope.x'), payload: { keep: 1 } });
+    assert.deepEqual(nested.json().loyalty, {});
+    assert.equal((await s().request({ method: 'GET', url: url('?loyalty.tier=gold') })).json().length, 0);
     const star = await s().request({ method: 'PATCH', url: url('/jane'), headers: { 'if-match': '*' }, payload: { b: null } });
     assert.equal(star.statusCode, 200);
     assert.equal(star.json().b, null);

@@ -73,15 +73,16 @@ export function finishData(id: string, data: ProfileData, failures: ValidationFa
   return data;
 }
 
-/** Removes a dot path from data (the `deletes` query of PATCH). */
+/** Removes a dot path from data (the `deletes` query of PATCH), copying the objects it changes. */
 export function deletePath(data: ProfileData, path: string): void {
   const parts = path.split('.');
-  let cur: unknown = data;
+  let cur: Record<string, unknown> = data;
   for (let i = 0; i < parts.length - 1; i++) {
-    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return;
-    cur = (cur as Record<string, unknown>)[parts[i]!];
+    const child = cur[parts[i]!];
+    if (child === null || typeof child !== 'object' || Array.isArray(child)) return;
+    cur = cur[parts[i]!] = { ...(child as Record<string, unknown>) };
   }
-  if (cur !== null && typeof cur === 'object' && !Array.isArray(cur)) delete (cur as Record<string, unknown>)[parts[parts.length - 1]!];
+  delete cur[parts[parts.length - 1]!];
 }
 
 export interface ProfileState {

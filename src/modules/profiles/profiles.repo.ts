@@ -215,13 +215,13 @@ export function createProfilesRepo(dialect: DialectName) {
      * read at; a lost race answers false (the caller turns it into 409).
      */
     async updateMany(tx: Tx, apiSpaceId: string, states: Array<{ next: ProfileState; prevRevision: number }>, reindexData = true): Promise<boolean> {
+      const cols = ['data', 'opt_in', 'rels', 'system', 'revision', 'etag', 'updated_on', 'updated_by', 'deleted_on', 'deleted_by'] as const;
+      const p = (k: number) => (dialect === 'postgres' ? `$${k}` : '?');
+      const text = `UPDATE profiles SET ${cols.map((c, i) => `${c} = ${p(i + 1)}`).join(', ')} WHERE api_space_id = ${p(cols.length + 1)} AND id = ${p(cols.length + 2)} AND revision = ${p(cols.length + 3)}`;
       for (const { next, prevRevision } of states) {
         const row = toRow(apiSpaceId, next);
-        const res = await tx.updateTable('profiles')
-          .set({ data: row.data, opt_in: row.opt_in, rels: row.rels, system: row.system, revision: row.revision, etag: row.etag, updated_on: row.updated_on, updated_by: row.updated_by, deleted_on: row.deleted_on, deleted_by: row.deleted_by })
-          .where('api_space_id', '=', apiSpaceId).where('id', '=', next.id).where('revision', '=', prevRevision)
-          .executeTakeFirst();
-        if (Number(res.numUpdatedRows) !== 1) return false;
+        const res = await tx.executeQuery(CompiledQuery.raw(text, [...cols.map((c) => row[c]), apiSpaceId, next.id, prevRevision]));
+        if (Number(res.numAffectedRows ?? 0) !== 1) return false;
       }
       if (reindexData) await reindex(tx, apiSpaceId, states.map((s) => s.next));
       return true;

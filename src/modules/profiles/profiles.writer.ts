@@ -90,8 +90,8 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
   }
 
   function applyItem(cur: ProfileData | undefined, item: MergeItem, failures: ValidationFailure[]): ProfileData {
-    const base: ProfileData = item.mode === 'replace' || !cur ? {} : structuredClone(cur);
-    const next = Object.assign(base, structuredClone(item.data));
+    // Shallow: stored states are never mutated (deletePath copies what it changes).
+    const next: ProfileData = Object.assign(item.mode === 'replace' || !cur ? {} : { ...cur }, item.data);
     for (const d of item.deletes ?? []) deletePath(next, d);
     return finishData(item.id, next, failures);
   }
