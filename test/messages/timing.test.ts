@@ -18,7 +18,7 @@ eachDatabase('One API: retries, timed fallback and expiry on a manual clock', (d
       else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: `p-${body.ref}` }));
     });
     space = await s().createSpace('timing');
-    token = await s().createToken(space, ['msg:any:s', 'msg:r', 'msg:any:i']);
+    token = await s().createToken(space, ['msg:any:s', 'msg:r', 'msg:w', 'msg:any:i']);
     await customChannel(s(), space, 'custom_a', `${r.base}/a`);
     await customChannel(s(), space, 'custom_b', `${r.base}/b`);
   });
@@ -72,6 +72,21 @@ eachDatabase('One API: retries, timed fallback and expiry on a manual clock', (d
     await settle(s());
     assert.equal((await get(ok.messageId)).statusDetails.channelId, 'custom_a');
     assert.equal(r.seen.filter((x) => x.body.ref === ok.messageId).length, 1);
+  });
+
+  it('holds customBody.sms.deliverAfter in the queue; DELETE cancels the scheduled send', async () => {
+    failing = new Set();
+    const later = iso(clock.now() + 600_000);
+    const held = (await post('/messages', { to: { crmId: 'D-1' }, rules: ['sms', 'custom_a'], body: 'x', customBody: { sms: { deliverAfter: later } } })).json();
+    const cancel = (await post('/messages', { to: { crmId: 'D-2' }, rules: ['sms', 'custom_a'], body: 'x', customBody: { sms: { deliverAfter: later } } })).json();
+    await settle(s());
+    assert.equal((await get(held.messageId)).status, 'processing');
+    assert.equal((await s().request({ method: 'DELETE', url: `/apispaces/${space}/messages/${cancel.messageId}`, token })).statusCode, 204);
+    clock.advance(601_000);
+    await settle(s());
+    assert.equal((await get(held.messageId)).status, 'sent');
+    assert.equal(r.seen.filter((x) => x.body.ref === cancel.messageId).length, 0);
+    assert.deepEqual(await eventsFor(s(), cancel.messageId), []);
   });
 
   it('expires a message whose retries run past expiresOn', async () => {

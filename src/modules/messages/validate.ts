@@ -266,7 +266,8 @@ export function validateRequest(body: unknown, vc: ValidationContext, failures: 
 
   if (failures.length > start) return undefined;
   const sms = customBody?.sms as Record<string, unknown> | undefined;
-  const deliverAfter = typeof sms?.deliverAfter === 'string' ? parseDateTime(sms.deliverAfter) : undefined;
+  // The schedule is held in our queue (sms.md §5); it applies when SMS is one of the channels.
+  const deliverAfter = typeof sms?.deliverAfter === 'string' && channels.includes('sms') ? parseDateTime(sms.deliverAfter) : undefined;
   return { stored, channels, expiresAt, deliverAfter };
 }
 
