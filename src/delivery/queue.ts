@@ -121,6 +121,8 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
     void connectListener();
   }
 
+  const notified = new WeakSet<Db | Tx>();
+  const wakeQueued = new WeakSet<Tx>();
   const insert = async (ex: Db | Tx, job: NewJob): Promise<string | undefined> => {
     const now = clock.now();
     const id = ids.uuid();
@@ -146,7 +148,12 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
     } else {
       await ex.insertInto('jobs').values(row as never).execute();
     }
-    if (pg) await sql`SELECT pg_notify(${channel}, '')`.execute(ex);
+    // One NOTIFY per transaction is enough (a batch may enqueue thousands of jobs); it is
+    // delivered at commit, and only if the transaction commits.
+    if (pg && !(ex !== db && notified.has(ex))) {
+      await sql`SELECT pg_notify(${channel}, '')`.execute(ex);
+      if (ex !== db) notified.add(ex);
+    }
     return id;
   };
 
@@ -154,7 +161,10 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
     async enqueue(uow, job) {
       try {
         const id = await insert(uow.tx, job);
-        uow.afterCommit(wake);
+        if (!wakeQueued.has(uow.tx)) {
+          wakeQueued.add(uow.tx);
+          uow.afterCommit(wake);
+        }
         return id;
       } catch (err) {
         if (isUniqueViolation(err)) return undefined;

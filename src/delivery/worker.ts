@@ -96,6 +96,9 @@ export function createWorker(opts: WorkerOptions): Worker {
     } catch (err) {
       if (err instanceof LeaseLost || ac.signal.reason instanceof LeaseLost) {
         log.warn({ jobId: job.id, kind: job.kind }, 'job lease lost; another worker owns it now');
+      } else if (stopped && ac.signal.aborted) {
+        // Interrupted by shutdown, not failed: hand it back to run again at once elsewhere.
+        await queue.fail(job, 'interrupted by worker shutdown', clock.now()).catch(() => {});
       } else {
         const message = err instanceof Error ? err.message : String(err);
         const permanent = err instanceof PermanentFailure || job.attempts >= job.maxAttempts;

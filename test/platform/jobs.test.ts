@@ -73,6 +73,36 @@ eachDatabase('durable job queue', (dialect) => {
     assert.deepEqual(stored?.payload, { v: 1, n: 1 });
   });
 
+  it('a transaction enqueuing many jobs wakes workers once', async () => {
+    let wakes = 0;
+    queue.onWake(() => wakes++);
+    await inTransaction(qdb.handle.db, async (uow) => {
+      for (let i = 0; i < 50; i++) await queue.enqueue(uow, job('test.job', { i }));
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(wakes >= 1 && wakes <= 2, `${wakes} wake-ups (after commit, plus at most one NOTIFY)`);
+    assert.equal((await queue.list({ limit: 100 })).length, 50);
+  });
+
+  it('a job interrupted by worker shutdown is handed back at once', async () => {
+    const id = await queue.enqueueNow(job());
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const w = worker(queue, clock, {
+      'test.job': (ctx) => new Promise((_resolve, reject) => {
+        started();
+        ctx.signal.addEventListener('abort', () => reject(new Error('aborted')));
+      }),
+    });
+    w.start();
+    await running;
+    await w.stop(10);
+    const stored = await queue.get(id!);
+    assert.equal(stored?.state, 'queued');
+    assert.equal(stored?.runAt, clock.now());
+    assert.equal(stored?.lastError, 'interrupted by worker shutdown');
+  });
+
   it('schedules by run_at', async () => {
     await queue.enqueueNow({ ...job(), runAt: clock.now() + 5000 });
     assert.equal((await queue.claim('a', 10, 1000)).length, 0);
