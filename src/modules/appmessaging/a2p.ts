@@ -6,7 +6,8 @@ import { fromJson, toJson } from '../../storage/dialect.js';
 import { iso } from '../../lib/clock.js';
 import type { ConversationsService } from './conversations.service.js';
 import type { ConversationMessagesService, MessagePart } from './messages.service.js';
-import type { Roles } from './conversations.model.js';
+import { ensureProfiles, type Roles } from './conversations.model.js';
+import type { ProfileDirectory } from '../profiles/profiles.contract.js';
 
 export interface A2PInput {
   conversationId?: string;
@@ -30,7 +31,7 @@ const A2P_ROLES: Roles = {
 };
 
 /** Business-to-person sends for the One API `appMessaging` channel (one-api.md §4.6). */
-export function createA2P(ctx: ModuleContext, deps: { conversations: ConversationsService; messages: ConversationMessagesService }) {
+export function createA2P(ctx: ModuleContext, deps: { conversations: ConversationsService; messages: ConversationMessagesService; profiles?: ProfileDirectory }) {
   const { conversations, messages } = deps;
 
   async function postA2P(apiSpaceId: string, input: A2PInput): Promise<{ conversationId: string; messageId: string; conversationEventId: number }> {
@@ -38,6 +39,7 @@ export function createA2P(ctx: ModuleContext, deps: { conversations: Conversatio
     if (!space) throw errors.notFound('API space');
     const conversationId = input.conversationId ?? ctx.ids.uuid();
     const actor = input.actor ?? 'system';
+    await ensureProfiles(deps.profiles, space.id, [input.from.profileId, input.to], actor);
     return ctx.transaction(async (uow) => {
       let conv = await uow.tx.selectFrom('am_conversations').selectAll().where('api_space_id', '=', space.id).where('id', '=', conversationId).executeTakeFirst();
       if (conv?.deleted_on) throw errors.conflict(`Conversation ${conversationId} is deleted`, 'InvalidState');

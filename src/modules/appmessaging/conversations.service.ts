@@ -11,7 +11,7 @@ import { FRAMES_CHANNEL, type Frame, type FrameDelivery } from '../../realtime/f
 import type { AmConversationRow } from './appmessaging.migrations.js';
 import { amErrors } from './appmessaging.errors.js';
 import {
-  DEFAULT_ROLES, buildFrame, callerProfile, conversationEtag, conversationView, isBound, participantIds, roleOf,
+  DEFAULT_ROLES, buildFrame, callerProfile, conversationEtag, conversationView, ensureProfiles, isBound, participantIds, roleOf,
   type ConversationView, type Role, type Roles, type Scope,
 } from './conversations.model.js';
 
@@ -93,7 +93,7 @@ export function createConversationsService(ctx: ModuleContext, deps: { profiles?
     return out;
   }
 
-  /** Adds or re-roles participants inside a transaction; emits events and frames. */
+  /** Adds or re-roles participants inside a transaction (profiles ensured beforehand); emits events and frames. */
   async function applyParticipants(uow: Uow, space: SpaceRef, conversationId: string, list: ParticipantInput[], actor: string): Promise<void> {
     const now = iso(clock.now());
     const existing = new Map((await uow.tx.selectFrom('am_participants').select(['profile_id', 'role']).where('api_space_id', '=', space.id)
@@ -105,7 +105,6 @@ export function createConversationsService(ctx: ModuleContext, deps: { profiles?
       const current = existing.get(p.id);
       if (current === role) continue;
       if (current === undefined) {
-        if (profiles) await profiles.ensure(space.id, p.id, { id: p.id }, actor, uow);
         // A concurrent request may have added the same profile: then it is not ours to announce.
         const res = await uow.tx.insertInto('am_participants').values({ api_space_id: space.id, conversation_id: conversationId, profile_id: p.id, role, added_on: now })
           .onConflict((oc) => oc.columns(['api_space_id', 'conversation_id', 'profile_id']).doNothing()).executeTakeFirst();
@@ -145,6 +144,7 @@ export function createConversationsService(ctx: ModuleContext, deps: { profiles?
         if (!mine) listed.unshift({ id: me, role: 'owner' });
         else if (!mine.role) mine.role = 'owner';
       }
+      await ensureProfiles(profiles, space.id, listed.map((p) => p.id), actor.actor);
       const now = iso(clock.now());
       const base = {
         name: input.name ?? id, description: input.description ?? null, roles: toJson(input.roles ?? DEFAULT_ROLES),
@@ -282,6 +282,7 @@ export function createConversationsService(ctx: ModuleContext, deps: { profiles?
           if (!roles[role].canAddParticipants) throw amErrors.roleNotAllowed('adding participants');
         }
       }
+      await ensureProfiles(profiles, space.id, list.map((p) => p.id), actor.actor);
       await ctx.transaction((uow) => applyParticipants(uow, space, id, list, actor.actor));
     },
 

@@ -52,7 +52,7 @@ export const appMessagingModule: ModuleDefinition = {
 
     const conversations = createConversationsService(ctx, { profiles });
     const messages = createMessagesService(ctx, { profiles, conversations, oneApi: () => optional.messages });
-    const a2p = createA2P(ctx, { conversations, messages });
+    const a2p = createA2P(ctx, { conversations, messages, profiles });
     optional.channels?.registerProvider(a2p.provider);
     const gateway = createGateway({
       config: ctx.config, bus: ctx.bus, credentials: ctx.services.credentials, spaces: ctx.services.spaces, log: ctx.log, clock: ctx.clock, ids: ctx.ids,

@@ -13,6 +13,7 @@ import { errors } from '../../http/errors.js';
 import { SESSION_ENDED_CHANNEL, type SessionEnded } from '../../realtime/frames.js';
 import type { AmSessionRow } from './appmessaging.migrations.js';
 import { amErrors } from './appmessaging.errors.js';
+import { ensureProfiles } from './conversations.model.js';
 
 export interface PushConfig {
   fcm?: { package: string; registrationId: string };
@@ -187,11 +188,9 @@ export function createSessionsService(ctx: ModuleContext, deps: { profiles?: Pro
         platform_version: input.platformVersion ?? null, sdk_type: input.sdkType ?? null, sdk_version: input.sdkVersion ?? null,
         source_ip: sourceIp ?? null, push: input.push ? toJson(input.push) : null, is_active: 1, started_on: iso(now), expires_at: expiresAt, ended_on: null, end_reason: null,
       };
+      const profile = (await ensureProfiles(profiles, space.id, [profileId], actor)).get(profileId);
+      if (profile?._deleted) throw amErrors.profileDeleted();
       await ctx.transaction(async (uow) => {
-        if (profiles) {
-          const { profile } = await profiles.ensure(space.id, profileId, { id: profileId }, actor, uow);
-          if (profile._deleted) throw amErrors.profileDeleted();
-        }
         await uow.tx.insertInto('am_sessions').values(r).execute();
         const { push: _p, ...payload } = view(r);
         await ctx.events.append(uow, { apiSpaceId: space.id, accountId: space.accountId, name: 'session.create', payload, meta: { actor, profileId } });
