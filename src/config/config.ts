@@ -36,6 +36,8 @@ export interface Config {
   readonly webhookTimeoutSeconds: number;
   readonly defaultCurrency: string;
   readonly pnvOfflineStatus: string;
+  /** Serve the optional legacy `POST /webapi/sms` endpoint (sms.md §9). */
+  readonly legacySmsEnabled: boolean;
   /** Run the job workers in this process (off for API-only processes). */
   readonly workersEnabled: boolean;
   readonly workerConcurrency: number;
@@ -126,6 +128,7 @@ export function loadConfig(env: Env = process.env): Config {
     webhookTimeoutSeconds: int(env, 'WEBHOOK_TIMEOUT_SECONDS', 10, 1, 300),
     defaultCurrency: env.DEFAULT_CURRENCY?.trim() || 'GBP',
     pnvOfflineStatus: env.PNV_OFFLINE_STATUS?.trim() || 'On',
+    legacySmsEnabled: bool(env, 'LEGACY_SMS_ENABLED', false),
     workersEnabled: bool(env, 'WORKERS_ENABLED', true),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 32, 1, 1024),
   };
@@ -157,6 +160,7 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['WEBHOOK_TIMEOUT_SECONDS', '10', 'webhook request timeout'],
   ['DEFAULT_CURRENCY', 'GBP', 'billing currency'],
   ['PNV_OFFLINE_STATUS', 'On', 'phone validation status reported without a live lookup'],
+  ['LEGACY_SMS_ENABLED', 'false', 'serve the legacy POST /webapi/sms endpoint (sms.md §9)'],
   ['WORKERS_ENABLED', 'true', 'run durable job workers in this process'],
   ['WORKER_CONCURRENCY', '32', 'jobs run at once per process'],
 ];

@@ -70,4 +70,8 @@ eachDatabase('SMS channel end to end', (dialect) => {
     await settle(s());
     assert.equal(await s().container.services.profiles.isOptedIn(space, profileId, 'sms'), true);
   });
+
+  it('does not serve the legacy /webapi/sms endpoint unless enabled', async () => {
+    assert.equal((await s().request({ method: 'POST', url: '/webapi/sms', payload: { to: '447400123456', body: 'x' } })).statusCode, 404);
+  });
 });

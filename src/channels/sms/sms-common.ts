@@ -108,7 +108,8 @@ export function prepareFor(input: SendInput, to: string): PrepareResult {
   const text = smsText(input);
   if (countCodePoints(text) > SMS_MAX_CHARACTERS) return { ok: false, code: 'ContentTooLong', reason: `SMS text is longer than ${SMS_MAX_CHARACTERS} characters` };
   if (!text) return { ok: false, code: 'ContentNotSupported', reason: 'No text to send' };
-  const options = (input.options ?? {}) as SmsTextOptions;
+  const custom = (input.customBody ?? {}) as Record<string, unknown>;
+  const options = { ...(input.options ?? {}), ...(typeof custom.allowUnicode === 'boolean' ? { allowUnicode: custom.allowUnicode } : {}) } as SmsTextOptions;
   const sms = prepareSms(text, { allowUnicode: options.allowUnicode === true, unicodeConversion: options.unicodeConversion });
   const country = countryOf(to);
   const details: Record<string, unknown> = { segmentCount: sms.segmentCount, encoding: sms.encoding };

@@ -9,6 +9,7 @@ import { smtpProvider } from '../../channels/email/smtp/smtp.provider.js';
 import { smsMigrations } from './sms.migrations.js';
 import { dbPartStore, dbSenderStore } from './sms.repo.js';
 import { smsRoutes } from './sms.routes.js';
+import { legacySmsRoutes } from './legacy.routes.js';
 import { createSmsKeywordRules, smsOptOutHook, type SmsKeywordRules } from './sms.rules.js';
 
 declare module '../services.js' {
@@ -59,6 +60,13 @@ export const smsModule: ModuleDefinition = {
     const keywords = createSmsKeywordRules();
     ctx.services.smsKeywords = keywords;
     services.messages?.onInbound?.(smsOptOutHook(keywords, () => services.profiles));
-    return { routes: smsRoutes(() => services.channels) };
+    const listings = smsRoutes(() => services.channels);
+    const legacy = ctx.config.legacySmsEnabled ? legacySmsRoutes(messages, ctx.services.credentials, ctx.services.spaces) : undefined;
+    return {
+      async routes(app) {
+        await listings(app);
+        if (legacy) await legacy(app);
+      },
+    };
   },
 };
