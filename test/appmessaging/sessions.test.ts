@@ -106,6 +106,13 @@ eachDatabase('App Messaging sessions', (dialect) => {
     assert.equal(both.statusCode, 400);
     const put = await s().request({ method: 'PUT', url: url(`/sessions/${session.id}/push`), token, payload: { fcm: { package: 'com.example', registrationId: 'reg-1' } } });
     assert.equal(put.statusCode, 204);
+    // the same push token registered by another user's session moves there
+    const other = await startSession(s(), space, 'pusher2');
+    await s().request({ method: 'PUT', url: url(`/sessions/${other.session.id}/push`), token: other.token, payload: { fcm: { package: 'com.example', registrationId: 'reg-1' } } });
+    assert.equal((await s().request({ method: 'GET', url: url(`/sessions/${session.id}`), token })).json().push, undefined);
+    const devices = await s().container.services.profiles.devices(space, 'pusher');
+    assert.equal(devices.find((d) => d.deviceId === session.deviceId)?.push, undefined);
+    await s().request({ method: 'PUT', url: url(`/sessions/${session.id}/push`), token, payload: { fcm: { package: 'com.example', registrationId: 'reg-1' } } });
     assert.deepEqual((await s().request({ method: 'GET', url: url(`/sessions/${session.id}`), token })).json().push, { fcm: { package: 'com.example', registrationId: 'reg-1' } });
     const del = await s().request({ method: 'DELETE', url: url(`/sessions/${session.id}/push`), token, headers: { 'content-type': 'application/json' } });
     assert.equal(del.statusCode, 204);
@@ -126,12 +133,18 @@ eachDatabase('App Messaging sessions', (dialect) => {
     await configureAuth(s(), space);
   });
 
-  it('creates the profile on first sign-in and refuses a deleted one', async () => {
-    await startSession(s(), space, 'newcomer');
+  it('creates the profile on first sign-in, ends its sessions on deletion and refuses it afterwards', async () => {
+    const first = await startSession(s(), space, 'newcomer');
     const profile = await s().request({ method: 'GET', url: url('/profiles/newcomer') });
     assert.equal(profile.statusCode, 200);
     assert.equal(profile.json().id, 'newcomer');
     assert.equal((await s().request({ method: 'DELETE', url: url('/profiles/newcomer') })).statusCode, 204);
+    let status = 0;
+    for (let i = 0; i < 40 && status !== 401; i++) {
+      status = (await s().request({ method: 'GET', url: url(`/sessions/${first.session.id}`), token: first.token })).statusCode;
+      if (status !== 401) await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(status, 401);
     await assert.rejects(startSession(s(), space, 'newcomer'), /403.*ProfileDeleted/);
   });
 

@@ -49,6 +49,12 @@ export const appMessagingModule: ModuleDefinition = {
     const sessions = createSessionsService(ctx, { profiles, apiSpaces: ctx.services.apiSpaces });
     ctx.services.credentials.setSessionCheck((spaceId, sessionId) => sessions.isLive(spaceId, sessionId));
     profiles?.onDeviceRemoved((spaceId, profileId, deviceId) => sessions.endDevice(spaceId, profileId, deviceId));
+    // A deleted profile's sessions end (reason profileDeleted); runs once, in the deleting process.
+    ctx.events.onAppended((e) => {
+      if (e.name === 'profile.delete' && typeof e.meta.profileId === 'string') {
+        sessions.endProfile(e.apiSpaceId, e.meta.profileId).catch((err) => ctx.log.warn({ err }, 'ending the sessions of a deleted profile failed'));
+      }
+    });
 
     const conversations = createConversationsService(ctx, { profiles });
     const messages = createMessagesService(ctx, { profiles, conversations, oneApi: () => optional.messages });

@@ -226,6 +226,13 @@ export function createSessionsService(ctx: ModuleContext, deps: { profiles?: Pro
       for (const r of rows) await endRow(r, 'system', 'deviceRemoved');
     },
 
+    /** Ends every active session of a deleted profile. */
+    async endProfile(apiSpaceId: string, profileId: string): Promise<void> {
+      const rows = await db.selectFrom('am_sessions').selectAll().where('api_space_id', '=', apiSpaceId)
+        .where('profile_id', '=', profileId).where('is_active', '=', 1).execute();
+      for (const r of rows) await endRow(r, 'system', 'profileDeleted');
+    },
+
     async setPush(actor: Actor, apiSpaceId: string, id: string, push: PushConfig): Promise<void> {
       ownOrPermitted(actor, id);
       if (!!push.fcm === !!push.apns) throw errors.invalidField('body', 'Supply exactly one of fcm or apns');
@@ -271,12 +278,13 @@ export function createSessionsService(ctx: ModuleContext, deps: { profiles?: Pro
 
   /** A push token belongs to one installation: registering it elsewhere clears other sessions' copies. */
   async function removePushElsewhere(apiSpaceId: string, sessionId: string, push: PushConfig): Promise<void> {
-    const rows = await db.selectFrom('am_sessions').select(['id', 'push']).where('api_space_id', '=', apiSpaceId).where('id', '!=', sessionId).where('push', 'is not', null).execute();
+    const rows = await db.selectFrom('am_sessions').selectAll().where('api_space_id', '=', apiSpaceId).where('id', '!=', sessionId).where('push', 'is not', null).execute();
     const token = push.fcm?.registrationId ?? push.apns?.token;
     for (const other of rows) {
       const p = fromJson<PushConfig | null>(other.push);
       if (p && (p.fcm?.registrationId ?? p.apns?.token) === token) {
         await db.updateTable('am_sessions').set({ push: null }).where('api_space_id', '=', apiSpaceId).where('id', '=', other.id).execute();
+        await dropDevicePush(other, p, 'system');
       }
     }
   }
