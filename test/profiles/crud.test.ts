@@ -104,4 +104,25 @@ eachDatabase('profiles: documents, ETags, delete/undelete', (dialect) => {
     assert.equal((await s().request({ method: 'GET', url: url('?id=test-bot') })).json().length, 0);
     assert.equal((await s().request({ method: 'GET', url: url('?id=test-bot&$includeSystem=true') })).json().length, 1);
   });
+
+  it('lets a session read any profile but write only its own', async () => {
+    const { credentials, platform } = s().container;
+    credentials.setSessionCheck(async () => true);
+    const account = (await platform.db.selectFrom('api_spaces').select('account_id').where('id', '=', space).executeTakeFirstOrThrow()).account_id;
+    const token = credentials.issue({
+      tokenType: 'session', jti: 'sess-1', sessionId: 'sess-1', sub: 'alice', profileId: 'alice', apiSpaceId: space, accountId: account,
+      iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 3600,
+    });
+    const own = await s().request({ method: 'PATCH', url: url('/alice?allowcreate=true'), token, payload: { name: 'Alice' } });
+    assert.equal(own.statusCode, 200, own.body);
+    assert.equal(own.json()._createdBy, 'session:alice');
+    const put = await s().request({ method: 'PUT', url: url('/alice'), token, headers: { 'if-match': own.headers.etag as string }, payload: { id: 'alice', name: 'Al' } });
+    assert.equal(put.statusCode, 200);
+    assert.equal((await s().request({ method: 'GET', url: url('/jane'), token })).statusCode, 200);
+    assert.equal((await s().request({ method: 'GET', url: url('?name=Al'), token })).json()[0].id, 'alice');
+    const other = await s().request({ method: 'PATCH', url: url('/jane'), token, payload: { hacked: true } });
+    assert.equal(other.statusCode, 403);
+    assert.equal((await s().request({ method: 'DELETE', url: url('/alice'), token })).statusCode, 403);
+    assert.equal((await s().request({ method: 'POST', url: url(), token, payload: { id: 'x2' } })).statusCode, 403);
+  });
 });

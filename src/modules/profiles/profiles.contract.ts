@@ -54,7 +54,7 @@ export interface ProfileDirectory {
   /** Devices (App Messaging installations) of a profile. */
   devices(apiSpaceId: string, profileId: string): Promise<ProfileDevice[]>;
   /** Adds or replaces a device by `deviceId` (emits `profile.devicesUpdated`). */
-  upsertDevice(apiSpaceId: string, profileId: string, device: ProfileDevice, actor: string): Promise<void>;
+  upsertDevice(apiSpaceId: string, profileId: string, device: ProfileDevice, actor: string, uow?: Uow): Promise<void>;
   /** Called when a device is removed through the profiles API (App Messaging ends its sessions). */
   onDeviceRemoved(fn: (apiSpaceId: string, profileId: string, deviceId: string) => Promise<void>): void;
 }

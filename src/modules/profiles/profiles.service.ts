@@ -136,9 +136,9 @@ export function createProfilesService(ctx: ModuleContext) {
     async devices(apiSpaceId, profileId) {
       return (await devicesOf(apiSpaceId, [profileId])).get(profileId) ?? [];
     },
-    async upsertDevice(apiSpaceId, profileId, device, actor) {
+    async upsertDevice(apiSpaceId, profileId, device, actor, uow) {
       void actor;
-      await ctx.transaction(async (uow) => {
+      await inUow(uow, async (uow) => {
         const prev = await uow.tx.selectFrom('profile_devices').selectAll().where('api_space_id', '=', apiSpaceId).where('profile_id', '=', profileId).where('device_id', '=', device.deviceId).executeTakeFirst();
         const createdOn = prev?.created_on ?? iso(clock.now());
         const value = JSON.stringify({ ...device, _createdOn: device._createdOn ?? createdOn });
