@@ -179,11 +179,20 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
 
   type Evaluation = { skip: string } | { adapter: ChannelAdapter; input: SendInput; rendered: Rendered };
 
-  async function evaluate(m: Message, ch: string, r: Recipient, template: Record<string, unknown> | undefined): Promise<Evaluation> {
+  /** Look-ups shared by the messages of one job (a batch chunk usually names one channel). */
+  interface Memo {
+    adapters: Map<string, ReturnType<ChannelRegistry['adapter']>>;
+    templates: Map<string, Promise<Record<string, unknown> | undefined>>;
+  }
+  const newMemo = (): Memo => ({ adapters: new Map(), templates: new Map() });
+
+  async function evaluate(m: Message, ch: string, r: Recipient, template: Record<string, unknown> | undefined, memo: Memo): Promise<Evaluation> {
     const space = m.row.api_space_id;
     const registry = ports.channels();
     if (!registry) return { skip: 'NotConfigured' };
-    const found = await registry.adapter(space, ch);
+    let lookup = memo.adapters.get(ch);
+    if (!lookup) memo.adapters.set(ch, (lookup = registry.adapter(space, ch)));
+    const found = await lookup;
     if ('missing' in found) return { skip: 'NotConfigured' };
     const address = addressFor(ch, found.config, r);
     if (address === undefined) return { skip: 'NoAddress' };
@@ -240,13 +249,18 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     return { status, details: { ...m.details, attempts, nextAttemptOn: undefined, failureReason, errorCode }, events: [{ status, channel: null, failureReason, errorCode }] };
   }
 
-  async function process(apiSpaceId: string, id: string): Promise<void> {
+  async function process(apiSpaceId: string, id: string, memo: Memo = newMemo()): Promise<void> {
     const m = await loadMessage(ctx.db, apiSpaceId, id);
     if (!m || !dispatchable(m, m.state.next)) return;
     const startNext = m.state.next;
     const recipient = await resolveRecipient(m);
     const templateId = m.request.templateId as string | undefined;
-    const template = templateId ? await ports.templates()?.get(apiSpaceId, templateId) : undefined;
+    let template: Record<string, unknown> | undefined;
+    if (templateId) {
+      let t = memo.templates.get(templateId);
+      if (!t) memo.templates.set(templateId, (t = ports.templates()?.get(apiSpaceId, templateId) ?? Promise.resolve(undefined)));
+      template = await t;
+    }
     const pending: Attempt[] = [];
     let next = startNext;
     let retries = m.state.retries;
@@ -267,7 +281,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
         return;
       }
       const ch = m.state.rules[next]!;
-      const ev = await evaluate(m, ch, recipient, template);
+      const ev = await evaluate(m, ch, recipient, template, memo);
       if ('skip' in ev) {
         pending.push({ channel: ch, outcome: 'skipped', reason: ev.skip, at: iso(now) });
         next++;
@@ -343,10 +357,11 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     const space = job.apiSpaceId!;
     const ids = (job.payload.ids ?? []) as string[];
     let i = 0;
+    const memo = newMemo();
     const lane = async () => {
       while (i < ids.length) {
         const id = ids[i++]!;
-        await process(space, id).catch((err) => {
+        await process(space, id, memo).catch((err) => {
           log.error({ err, messageId: id }, 'message dispatch failed');
           throw err;
         });
