@@ -131,6 +131,19 @@ export function createImports(ctx: ModuleContext, writer: ProfileWriter, opts: {
 
   const handler: JobHandler = async (jobCtx) => {
     const { apiSpaceId, importId } = jobCtx.job.payload as { v: number; apiSpaceId: string; importId: string };
+    try {
+      await run(jobCtx, apiSpaceId, importId);
+    } catch (err) {
+      // Last attempt: the import is reported as failed instead of staying "running" for ever.
+      if (jobCtx.job.attempts >= jobCtx.job.maxAttempts && !jobCtx.signal.aborted) {
+        await db.updateTable('profile_imports').set({ status: 'failed', updated_on: iso(clock.now()) })
+          .where('api_space_id', '=', apiSpaceId).where('id', '=', importId).where('status', '=', 'running').execute();
+      }
+      throw err;
+    }
+  };
+
+  async function run(jobCtx: Parameters<JobHandler>[0], apiSpaceId: string, importId: string): Promise<void> {
     for (;;) {
       if (jobCtx.signal.aborted) throw new Error('import interrupted');
       const imp = await db.selectFrom('profile_imports').selectAll().where('api_space_id', '=', apiSpaceId).where('id', '=', importId).executeTakeFirst();
@@ -164,7 +177,7 @@ export function createImports(ctx: ModuleContext, writer: ProfileWriter, opts: {
       });
       await jobCtx.heartbeat();
     }
-  };
+  }
 
   return {
     handler,
