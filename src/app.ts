@@ -77,7 +77,16 @@ export async function buildApp(container: Container): Promise<AppInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
-  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  // Shutdown closes open sockets with 1001 "going away" (app-messaging.md §7.3), not the plugin's bare close.
+  await app.register(websocket, {
+    options: { maxPayload: 1024 * 1024 },
+    preClose(done) {
+      const server = (this as unknown as { websocketServer: import('ws').WebSocketServer }).websocketServer;
+      for (const client of server.clients) client.close(1001, 'server shutting down');
+      server.close();
+      done();
+    },
+  });
 
   registerSystemRoutes(app, container);
   for (const m of modules) if (m.instance.routes) await app.register(async (scope) => m.instance.routes!(scope as never));

@@ -209,9 +209,6 @@ export function createGateway(deps: GatewayDeps): Gateway {
         };
         socket.send(JSON.stringify(info));
       });
-      app.addHook('preClose', async () => {
-        for (const profiles of bySpace.values()) for (const set of profiles.values()) for (const c of set) c.socket.close(1001, 'server shutting down');
-      });
     },
     isOnline: (apiSpaceId, profileId) => !!bySpace.get(apiSpaceId)?.get(profileId)?.size,
     socketCount: () => count,

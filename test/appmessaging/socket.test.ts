@@ -114,6 +114,19 @@ eachDatabase('App Messaging websocket', (dialect) => {
   });
 });
 
+describe('App Messaging websocket shutdown', () => {
+  it('closes open sockets with 1001 when the server stops', async () => {
+    const srv = await startServer('sqlite');
+    const base = await srv.app.listen({ port: 0, host: '127.0.0.1' });
+    const space = await srv.createSpace('bye');
+    await configureAuth(srv, space);
+    const ws = await openSocket(base, space, (await startSession(srv, space, 'a')).token);
+    await srv.close();
+    assert.deepEqual(await ws.closed, { code: 1001, reason: 'server shutting down' });
+    await dropLocation(srv.location);
+  });
+});
+
 describe('App Messaging websocket across two processes (PostgreSQL + Redis)', { skip: TEST_REDIS_URL && TEST_DATABASE_URL ? false : 'TEST_REDIS_URL and TEST_DATABASE_URL needed' }, () => {
   let a: TestServer & { location: DatabaseLocation };
   let b: TestServer & { location: DatabaseLocation };
