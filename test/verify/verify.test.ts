@@ -138,4 +138,17 @@ eachDatabase('Verify API', (dialect) => {
     const otherToken = await s().createToken(other, ['msg:any:s']);
     assert.equal((await check(foreign.requestId, '123456', `Bearer ${otherToken}`)).statusCode, 204, 'another space cannot see the request');
   });
+
+  it('replays an Idempotency-Key without sending a second code', async () => {
+    const headers = { authorization: basic, 'idempotency-key': 'verify-1' };
+    const first = await s().request({ method: 'POST', url: '/webapi/verify', headers, payload: { to: '447400200010' } });
+    const second = await s().request({ method: 'POST', url: '/webapi/verify', headers, payload: { to: '447400200010' } });
+    assert.equal(second.statusCode, 202);
+    assert.equal(second.headers['idempotent-replayed'], 'true');
+    assert.equal(second.json().requestId, first.json().requestId);
+    const rows = await s().container.platform.db.selectFrom('verify_requests').select('id').where('phone_number', '=', '447400200010').execute();
+    assert.equal(rows.length, 1);
+    const reused = await s().request({ method: 'POST', url: '/webapi/verify', headers, payload: { to: '447400200011' } });
+    assert.deepEqual([reused.statusCode, reused.json()[0].code], [422, 'IdempotencyKeyReused']);
+  });
 });

@@ -6,6 +6,7 @@ import type { SpaceDirectory } from '../../auth/space-directory.js';
 import { grants } from '../../auth/permissions.js';
 import { normaliseSpaceId } from '../../lib/ids.js';
 import { AppError } from '../../http/errors.js';
+import { idempotencyKeyFrom, type Idempotency } from '../../http/idempotency.js';
 import { verifyErrors, VerifyError } from './verify.errors.js';
 import type { VerifyService } from './verify.service.js';
 import { CreateBody, RequestParams, ValidateBody, VerifyCode, VerifyErrors } from './verify.schemas.js';
@@ -47,7 +48,10 @@ export async function verifyCaller(header: string | undefined, credentials: Cred
 function sendVerifyError(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   let e: VerifyError;
   if (err instanceof VerifyError) e = err;
-  else if (err instanceof AppError && err.status < 500) e = err.status === 401 ? verifyErrors.unauthorized() : new VerifyError(err.status, [{ code: err.status === 429 ? 'Throttled' : 'InvalidJson', description: err.message }], err.headers);
+  else if (err instanceof AppError && err.status < 500) {
+    const code = err.status === 429 ? 'Throttled' : err.code === 'ValidationFailed' || err.status === 415 ? 'InvalidJson' : err.code;
+    e = err.status === 401 ? verifyErrors.unauthorized() : new VerifyError(err.status, [{ code, description: err.message }], err.headers);
+  }
   else if ((err as { statusCode?: number })?.statusCode && (err as { statusCode: number }).statusCode < 500) e = verifyErrors.invalidJson((err as Error).message);
   else {
     request.log.error({ err }, 'verify request failed');
@@ -56,16 +60,26 @@ function sendVerifyError(request: FastifyRequest, reply: FastifyReply, err: unkn
   return reply.code(e.status).headers(e.headers).type('application/json; charset=utf-8').serializer(JSON.stringify).send(e.problems);
 }
 
-export function verifyRoutes(service: VerifyService, credentials: Credentials, spaces: SpaceDirectory) {
+export function verifyRoutes(service: VerifyService, credentials: Credentials, spaces: SpaceDirectory, idempotency: Idempotency, transaction: <T>(fn: (uow: import('../../storage/uow.js').Uow) => Promise<T>) => Promise<T>) {
   return async (app: App) => {
     app.setErrorHandler((err, request, reply) => sendVerifyError(request, reply, err));
 
     app.post('/webapi/verify', {
-      schema: { operationId: 'verify.create', tags, summary: 'Create and send a verification code', body: CreateBody, response: { 202: VerifyCode, 402: VerifyErrors, ...errorSchemas } },
+      schema: { operationId: 'verify.create', tags, summary: 'Create and send a verification code', body: CreateBody, response: { 202: VerifyCode, 402: VerifyErrors, 409: VerifyErrors, 422: VerifyErrors, ...errorSchemas } },
       config: none,
     }, async (request, reply) => {
       const { actor, apiSpaceId } = await verifyCaller(request.headers.authorization, credentials, spaces);
-      return reply.code(202).send(await service.create(apiSpaceId, actor, request.body));
+      // conventions.md §10: a repeated key replays the first answer and sends nothing again.
+      const guard = await idempotency.begin({ scope: apiSpaceId, route: 'verify.create', key: idempotencyKeyFrom(request.headers), body: request.body });
+      if (guard.replay) return reply.code(guard.replay.status).headers({ ...guard.replay.headers, 'Idempotent-Replayed': 'true' }).send(guard.replay.body as never);
+      try {
+        const created = await service.create(apiSpaceId, actor, request.body);
+        await transaction((uow) => guard.complete(uow, 202, created));
+        return reply.code(202).send(created);
+      } catch (err) {
+        await guard.abandon();
+        throw err;
+      }
     });
 
     app.put('/webapi/verify/:requestId/validate', {
