@@ -192,3 +192,52 @@ describe('SMPP provider options', () => {
     assert.deepEqual(bad, ['bindMode', 'host', 'port', 'systemId', 'windowSize']);
   });
 });
+
+describe('SMPP flow control and keep-alive', () => {
+  it('keeps at most windowSize submit_sm outstanding', async () => {
+    const smsc = await startSmsc({ autoRespond: false });
+    const adapter = createSmppAdapter(recordingContext({ host: '127.0.0.1', port: smsc.port, systemId: 'esme', windowSize: 3, throughputPerSecond: 1000, defaultFrom: 'WIN' }).ctx);
+    try {
+      await adapter.client.whenReady();
+      const sends = Array.from({ length: 7 }, (_, i) => adapter.send(input({ messageId: `w${i}`, options: {} })));
+      await smsc.waitForSubmits(3);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(smsc.submits.length, 3, 'the window holds the rest back');
+      // Answer in order: each response frees one slot.
+      const session = smsc.sessions[0]!;
+      let answered = 0;
+      while (answered < 7) {
+        await smsc.waitForSubmits(answered + 1);
+        const pdu = smsc.submits[answered]!;
+        session.send(pdu.response({ message_id: `W${answered++}` }));
+      }
+      const outs = await Promise.all(sends);
+      assert.deepEqual(outs.map((o) => o.kind), Array(7).fill('accepted'));
+    } finally {
+      await adapter.close();
+      await smsc.close();
+    }
+  });
+
+  it('caps the submit rate and sends enquire_link keep-alives', async () => {
+    const smsc = await startSmsc();
+    let enquiries = 0;
+    const adapter = createSmppAdapter(recordingContext({ host: '127.0.0.1', port: smsc.port, systemId: 'esme', throughputPerSecond: 20, enquireLinkSeconds: 1, numbers: [{ number: '88000', type: 'shortCode' }], defaultFrom: '88000' }).ctx);
+    try {
+      await adapter.client.whenReady();
+      smsc.sessions[0]!.on('enquire_link', () => enquiries++);
+      const started = Date.now();
+      await Promise.all(Array.from({ length: 12 }, (_, i) => adapter.send(input({ messageId: `r${i}`, options: {} }))));
+      const elapsed = Date.now() - started;
+      // 20/s with a burst of 2: twelve submits need at least ~0.5 s.
+      assert.ok(elapsed >= 450, `12 submits at 20/s took ${elapsed} ms`);
+      const last = smsc.submits.at(-1)!;
+      assert.deepEqual([last.source_addr, last.source_addr_ton, last.source_addr_npi], ['88000', 3, 0]);
+      await new Promise((r) => setTimeout(r, 1200));
+      assert.ok(enquiries >= 1, 'enquire_link sent');
+    } finally {
+      await adapter.close();
+      await smsc.close();
+    }
+  });
+});
