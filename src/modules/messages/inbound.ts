@@ -10,6 +10,7 @@ import { fromJson, toJson } from '../../storage/dialect.js';
 import type { Uow } from '../../storage/uow.js';
 import type { ModuleContext } from '../module.js';
 import type { Ports } from './dispatch.js';
+import { messageId } from './messages.repo.js';
 import { isChannelId, normaliseEmail, normalisePhone } from './validate.js';
 
 const CORRELATION_WINDOW_MS = 7 * 86_400_000;
@@ -110,7 +111,7 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
             .orderBy('submitted_at', 'desc').limit(1).executeTakeFirst();
           if (row) correlated = { id: row.id, metadata: fromJson<Record<string, unknown>>(row.request).metadata };
         }
-        const id = ids.uuid();
+        const id = messageId(now, ids.uuid());
         const doc: InboundDoc = {
           messageId: id, receivedOn: stamp, status: 'received', channel: b.channel, from,
           ...(b.to !== undefined ? { to: b.to } : {}),

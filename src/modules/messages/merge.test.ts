@@ -11,3 +11,12 @@ it('substitutes profile paths, metadata, body and leaves unknown tokens', () => 
   assert.equal(mergeString('{{profile.firstName}}', { profile: { firstName: '{{profileId}}' }, profileId: 'p' }), '{{profileId}}');
   assert.deepEqual(mergeDeep({ a: ['{{body}}', 1, { b: '{{title}}' }] }, { body: 'x', title: 't' }), { a: ['x', 1, { b: 't' }] });
 });
+
+it('message ids keep the UUID v4 form and sort by creation time', async () => {
+  const { messageId } = await import('./messages.repo.js');
+  const { randomUUID } = await import('node:crypto');
+  const a = messageId(Date.UTC(2026, 0, 1), randomUUID());
+  const b = messageId(Date.UTC(2026, 0, 1) + 1, randomUUID());
+  assert.match(a, /^[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}$/);
+  assert.ok(a < b);
+});

@@ -14,7 +14,7 @@ import type { ModuleContext } from '../module.js';
 import type { RuleSetsService } from './rulesets.js';
 import type { Ports } from './dispatch.js';
 import { canTransition, eventName, eventPayload, rank, type Attempt, type DispatchState } from './lifecycle.js';
-import { insertMessages, loadMessage, type Message, type MessageRow, type Mutator } from './messages.repo.js';
+import { insertMessages, loadMessage, messageId, type Message, type MessageRow, type Mutator } from './messages.repo.js';
 import { inboundPermission, sendPermission, validateRequest, type ValidatedRequest } from './validate.js';
 
 export const MAX_BATCH = 5000;
@@ -114,7 +114,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
       const jobs: NewJob[] = [];
       const due = new Map<number, string[]>();
       valid.forEach((v, i) => {
-        const id = ids.uuid();
+        const id = messageId(now, ids.uuid());
         const body = bodies[i] as Record<string, any>;
         const rs = typeof body.ruleSet === 'string' ? sets.get(body.ruleSet) : undefined;
         const state: DispatchState = {
