@@ -174,6 +174,16 @@ eachDatabase('App Messaging conversations and messages', (dialect) => {
     assert.equal(added.filter((r) => (typeof r.payload === 'string' ? r.payload : JSON.stringify(r.payload)).includes('"erin"')).length, 1);
   });
 
+  it('answers CORS preflights and exposes ETag to browsers', async () => {
+    const pre = await s().request({ method: 'OPTIONS', url: url('/conversations/busy/messages/statusupdates'), token: null,
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, if-match' } });
+    assert.equal(pre.statusCode, 204);
+    assert.match(String(pre.headers['access-control-allow-headers']), /if-match/);
+    const got = await s().request({ method: 'GET', url: url('/conversations/busy'), token: alice.token, headers: { origin: 'https://app.example.com', 'if-modified-since': 'Mon, 26 Jul 1997 05:00:00 GMT', 'cache-control': 'no-cache', pragma: 'no-cache' } });
+    assert.equal(got.statusCode, 200);
+    assert.match(String(got.headers['access-control-expose-headers']), /ETag/);
+  });
+
   it('replays a send with the same Idempotency-Key', async () => {
     const send = (key: string, data: string) => s().request({ method: 'POST', url: url('/conversations/busy/messages'), token: alice.token, headers: { 'idempotency-key': key }, payload: { parts: [{ data }] } });
     const first = await send('k-1', 'once');

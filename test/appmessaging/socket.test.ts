@@ -114,13 +114,24 @@ eachDatabase('App Messaging websocket', (dialect) => {
   });
 });
 
-describe('App Messaging websocket shutdown', () => {
-  it('closes open sockets with 1001 when the server stops', async () => {
-    const srv = await startServer('sqlite');
+describe('App Messaging websocket origin check and shutdown', () => {
+  it('checks Origin against CORS_ALLOWED_ORIGINS and closes sockets with 1001 when the server stops', async () => {
+    const srv = await startServer('sqlite', { env: { CORS_ALLOWED_ORIGINS: 'https://app.example.com' } });
     const base = await srv.app.listen({ port: 0, host: '127.0.0.1' });
     const space = await srv.createSpace('bye');
     await configureAuth(srv, space);
-    const ws = await openSocket(base, space, (await startSession(srv, space, 'a')).token);
+    const { token } = await startSession(srv, space, 'a');
+    const upgrade = (origin: string) => new Promise<number>((resolve) => {
+      const c = new WebSocket(`${base.replace('http', 'ws')}/apispaces/${space}/socket?token=${token}`, { origin });
+      c.on('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
+      c.on('open', () => {
+        c.close();
+        resolve(101);
+      });
+    });
+    assert.equal(await upgrade('https://evil.example.com'), 403);
+    assert.equal(await upgrade('https://app.example.com'), 101);
+    const ws = await openSocket(base, space, token); // no Origin: native clients are not refused
     await srv.close();
     assert.deepEqual(await ws.closed, { code: 1001, reason: 'server shutting down' });
     await dropLocation(srv.location);
