@@ -33,18 +33,22 @@ export const profilesMigrations: SchemaMigration[] = [
         .addPrimaryKeyConstraint('profiles_pk', ['api_space_id', 'id'])
         .execute();
 
+      // Clustered by profile on SQLite (WITHOUT ROWID): rewriting a profile's rows touches one
+      // B-tree range, and no separate rowid table is maintained.
       await db.schema
         .createTable('profile_fields')
         .addColumn('api_space_id', 'text', (c) => c.notNull())
         .addColumn('profile_id', ctext, (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
         .addColumn('path', 'text', (c) => c.notNull())
         // s string, n number, b boolean, z null, o object, a array
         .addColumn('t', 'text', (c) => c.notNull())
         .addColumn('sv', ctext)
         .addColumn('lv', ctext)
         .addColumn('nv', 'double precision')
+        .addPrimaryKeyConstraint('profile_fields_pk', ['api_space_id', 'profile_id', 'seq'])
+        .$call((b) => (dialect === 'sqlite' ? b.modifyEnd(sql`WITHOUT ROWID`) : b))
         .execute();
-      await db.schema.createIndex('profile_fields_profile').on('profile_fields').columns(['api_space_id', 'profile_id']).execute();
       // Partial indexes: containers and nulls (and numbers for sv/lv) stay out, which keeps writes cheap.
       await db.schema.createIndex('profile_fields_sv').on('profile_fields').columns(['api_space_id', 'path', 'sv']).where(sql.ref('sv'), 'is not', null).execute();
       await db.schema.createIndex('profile_fields_lv').on('profile_fields').columns(['api_space_id', 'path', 'lv']).where(sql.ref('lv'), 'is not', null).execute();

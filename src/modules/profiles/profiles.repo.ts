@@ -24,6 +24,8 @@ export interface ProfileRow {
 export interface ProfileFieldRow {
   api_space_id: string;
   profile_id: string;
+  /** Position in the profile's flattened values (primary key with the profile). */
+  seq: number;
   path: string;
   t: string;
   sv: string | null;
@@ -94,7 +96,7 @@ declare module '../../storage/schema.js' {
   }
 }
 
-type FieldValue = Omit<ProfileFieldRow, 'api_space_id' | 'profile_id'>;
+type FieldValue = Omit<ProfileFieldRow, 'api_space_id' | 'profile_id' | 'seq'>;
 
 /**
  * Flattens a document into index rows: every path that exists gets a row (containers as `o`/`a`),
@@ -128,7 +130,7 @@ const PROFILE_CHUNK = 500;
 const MAX_PARAMS = 28_000;
 
 const PROFILE_COLUMNS = ['api_space_id', 'id', 'data', 'opt_in', 'rels', 'system', 'revision', 'etag', 'created_on', 'created_by', 'updated_on', 'updated_by', 'last_activity_on', 'deleted_on', 'deleted_by'] as const;
-const FIELD_COLUMNS = ['api_space_id', 'profile_id', 'path', 't', 'sv', 'lv', 'nv'] as const;
+const FIELD_COLUMNS = ['api_space_id', 'profile_id', 'seq', 'path', 't', 'sv', 'lv', 'nv'] as const;
 
 /**
  * Multi-row INSERT compiled by hand: the query builder's per-value work dominated bulk writes
@@ -178,7 +180,7 @@ export function createProfilesRepo(dialect: DialectName) {
       await tx.deleteFrom('profile_fields').where('api_space_id', '=', apiSpaceId).where('profile_id', 'in', ids).execute();
     }
     const rows: unknown[][] = [];
-    for (const s of states) for (const f of flatten(s.id, s.data)) rows.push([apiSpaceId, s.id, f.path, f.t, f.sv, f.lv, f.nv]);
+    for (const s of states) flatten(s.id, s.data).forEach((f, seq) => rows.push([apiSpaceId, s.id, seq, f.path, f.t, f.sv, f.lv, f.nv]));
     await insertRows(tx, dialect, 'profile_fields', FIELD_COLUMNS, rows);
   }
 
