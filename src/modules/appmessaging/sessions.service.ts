@@ -170,6 +170,7 @@ export function createSessionsService(ctx: ModuleContext, deps: { profiles?: Pro
     },
 
     async create(space: SpaceRef, rawSpaceId: string, input: SessionStartInput, sourceIp: string | undefined) {
+      if (input.push && !!input.push.fcm === !!input.push.apns) throw errors.invalidField('push', 'Supply exactly one of fcm or apns');
       const now = clock.now();
       const challenge = await db.selectFrom('am_challenges').select(['nonce']).where('api_space_id', '=', space.id).where('id', '=', input.authenticationId).executeTakeFirst();
       // Mark used first: a challenge is consumed by any attempt, successful or not.
