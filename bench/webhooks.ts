@@ -13,7 +13,7 @@
 import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../src/config/config.js';
@@ -109,7 +109,7 @@ async function server(): Promise<{ container: Container; app: AppInstance; clean
 const payload = (i: number) => ({ id: `msg-${i}`, status: 'delivered', details: { channel: 'sms', additionalInfo: { to: '447400123456', successful: true } }, updatedOn: new Date().toISOString(), metadata: { orderId: `SO-${i}` } });
 
 /** Appends `EVENTS` events (workers stopped), then starts and times the deliveries to `fast`. */
-async function run(fastUrl: string, fast: Receiver, slowUrl?: string, events = EVENTS): Promise<{ rate: number; seconds: number }> {
+async function run(fastUrl: string, fast: Receiver, slowUrl?: string, events = EVENTS): Promise<{ rate: number; seconds: number; cpuUsPerDelivery: number }> {
   const s = await server();
   try {
     const inject = async (method: 'POST', url: string, body: object) => {
@@ -132,11 +132,13 @@ async function run(fastUrl: string, fast: Receiver, slowUrl?: string, events = E
     }
     const expected = perEvent * WEBHOOKS;
     await fast.reset();
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await s.container.start();
     while ((await fast.count()) < expected) await new Promise((r) => setTimeout(r, 5));
     const seconds = (performance.now() - t0) / 1000;
-    return { rate: expected / seconds, seconds };
+    const cpu = process.cpuUsage(cpu0);
+    return { rate: expected / seconds, seconds, cpuUsPerDelivery: (cpu.user + cpu.system) / expected };
   } finally {
     await s.cleanup();
   }
@@ -149,14 +151,17 @@ async function main() {
   const total = Math.ceil(EVENTS / WEBHOOKS) * WEBHOOKS;
   console.log(`webhooks bench: ${total} deliveries to ${WEBHOOKS} webhooks on one fast receiver (${process.env.BENCH_DATABASE_URL ? 'PostgreSQL' : 'SQLite'})`);
   await baseline(fast.url, 2000, WEBHOOKS, body); // warm-up
+  const c0 = process.cpuUsage();
   const bare = await baseline(fast.url, total, WEBHOOKS, body);
-  console.log(`  baseline raw POSTs (${WEBHOOKS}×4 in flight): ${bare.toFixed(0)} req/s`);
+  const bc = process.cpuUsage(c0);
+  const bareCpu = (bc.user + bc.system) / total;
+  console.log(`  baseline raw POSTs (${WEBHOOKS}×4 in flight): ${bare.toFixed(0)} req/s (${bareCpu.toFixed(0)} µs CPU per request); load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs`);
   await run(fast.url, fast, undefined, 2000); // warm-up (JIT, SQLite page cache)
   const a = await run(fast.url, fast);
-  console.log(`  switchboard, fast only:            ${a.rate.toFixed(0)} deliveries/s (${a.seconds.toFixed(2)} s, ${(a.rate / bare * 100).toFixed(1)} % of baseline)`);
+  console.log(`  switchboard, fast only:            ${a.rate.toFixed(0)} deliveries/s (${a.seconds.toFixed(2)} s, ${(a.rate / bare * 100).toFixed(1)} % of baseline; ${a.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery → ${(1e6 / a.cpuUsPerDelivery).toFixed(0)}/s per core)`);
   const b = await run(fast.url, fast, slow.url);
   const drop = (1 - b.rate / a.rate) * 100;
-  console.log(`  switchboard, fast + 5 s receiver:  ${b.rate.toFixed(0)} deliveries/s (${b.seconds.toFixed(2)} s, ${(b.rate / bare * 100).toFixed(1)} % of baseline); slow receiver got ${await slow.count()}`);
+  console.log(`  switchboard, fast + 5 s receiver:  ${b.rate.toFixed(0)} deliveries/s (${b.seconds.toFixed(2)} s, ${(b.rate / bare * 100).toFixed(1)} % of baseline; ${b.cpuUsPerDelivery.toFixed(0)} µs CPU per delivery); slow receiver got ${await slow.count()}`);
   console.log(`  fast-receiver rate change with a slow receiver present: ${drop >= 0 ? '-' : '+'}${Math.abs(drop).toFixed(1)} % (target: drop < 10 %)`);
   console.log(`  ${a.rate >= 2000 ? 'PASS' : 'FAIL'} ≥ 2000 deliveries/s; ${drop < 10 ? 'PASS' : 'FAIL'} slow-receiver isolation`);
   await fast.close();

@@ -9,7 +9,7 @@ import { sleep, startReceiver, waitFor } from './receiver.js';
 const SECRET = 'Kq3v9Zt7Lm2Xw8Rb5Np1Hs6Gd4Fj0Ce';
 
 eachDatabase('webhook delivery', (dialect) => {
-  const s = useServer(dialect, { modules: fastWebhookModules() });
+  const s = useServer(dialect, { modules: fastWebhookModules(), env: { WEBHOOK_TIMEOUT_SECONDS: '1' } });
   let rx: Awaited<ReturnType<typeof startReceiver>>;
   before(async () => {
     rx = await startReceiver();
@@ -176,5 +176,49 @@ eachDatabase('webhook delivery', (dialect) => {
       new StandardWebhook(Buffer.from(key).toString('base64')).verify(req.body.toString(), { ...headers, 'webhook-signature': String(req.headers['webhook-signature']) });
     }
     assert.equal(req.headers['x-comapi-signature'], createHmac('sha1', 'a-brand-new-secret-value').update(req.body).digest('hex'));
+  });
+
+  it('keeps at most 4 requests in flight per webhook; a slow receiver does not hold back another', async () => {
+    const space = await s().createSpace();
+    let inflight = 0;
+    let maxInflight = 0;
+    rx.setReply(async (r) => {
+      if (!r.url.includes('slow')) return 200;
+      inflight++;
+      maxInflight = Math.max(maxInflight, inflight);
+      await sleep(400);
+      inflight--;
+      return 200;
+    });
+    await createHook(space, { url: `${rx.url}?slow`, subscriptions: [{ type: 'chat.update' }] });
+    await createHook(space, { url: `${rx.url}?fast`, subscriptions: [{ type: 'chat.update' }] });
+    const p = s().container.platform;
+    await p.transaction(async (uow) => {
+      for (let i = 0; i < 12; i++) await p.events.append(uow, { apiSpaceId: space, accountId: 1, name: 'chat.update', payload: { id: `chat-${i}` }, meta: { revision: i } });
+    });
+    const mine = (kind: string) => rx.requests.filter((r) => r.url.includes(kind) && r.body.toString().includes(space));
+    await waitFor(() => mine('fast').length >= 12, 3000, 'all fast deliveries');
+    assert.ok(mine('slow').length <= 4, `slow receiver got ${mine('slow').length} while fast finished`);
+    await waitFor(() => mine('slow').length >= 12, 5000, 'all slow deliveries');
+    assert.equal(maxInflight, 4);
+    // First attempts go out in event order.
+    assert.deepEqual(mine('fast').map((r) => JSON.parse(r.body.toString()).payload.id), Array.from({ length: 12 }, (_, i) => `chat-${i}`));
+  });
+
+  it('retries a request that times out (WEBHOOK_TIMEOUT_SECONDS)', async () => {
+    const space = await s().createSpace();
+    let n = 0;
+    rx.setReply(async (r) => {
+      if (!r.body.toString().includes(space)) return 200;
+      if (++n === 1) await sleep(1500);
+      return 200;
+    });
+    const id = await createHook(space, { subscriptions: [{ type: 'chat.closed' }] });
+    await appendEvent(s().container, space, 'chat.closed', { id: 'chat-x', teamId: 't' }, { revision: 2 });
+    await waitFor(async () => (await deliveries(space, id))[0]?.state === 'succeeded', 5000, 'delivered after a timeout');
+    const [d] = await deliveries(space, id);
+    assert.equal(d.attempts, 2);
+    assert.match(d.history[0].error, /timeout/);
+    assert.equal(d.history[0].statusCode, null);
   });
 });

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface Received {
+  url: string;
   headers: http.IncomingHttpHeaders;
   body: Buffer;
   at: number;
@@ -15,7 +16,7 @@ export async function startReceiver(reply: (r: Received, n: number) => number | 
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', async () => {
-      const r: Received = { headers: req.headers, body: Buffer.concat(chunks), at: Date.now() };
+      const r: Received = { url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks), at: Date.now() };
       requests.push(r);
       const status = await handler(r, requests.length);
       if (!res.destroyed) res.writeHead(status, { 'content-type': 'text/plain' }).end('ok');

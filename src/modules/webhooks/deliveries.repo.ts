@@ -153,9 +153,15 @@ export function createDeliveriesRepo(p: Platform) {
       await tx.deleteFrom('webhook_batch_items').where('webhook_id', '=', webhookId).execute();
     },
 
+    /** Deletes finished deliveries older than KEEP_MS, webhook by webhook (through the `recent` index). */
     async purge(now: number): Promise<void> {
-      await db.deleteFrom('webhook_deliveries').where('completed_at', '<', now - KEEP_MS).execute();
-      await db.deleteFrom('webhook_attempts').where('started_at', '<', now - KEEP_MS - 24 * 3600_000).execute();
+      const hooks = await db.selectFrom('webhooks').select('id').execute();
+      for (const { id } of hooks) {
+        const old = db.selectFrom('webhook_deliveries').select('id').where('webhook_id', '=', id).where('created_at', '<', now - KEEP_MS)
+          .where('state', 'not in', ['pending', 'in_flight']).where('completed_at', '<', now - KEEP_MS);
+        await db.deleteFrom('webhook_attempts').where('delivery_id', 'in', old).execute();
+        await db.deleteFrom('webhook_deliveries').where('id', 'in', old).execute();
+      }
     },
 
     async get(webhookId: string, deliveryId: string): Promise<DeliveryRow | undefined> {

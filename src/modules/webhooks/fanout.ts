@@ -46,6 +46,9 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
   const gaps = new Map<number, number>();
   let nextBatchDue: number | undefined;
   let lastHoleCheck = 0;
+  /** Whether `webhook_fanout_holes` may hold ids still to watch (true at start: unknown). */
+  let holesKnown = true;
+  let timerDue = Infinity;
   let cursorRowReady = false;
 
   async function loadWebhooks(tx: Tx, spaces: string[]): Promise<Map<string, Array<WebhookRow & { subs: Subscription[] }>>> {
@@ -78,6 +81,8 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
         if (e.id - expected > missing) log.warn({ from: expected, to: e.id - 1 }, 'webhook fan-out: very large id gap; only the first 10000 ids are watched for late commits');
         const holes = Array.from({ length: missing }, (_, i) => ({ seq: expected + i, seen_at: now }));
         for (let i = 0; i < holes.length; i += 500) await tx.insertInto('webhook_fanout_holes').values(holes.slice(i, i + 500)).onConflict((oc) => oc.doNothing()).execute();
+        holesKnown = true;
+        schedule(500);
       }
       out.push(e);
       expected = e.id + 1;
@@ -88,9 +93,14 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
 
   /** Events that committed after the fan-out moved past their id (checked at most twice a second). */
   async function lateEvents(tx: Tx, now: number): Promise<StoredEvent[]> {
-    if (performance.now() - lastHoleCheck < 500) return [];
+    const since = performance.now() - lastHoleCheck;
+    if (since < 500) {
+      if (holesKnown) schedule(500 - since);
+      return [];
+    }
     lastHoleCheck = performance.now();
     const holes = await tx.selectFrom('webhook_fanout_holes').selectAll().orderBy('seq').limit(1000).execute();
+    holesKnown = holes.length > 0;
     if (!holes.length) return [];
     const rows = await tx.selectFrom('events').selectAll().where('id', 'in', holes.map((h) => Number(h.seq))).orderBy('id').execute();
     const found = rows.map((r): StoredEvent => ({
@@ -99,6 +109,9 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
     }));
     const done = [...found.map((e) => e.id), ...holes.filter((h) => Number(h.seen_at) < now - options.holeTtlMs).map((h) => Number(h.seq))];
     if (done.length) await tx.deleteFrom('webhook_fanout_holes').where('seq', 'in', done).execute();
+    holesKnown = done.length < holes.length;
+    // Keep looking while holes are open: a late commit in another process may not wake us.
+    if (holesKnown) schedule(500);
     if (found.length) log.info({ count: found.length }, 'webhook fan-out: events committed out of order picked up late');
     return found;
   }
@@ -183,11 +196,16 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
     return more;
   }
 
+  /** Wakes the fan-out in `ms` unless an earlier wake-up is already set. */
   function schedule(ms: number): void {
     if (stopped) return;
+    const due = performance.now() + ms;
+    if (timer && timerDue <= due) return;
     if (timer) clearTimeout(timer);
+    timerDue = due;
     timer = setTimeout(() => {
       timer = undefined;
+      timerDue = Infinity;
       kick();
     }, ms);
   }
