@@ -130,6 +130,9 @@ const PROFILE_CHUNK = 500;
 const MAX_PARAMS = 28_000;
 
 const PROFILE_COLUMNS = ['api_space_id', 'id', 'data', 'opt_in', 'rels', 'system', 'revision', 'etag', 'created_on', 'created_by', 'updated_on', 'updated_by', 'last_activity_on', 'deleted_on', 'deleted_by'] as const;
+const UPDATE_COLUMNS = ['data', 'opt_in', 'rels', 'system', 'revision', 'etag', 'updated_on', 'updated_by', 'deleted_on', 'deleted_by'] as const;
+/** PostgreSQL types of the VALUES columns (id, previous revision, then UPDATE_COLUMNS). */
+const UPDATE_CASTS = ['::text', '::integer', '::jsonb', '::jsonb', '::jsonb', '::integer', '::integer', '::text', '::text', '::text', '::text', '::text'];
 const FIELD_COLUMNS = ['api_space_id', 'profile_id', 'seq', 'path', 't', 'sv', 'lv', 'nv'] as const;
 
 /**
@@ -217,13 +220,23 @@ export function createProfilesRepo(dialect: DialectName) {
      * read at; a lost race answers false (the caller turns it into 409).
      */
     async updateMany(tx: Tx, apiSpaceId: string, states: Array<{ next: ProfileState; prevRevision: number }>, reindexData = true): Promise<boolean> {
-      const cols = ['data', 'opt_in', 'rels', 'system', 'revision', 'etag', 'updated_on', 'updated_by', 'deleted_on', 'deleted_by'] as const;
-      const p = (k: number) => (dialect === 'postgres' ? `$${k}` : '?');
-      const text = `UPDATE profiles SET ${cols.map((c, i) => `${c} = ${p(i + 1)}`).join(', ')} WHERE api_space_id = ${p(cols.length + 1)} AND id = ${p(cols.length + 2)} AND revision = ${p(cols.length + 3)}`;
-      for (const { next, prevRevision } of states) {
-        const row = toRow(apiSpaceId, next);
-        const res = await tx.executeQuery(CompiledQuery.raw(text, [...cols.map((c) => row[c]), apiSpaceId, next.id, prevRevision]));
-        if (Number(res.numAffectedRows ?? 0) !== 1) return false;
+      // One UPDATE … FROM (VALUES …) per 500 profiles; VALUES columns are column1…N on both dialects.
+      const pg = dialect === 'postgres';
+      for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
+        const chunk = states.slice(i, i + PROFILE_CHUNK);
+        const params: unknown[] = [apiSpaceId];
+        const tuples = chunk.map(({ next, prevRevision }) => {
+          const row = toRow(apiSpaceId, next);
+          const values: unknown[] = [next.id, prevRevision, ...UPDATE_COLUMNS.map((c) => row[c])];
+          const base = params.length;
+          params.push(...values);
+          return `(${values.map((_, k) => (pg ? `$${base + k + 1}${UPDATE_CASTS[k]}` : '?')).join(',')})`;
+        });
+        const set = UPDATE_COLUMNS.map((c, k) => `${c} = v.column${k + 3}`).join(', ');
+        const text = `UPDATE profiles SET ${set} FROM (VALUES ${tuples.join(',')}) AS v WHERE profiles.api_space_id = ${pg ? '$1' : '?'} AND profiles.id = v.column1 AND profiles.revision = v.column2`;
+        // SQLite binds positionally: the space id comes first in the text, so it leads the params.
+        const res = await tx.executeQuery(CompiledQuery.raw(text, pg ? params : [...params.slice(1), apiSpaceId]));
+        if (Number(res.numAffectedRows ?? 0) !== chunk.length) return false;
       }
       if (reindexData) await reindex(tx, apiSpaceId, states.map((s) => s.next));
       return true;
