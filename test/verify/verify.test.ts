@@ -151,4 +151,11 @@ eachDatabase('Verify API', (dialect) => {
     const reused = await s().request({ method: 'POST', url: '/webapi/verify', headers, payload: { to: '447400200011' } });
     assert.deepEqual([reused.statusCode, reused.json()[0].code], [422, 'IdempotencyKeyReused']);
   });
+
+  it('sends with a two-character sender that the One API alone would refuse', async () => {
+    assert.equal((await create({ to: '447400200020', from: 'AB' })).statusCode, 202);
+    await settle(s());
+    const pdu = [...smsc.submits].reverse().find((p) => p.destination_addr === '447400200020')!;
+    assert.equal(pdu.source_addr, 'AB');
+  });
 });

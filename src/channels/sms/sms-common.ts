@@ -104,8 +104,7 @@ export function smsRecipient(input: SendInput): string | undefined {
 export type PrepareResult = { ok: true; sms: PreparedSms; details: Record<string, unknown> } | { ok: false; code: string; reason: string };
 
 /** Encodes the text per the request's options and checks the 2000-character cap. */
-export function prepareFor(input: SendInput, to: string): PrepareResult {
-  const text = smsText(input);
+export function prepareFor(input: SendInput, to: string, text = smsText(input)): PrepareResult {
   if (countCodePoints(text) > SMS_MAX_CHARACTERS) return { ok: false, code: 'ContentTooLong', reason: `SMS text is longer than ${SMS_MAX_CHARACTERS} characters` };
   if (!text) return { ok: false, code: 'ContentNotSupported', reason: 'No text to send' };
   const custom = (input.customBody ?? {}) as Record<string, unknown>;
@@ -118,6 +117,16 @@ export function prepareFor(input: SendInput, to: string): PrepareResult {
   return { ok: true, sms, details };
 }
 
+/** `channelOptions.sms.trackLinks` (channels.md §2): URLs in the text become tracked links. */
+export async function smsTextWithLinks(input: SendInput, track: ((url: string, messageId: string) => Promise<string>) | undefined): Promise<string> {
+  const text = smsText(input);
+  if (input.options?.trackLinks !== true || !track) return text;
+  const urls = [...new Set(text.match(/https?:\/\/[^\s<>"]+[^\s<>".,;:!?)]/g) ?? [])];
+  let out = text;
+  for (const url of urls) out = out.split(url).join(await track(url, input.messageId));
+  return out;
+}
+
 /**
  * Sender selection (sms.md §2): explicit `from` → number stitched to the recipient within 60 days
  * → pool number for the destination country → `defaultFrom`; undefined → `SenderIdRejected`.
@@ -126,7 +135,9 @@ export async function selectSender(
   input: SendInput, to: string, settings: { numbers: PoolNumber[]; defaultFrom?: string }, senders: SenderStore, now: number,
 ): Promise<{ from: string; pooled: boolean } | undefined> {
   const custom = (input.customBody ?? {}) as Record<string, unknown>;
-  const explicit = typeof custom.from === 'string' ? custom.from : typeof input.options?.from === 'string' ? input.options.from : undefined;
+  // Verify allows 2-character senders the One API refuses (verify.md §3), so it passes them here.
+  const verifyFrom = (input.metadata as Record<string, unknown> | undefined)?.verifyFrom;
+  const explicit = typeof custom.from === 'string' ? custom.from : typeof input.options?.from === 'string' ? input.options.from : typeof verifyFrom === 'string' ? verifyFrom : undefined;
   if (explicit) return { from: explicit.replace(/^\+(?=\d+$)/, ''), pooled: false };
   const longCodes = settings.numbers.filter((n) => n.type !== 'shortCode');
   const stitched = await senders.get(input.apiSpaceId, to, now - STITCH_MS);

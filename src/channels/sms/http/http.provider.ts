@@ -8,7 +8,7 @@ import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, C
 import { guardedRequest, OutboundError, retryAfterMs, checkTargetUrl } from '../../http-guard.js';
 import { escapeFor, type Escaping } from '../../custom/template.js';
 import {
-  memorySenderStore, numberList, prepareFor, receiptStatus, selectSender, smsRecipient, type SenderStore,
+  memorySenderStore, numberList, prepareFor, receiptStatus, selectSender, smsRecipient, smsTextWithLinks, type SenderStore,
 } from '../sms-common.js';
 
 type Failure = { paramName: string; message: string };
@@ -131,7 +131,7 @@ export function createHttpSmsAdapter(ctx: AdapterContext, deps: { senders?: Send
     async send(input: SendInput): Promise<SendOutcome> {
       const to = smsRecipient(input);
       if (!to || !/^\d{4,15}$/.test(to)) return { kind: 'rejected', reason: 'No valid phone number to send to', code: 'InvalidNumber' };
-      const prepared = prepareFor(input, to);
+      const prepared = prepareFor(input, to, await smsTextWithLinks(input, ctx.trackLink));
       if (!prepared.ok) return { kind: 'rejected', reason: prepared.reason, code: prepared.code };
       const sender = await selectSender(input, to, { numbers, defaultFrom: str(s.defaultFrom) }, senders, now());
       if (!sender) return { kind: 'rejected', reason: 'No sender id for this destination', code: 'SenderIdRejected' };

@@ -2,7 +2,7 @@ import type { PDU } from 'smpp';
 import type { AdapterContext, ChannelAdapter, ChannelProvider, SendInput, SendOutcome } from '../../adapter.js';
 import { concatUdh, encodeGsm, encodeUcs2, type PreparedSms } from '../encoding.js';
 import {
-  aggregate, memoryPartStore, memorySenderStore, numberList, parseReceiptText, prepareFor, receiptStatus, selectSender,
+  aggregate, memoryPartStore, memorySenderStore, numberList, parseReceiptText, prepareFor, receiptStatus, selectSender, smsTextWithLinks,
   sourceAddress, smsRecipient, type PartStore, type PoolNumber, type SenderStore,
 } from '../sms-common.js';
 import { SmppClient, SmppUnavailable } from './smpp-client.js';
@@ -177,7 +177,7 @@ export function createSmppAdapter(ctx: AdapterContext, deps: SmppDeps = {}): Cha
     async send(input: SendInput): Promise<SendOutcome> {
       const to = smsRecipient(input);
       if (!to || !/^\d{4,15}$/.test(to)) return { kind: 'rejected', reason: 'No valid phone number to send to', code: 'InvalidNumber' };
-      const prepared = prepareFor(input, to);
+      const prepared = prepareFor(input, to, await smsTextWithLinks(input, ctx.trackLink));
       if (!prepared.ok) return { kind: 'rejected', reason: prepared.reason, code: prepared.code };
       const sender = await selectSender(input, to, s, senders, now());
       if (!sender) return { kind: 'rejected', reason: 'No sender id for this destination', code: 'SenderIdRejected' };
