@@ -109,11 +109,12 @@ export function createSessionsService(ctx: ModuleContext, deps: { profiles?: Pro
 
   async function endRow(r: AmSessionRow, by: string, reason: EndReason): Promise<boolean> {
     const now = iso(clock.now());
+    // Looked up before the transaction: SQLite has one connection, held by the transaction.
+    const space = await ctx.services.spaces.get(r.api_space_id);
     const ended = await ctx.transaction(async (uow) => {
       const res = await uow.tx.updateTable('am_sessions').set({ is_active: 0, ended_on: now, end_reason: reason })
         .where('api_space_id', '=', r.api_space_id).where('id', '=', r.id).where('is_active', '=', 1).executeTakeFirst();
       if (Number(res.numUpdatedRows) !== 1) return false;
-      const space = await ctx.services.spaces.get(r.api_space_id);
       await ctx.events.append(uow, {
         apiSpaceId: r.api_space_id, accountId: space?.accountId ?? config.bootstrapAccountId, name: 'session.delete',
         payload: { id: r.id, profileId: r.profile_id, date: now, by, reason }, meta: { actor: by, profileId: r.profile_id },
