@@ -268,7 +268,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     const commit = (build: (cur: Message) => Change) =>
       mutator.mutate(apiSpaceId, id, (cur) => (!cur.row.deleted && !cur.state.cancelled && cur.state.next === startNext && !FINAL.has(cur.row.status)
         ? { change: { profileId: recipient.profileId ?? cur.row.profile_id, ...build(cur) }, result: true }
-        : { result: false }));
+        : { result: false }), m);
 
     for (;;) {
       const now = clock.now();

@@ -178,20 +178,21 @@ export interface Mutator {
    * Applies `step` to the current message in one transaction; retried on a concurrent write.
    * Resolves to the step's result and the message after the write (or as read when no change).
    */
-  mutate<R>(apiSpaceId: string, id: string, step: (m: Message) => { change?: Change; result: R }): Promise<{ result: R; message: Message } | undefined>;
+  mutate<R>(apiSpaceId: string, id: string, step: (m: Message) => { change?: Change; result: R }, known?: Message): Promise<{ result: R; message: Message } | undefined>;
 }
 
 export function createMutator(ctx: ModuleContext): Mutator {
   const accountOf = async (apiSpaceId: string) => (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
   return {
-    async mutate(apiSpaceId, id, step) {
+    async mutate(apiSpaceId, id, step, known) {
       // Resolved before the transaction: on SQLite a read outside `uow.tx` would wait for the
       // connection the transaction holds.
       const accountId = await accountOf(apiSpaceId);
       for (let attempt = 0; attempt < 8; attempt++) {
         try {
           return await ctx.transaction(async (uow) => {
-            const m = await loadMessage(uow.tx, apiSpaceId, id);
+            // A copy the caller just read is tried first; the revision check catches any change since.
+            const m = attempt === 0 && known ? known : await loadMessage(uow.tx, apiSpaceId, id);
             if (!m) return undefined;
             const { change, result } = step(m);
             if (!change) return { result, message: m };
