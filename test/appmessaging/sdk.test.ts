@@ -90,6 +90,16 @@ eachDatabase('vendor JavaScript SDK', (dialect) => {
     assert.equal(info.payload.profileId, 'alice');
   });
 
+  it('registers and removes push details through the device API', async () => {
+    const sessionUrl = `/apispaces/${space}/sessions/${alice.foundation.session.id}`;
+    assert.equal(await alice.foundation.device.setFCMPushDetails('com.example.app', 'fcm-token-1'), true);
+    assert.deepEqual((await s().request({ method: 'GET', url: sessionUrl })).json().push, { fcm: { package: 'com.example.app', registrationId: 'fcm-token-1' } });
+    assert.equal(await alice.foundation.device.setAPNSPushDetails('com.example.app', 0 /* development */, 'a1b2c3'), true);
+    assert.deepEqual((await s().request({ method: 'GET', url: sessionUrl })).json().push, { apns: { bundleId: 'com.example.app', environment: 'development', token: 'a1b2c3' } });
+    assert.equal(await alice.foundation.device.removePushDetails(), true);
+    assert.equal((await s().request({ method: 'GET', url: sessionUrl })).json().push, undefined);
+  });
+
   it('reads and updates the own profile with ETags', async () => {
     const profile = alice.foundation.services.profile;
     const me = await profile.getMyProfile();
