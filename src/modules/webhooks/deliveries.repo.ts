@@ -33,6 +33,13 @@ export interface Completion {
 }
 
 export function deliveryView(d: DeliveryRow, attempts: AttemptRow[]) {
+  const rows = attempts.filter((a) => a.delivery_id === d.id);
+  if (d.last_attempt_at !== null && d.attempts > 0 && !rows.some((a) => a.attempt === d.attempts)) {
+    rows.push({
+      delivery_id: d.id, attempt: d.attempts, api_space_id: d.api_space_id, webhook_id: d.webhook_id, started_at: Number(d.last_attempt_at),
+      duration_ms: d.last_duration_ms ?? 0, status_code: d.last_status, error: d.last_error, outcome: d.state === 'pending' ? 'retry' : d.state,
+    });
+  }
   return {
     id: d.id,
     state: d.state,
@@ -43,8 +50,7 @@ export function deliveryView(d: DeliveryRow, attempts: AttemptRow[]) {
     lastError: d.last_error,
     createdOn: iso(Number(d.created_at)),
     completedOn: d.completed_at === null ? null : iso(Number(d.completed_at)),
-    history: attempts
-      .filter((a) => a.delivery_id === d.id)
+    history: rows
       .sort((a, b) => a.attempt - b.attempt)
       .map((a) => ({ attempt: a.attempt, startedOn: iso(Number(a.started_at)), durationMs: a.duration_ms, statusCode: a.status_code, error: a.error, outcome: a.outcome })),
   };
@@ -60,11 +66,11 @@ export function createDeliveriesRepo(p: Platform) {
   return {
     async insert(tx: Tx, rows: NewDelivery[]): Promise<void> {
       for (let i = 0; i < rows.length; i += 200) {
+        // state, attempts, max_attempts (MAX_ATTEMPTS) and the nullable columns take their defaults.
         await tx.insertInto('webhook_deliveries').values(rows.slice(i, i + 200).map((d) => ({
           id: d.id, api_space_id: d.apiSpaceId, webhook_id: d.webhookId, seq: d.seq, events: toJson(d.events), body: d.body,
-          state: 'pending', attempts: 0, max_attempts: MAX_ATTEMPTS, next_attempt_at: d.now, lease_owner: null, lease_until: null,
-          last_status: null, last_error: null, created_at: d.now, updated_at: d.now, completed_at: null,
-        }))).execute();
+          next_attempt_at: d.now, created_at: d.now, updated_at: d.now,
+        })) as never).execute();
       }
     },
 
@@ -100,20 +106,21 @@ export function createDeliveriesRepo(p: Platform) {
         for (const c of items) {
           if (c.state === 'pending') {
             await tx.updateTable('webhook_deliveries')
-              .set({ state: 'pending', attempts: c.attempt, next_attempt_at: c.retryAt!, lease_owner: null, lease_until: null, last_status: c.status, last_error: c.error, updated_at: now })
+              .set({ state: 'pending', attempts: c.attempt, next_attempt_at: c.retryAt!, lease_owner: null, lease_until: null, last_status: c.status, last_error: c.error, last_attempt_at: c.startedAt, last_duration_ms: c.durationMs, updated_at: now })
               .where('id', '=', c.delivery.id).where('state', '=', 'in_flight').where('lease_owner', '=', owner).execute();
           } else {
-            const key = `${c.state}|${c.attempt}|${c.status}|${c.error ?? ''}`;
+            const key = `${c.state}|${c.attempt}|${c.status}|${c.error ?? ''}|${c.startedAt}|${c.durationMs}`;
             groups.set(key, [...(groups.get(key) ?? []), c]);
           }
         }
         for (const group of groups.values()) {
           const c = group[0]!;
           await tx.updateTable('webhook_deliveries')
-            .set({ state: c.state, attempts: c.attempt, lease_owner: null, lease_until: null, last_status: c.status, last_error: c.error, updated_at: now, completed_at: now })
+            .set({ state: c.state, attempts: c.attempt, lease_owner: null, lease_until: null, last_status: c.status, last_error: c.error, last_attempt_at: c.startedAt, last_duration_ms: c.durationMs, updated_at: now, completed_at: now })
             .where('id', 'in', group.map((g) => g.delivery.id)).where('state', '=', 'in_flight').where('lease_owner', '=', owner).execute();
         }
-        const attempts: AttemptRow[] = items.map((c) => ({
+        // A success is fully described by the delivery row; only the other outcomes get a row.
+        const attempts: AttemptRow[] = items.filter((c) => c.state !== 'succeeded').map((c) => ({
           delivery_id: c.delivery.id, attempt: c.attempt, api_space_id: c.delivery.api_space_id, webhook_id: c.delivery.webhook_id,
           started_at: c.startedAt, duration_ms: c.durationMs, status_code: c.status, error: c.error,
           outcome: c.state === 'pending' ? 'retry' : c.state,

@@ -27,6 +27,7 @@ export interface WebhookRow {
 
 /** One HTTP request to make: a single event, or a batch (webhooks.md §4). */
 export interface DeliveryRow {
+  // Columns with database defaults are left out of the fan-out's insert (fewer bound values).
   id: string;
   api_space_id: string;
   webhook_id: string;
@@ -45,6 +46,9 @@ export interface DeliveryRow {
   lease_until: number | null;
   last_status: number | null;
   last_error: string | null;
+  /** Start and duration of the latest attempt (a first-attempt success has no attempts row). */
+  last_attempt_at: number | null;
+  last_duration_ms: number | null;
   created_at: number;
   updated_at: number;
   completed_at: number | null;
@@ -126,14 +130,16 @@ export const webhooksMigrations: SchemaMigration[] = [
         .addColumn('seq', t.bigint, (c) => c.notNull())
         .addColumn('events', t.json, (c) => c.notNull())
         .addColumn('body', 'text', (c) => c.notNull())
-        .addColumn('state', 'text', (c) => c.notNull())
-        .addColumn('attempts', 'integer', (c) => c.notNull())
-        .addColumn('max_attempts', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull().defaultTo('pending'))
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('max_attempts', 'integer', (c) => c.notNull().defaultTo(18))
         .addColumn('next_attempt_at', t.bigint, (c) => c.notNull())
         .addColumn('lease_owner', 'text')
         .addColumn('lease_until', t.bigint)
         .addColumn('last_status', 'integer')
         .addColumn('last_error', 'text')
+        .addColumn('last_attempt_at', t.bigint)
+        .addColumn('last_duration_ms', 'integer')
         .addColumn('created_at', t.bigint, (c) => c.notNull())
         .addColumn('updated_at', t.bigint, (c) => c.notNull())
         .addColumn('completed_at', t.bigint)
