@@ -158,5 +158,10 @@ eachDatabase('profiles: bulk, paging, opt-in, relationships, audiences, devices,
     assert.equal((await s().request({ method: 'POST', url: url('/export'), payload: { format: 'xml' } })).statusCode, 400);
     const all = await s().request({ method: 'POST', url: url('/export'), payload: { format: 'json' } });
     assert.equal(all.json().length, 1998 + 5);
+    // The spliced JSON equals the API's document.
+    const one = all.json().find((p: { id: string }) => p.id === 'p1993');
+    assert.deepEqual(one, (await s().request({ method: 'GET', url: url('/p1993') })).json());
+    const ann = all.json().find((p: { id: string }) => p.id === 'ann');
+    assert.deepEqual(ann, (await s().request({ method: 'GET', url: url('/ann') })).json());
   });
 });

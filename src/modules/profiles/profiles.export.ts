@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { ModuleContext } from '../module.js';
 import { errors, type ValidationFailure } from '../../http/errors.js';
 import type { ProfileRow } from './profiles.repo.js';
-import { stateFromRow, toDocument, type ProfileState } from './profiles.document.js';
+import { representation, stateFromRow, toDocument, type ProfileState } from './profiles.document.js';
 import { validPath, whereClause, type Filter } from './profiles.query.js';
 
 export const MAX_EXPORT = 1_000_000;
@@ -53,16 +53,36 @@ function csvCell(v: unknown, sep: string): string {
 
 /** Streams matching profiles page by page (keyset on id), so memory stays bounded. */
 export function createExporter(ctx: ModuleContext) {
-  async function* pages(apiSpaceId: string, filters: readonly Filter[]): AsyncGenerator<ProfileState[]> {
+  // The document column is read as text on both dialects, so JSON exports can splice it as is.
+  const dataText = ctx.handle.dialect === 'postgres' ? sql`p.data::text AS data` : sql`p.data`;
+
+  async function* rowPages(apiSpaceId: string, filters: readonly Filter[]): AsyncGenerator<ProfileRow[]> {
     const where = whereClause(apiSpaceId, filters, {});
     let after: string | undefined;
     for (;;) {
-      const rows = await sql<ProfileRow>`SELECT p.* FROM profiles p WHERE ${where} ${after === undefined ? sql`` : sql`AND p.id > ${after}`} ORDER BY p.id LIMIT ${PAGE}`.execute(ctx.db);
+      const rows = await sql<ProfileRow>`SELECT p.api_space_id, p.id, ${dataText}, p.opt_in, p.rels, p.system, p.revision, p.etag, p.created_on, p.created_by,
+        p.updated_on, p.updated_by, p.last_activity_on, p.deleted_on, p.deleted_by
+        FROM profiles p WHERE ${where} ${after === undefined ? sql`` : sql`AND p.id > ${after}`} ORDER BY p.id LIMIT ${PAGE}`.execute(ctx.db);
       if (!rows.rows.length) return;
-      yield rows.rows.map(stateFromRow);
+      yield rows.rows;
       if (rows.rows.length < PAGE) return;
       after = rows.rows[rows.rows.length - 1]!.id;
     }
+  }
+
+  async function* pages(apiSpaceId: string, filters: readonly Filter[]): AsyncGenerator<ProfileState[]> {
+    for await (const rows of rowPages(apiSpaceId, filters)) yield rows.map(stateFromRow);
+  }
+
+  /** `toDocument` as JSON text without parsing and re-serialising the custom data. */
+  function jsonText(r: ProfileRow): string {
+    const data = String(r.data);
+    const sys = JSON.stringify(representation(stateFromRow({ ...r, data: '{}' })));
+    const inner = data.length > 2 ? `,${data.slice(1, -1)}` : '';
+    const extra = r.last_activity_on ? `,"_lastActivityOn":${JSON.stringify(r.last_activity_on)}` : '';
+    // sys is {"id":…,<system fields>}: custom data goes right after the id, as in toDocument.
+    const head = `{"id":${JSON.stringify(r.id)}`;
+    return `${head}${inner}${sys.slice(head.length, -1)}${extra}}`;
   }
 
   async function columns(apiSpaceId: string, filters: readonly Filter[]): Promise<string[]> {
@@ -87,9 +107,9 @@ export function createExporter(ctx: ModuleContext) {
         return Readable.from((async function* () {
           let first = true;
           yield '[';
-          for await (const page of pages(apiSpaceId, filters)) {
-            yield page.map((s) => {
-              const text = (first ? '' : ',') + JSON.stringify(toDocument(s));
+          for await (const rows of rowPages(apiSpaceId, filters)) {
+            yield rows.map((r) => {
+              const text = (first ? '' : ',') + jsonText(r);
               first = false;
               return text;
             }).join('');
