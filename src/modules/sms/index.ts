@@ -62,10 +62,27 @@ export const smsModule: ModuleDefinition = {
     services.messages?.onInbound?.(smsOptOutHook(keywords, () => services.profiles));
     const listings = smsRoutes(() => services.channels);
     const legacy = ctx.config.legacySmsEnabled ? legacySmsRoutes(messages, ctx.services.credentials, ctx.services.spaces) : undefined;
+    // SMPP receivers must be bound to get receipts and MO even when nothing is being sent (after a
+    // restart, after a configuration change): bind every enabled SMPP channel now and every 30 s.
+    let timer: NodeJS.Timeout | undefined;
+    const bindAll = async () => {
+      const rows = await ctx.db.selectFrom('channel_configs' as never).select(['api_space_id' as never])
+        .where('channel_id' as never, '=', 'sms' as never).where('provider' as never, '=', 'smpp' as never).where('enabled' as never, '=', 1 as never).execute() as Array<{ api_space_id: string }>;
+      for (const r of rows) await services.channels?.adapter(r.api_space_id, 'sms').catch((err) => ctx.log.warn({ err, apiSpaceId: r.api_space_id }, 'SMPP bind failed'));
+    };
     return {
       async routes(app) {
         await listings(app);
         if (legacy) await legacy(app);
+      },
+      start() {
+        if (!ctx.config.workersEnabled) return;
+        void bindAll().catch(() => {});
+        timer = setInterval(() => void bindAll().catch(() => {}), 30_000);
+        timer.unref();
+      },
+      stop() {
+        if (timer) clearInterval(timer);
       },
     };
   },
