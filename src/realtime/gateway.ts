@@ -46,6 +46,11 @@ export interface Gateway {
   routes(app: FastifyInstance): void;
   /** Profiles of this process with at least one open socket (presence). */
   isOnline(apiSpaceId: string, profileId: string): boolean;
+  /**
+   * Called when a profile's first socket in this process opens (`true`) or its last one closes
+   * (`false`); presence (chat.md §5) aggregates these across processes.
+   */
+  onPresence(fn: (apiSpaceId: string, profileId: string, online: boolean) => void): void;
   socketCount(): number;
   /** Closes every socket (1001) and stops listening to the bus. */
   close(): void;
@@ -69,6 +74,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const { config, bus, credentials, spaces, log, clock, ids } = deps;
   const bySpace = new Map<string, Map<string, Set<Client>>>();
   let count = 0;
+  const presence: Array<(apiSpaceId: string, profileId: string, online: boolean) => void> = [];
+  const notify = (apiSpaceId: string, profileId: string, online: boolean) => {
+    for (const fn of presence) {
+      try {
+        fn(apiSpaceId, profileId, online);
+      } catch (err) {
+        log.warn({ err }, 'presence listener failed');
+      }
+    }
+  };
   const anyOrigin = config.corsAllowedOrigins.includes('*');
   const origins = new Set(config.corsAllowedOrigins);
 
@@ -79,6 +94,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (!set) profiles.set(c.profileId, (set = new Set()));
     set.add(c);
     count++;
+    if (set.size === 1) notify(c.apiSpaceId, c.profileId, true);
   }
 
   function remove(c: Client): void {
@@ -86,7 +102,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const set = profiles?.get(c.profileId);
     if (!set?.delete(c)) return;
     count--;
-    if (set.size === 0) profiles!.delete(c.profileId);
+    if (set.size === 0) {
+      profiles!.delete(c.profileId);
+      notify(c.apiSpaceId, c.profileId, false);
+    }
     if (profiles!.size === 0) bySpace.delete(c.apiSpaceId);
   }
 
@@ -211,6 +230,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       });
     },
     isOnline: (apiSpaceId, profileId) => !!bySpace.get(apiSpaceId)?.get(profileId)?.size,
+    onPresence: (fn) => void presence.push(fn),
     socketCount: () => count,
     close() {
       clearInterval(pinger);

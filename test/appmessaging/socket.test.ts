@@ -33,7 +33,14 @@ eachDatabase('App Messaging websocket', (dialect) => {
   });
 
   it('sends socket.info, then frames to every participant, typing to the others only', async () => {
+    const presence: string[] = [];
+    s().container.services.appMessaging.gateway.onPresence((_s, profileId, online) => presence.push(`${profileId}:${online}`));
     aliceWs = await openSocket(base, space, alice.token);
+    const second = await openSocket(base, space, alice.token);
+    second.close();
+    await second.closed;
+    assert.deepEqual(presence, ['alice:true'], 'one transition while another socket stays open');
+    assert.equal(s().container.services.appMessaging.gateway.isOnline(space, 'alice'), true);
     bobWs = await openSocket(base, space, bob.token);
     const info = await aliceWs.next((f) => f.name === 'socket.info');
     assert.equal(info.payload.profileId, 'alice');
