@@ -1,0 +1,44 @@
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { eachDatabase, useServer } from '../helpers/harness.js';
+import { receiver, settle } from '../messages/helpers.js';
+
+eachDatabase('HTTP SMS gateway end to end', (dialect) => {
+  const s = useServer(dialect);
+  const gw = receiver();
+  let space: string;
+  let token: string;
+
+  before(async () => {
+    await gw.start();
+    gw.respond((_q, res, body) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ messages: [{ id: `gw-${body.ref}` }] })));
+    space = await s().createSpace();
+    token = await s().createToken(space, ['msg:any:s', 'msg:r']);
+    const put = await s().request({ method: 'PUT', url: `/apispaces/${space}/channels/sms`, payload: { enabled: true, provider: 'http', settings: {
+      sendUrl: `${gw.base}/send`, bodyTemplate: '{"to":"{{to}}","from":"{{from}}","text":"{{text}}","ref":"{{messageId}}"}', responseIdPath: '/messages/0/id',
+      defaultFrom: 'ACME', callbackSecret: 'gw-callback-secret',
+      receipt: { idPath: '/messageId', statusPath: '/status', statusMap: { delivered: 'delivered', failed: 'failed' }, errorCodePath: '/err' },
+      inbound: { fromPath: '/from', toPath: '/to', textPath: '/text' },
+    } } });
+    assert.ok(put.statusCode < 300, put.body);
+    assert.equal(put.json().settings.callbackSecret, '********');
+  });
+  after(() => gw.stop());
+
+  it('sends, then applies the gateway receipt and takes an inbound SMS through the channel callback', async () => {
+    const res = await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token, payload: { to: { phoneNumber: '447400123456' }, rules: ['sms'], body: 'Hello from the gateway' } });
+    assert.equal(res.statusCode, 201, res.body);
+    const { messageId } = res.json();
+    await settle(s());
+    assert.deepEqual(gw.seen.at(-1)!.body, { to: '447400123456', from: 'ACME', text: 'Hello from the gateway', ref: messageId });
+    const cb = (payload: unknown, secret = 'gw-callback-secret') => s().request({ method: 'POST', url: `/apispaces/${space}/channels/sms/callback?secret=${secret}`, token: null, payload: payload as object });
+    assert.equal((await cb({ messageId: `gw-${messageId}`, status: 'delivered' }, 'nope')).statusCode, 401);
+    assert.equal((await cb({ messageId: `gw-${messageId}`, status: 'delivered' })).statusCode, 200);
+    assert.equal((await cb({ from: '447400999000', to: 'ACME', text: 'Thanks' })).statusCode, 200);
+    await settle(s());
+    const msg = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json();
+    assert.equal(msg.status, 'delivered');
+    const inbound = await s().container.platform.db.selectFrom('inbound_messages').select(['channel', 'profile_id']).where('api_space_id', '=', space).execute();
+    assert.deepEqual(inbound.map((r) => r.channel), ['sms']);
+  });
+});
