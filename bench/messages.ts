@@ -1,8 +1,10 @@
 /**
  * One API benchmark (`npx tsx bench/messages.ts`). In the same run:
  *  1. POST /messages with an access token to a custom channel whose receiver answers at once,
- *     against a spawned server (SQLite), versus a bare Fastify route in a separate process:
- *     rates, ratio, p99. Targets: ratio ≥ 0.25, p99 ≤ 10 ms.
+ *     versus a bare Fastify route in a separate process: rates, ratio, p99. Targets: ratio ≥ 0.25,
+ *     p99 ≤ 10 ms. Measured twice on SQLite: embedded (one process accepts and dispatches) and
+ *     split (an API process with WORKERS_ENABLED=false plus a worker process on the same database,
+ *     ARCHITECTURE.md "Processes"), both dispatching to the receiver while the load runs.
  *  2. POST /messages/batch with 1,000 items on SQLite (workers off: the accepted rate), and on
  *     PostgreSQL when TEST_DATABASE_URL is set. Target ≥ 100k messages/s accepted on SQLite.
  * BENCH_SECONDS (default 3) and BENCH_CONCURRENCY (default 32) tune the runs.
@@ -107,23 +109,35 @@ async function main() {
   await new Promise<void>((ok) => receiver.listen(0, '127.0.0.1', ok));
   const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/in`;
 
-  const location = freshLocation('sqlite');
-  const server = await spawnServer(testEnv(location, { LOG_LEVEL: 'silent' }));
   const bare = await spawnBare();
+  const bb = (space: string, headers: Record<string, string>, body: string) => () => request(bare.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
+  const locations: DatabaseLocation[] = [];
   try {
-    const { space, headers } = await setup(server.port, receiverUrl);
-    const body = JSON.stringify({ to: { crmId: 'C-1' }, rules: ['custom_bench'], body: 'Hello {{profile.crmId}}', metadata: { orderId: 'SO-1' } });
-    const sb = () => request(server.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
-    const bb = () => request(bare.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
-    await load(0.5, CONCURRENCY, sb);
-    await load(0.5, CONCURRENCY, bb);
-    const b = await load(SECONDS, CONCURRENCY, bb);
-    const s = await load(SECONDS, CONCURRENCY, sb);
-    console.log(`bare Fastify:     ${b.rate.toFixed(0)} req/s, p50 ${b.p50.toFixed(2)} ms, p99 ${b.p99.toFixed(2)} ms`);
-    console.log(`POST /messages:   ${s.rate.toFixed(0)} req/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors} (concurrency ${CONCURRENCY})`);
-    console.log(`ratio ${(s.rate / b.rate).toFixed(2)} (target ≥ 0.25), p99 ${s.p99 <= 10 ? 'within' : 'over'} 10 ms; receiver got ${received} so far`);
+    for (const mode of ['embedded', 'split'] as const) {
+      const location = freshLocation('sqlite');
+      locations.push(location);
+      const env = testEnv(location, { LOG_LEVEL: 'silent' });
+      const api = await spawnServer(mode === 'split' ? { ...env, WORKERS_ENABLED: 'false' } : env);
+      const worker = mode === 'split' ? await spawnServer(env) : undefined;
+      try {
+        const { space, headers } = await setup(api.port, receiverUrl);
+        const body = JSON.stringify({ to: { crmId: 'C-1' }, rules: ['custom_bench'], body: 'Hello {{profile.crmId}}', metadata: { orderId: 'SO-1' } });
+        const sb = () => request(api.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
+        const before = received;
+        await load(0.5, CONCURRENCY, sb);
+        await load(0.5, CONCURRENCY, bb(space, headers, body));
+        const b = await load(SECONDS, CONCURRENCY, bb(space, headers, body));
+        const t0 = received;
+        const s = await load(SECONDS, CONCURRENCY, sb);
+        console.log(`[${mode}] bare Fastify:   ${b.rate.toFixed(0)} req/s, p50 ${b.p50.toFixed(2)} ms, p99 ${b.p99.toFixed(2)} ms`);
+        console.log(`[${mode}] POST /messages: ${s.rate.toFixed(0)} req/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors} (concurrency ${CONCURRENCY})`);
+        console.log(`[${mode}] ratio ${(s.rate / b.rate).toFixed(2)} (target ≥ 0.25), p99 ${s.p99 <= 10 ? 'within' : 'over'} 10 ms; dispatched to the receiver during the run: ${((received - t0) / SECONDS).toFixed(0)}/s (${received - before} in all so far)`);
+      } finally {
+        api.child.kill('SIGTERM');
+        worker?.child.kill('SIGTERM');
+      }
+    }
   } finally {
-    server.child.kill('SIGTERM');
     bare.child.kill('SIGTERM');
   }
   await batchRun(freshLocation('sqlite'), 'SQLite', receiverUrl);
@@ -134,7 +148,7 @@ async function main() {
   }
   receiver.close();
   agent.destroy();
-  await dropLocation(location).catch(() => {});
+  for (const l of locations) await dropLocation(l).catch(() => {});
 }
 
 await main();
