@@ -68,4 +68,22 @@ eachDatabase('e-mail channel end to end', (dialect) => {
     const failed = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json();
     assert.equal(failed.status, 'failed');
   });
+
+  it('marks a message read when its open pixel is fetched (trackOpens)', async () => {
+    const res = await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token, payload: {
+      to: { email: 'bob@example.org' }, rules: ['email'], title: 'Hi', body: 'Hi Bob', channelOptions: { email: { htmlBody: '<html><body><p>Hi Bob</p></body></html>', trackOpens: true } },
+    } });
+    const { messageId } = res.json();
+    await settle(s());
+    const html = String(smtp.received.find((r) => r.mail.messageId === `<sb.${messageId}@brightline.example>`)!.mail.html);
+    const pixel = /<img src="(http:\/\/localhost:8080[^"]+)" width="1"/.exec(html)?.[1];
+    assert.ok(pixel, html);
+    const url = new URL(pixel!.replace(/&amp;/g, '&'));
+    const forged = await s().request({ method: 'GET', url: `${url.pathname}?s=AAAAAAAAAAAAAAAAAAAAAA`, token: null });
+    assert.deepEqual([forged.statusCode, forged.headers['content-type']], [200, 'image/gif']);
+    assert.equal((await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json().status, 'sent');
+    const open = await s().request({ method: 'GET', url: url.pathname + url.search, token: null });
+    assert.equal(open.statusCode, 200);
+    assert.equal((await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json().status, 'read');
+  });
 });

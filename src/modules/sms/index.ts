@@ -10,6 +10,7 @@ import { smsMigrations } from './sms.migrations.js';
 import { dbPartStore, dbSenderStore } from './sms.repo.js';
 import { smsRoutes } from './sms.routes.js';
 import { legacySmsRoutes } from './legacy.routes.js';
+import { emailOpenRoutes, openPixelUrl } from './email-opens.js';
 import { createSmsKeywordRules, smsOptOutHook, type SmsKeywordRules } from './sms.rules.js';
 
 declare module '../services.js' {
@@ -56,7 +57,8 @@ export const smsModule: ModuleDefinition = {
     const messages = () => services.messages;
     services.channels?.registerProvider(redactingProvider(smppProvider({ parts, senders, now }), messages));
     services.channels?.registerProvider(redactingProvider(httpSmsProvider({ senders }), messages));
-    services.channels?.registerProvider(smtpProvider);
+    const openKey = `${ctx.signingKeys[0]?.secret ?? ''}:email-opens`;
+    services.channels?.registerProvider(smtpProvider({ openPixelUrl: openPixelUrl(ctx.config.publicBaseUrl, openKey), now }));
     const keywords = createSmsKeywordRules();
     ctx.services.smsKeywords = keywords;
     services.messages?.onInbound?.(smsOptOutHook(keywords, () => services.profiles));
@@ -73,6 +75,7 @@ export const smsModule: ModuleDefinition = {
     return {
       async routes(app) {
         await listings(app);
+        await emailOpenRoutes(openKey, messages, ctx.services.spaces, now)(app);
         if (legacy) await legacy(app);
       },
       start() {

@@ -49,7 +49,14 @@ function classify(err: unknown): SendOutcome {
   return { kind: 'transient', reason, code: 'ProviderError' };
 }
 
-export function createSmtpAdapter(ctx: AdapterContext, now: () => number = Date.now): ChannelAdapter & { close(): Promise<void> } {
+export interface SmtpDeps {
+  /** URL of the open-tracking pixel for a message (channels.md §4 `trackOpens`), when offered. */
+  openPixelUrl?(apiSpaceId: string, messageId: string): string;
+  now?: () => number;
+}
+
+export function createSmtpAdapter(ctx: AdapterContext, deps: SmtpDeps = {}): ChannelAdapter & { close(): Promise<void> } {
+  const now = deps.now ?? Date.now;
   const s = ctx.settings;
   const dkim = obj(s.dkim);
   const defaultFrom = String(s.defaultFromAddress ?? '');
@@ -109,6 +116,10 @@ export function createSmtpAdapter(ctx: AdapterContext, now: () => number = Date.
       if (!html && !text) return { kind: 'rejected', reason: 'No text or HTML body to send', code: 'ContentNotSupported' };
       const trackClicks = options.trackClicks === undefined ? !!html : options.trackClicks === true;
       if (html && trackClicks && ctx.trackLink) html = await trackHtmlLinks(html, (url) => ctx.trackLink!(url, input.messageId));
+      if (html && options.trackOpens === true && deps.openPixelUrl) {
+        const pixel = `<img src="${deps.openPixelUrl(input.apiSpaceId, input.messageId)}" width="1" height="1" alt="" style="display:none">`;
+        html = /<\/body>/i.test(html) ? html.replace(/<\/body>/i, `${pixel}</body>`) : html + pixel;
+      }
       const files = await attachments(input);
       if (!Array.isArray(files)) return files;
       const extraHeaders = Object.fromEntries(Object.entries(obj(custom.headers)).filter(([k, v]) => typeof v === 'string' && !/^(from|to|subject|message-id|date|mime-version|content-)/i.test(k)));
@@ -162,10 +173,12 @@ export function createSmtpAdapter(ctx: AdapterContext, now: () => number = Date.
   };
 }
 
-export const smtpProvider: ChannelProvider = {
-  channel: 'email',
-  provider: 'smtp',
-  secretSettings: ['password', 'dkim.privateKey', 'inboundSecret'],
-  validateSettings: validateSmtpSettings,
-  create: (ctx) => createSmtpAdapter(ctx),
-};
+export function smtpProvider(deps: SmtpDeps = {}): ChannelProvider {
+  return {
+    channel: 'email',
+    provider: 'smtp',
+    secretSettings: ['password', 'dkim.privateKey', 'inboundSecret'],
+    validateSettings: validateSmtpSettings,
+    create: (ctx) => createSmtpAdapter(ctx, deps),
+  };
+}
