@@ -102,22 +102,30 @@ export function createDeliveriesRepo(p: Platform) {
     async complete(owner: string, items: Completion[], now: number): Promise<void> {
       if (!items.length) return;
       await db.transaction().execute(async (tx) => {
-        const groups = new Map<string, Completion[]>();
+        const finals: Completion[] = [];
         for (const c of items) {
           if (c.state === 'pending') {
             await tx.updateTable('webhook_deliveries')
               .set({ state: 'pending', attempts: c.attempt, next_attempt_at: c.retryAt!, lease_owner: null, lease_until: null, last_status: c.status, last_error: c.error, last_attempt_at: c.startedAt, last_duration_ms: c.durationMs, updated_at: now })
               .where('id', '=', c.delivery.id).where('state', '=', 'in_flight').where('lease_owner', '=', owner).execute();
-          } else {
-            const key = `${c.state}|${c.attempt}|${c.status}|${c.error ?? ''}|${c.startedAt}|${c.durationMs}`;
-            groups.set(key, [...(groups.get(key) ?? []), c]);
-          }
+          } else finals.push(c);
         }
-        for (const group of groups.values()) {
-          const c = group[0]!;
+        // Finished deliveries: one UPDATE per chunk, per-row values through CASE (both dialects).
+        for (let i = 0; i < finals.length; i += 200) {
+          const chunk = finals.slice(i, i + 200);
+          const pick = (type: 'integer' | 'bigint' | 'text', value: (c: Completion) => unknown) =>
+            sql`CASE id ${sql.join(chunk.map((c) => sql`WHEN ${c.delivery.id} THEN CAST(${value(c)} AS ${sql.raw(type)})`), sql` `)} END`;
           await tx.updateTable('webhook_deliveries')
-            .set({ state: c.state, attempts: c.attempt, lease_owner: null, lease_until: null, last_status: c.status, last_error: c.error, last_attempt_at: c.startedAt, last_duration_ms: c.durationMs, updated_at: now, completed_at: now })
-            .where('id', 'in', group.map((g) => g.delivery.id)).where('state', '=', 'in_flight').where('lease_owner', '=', owner).execute();
+            .set({
+              state: pick('text', (c) => c.state) as never,
+              attempts: pick('integer', (c) => c.attempt) as never,
+              last_status: pick('integer', (c) => c.status) as never,
+              last_error: pick('text', (c) => c.error) as never,
+              last_attempt_at: pick('bigint', (c) => c.startedAt) as never,
+              last_duration_ms: pick('integer', (c) => c.durationMs) as never,
+              lease_owner: null, lease_until: null, updated_at: now, completed_at: now,
+            })
+            .where('id', 'in', chunk.map((c) => c.delivery.id)).where('state', '=', 'in_flight').where('lease_owner', '=', owner).execute();
         }
         // A success is fully described by the delivery row; only the other outcomes get a row.
         const attempts: AttemptRow[] = items.filter((c) => c.state !== 'succeeded').map((c) => ({
