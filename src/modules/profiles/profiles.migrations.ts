@@ -34,7 +34,8 @@ export const profilesMigrations: SchemaMigration[] = [
         .execute();
 
       // Clustered by profile on SQLite (WITHOUT ROWID): rewriting a profile's rows touches one
-      // B-tree range, and no separate rowid table is maintained.
+      // B-tree range, and no separate rowid table is maintained. The key leads with profile_id so
+      // that, without statistics, SQLite never prefers it over the (space, path, …) indexes.
       await db.schema
         .createTable('profile_fields')
         .addColumn('api_space_id', 'text', (c) => c.notNull())
@@ -46,11 +47,12 @@ export const profilesMigrations: SchemaMigration[] = [
         .addColumn('sv', ctext)
         .addColumn('lv', ctext)
         .addColumn('nv', 'double precision')
-        .addPrimaryKeyConstraint('profile_fields_pk', ['api_space_id', 'profile_id', 'seq'])
+        .addPrimaryKeyConstraint('profile_fields_pk', ['profile_id', 'api_space_id', 'seq'])
         .$call((b) => (dialect === 'sqlite' ? b.modifyEnd(sql`WITHOUT ROWID`) : b))
         .execute();
-      // Partial indexes: containers and nulls (and numbers for sv/lv) stay out, which keeps writes cheap.
-      await db.schema.createIndex('profile_fields_sv').on('profile_fields').columns(['api_space_id', 'path', 'sv']).where(sql.ref('sv'), 'is not', null).execute();
+      // (space, path, sv) is complete: it also serves "exists" and the suffix/contains scans of one
+      // path. lv and nv are partial (strings / numbers only), which keeps writes cheaper.
+      await db.schema.createIndex('profile_fields_sv').on('profile_fields').columns(['api_space_id', 'path', 'sv']).execute();
       await db.schema.createIndex('profile_fields_lv').on('profile_fields').columns(['api_space_id', 'path', 'lv']).where(sql.ref('lv'), 'is not', null).execute();
       await db.schema.createIndex('profile_fields_nv').on('profile_fields').columns(['api_space_id', 'path', 'nv']).where(sql.ref('nv'), 'is not', null).execute();
 

@@ -231,8 +231,8 @@ function atomConds(atom: Atom): { conds: RawBuilder<unknown>[]; negate: boolean 
       if (!p) return { conds: [sql`f.t = 's'`], negate: false };
       return { conds: [upper === undefined ? sql`f.lv >= ${p}` : sql`f.lv >= ${p} AND f.lv < ${upper}`], negate: false };
     }
-    case 'suffix': return { conds: [sql`f.lv LIKE ${`%${esc(atom.text.toLowerCase())}`} ESCAPE '\\'`], negate: false };
-    case 'contains': return { conds: [sql`f.lv LIKE ${`%${esc(atom.text.toLowerCase())}%`} ESCAPE '\\'`], negate: false };
+    case 'suffix': return { conds: [sql`f.lv IS NOT NULL AND f.lv LIKE ${`%${esc(atom.text.toLowerCase())}`} ESCAPE '\\'`], negate: false };
+    case 'contains': return { conds: [sql`f.lv IS NOT NULL AND f.lv LIKE ${`%${esc(atom.text.toLowerCase())}%`} ESCAPE '\\'`], negate: false };
   }
 }
 
