@@ -186,6 +186,21 @@ describe('SMPP provider options', () => {
     }
   });
 
+  it('sends octets when the SMSC wants data_coding 3 for GSM text', async () => {
+    const smsc = await startSmsc();
+    const adapter = createSmppAdapter(recordingContext({ host: '127.0.0.1', port: smsc.port, systemId: 'esme', gsmDataCoding: 3, defaultFrom: 'ACME' }).ctx);
+    try {
+      await adapter.client.whenReady();
+      assert.equal((await adapter.send(input({ body: 'Café @ 10€', options: {} }))).kind, 'accepted');
+      const pdu = smsc.submits.at(-1)!;
+      assert.equal(pdu.data_coding, 3);
+      assert.equal(pdu.short_message.message, 'Café @ 10?');
+    } finally {
+      await adapter.close();
+      await smsc.close();
+    }
+  });
+
   it('validates settings', () => {
     assert.deepEqual(validateSmppSettings({ host: 'h', systemId: 's' }), []);
     const bad = validateSmppSettings({ port: 0, systemId: '', bindMode: 'x', windowSize: 0 }).map((f) => f.paramName).sort();

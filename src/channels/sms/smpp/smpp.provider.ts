@@ -113,7 +113,9 @@ function mapSubmitError(status: number): SendOutcome {
 /** The submit_sm field sets of one message (one per part). */
 export function buildSubmits(sms: PreparedSms, s: SmppSettings, base: Record<string, unknown>, ref: number): Array<Record<string, unknown>> {
   const dataCoding = sms.encoding === 'GSM7' ? s.gsmDataCoding : 8;
-  const encode = (t: string) => (sms.encoding === 'GSM7' ? encodeGsm(t) : encodeUcs2(t));
+  // SMSCs configured for data_coding 1 (IA5) or 3 (Latin-1) take octets, not GSM septets.
+  const octets = (t: string) => Buffer.from(t.replace(/[\u0100-\uffff]/g, '?'), 'latin1');
+  const encode = (t: string) => (sms.encoding === 'UCS2' ? encodeUcs2(t) : s.gsmDataCoding === 1 || s.gsmDataCoding === 3 ? octets(t) : encodeGsm(t));
   const common = { ...base, data_coding: dataCoding };
   if (sms.segmentCount === 1) return [{ ...common, short_message: encode(sms.text) }];
   if (s.concatenation === 'payload') return [{ ...common, short_message: Buffer.alloc(0), message_payload: encode(sms.text) }];
