@@ -201,6 +201,20 @@ describe('SMPP provider options', () => {
     }
   });
 
+  it('reports sends as transient while the SMSC refuses the bind', async () => {
+    const smsc = await startSmsc();
+    const adapter = createSmppAdapter(recordingContext({ host: '127.0.0.1', port: smsc.port, systemId: 'esme', password: 'bad', rebindMinMs: 50, submitTimeoutMs: 300, defaultFrom: 'ACME' }).ctx);
+    try {
+      const out = await adapter.send(input({ options: {} }));
+      assert.deepEqual([out.kind, out.kind === 'transient' && out.code], ['transient', 'ProviderError']);
+      assert.ok(smsc.binds.length >= 2, 'kept trying to bind');
+      assert.equal(smsc.submits.length, 0);
+    } finally {
+      await adapter.close();
+      await smsc.close();
+    }
+  });
+
   it('validates settings', () => {
     assert.deepEqual(validateSmppSettings({ host: 'h', systemId: 's' }), []);
     const bad = validateSmppSettings({ port: 0, systemId: '', bindMode: 'x', windowSize: 0 }).map((f) => f.paramName).sort();
