@@ -89,6 +89,23 @@ eachDatabase('One API: retries, timed fallback and expiry on a manual clock', (d
     assert.deepEqual(await eventsFor(s(), cancel.messageId), []);
   });
 
+  it('takes adapter receipts by provider id and adapter inbounds through services.messages', async () => {
+    failing = new Set();
+    const m = (await post('/messages', { to: { crmId: 'S-1' }, rules: ['custom_a'], body: 'x', metadata: { k: 'v' } })).json();
+    await settle(s());
+    const api = s().container.services.messages;
+    await api.applyReceipt(space, 'custom_a', { providerMessageId: `p-${m.messageId}`, status: 'delivered', details: { code: 'DELIVRD' } });
+    await api.applyReceipt(space, 'custom_a', { providerMessageId: 'unknown', status: 'delivered' });
+    const got = await get(m.messageId);
+    assert.equal(got.status, 'delivered');
+    assert.equal(got.statusDetails.attempts[0].providerMessageId, `p-${m.messageId}`);
+    const { inboundMessageId } = await api.ingestInbound(space, { channelId: 'custom_a', from: { crmId: 'S-1' }, body: 'reply', inReplyToMessageId: m.messageId });
+    const inbound = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/inbounds/${inboundMessageId}`, token })).json();
+    assert.deepEqual(inbound.correlation, { messageId: m.messageId, metadata: { k: 'v' } });
+    const events = await s().container.platform.events.readAfter(0, 100_000);
+    assert.ok(events.some((e) => e.name === 'message.inbound' && (e.payload as { id: string }).id === inboundMessageId));
+  });
+
   it('expires a message whose retries run past expiresOn', async () => {
     failing = new Set(['E-1']);
     const m = (await post('/messages', { to: { crmId: 'E-1' }, rules: ['custom_a'], body: 'x', expiresOn: iso(clock.now() + 20_000) })).json();
