@@ -68,6 +68,27 @@ describe('SMTP e-mail provider against smtp-server', () => {
     assert.deepEqual([bad.kind, bad.kind === 'rejected' && bad.code], ['rejected', 'SenderIdRejected']);
   });
 
+  it('fetches URL attachments and refuses more than 10 MB', async () => {
+    const http = await import('node:http');
+    const server = http.createServer((req, res) => {
+      if (req.url === '/big') res.writeHead(200).end(Buffer.alloc(10 * 1024 * 1024 + 10));
+      else res.writeHead(200, { 'content-type': 'image/png' }).end(Buffer.from('PNGDATA'));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const ok = await adapter.send({ apiSpaceId: 'x', messageId: 'm-url', channelId: 'email', to: { email: 'carol@example.org' }, body: 'pic', messageParts: [{ type: 'image/png', name: 'pic.png', url: `${base}/pic` }] });
+      assert.equal(ok.kind, 'accepted');
+      const att = smtp.received.at(-1)!.mail.attachments[0]!;
+      assert.deepEqual([att.filename, att.content.toString()], ['pic.png', 'PNGDATA']);
+      const big = await adapter.send({ apiSpaceId: 'x', messageId: 'm-big', channelId: 'email', to: { email: 'carol@example.org' }, body: 'big', messageParts: [{ type: 'application/zip', url: `${base}/big` }] });
+      assert.deepEqual([big.kind, big.kind === 'rejected' && big.code], ['rejected', 'ContentTooLong']);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
   it('classifies 5xx as rejected and 4xx as transient', async () => {
     const perm = await adapter.send({ apiSpaceId: 'x', messageId: 'm-550', channelId: 'email', to: { email: 'nobody@example.org' }, body: 'x' });
     assert.equal(perm.kind, 'rejected');

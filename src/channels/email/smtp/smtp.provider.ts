@@ -80,16 +80,23 @@ export function createSmtpAdapter(ctx: AdapterContext, deps: SmtpDeps = {}): Cha
 
   async function attachments(input: SendInput): Promise<Array<Record<string, unknown>> | SendOutcome> {
     const out: Array<Record<string, unknown>> = [];
+    let total = 0;
+    const tooLarge: SendOutcome = { kind: 'rejected', reason: 'Attachments exceed the 10 MB message limit', code: 'ContentTooLong' };
     for (const [i, p] of (input.messageParts ?? []).entries()) {
       const type = p.type ?? 'application/octet-stream';
       if (type.startsWith('text/plain') || type.startsWith('text/html')) continue;
       const filename = p.name ?? `attachment-${i + 1}`;
-      if (typeof p.data === 'string') out.push({ filename, contentType: type, content: Buffer.from(p.data, 'base64') });
+      if (typeof p.data === 'string') {
+        const content = Buffer.from(p.data, 'base64');
+        if ((total += content.length) > MAX_MESSAGE_BYTES) return tooLarge;
+        out.push({ filename, contentType: type, content });
+      }
       else if (p.url) {
         try {
           const res = await guardedRequest({ url: p.url, timeoutMs: 15_000, allowPrivate: ctx.allowPrivateTargets, signal: input.signal, maxResponseBytes: MAX_MESSAGE_BYTES + 1 });
           if (res.status >= 400) return { kind: res.status >= 500 ? 'transient' : 'rejected', reason: `Attachment ${filename} could not be fetched (${res.status})`, code: 'ContentNotSupported' };
           if (res.body.length > MAX_MESSAGE_BYTES) return { kind: 'rejected', reason: 'Attachment too large', code: 'ContentTooLong' };
+          if ((total += res.body.length) > MAX_MESSAGE_BYTES) return tooLarge;
           out.push({ filename, contentType: type, content: res.body });
         } catch (err) {
           if (err instanceof OutboundError && (err.kind === 'timeout' || err.kind === 'network')) return { kind: 'transient', reason: err.message, code: 'ProviderError' };
