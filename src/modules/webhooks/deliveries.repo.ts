@@ -75,26 +75,28 @@ export function createDeliveriesRepo(p: Platform) {
     },
 
     /**
-     * Leases up to `want` due deliveries of one live webhook, in order. Leases held by other
-     * processes count against the webhook's cap, so all processes together stay within it.
+     * Leases up to `want` due deliveries of one live webhook, in order. The webhook row is locked
+     * for the claim (PostgreSQL), so claims for one webhook are serialised across processes; while
+     * another process holds leases on the webhook this one claims nothing (its lane is elsewhere),
+     * which keeps the per-webhook cap exact.
      */
-    async claim(webhookId: string, owner: string, want: number, cap: number, leaseMs: number, now: number): Promise<{ webhook: WebhookRow; rows: DeliveryRow[] } | undefined> {
+    async claim(webhookId: string, owner: string, want: number, leaseMs: number, now: number): Promise<{ webhook: WebhookRow; rows: DeliveryRow[] } | undefined> {
       return db.transaction().execute(async (tx) => {
         const webhook = await tx.selectFrom('webhooks').selectAll().where('id', '=', webhookId).where('deleted_on', 'is', null)
           .$if(pg, (q) => q.forUpdate()).executeTakeFirst();
         if (!webhook) return undefined;
-        const others = await tx.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('webhook_id', '=', webhookId).where('state', '=', 'in_flight').where('lease_until', '>=', now).where('lease_owner', '<>', owner)
-          .executeTakeFirst();
-        const n = Math.min(want, others && Number(others.n) > 0 ? Math.max(0, cap - Number(others.n)) : want);
-        if (n <= 0) return { webhook, rows: [] };
-        const due = await tx.selectFrom('webhook_deliveries').selectAll()
+        if (want <= 0) return { webhook, rows: [] };
+        const due = tx.selectFrom('webhook_deliveries').select('id')
           .where('webhook_id', '=', webhookId).where('state', '=', 'pending').where('next_attempt_at', '<=', now)
-          .orderBy('next_attempt_at').orderBy('seq').limit(n).execute();
-        if (!due.length) return { webhook, rows: [] };
-        await tx.updateTable('webhook_deliveries').set({ state: 'in_flight', lease_owner: owner, lease_until: now + leaseMs, updated_at: now })
-          .where('id', 'in', due.map((d) => d.id)).execute();
-        return { webhook, rows: due };
+          .orderBy('next_attempt_at').orderBy('seq').limit(want);
+        const rows = await tx.updateTable('webhook_deliveries')
+          .set({ state: 'in_flight', lease_owner: owner, lease_until: now + leaseMs, updated_at: now })
+          .where('id', 'in', due)
+          .where((eb) => eb.not(eb.exists(eb.selectFrom('webhook_deliveries as o').select('o.id')
+            .where('o.webhook_id', '=', webhookId).where('o.state', '=', 'in_flight').where('o.lease_owner', '<>', owner).where('o.lease_until', '>=', now))))
+          .returningAll().execute();
+        rows.sort((a, b) => Number(a.next_attempt_at) - Number(b.next_attempt_at) || Number(a.seq) - Number(b.seq));
+        return { webhook, rows };
       });
     },
 

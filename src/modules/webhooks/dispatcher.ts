@@ -112,7 +112,7 @@ export function createDispatcher(p: Platform, repo: DeliveriesRepo, options: Dis
     const generation = l.generation;
     const want = options.prefetch - l.queue.length - l.inflight;
     try {
-      const got = want > 0 ? await repo.claim(l.id, owner, want, options.maxInFlight, leaseMs, clock.now()) : { webhook: undefined, rows: [] };
+      const got = want > 0 ? await repo.claim(l.id, owner, want, leaseMs, clock.now()) : { webhook: undefined, rows: [] };
       if (!got) {
         hints.delete(l.id);
         return;
