@@ -74,4 +74,14 @@ eachDatabase('SMS channel end to end', (dialect) => {
   it('does not serve the legacy /webapi/sms endpoint unless enabled', async () => {
     assert.equal((await s().request({ method: 'POST', url: '/webapi/sms', payload: { to: '447400123456', body: 'x' } })).statusCode, 404);
   });
+
+  it('refuses invalid provider settings with 400', async () => {
+    const other = await s().createSpace();
+    const bad = await s().request({ method: 'PUT', url: `/apispaces/${other}/channels/sms`, payload: { enabled: true, provider: 'smpp', settings: { port: 70000, bindMode: 'both' } } });
+    assert.equal(bad.statusCode, 400);
+    const names = bad.json().validationFailures.map((f: { paramName: string }) => f.paramName);
+    assert.ok(names.some((n: string) => n.endsWith('host')), JSON.stringify(names));
+    const mail = await s().request({ method: 'PUT', url: `/apispaces/${other}/channels/email`, payload: { enabled: true, provider: 'smtp', settings: { host: 'smtp.example' } } });
+    assert.equal(mail.statusCode, 400);
+  });
 });
