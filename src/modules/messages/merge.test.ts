@@ -20,3 +20,17 @@ it('message ids keep the UUID v4 form and sort by creation time', async () => {
   assert.match(a, /^[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}$/);
   assert.ok(a < b);
 });
+
+it('derives the name of a URL part and reports every checklist failure at once', async () => {
+  const { validateRequest } = await import('./validate.js');
+  const failures: Array<{ paramName: string }> = [];
+  const v = validateRequest({ to: { email: ' Jo@Example.COM ' }, rules: ['email', 'email'], messageParts: [{ type: 'image/png', url: 'https://cdn.example.com/a/van%201.png' }] }, { now: 0 }, failures);
+  assert.deepEqual(failures, []);
+  assert.equal((v!.stored.messageParts as Array<{ name: string }>)[0]!.name, 'van 1.png');
+  assert.deepEqual(v!.channels, ['email']);
+  assert.equal((v!.stored.to as { email: string }).email, 'Jo@example.com');
+  const bad: Array<{ paramName: string; index?: number }> = [];
+  validateRequest({ to: { x: 1 }, rules: ['sms'], fallbackAfter: 5, successStatus: 'maybe', requireOptIn: 'yes', metadata: [] }, { now: 0 }, bad, 7);
+  assert.deepEqual(bad.map((f) => f.paramName).sort(), ['body', 'fallbackAfter', 'metadata', 'requireOptIn', 'successStatus', 'to.x'].sort());
+  assert.ok(bad.every((f) => f.index === 7));
+});

@@ -37,6 +37,15 @@ export function senderProblem(from: unknown): string | undefined {
   return undefined;
 }
 
+function nameFromUrl(url: string): string | undefined {
+  try {
+    const last = new URL(url).pathname.split('/').filter(Boolean).pop();
+    return last ? decodeURIComponent(last) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
 
 export interface ValidationContext {
@@ -185,7 +194,11 @@ export function validateRequest(body: unknown, vc: ValidationContext, failures: 
   }
   if (b.messageParts !== undefined) {
     if (!Array.isArray(b.messageParts) || b.messageParts.length > 20) fail('messageParts', 'Must be an array of at most 20 parts');
-    else { b.messageParts.forEach((part, i) => checkPart(part, `messageParts[${i}]`, fail)); stored.messageParts = b.messageParts; }
+    else {
+      b.messageParts.forEach((part, i) => checkPart(part, `messageParts[${i}]`, fail));
+      // A URL part needs only type and url; its name is derived from the URL (§2.4.2).
+      stored.messageParts = b.messageParts.map((p) => (isObj(p) && typeof p.url === 'string' && p.name === undefined ? { ...p, name: nameFromUrl(p.url) } : p));
+    }
   }
   if (b.templateId !== undefined) {
     if (typeof b.templateId !== 'string' || b.templateId === '') fail('templateId', 'Must be a template id');
