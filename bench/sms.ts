@@ -89,6 +89,7 @@ async function startSmsc(): Promise<{ port: number; close(): Promise<void> }> {
 
 async function bareSmpp(port: number, total: number): Promise<number> {
   const session = smpp.connect({ host: '127.0.0.1', port });
+  session.socket.setNoDelay(true);
   session.on('error', () => {});
   await new Promise<void>((resolve) => session.on('connect', () => session.send(new smpp.PDU('bind_transceiver', { system_id: 'bare', password: 'x' }), () => resolve())));
   session.on('deliver_sm', (pdu: PDU) => session.send(pdu.response()));
