@@ -18,7 +18,7 @@ import { insertMessages, loadMessage, messageId, type Message, type MessageRow, 
 import { inboundPermission, sendPermission, validateRequest, type ValidatedRequest } from './validate.js';
 
 export const MAX_BATCH = 5000;
-const JOB_CHUNK = 50;
+const JOB_CHUNK = 100;
 
 export interface StatusReport {
   channel: string;
