@@ -1,7 +1,7 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { eachDatabase, useServer } from '../helpers/harness.js';
-import { settle } from '../messages/helpers.js';
+import { eventsFor, settle } from '../messages/helpers.js';
 import { startSmsc, type TestSmsc } from './smsc.js';
 
 eachDatabase('SMS channel end to end', (dialect) => {
@@ -51,6 +51,9 @@ eachDatabase('SMS channel end to end', (dialect) => {
     const sent = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json();
     assert.equal(sent.status, 'sent');
     assert.equal(sent.statusDetails.segmentCount, 2);
+    const [event] = (await eventsFor(s(), messageId)).filter((e) => e.name === 'message.sent');
+    assert.equal(event!.payload.details.channelStatus.sms.details.encoding, 'UCS2');
+    assert.equal(event!.payload.details.channelStatus.sms.details.phoneNumberCountryCode, 'GB');
     for (const p of pdus) {
       const resp = await smsc.deliver({ source_addr: '447400123456', destination_addr: '447700900100', esm_class: 4, short_message: `id:${p.assignedId} sub:001 dlvrd:001 submit date:2405010930 done date:2405010931 stat:DELIVRD err:000 text:` });
       assert.equal(resp.command_status, 0);
