@@ -147,7 +147,7 @@ async function run(fastUrl: string, fast: Receiver, slowUrl?: string, events = E
 
 async function main() {
   const fast = await receiver(0);
-  const slow = await receiver(5000);
+  const slow = await receiver(Number(process.env.BENCH_SLOW_MS ?? 5000));
   const body = Buffer.from(JSON.stringify({ eventId: 'x', accountId: 1, apiSpaceId: 'y', name: 'message.delivered', payload: payload(0), revision: 2, timestamp: new Date().toISOString() }));
   const total = Math.ceil(EVENTS / WEBHOOKS) * WEBHOOKS;
   console.log(`webhooks bench: ${total} deliveries to ${WEBHOOKS} webhooks on one fast receiver (${process.env.BENCH_DATABASE_URL ? 'PostgreSQL' : 'SQLite'})`);

@@ -1,3 +1,4 @@
+import { Counter, Histogram } from 'prom-client';
 import type { Platform } from '../../platform.js';
 import type { DeliveryRow, WebhookRow } from './webhooks.migrations.js';
 import type { Completion, DeliveriesRepo } from './deliveries.repo.js';
@@ -65,6 +66,8 @@ export function createDispatcher(p: Platform, repo: DeliveriesRepo, options: Dis
   let flushTimer: NodeJS.Timeout | undefined;
   let lastPurge = 0;
   const unsubscribers: Array<() => void> = [];
+  const attemptsTotal = new Counter({ name: 'webhook_attempts_total', help: 'Webhook delivery attempts by outcome', labelNames: ['outcome'], registers: [p.metrics] });
+  const attemptSeconds = new Histogram({ name: 'webhook_attempt_duration_seconds', help: 'Webhook request duration', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [p.metrics] });
 
   const lane = (id: string): Lane => {
     let l = lanes.get(id);
@@ -186,6 +189,8 @@ export function createDispatcher(p: Platform, repo: DeliveriesRepo, options: Dis
         c.retryAt = clock.now() + delay;
       }
     }
+    attemptsTotal.inc({ outcome: c.state === 'pending' ? 'retry' : c.state });
+    attemptSeconds.observe(c.durationMs / 1000);
     completions.push(c);
     scheduleFlush();
   }
