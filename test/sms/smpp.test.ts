@@ -270,3 +270,44 @@ describe('SMPP flow control and keep-alive', () => {
     }
   });
 });
+
+describe('SMPP over TLS', () => {
+  it('binds and submits through a TLS SMSC (and refuses an untrusted certificate by default)', async () => {
+    const forge = (await import('node-forge')).default;
+    const keys = forge.pki.rsa.generateKeyPair(1024);
+    const cert = forge.pki.createCertificate();
+    cert.publicKey = keys.publicKey;
+    cert.serialNumber = '01';
+    cert.validity.notBefore = new Date(Date.now() - 60_000);
+    cert.validity.notAfter = new Date(Date.now() + 3_600_000);
+    cert.setSubject([{ name: 'commonName', value: 'localhost' }]);
+    cert.setIssuer([{ name: 'commonName', value: 'localhost' }]);
+    cert.sign(keys.privateKey, forge.md.sha256.create());
+    const smpp = (await import('smpp')).default;
+    const submits: string[] = [];
+    const server = smpp.createServer({ key: forge.pki.privateKeyToPem(keys.privateKey), cert: forge.pki.certificateToPem(cert) }, (session) => {
+      session.on('error', () => {});
+      session.on('bind_transceiver', (pdu) => session.send(pdu.response()));
+      session.on('submit_sm', (pdu) => {
+        submits.push(String(pdu.short_message.message));
+        session.send(pdu.response({ message_id: 'TLS1' }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    const strict = createSmppAdapter(recordingContext({ host: '127.0.0.1', port, tls: true, systemId: 'esme', rebindMinMs: 50, submitTimeoutMs: 300, defaultFrom: 'ACME' }).ctx);
+    const relaxed = createSmppAdapter(recordingContext({ host: '127.0.0.1', port, tls: true, tlsRejectUnauthorized: false, systemId: 'esme', defaultFrom: 'ACME' }).ctx);
+    try {
+      assert.equal((await strict.send(input({ options: {} }))).kind, 'transient', 'self-signed certificate refused');
+      await relaxed.client.whenReady();
+      const out = await relaxed.send(input({ body: 'over tls', options: {} }));
+      assert.deepEqual([out.kind, out.kind === 'accepted' && out.providerMessageId], ['accepted', 'TLS1']);
+      assert.deepEqual(submits, ['over tls']);
+    } finally {
+      await strict.close();
+      await relaxed.close();
+      for (const s of [...server.sessions]) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import smpp, { type PDU, type Session } from 'smpp';
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 
 /**
@@ -11,6 +12,8 @@ export interface SmppClientOptions {
   host: string;
   port: number;
   tls: boolean;
+  /** Verify the SMSC's certificate (default true; false only for self-signed test SMSCs). */
+  tlsRejectUnauthorized?: boolean;
   systemId: string;
   password: string;
   systemType: string;
@@ -117,7 +120,7 @@ export class SmppClient {
   private connect(bind: Bind): void {
     if (this.closed) return;
     if (!this.binds.includes(bind)) this.binds.push(bind);
-    const session = smpp.connect({ host: this.o.host, port: this.o.port, tls: this.o.tls, rejectUnauthorized: false });
+    const session = smpp.connect({ host: this.o.host, port: this.o.port, tls: this.o.tls, rejectUnauthorized: this.o.tlsRejectUnauthorized !== false, ...(isIP(this.o.host) ? {} : { servername: this.o.host }) });
     bind.session = session;
     session.socket.setNoDelay(true);
     session.on(this.o.tls ? 'secureConnect' : 'connect', () => {

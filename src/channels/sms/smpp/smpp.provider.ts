@@ -12,6 +12,7 @@ export interface SmppSettings {
   host: string;
   port: number;
   tls: boolean;
+  tlsRejectUnauthorized: boolean;
   systemId: string;
   password: string;
   systemType: string;
@@ -40,6 +41,7 @@ export function smppSettings(raw: Record<string, unknown>): SmppSettings {
     host: str('host'),
     port: num('port', 2775),
     tls: raw.tls === true,
+    tlsRejectUnauthorized: raw.tlsRejectUnauthorized !== false,
     systemId: str('systemId'),
     password: str('password'),
     systemType: str('systemType'),
@@ -168,7 +170,7 @@ export function createSmppAdapter(ctx: AdapterContext, deps: SmppDeps = {}): Cha
   }
 
   const client = new SmppClient({
-    host: s.host, port: s.port, tls: s.tls, systemId: s.systemId, password: s.password, systemType: s.systemType, bindMode: s.bindMode,
+    host: s.host, port: s.port, tls: s.tls, tlsRejectUnauthorized: s.tlsRejectUnauthorized, systemId: s.systemId, password: s.password, systemType: s.systemType, bindMode: s.bindMode,
     enquireLinkSeconds: s.enquireLinkSeconds, windowSize: s.windowSize, throughputPerSecond: s.throughputPerSecond,
     rebindMinMs: s.rebindMinMs, rebindMaxMs: s.rebindMaxMs, responseTimeoutMs: 30_000, onDeliver, log: ctx.log,
   });
