@@ -67,6 +67,37 @@ eachDatabase('webhook durability', (dialect: DialectName) => {
   });
 });
 
+eachDatabase('webhook target safety at send time', (dialect: DialectName) => {
+  it('refuses a private target when sending, counting it as a failed attempt', async () => {
+    const rx = await startReceiver(() => 200);
+    const modules = fastWebhookModules();
+    const first = await startServer(dialect, { modules, start: false });
+    try {
+      const space = await first.createSpace();
+      const created = await first.request({ method: 'POST', url: `/apispaces/${space}/webhooks`, payload: { name: 'p', url: rx.url, subscriptions: [{ type: 'profile.*' }] } });
+      const webhookId = created.json().id;
+      await appendEvent(first.container, space, 'profile.create', { id: 'x' });
+      await first.close();
+      // Same database, stricter installation: the stored 127.0.0.1 target is refused at send time.
+      const second = await startServer(dialect, { modules, location: first.location, env: { ALLOW_PRIVATE_WEBHOOK_TARGETS: 'false' } });
+      try {
+        const list = async () => (await second.request({ method: 'GET', url: `/apispaces/${space}/webhooks/${webhookId}/deliveries` })).json();
+        await waitFor(async () => (await list())[0]?.history.length >= 2, 5000, 'refused attempts');
+        const [d] = await list();
+        assert.equal(d.state, 'pending');
+        assert.match(d.history[0].error, /refused/);
+        assert.equal(d.history[0].statusCode, null);
+        assert.equal(rx.requests.length, 0);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rx.close();
+      await dropLocation(first.location);
+    }
+  });
+});
+
 eachDatabase('webhook fan-out and other modules', (dialect) => {
   const s = useServer(dialect, { modules: fastWebhookModules() });
   let rx: Awaited<ReturnType<typeof startReceiver>> | undefined;
