@@ -205,7 +205,9 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
         let k = -1;
         for (let j = attempts.length - 1; j >= 0; j--) if (attempts[j]!.channel === ch && ['accepted', 'TimedOut', 'failed'].includes(attempts[j]!.outcome)) { k = j; break; }
         const isCurrent = currentCh === ch && (m.row.channel_id === ch || s.current !== undefined);
-        const isCandidate = (m.row.status === 'processing' || m.row.status === 'retrying') && s.rules.includes(ch);
+        // Candidates are the channels not tried yet (a report may beat the dispatcher's own commit);
+        // a channel already skipped, rejected or timed out is not one.
+        const isCandidate = (m.row.status === 'processing' || m.row.status === 'retrying') && s.rules.indexOf(ch) >= s.next;
         const noteOnAttempt = () => {
           attempts[k] = { ...attempts[k]!, status, statusOn: at };
           return { result: false as const, change: { details: { ...m.details, attempts } } };
