@@ -134,6 +134,7 @@ eachDatabase('webhook delivery', (dialect) => {
     await appendEvent(s().container, space, 'message.inbound', { id: 'm-in', messageId: 'm-in', channel: 'sms' });
     await appendEvent(s().container, space, 'presence.away', null, { profileId: 'kim' });
     await appendEvent(s().container, space, 'presence.away', null, { profileId: 'lee' });
+    await appendEvent(s().container, space, 'message.processing', { id: 'm-internal', details: { channel: 'sms' } });
     await waitFor(() => bodiesFor(space).length >= 6, 5000, 'six deliveries');
     await sleep(200);
     const got = bodiesFor(space).map((r) => JSON.parse(r.body.toString()));

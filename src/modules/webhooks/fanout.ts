@@ -5,7 +5,7 @@ import type { StoredEvent } from '../../events/log.js';
 import { EVENTS_CHANNEL } from '../../events/log.js';
 import { fromJson } from '../../storage/dialect.js';
 import { iso } from '../../lib/clock.js';
-import { toWebhookEnvelope } from '../../events/catalogue.js';
+import { eventType, toWebhookEnvelope } from '../../events/catalogue.js';
 import type { WebhookRow } from './webhooks.migrations.js';
 import type { DeliveriesRepo, NewDelivery } from './deliveries.repo.js';
 import { matches, type Subscription } from './subscriptions.js';
@@ -167,7 +167,8 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
       const items: Array<{ api_space_id: string; webhook_id: string; seq: number; event_id: string; name: string; envelope: string; created_at: number }> = [];
       for (const e of all) {
         const candidates = hooks.get(e.apiSpaceId);
-        if (!candidates) continue;
+        // Only catalogue events leave the server (typing and other internal events never do).
+        if (!candidates || !eventType(e.name)) continue;
         const envelope = toWebhookEnvelope(e);
         let body: string | undefined;
         for (const w of candidates) {
