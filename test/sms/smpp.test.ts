@@ -132,6 +132,24 @@ describe('SMPP provider against a local SMSC', () => {
     assert.deepEqual([bad.kind, (bad as { code?: string }).code], ['rejected', 'InvalidNumber']);
   });
 
+  it('retries a throttled part alone and fails the message when a part is rejected', async () => {
+    const before = smsc.submits.length;
+    smsc.nextStatuses.push(0, 0x58);
+    const out = await adapter.send(input({ messageId: 'parts-1', body: 'p'.repeat(200) }));
+    assert.equal(out.kind, 'accepted');
+    assert.equal(smsc.submits.length - before, 3, 'two parts plus one retry of the throttled part');
+    assert.equal((out as unknown as { details: { providerMessageIds: string[] } }).details.providerMessageIds.length, 2);
+    smsc.nextStatuses.push(0, 0x45);
+    const partial = await adapter.send(input({ messageId: 'parts-2', body: 'q'.repeat(200) }));
+    assert.equal(partial.kind, 'accepted');
+    const d = (partial as unknown as { details: { providerMessageIds: string[]; partsRejected: number } }).details;
+    assert.equal(d.partsRejected, 1);
+    const count = rec.receipts.length;
+    await smsc.deliver({ source_addr: '447400123456', esm_class: 0x04, short_message: `id:${d.providerMessageIds[0]} sub:001 dlvrd:001 submit date:2405010930 done date:2405010931 stat:DELIVRD err:000 text:` });
+    await until(() => rec.receipts.length === count + 1);
+    assert.deepEqual([rec.receipts.at(-1)!.messageId, rec.receipts.at(-1)!.status], ['parts-2', 'failed']);
+  });
+
   it('rejects text over 2000 characters and missing senders without touching the SMSC', async () => {
     const before = smsc.submits.length;
     const long = await adapter.send(input({ body: 'a'.repeat(2001) }));

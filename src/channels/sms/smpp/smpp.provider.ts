@@ -33,6 +33,8 @@ export interface SmppSettings {
 }
 
 const DEFAULT_VALIDITY_MS = 48 * 3600 * 1000;
+/** Extra attempts for one throttled part of a multi-part message. */
+const PART_RETRIES = 3;
 
 export function smppSettings(raw: Record<string, unknown>): SmppSettings {
   const num = (k: string, d: number) => (typeof raw[k] === 'number' ? (raw[k] as number) : d);
@@ -194,20 +196,36 @@ export function createSmppAdapter(ctx: AdapterContext, deps: SmppDeps = {}): Cha
       };
       ref = (ref + 1) & 0xff;
       const submits = buildSubmits(prepared.sms, s, base, ref);
-      const ids: string[] = [];
-      try {
-        const resps = await Promise.all(submits.map((f) => client.submit(f, s.submitTimeoutMs, input.signal)));
-        for (const r of resps) {
-          if (r.command_status !== 0) return mapSubmitError(r.command_status);
-          ids.push(String(r.message_id ?? ''));
+      // Each part is retried on its own when the SMSC throttles it: resubmitting the whole message
+      // would duplicate the parts it already accepted.
+      const submitPart = async (fields: Record<string, unknown>): Promise<PDU | SmppUnavailable> => {
+        for (let attempt = 0; ; attempt++) {
+          let resp: PDU;
+          try {
+            resp = await client.submit(fields, s.submitTimeoutMs, input.signal);
+          } catch (err) {
+            if (err instanceof SmppUnavailable) return err;
+            throw err;
+          }
+          const retriable = resp.command_status === 0x58 || resp.command_status === 0x14;
+          if (!retriable || attempt >= PART_RETRIES || submits.length === 1) return resp;
+          await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
         }
-      } catch (err) {
-        if (err instanceof SmppUnavailable) return { kind: 'transient', reason: `SMSC unavailable: ${err.message}`, code: 'ProviderError', retryAfterMs: 5000 };
-        throw err;
-      }
+      };
+      const results = await Promise.all(submits.map(submitPart));
+      const failure = (r: PDU | SmppUnavailable): SendOutcome | undefined =>
+        r instanceof SmppUnavailable ? { kind: 'transient', reason: `SMSC unavailable: ${r.message}`, code: 'ProviderError', retryAfterMs: 5000 }
+          : r.command_status !== 0 ? mapSubmitError(r.command_status) : undefined;
+      const accepted = results.filter((r) => !failure(r));
+      if (!accepted.length) return failure(results[0]!)!;
+      // Some parts went out: report acceptance, and mark the missing parts rejected so the message
+      // ends `failed` when the receipts of the others arrive (sms.md §6.2).
+      const ids = results.map((r, i) => (failure(r) ? `rejected:${input.messageId}:${i + 1}` : String((r as PDU).message_id ?? '')));
+      const rejectedParts = results.length - accepted.length;
       await parts.record(input.apiSpaceId, input.messageId, ids);
+      for (const id of ids) if (id.startsWith('rejected:')) await parts.settle(input.apiSpaceId, id, 'REJECTD');
       if (sender.pooled) await senders.put(input.apiSpaceId, to, sender.from, now());
-      return { kind: 'accepted', providerMessageId: ids[0], acceptedAt: now(), details: { ...prepared.details, from: sender.from, providerMessageIds: ids } };
+      return { kind: 'accepted', providerMessageId: ids.find((id) => !id.startsWith('rejected:')), acceptedAt: now(), details: { ...prepared.details, from: sender.from, providerMessageIds: ids, ...(rejectedParts ? { partsRejected: rejectedParts } : {}) } };
     },
     async close() {
       reassembler.close();
