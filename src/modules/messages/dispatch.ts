@@ -10,6 +10,7 @@ import type { ChannelAdapter, SendInput, SendOutcome } from '../../channels/adap
 import type { ChannelConfigView, ChannelRegistry } from '../channels/channels.contract.js';
 import type { ProfileDirectory, ProfileDocument } from '../profiles/profiles.contract.js';
 import type { ModuleContext } from '../module.js';
+import type { Tx } from '../../storage/db.js';
 import { iso } from '../../lib/clock.js';
 import { loadMessage, type Change, type Message, type Mutator } from './messages.repo.js';
 import { FINAL, OPT_REASONS, rank, type Attempt } from './lifecycle.js';
@@ -249,7 +250,11 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     return { status, details: { ...m.details, attempts, nextAttemptOn: undefined, failureReason, errorCode }, events: [{ status, channel: null, failureReason, errorCode }] };
   }
 
-  async function process(apiSpaceId: string, id: string, memo: Memo = newMemo()): Promise<void> {
+  /**
+   * `completeIn` (single-message jobs): the job is deleted in the transaction that records the
+   * outcome, one write fewer per message and no window where the outcome is stored but the job not.
+   */
+  async function process(apiSpaceId: string, id: string, memo: Memo = newMemo(), completeIn?: (tx: Tx) => Promise<void>): Promise<void> {
     const m = await loadMessage(ctx.db, apiSpaceId, id);
     if (!m || !dispatchable(m, m.state.next)) return;
     const startNext = m.state.next;
@@ -267,7 +272,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     // A concurrent worker that already moved past `startNext`, a deletion or a final status wins.
     const commit = (build: (cur: Message) => Change) =>
       mutator.mutate(apiSpaceId, id, (cur) => (!cur.row.deleted && !cur.state.cancelled && cur.state.next === startNext && !FINAL.has(cur.row.status)
-        ? { change: { profileId: recipient.profileId ?? cur.row.profile_id, ...build(cur) }, result: true }
+        ? { change: { profileId: recipient.profileId ?? cur.row.profile_id, ...build(cur), ...(completeIn ? { also: completeIn } : {}) }, result: true }
         : { result: false }), m);
 
     for (;;) {
@@ -353,9 +358,10 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     }
   }
 
-  const dispatchJob: JobHandler = async ({ job }) => {
+  const dispatchJob: JobHandler = async ({ job, completeIn }) => {
     const space = job.apiSpaceId!;
     const ids = (job.payload.ids ?? []) as string[];
+    if (ids.length === 1) return process(space, ids[0]!, newMemo(), completeIn);
     let i = 0;
     const memo = newMemo();
     const lane = async () => {

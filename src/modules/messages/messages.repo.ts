@@ -169,6 +169,8 @@ export interface Change {
   events?: MessageEvent[];
   jobs?: NewJob[];
   actor?: string;
+  /** More work in the same transaction (a dispatch job completing itself with the change). */
+  also?: (tx: Tx) => Promise<void>;
 }
 
 export class ConcurrentUpdate extends Error {}
@@ -229,6 +231,7 @@ export function createMutator(ctx: ModuleContext): Mutator {
               }
             }
             for (const job of change.jobs ?? []) await ctx.queue.enqueue(uow, job);
+            await change.also?.(uow.tx);
             return { result, message: next };
           });
         } catch (err) {
