@@ -62,7 +62,7 @@ export function createExporter(ctx: ModuleContext) {
     for (;;) {
       const rows = await sql<ProfileRow>`SELECT p.api_space_id, p.id, ${dataText}, p.opt_in, p.rels, p.system, p.revision, p.etag, p.created_on, p.created_by,
         p.updated_on, p.updated_by, p.last_activity_on, p.deleted_on, p.deleted_by
-        FROM profiles p WHERE ${where} ${after === undefined ? sql`` : sql`AND p.id > ${after}`} ORDER BY p.id LIMIT ${PAGE}`.execute(ctx.db);
+        FROM profiles p WHERE ${where} ${after === undefined ? sql`` : sql`AND p.id > ${after}`} ORDER BY p.api_space_id, p.id LIMIT ${PAGE}`.execute(ctx.db);
       if (!rows.rows.length) return;
       yield rows.rows;
       if (rows.rows.length < PAGE) return;

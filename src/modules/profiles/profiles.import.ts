@@ -1,4 +1,5 @@
 import { parse as parseCsv } from 'csv-parse/sync';
+import { sql } from 'kysely';
 import type { ModuleContext } from '../module.js';
 import type { Actor } from '../../auth/actor.js';
 import type { JobHandler } from '../../delivery/worker.js';
@@ -158,6 +159,9 @@ export function createImports(ctx: ModuleContext, writer: ProfileWriter, opts: {
           await uow.tx.deleteFrom('profile_import_rows').where('import_id', 'in', old).execute();
           await jobCtx.completeIn(uow.tx);
         });
+        // A large import changes the data distribution at once: refresh the planner's statistics
+        // now rather than when autovacuum next gets to it.
+        if (ctx.handle.dialect === 'postgres' && imp.processed_count >= 10_000) await sql`ANALYZE profiles, profile_fields`.execute(db).catch(() => {});
         return;
       }
       await ctx.transaction(async (uow) => {

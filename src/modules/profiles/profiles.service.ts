@@ -302,8 +302,10 @@ export function createProfilesService(ctx: ModuleContext) {
       const c = parsed.controls;
       const scope = { includeDeleted: c.includeDeleted && actor?.kind !== 'session', includeSystem: c.includeSystem };
       const where = whereClause(apiSpaceId, parsed.filters, scope);
-      const total = await sql<{ c: number }>`SELECT count(*) AS c FROM profiles p WHERE ${where}`.execute(db);
       const rows = await sql<ProfileRow>`SELECT p.* FROM profiles p WHERE ${where} ORDER BY ${orderClause(apiSpaceId, c.sort)} LIMIT ${c.limit} OFFSET ${c.skip}`.execute(db);
+      // A partial page tells the total without counting (selective filters, last pages).
+      const partial = rows.rows.length < c.limit && (rows.rows.length > 0 || c.skip === 0);
+      const total = partial ? c.skip + rows.rows.length : Number((await sql<{ c: number }>`SELECT count(*) AS c FROM profiles p WHERE ${where}`.execute(db)).rows[0]?.c ?? 0);
       const states = rows.rows.map(stateFromRow);
       const ids = states.map((s) => s.id);
       const devices = c.includeDevices ? await devicesOf(apiSpaceId, ids) : undefined;
@@ -314,7 +316,7 @@ export function createProfilesService(ctx: ModuleContext) {
         if (c.includeSessions) doc._sessions = sessions?.get(s.id) ?? [];
         return doc;
       });
-      return { items, total: Number(total.rows[0]?.c ?? 0) };
+      return { items, total };
     },
 
     async schemaSummary(apiSpaceId: string, filters: readonly Filter[]) {
