@@ -130,6 +130,9 @@ export function createPnvService(ctx: ModuleContext) {
     const job = await db.selectFrom('pnv_jobs').selectAll().where('job_id', '=', jobId).executeTakeFirst();
     if (!job || job.status === 'Completed' || job.status === 'Cancelled') return;
     const touch = (fields: Partial<PnvJobRow>) => db.updateTable('pnv_jobs').set({ ...fields, updated_on: iso(clock.now()) }).where('job_id', '=', jobId).execute();
+    // phone-validation.md §3.3: a job whose API space was deleted ends `Cancelled`.
+    const spaceGone = async () => !(await ctx.services.spaces.get(job.api_space_id));
+    if (await spaceGone()) return void (await touch({ status: 'Cancelled' }));
     try {
       await touch({ status: 'Processing', percent_complete: 0 });
       const rows = readRows(job.input, job.delimiter);
@@ -153,6 +156,7 @@ export function createPnvService(ctx: ModuleContext) {
           lastTouch = clock.now();
           await touch({ percent_complete: Math.floor(((i + 1) * 100) / data.length), phone_number_count: count, invalid_count: invalid });
           await jobCtx.heartbeat();
+          if (await spaceGone()) return void (await touch({ status: 'Cancelled' }));
         }
       }
       await touch({
