@@ -222,4 +222,27 @@ eachDatabase('webhook delivery', (dialect) => {
     assert.match(d.history[0].error, /timeout/);
     assert.equal(d.history[0].statusCode, null);
   });
+
+  it('matches each event against the subscriptions in force when it was raised', async () => {
+    rx.setReply(() => 200);
+    const space = await s().createSpace();
+    const id = await createHook(space, { subscriptions: [{ type: 'profile.*' }] });
+    const fanout = s().container.services.webhooks.fanout;
+    await fanout.stop(); // hold the fan-out back so the change lands before these events are read
+    try {
+      await appendEvent(s().container, space, 'profile.update', { id: 'before-change' }, { revision: 1 });
+      await appendEvent(s().container, space, 'message.sent', { id: 'before-change-msg', details: { channel: 'sms' } });
+      await sleep(5);
+      const put = await s().request({ method: 'PUT', url: `/apispaces/${space}/webhooks/${id}`, payload: { name: 'test', url: rx.url, subscriptions: [{ type: 'message.*' }] } });
+      assert.equal(put.statusCode, 200);
+      await sleep(5);
+      await appendEvent(s().container, space, 'profile.update', { id: 'after-change' }, { revision: 2 });
+      await appendEvent(s().container, space, 'message.sent', { id: 'after-change-msg', details: { channel: 'sms' } });
+    } finally {
+      fanout.start();
+    }
+    await waitFor(() => bodiesFor(space).length >= 2, 5000, 'two deliveries');
+    await sleep(200);
+    assert.deepEqual(bodiesFor(space).map((r) => JSON.parse(r.body.toString()).payload.id).sort(), ['after-change-msg', 'before-change']);
+  });
 });

@@ -51,11 +51,15 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
   let timerDue = Infinity;
   let cursorRowReady = false;
 
-  async function loadWebhooks(tx: Tx, spaces: string[]): Promise<Map<string, Array<WebhookRow & { subs: Subscription[] }>>> {
-    const out = new Map<string, Array<WebhookRow & { subs: Subscription[] }>>();
+  type Live = WebhookRow & { subs: Subscription[]; previous: Subscription[] | null };
+  async function loadWebhooks(tx: Tx, spaces: string[]): Promise<Map<string, Live[]>> {
+    const out = new Map<string, Live[]>();
     if (!spaces.length) return out;
     const rows = await tx.selectFrom('webhooks').selectAll().where('api_space_id', 'in', spaces).where('deleted_on', 'is', null).execute();
-    for (const r of rows) out.set(r.api_space_id, [...(out.get(r.api_space_id) ?? []), { ...r, subs: fromJson<Subscription[]>(r.subscriptions) }]);
+    for (const r of rows) {
+      const live: Live = { ...r, subs: fromJson<Subscription[]>(r.subscriptions), previous: r.previous_subscriptions === null ? null : fromJson<Subscription[]>(r.previous_subscriptions) };
+      out.set(r.api_space_id, [...(out.get(r.api_space_id) ?? []), live]);
+    }
     return out;
   }
 
@@ -172,8 +176,11 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
         const envelope = toWebhookEnvelope(e);
         let body: string | undefined;
         for (const w of candidates) {
-          // Webhooks see the events raised after they were created (webhooks.md §2).
-          if (w.created_on > e.createdOn || !matches(w.subs, envelope)) continue;
+          // Webhooks see the events raised after they were created, with the subscriptions in force
+          // when the event was raised (webhooks.md §2; one change of history is kept).
+          if (w.created_on > e.createdOn) continue;
+          const subs = w.previous && w.subscriptions_changed_on && e.createdOn < w.subscriptions_changed_on ? w.previous : w.subs;
+          if (!matches(subs, envelope)) continue;
           body ??= JSON.stringify(envelope);
           touched.add(w.id);
           if (w.batch) items.push({ api_space_id: e.apiSpaceId, webhook_id: w.id, seq: e.id, event_id: envelope.eventId, name: e.name, envelope: body, created_at: now });

@@ -13,6 +13,9 @@ export interface WebhookRow {
   previous_secret: string | null;
   previous_secret_until: number | null;
   subscriptions: unknown;
+  /** Subscriptions before the last change, for events raised before it but fanned out after. */
+  previous_subscriptions: unknown;
+  subscriptions_changed_on: string | null;
   batch: number;
   max_batch_size: number;
   batch_timeout_ms: number;
@@ -109,6 +112,8 @@ export const webhooksMigrations: SchemaMigration[] = [
         .addColumn('previous_secret', 'text')
         .addColumn('previous_secret_until', t.bigint)
         .addColumn('subscriptions', t.json, (c) => c.notNull())
+        .addColumn('previous_subscriptions', t.json)
+        .addColumn('subscriptions_changed_on', 'text')
         .addColumn('batch', 'integer', (c) => c.notNull())
         .addColumn('max_batch_size', 'integer', (c) => c.notNull())
         .addColumn('batch_timeout_ms', t.bigint, (c) => c.notNull())

@@ -112,7 +112,7 @@ export function createWebhooksService(p: Platform, hooks: { onDeleted(webhookId:
       const r: WebhookRow = {
         id: ids.uuid(), api_space_id: apiSpaceId, account_id: actor.accountId, ...v,
         secret: v.secret ? secrets.seal(v.secret) : null, previous_secret: null, previous_secret_until: null,
-        subscriptions: toJson(v.subscriptions), revision: 1,
+        subscriptions: toJson(v.subscriptions), previous_subscriptions: null, subscriptions_changed_on: null, revision: 1,
         created_on: now, created_by: actor.actor, updated_on: now, updated_by: actor.actor, deleted_on: null, deleted_by: null,
       };
       await db.insertInto('webhooks').values(r).execute();
@@ -130,12 +130,16 @@ export function createWebhooksService(p: Platform, hooks: { onDeleted(webhookId:
       const now = clock.now();
       const oldSecret = current.secret ? secrets.open(current.secret) : null;
       const rotated = oldSecret !== null && oldSecret !== v.secret;
+      const oldSubscriptions = fromJson<Subscription[]>(current.subscriptions);
+      const resubscribed = JSON.stringify(oldSubscriptions) !== JSON.stringify(v.subscriptions);
       const next: WebhookRow = {
         ...current, ...v,
         secret: v.secret ? secrets.seal(v.secret) : null,
         previous_secret: rotated ? current.secret : current.previous_secret,
         previous_secret_until: rotated ? now + ROTATION_OVERLAP_MS : current.previous_secret_until,
         subscriptions: toJson(v.subscriptions), revision: current.revision + 1, updated_on: iso(now), updated_by: actor.actor,
+        previous_subscriptions: resubscribed ? toJson(oldSubscriptions) : current.previous_subscriptions === null ? null : toJson(fromJson(current.previous_subscriptions)),
+        subscriptions_changed_on: resubscribed ? iso(now) : current.subscriptions_changed_on,
       };
       const { id: _id, api_space_id: _s, ...changes } = next;
       void _id; void _s;
