@@ -4,7 +4,8 @@
  *     versus a bare Fastify route in a separate process: rates, ratio, p99. Targets: ratio ≥ 0.25,
  *     p99 ≤ 10 ms. Measured twice on SQLite: embedded (one process accepts and dispatches) and
  *     split (an API process with WORKERS_ENABLED=false plus a worker process on the same database,
- *     ARCHITECTURE.md "Processes"), both dispatching to the receiver while the load runs.
+ *     ARCHITECTURE.md "Processes"), and split on PostgreSQL when TEST_DATABASE_URL is set; every
+ *     run dispatches to the receiver while the load runs.
  *  2. POST /messages/batch with 1,000 items on SQLite (workers off: the accepted rate), and on
  *     PostgreSQL when TEST_DATABASE_URL is set. Target ≥ 100k messages/s accepted on SQLite.
  * BENCH_SECONDS (default 3) and BENCH_CONCURRENCY (default 32) tune the runs.
@@ -113,12 +114,17 @@ async function main() {
   const bb = (space: string, headers: Record<string, string>, body: string) => () => request(bare.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
   const locations: DatabaseLocation[] = [];
   try {
-    for (const mode of ['embedded', 'split'] as const) {
-      const location = freshLocation('sqlite');
+    const runs: Array<{ mode: string; db: 'sqlite' | 'postgres'; split: boolean }> = [
+      { mode: 'embedded, SQLite', db: 'sqlite', split: false },
+      { mode: 'split, SQLite', db: 'sqlite', split: true },
+      ...(process.env.TEST_DATABASE_URL ? [{ mode: 'split, PostgreSQL', db: 'postgres' as const, split: true }] : []),
+    ];
+    for (const { mode, db, split } of runs) {
+      const location = freshLocation(db);
       locations.push(location);
-      const env = testEnv(location, { LOG_LEVEL: 'silent' });
-      const api = await spawnServer(mode === 'split' ? { ...env, WORKERS_ENABLED: 'false' } : env);
-      const worker = mode === 'split' ? await spawnServer(env) : undefined;
+      const env = testEnv(location, { LOG_LEVEL: 'silent', ...(location.schema ? { TEST_DB_SCHEMA: location.schema } : {}) });
+      const api = await spawnServer(split ? { ...env, WORKERS_ENABLED: 'false' } : env);
+      const worker = split ? await spawnServer(env) : undefined;
       try {
         const { space, headers } = await setup(api.port, receiverUrl);
         const body = JSON.stringify({ to: { crmId: 'C-1' }, rules: ['custom_bench'], body: 'Hello {{profile.crmId}}', metadata: { orderId: 'SO-1' } });
@@ -140,6 +146,7 @@ async function main() {
   } finally {
     bare.child.kill('SIGTERM');
   }
+  const cleanup = async () => { for (const l of locations) await dropLocation(l).catch(() => {}); };
   await batchRun(freshLocation('sqlite'), 'SQLite', receiverUrl);
   if (process.env.TEST_DATABASE_URL) {
     const pg = freshLocation('postgres');
@@ -148,7 +155,7 @@ async function main() {
   }
   receiver.close();
   agent.destroy();
-  for (const l of locations) await dropLocation(l).catch(() => {});
+  await cleanup();
 }
 
 await main();

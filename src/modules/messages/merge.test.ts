@@ -1,6 +1,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mergeDeep, mergeString } from './merge.js';
+import type { ValidationFailure } from '../../http/errors.js';
 
 it('substitutes profile paths, metadata, body and leaves unknown tokens', () => {
   const ctx = { profile: { firstName: 'Jane', address: { city: 'Leeds' }, n: 3, tags: ['a'] }, profileId: 'jane', body: 'B', metadata: { order: 'SO-1' } };
@@ -23,13 +24,13 @@ it('message ids keep the UUID v4 form and sort by creation time', async () => {
 
 it('derives the name of a URL part and reports every checklist failure at once', async () => {
   const { validateRequest } = await import('./validate.js');
-  const failures: Array<{ paramName: string }> = [];
+  const failures: ValidationFailure[] = [];
   const v = validateRequest({ to: { email: ' Jo@Example.COM ' }, rules: ['email', 'email'], messageParts: [{ type: 'image/png', url: 'https://cdn.example.com/a/van%201.png' }] }, { now: 0 }, failures);
   assert.deepEqual(failures, []);
   assert.equal((v!.stored.messageParts as Array<{ name: string }>)[0]!.name, 'van 1.png');
   assert.deepEqual(v!.channels, ['email']);
   assert.equal((v!.stored.to as { email: string }).email, 'Jo@example.com');
-  const bad: Array<{ paramName: string; index?: number }> = [];
+  const bad: ValidationFailure[] = [];
   validateRequest({ to: { x: 1 }, rules: ['sms'], fallbackAfter: 5, successStatus: 'maybe', requireOptIn: 'yes', metadata: [] }, { now: 0 }, bad, 7);
   assert.deepEqual(bad.map((f) => f.paramName).sort(), ['body', 'fallbackAfter', 'metadata', 'requireOptIn', 'successStatus', 'to.x'].sort());
   assert.ok(bad.every((f) => f.index === 7));
