@@ -103,3 +103,19 @@ eachDatabase('Phone number validation', (dialect) => {
     assert.equal((await s().request({ method: 'GET', url: `/apispaces/${other}/phonevalidation/bulk/${jobs[0].jobId}` })).statusCode, 404);
   });
 });
+
+eachDatabase('Phone number validation: cancelled jobs', (dialect) => {
+  const s = useServer(dialect, { start: false });
+  it('cancels a queued job whose API space was deleted', async () => {
+    const space = await s().createSpace();
+    const token = await s().createToken(space, ['pnv:w']);
+    const up = multipart({ separator: 'comma', country: 'GBR', isHeader: 'false', isInternational: 'true', phoneField: '1' }, { name: 'n.csv', content: '447400123456\n' });
+    const jobId = (await s().request({ method: 'POST', url: `/apispaces/${space}/phonevalidation/bulk`, token, ...up })).json();
+    assert.equal((await s().request({ method: 'DELETE', url: `/apispaces/${space}`, headers: { 'content-type': 'application/json' } })).statusCode, 204);
+    s().container.spaces.invalidate(space);
+    await s().container.start();
+    await s().container.worker!.idle();
+    const row = await s().container.platform.db.selectFrom('pnv_jobs').select(['status']).where('job_id', '=', jobId).executeTakeFirstOrThrow();
+    assert.equal(row.status, 'Cancelled');
+  });
+});
