@@ -18,7 +18,7 @@ export interface PoolNumber {
 /** Multi-part tracking: parts of one message and their final states (sms.md §6.2). */
 export interface PartStore {
   record(apiSpaceId: string, messageId: string, providerIds: string[]): Promise<void>;
-  /** Marks one part's final state; returns the message id, all part states, and whether this report changed anything. */
+  /** Marks one part's final state; returns the message id and the states of all its parts. */
   settle(apiSpaceId: string, providerId: string, state: string): Promise<{ messageId: string; states: string[] } | undefined>;
 }
 
