@@ -46,10 +46,14 @@ function decode(s: string): string {
   }
 }
 
+/** Bodies on these methods are ignored whatever their type or content (conventions.md §2.1). */
+const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
+
 /** Registers JSON parsing for JSON media types; any other type on a JSON route answers 415. */
 export function registerBodyParsers(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  const json = (_req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: unknown) => void) => {
+  const json = (req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: unknown) => void) => {
+    if (BODYLESS.has(req.method)) return done(null, undefined);
     try {
       done(null, parseJsonBody(body));
     } catch (err) {
@@ -62,7 +66,7 @@ export function registerBodyParsers(app: FastifyInstance): void {
   // registers its own parser in its scope (content upload, imports, provider callbacks).
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
     const type = req.headers['content-type'];
-    if (!type || (body as Buffer).length === 0) return json(req, body as Buffer, done);
+    if (!type || (body as Buffer).length === 0 || BODYLESS.has(req.method)) return json(req, body as Buffer, done);
     done(errors.unsupportedMediaType(String(type).split(';')[0]!.trim()));
   });
 }
