@@ -14,6 +14,20 @@ import { createInbound, type InboundHook } from './inbound.js';
 import { createHistory } from './history.js';
 import { messagesRoutes } from './messages.routes.js';
 
+/*
+ * The One API (one-api.md). Choices made here beyond the spec's text:
+ * - Accepting a send writes the message rows and their first dispatch jobs in one transaction and
+ *   nothing else; profile upserts (§2.2 rule 1), profile look-ups, rendering and merge fields
+ *   happen in the dispatch worker, so a 5,000-item batch costs a few multi-row inserts.
+ * - `status: "failed"` at acceptance only when no listed channel is configured (§3.1).
+ * - `customBody.sms.deliverAfter` delays the whole message when `sms` is listed (sms.md §5);
+ *   DELETE cancels it while it waits.
+ * - Message and inbound ids are UUID v4 in form with a leading time component (messages.repo.ts).
+ * - Timed fallback and fallbackOnFailure restart Branch with the message back in `processing`
+ *   (no event); the last accepted channel's receipts drive the status, earlier ones are only
+ *   recorded on their attempt.
+ */
+
 /** `services.messages`: the contract plus the inbound rules seam (§5 steps 5–6). */
 export interface MessagesService extends MessagesApi {
   onInbound(hook: InboundHook): void;
