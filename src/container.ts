@@ -121,6 +121,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
           leaseMs: options.worker?.leaseMs,
           idlePollMs: options.worker?.idlePollMs,
           backoffBaseMs: options.worker?.backoffBaseMs,
+          metrics,
         });
         worker.start();
       }

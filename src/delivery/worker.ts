@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
 import type { Job, JobQueue } from './queue.js';
 import type { Tx } from '../storage/db.js';
@@ -40,6 +41,18 @@ export interface WorkerOptions {
   /** Longest sleep between polls when nothing wakes the worker. */
   idlePollMs?: number;
   backoffBaseMs?: number;
+  /** Registry for `jobs_run_duration_seconds{kind,outcome}`. */
+  metrics?: Registry;
+}
+
+type Outcome = 'done' | 'retry' | 'dead' | 'lease_lost' | 'interrupted';
+
+function runHistogram(registry: Registry): Histogram<'kind' | 'outcome'> {
+  const name = 'jobs_run_duration_seconds';
+  return (registry.getSingleMetric(name) as Histogram<'kind' | 'outcome'> | undefined) ?? new Histogram({
+    name, help: 'Job handler run time by kind and outcome', labelNames: ['kind', 'outcome'],
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120], registers: [registry],
+  });
 }
 
 export interface Worker {
@@ -72,7 +85,11 @@ export function createWorker(opts: WorkerOptions): Worker {
     timer = setTimeout(() => void pump(), Math.max(0, ms));
   };
 
+  const runs = opts.metrics ? runHistogram(opts.metrics) : undefined;
+
   async function runOne(job: Job): Promise<void> {
+    const started = performance.now();
+    let outcome: Outcome = 'done';
     const handler = handlers.get(job.kind);
     const ac = new AbortController();
     controllers.add(ac);
@@ -95,14 +112,17 @@ export function createWorker(opts: WorkerOptions): Worker {
       if (!completed) await queue.complete(job);
     } catch (err) {
       if (err instanceof LeaseLost || ac.signal.reason instanceof LeaseLost) {
+        outcome = 'lease_lost';
         log.warn({ jobId: job.id, kind: job.kind }, 'job lease lost; another worker owns it now');
       } else if (stopped && ac.signal.aborted) {
+        outcome = 'interrupted';
         // Interrupted by shutdown, not failed: hand it back to run again at once elsewhere.
         await queue.fail(job, 'interrupted by worker shutdown', clock.now()).catch(() => {});
       } else {
         const message = err instanceof Error ? err.message : String(err);
         const permanent = err instanceof PermanentFailure || job.attempts >= job.maxAttempts;
         const retryAt = permanent ? 'dead' : err instanceof RetryLater && err.atMs !== undefined ? err.atMs : clock.now() + backoffMs(job.attempts, opts.backoffBaseMs);
+        outcome = permanent ? 'dead' : 'retry';
         if (permanent) log.warn({ jobId: job.id, kind: job.kind, err: message }, 'job dead');
         else log.debug({ jobId: job.id, kind: job.kind, err: message }, 'job will retry');
         await queue.fail(job, message, retryAt).catch((e) => log.error({ err: e }, 'could not record job failure'));
@@ -110,6 +130,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     } finally {
       clearInterval(beat);
       controllers.delete(ac);
+      runs?.observe({ kind: job.kind, outcome }, (performance.now() - started) / 1000);
     }
   }
 
