@@ -14,7 +14,7 @@ import type { ModuleContext } from '../module.js';
 import type { RuleSetsService } from './rulesets.js';
 import type { Ports } from './dispatch.js';
 import { canTransition, eventName, eventPayload, rank, type Attempt, type DispatchState } from './lifecycle.js';
-import { insertMessages, loadMessage, messageId, type Message, type MessageRow, type Mutator } from './messages.repo.js';
+import { etagOf, insertMessages, loadMessage, messageId, type Message, type MessageRow, type Mutator } from './messages.repo.js';
 import { inboundPermission, sendPermission, validateRequest, type ValidatedRequest } from './validate.js';
 
 export const MAX_BATCH = 5000;
@@ -160,7 +160,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
           await ctx.events.append(uow, {
             apiSpaceId, accountId, name: eventName('failed'),
             payload: eventPayload({ messageId: m.row.id, status: 'failed', channel: null, to: m.request.to, conversationId: m.row.conversation_id ?? undefined, metadata: m.request.metadata, updatedOn: stamp, failureReason: m.details.failureReason, errorCode: 'NotConfigured' }),
-            meta: { revision: 0 },
+            meta: { revision: 0, etag: etagOf(m) },
           });
         }
         await opts.within?.(uow, messages);
