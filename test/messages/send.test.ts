@@ -114,8 +114,8 @@ eachDatabase('One API: sending', (dialect) => {
     assert.ok(defaults.statusCode < 300, defaults.body);
     const b = (await send({ to: { profileId: 'nina' }, rules: ['custom_crm'], body: 'x', requireOptIn: true })).json();
     const c = (await send({ to: { crmId: 'N-2' }, rules: ['custom_crm'], body: 'x', requireOptIn: true })).json();
-    await s().request({ method: 'PUT', url: `/apispaces/${space}/profiles/nina/optin`, token, payload: { channels: ['custom_crm'] } });
     await settle(s());
+    await s().request({ method: 'PUT', url: `/apispaces/${space}/profiles/nina/optin`, token, payload: { channels: ['custom_crm'] } });
     await s().request({ method: 'PUT', url: `/apispaces/${space}/profiles/optin`, payload: { custom_crm: true } });
     const d = (await send({ to: { profileId: 'nina' }, rules: ['custom_crm'], body: 'x', requireOptIn: true })).json();
     await settle(s());
