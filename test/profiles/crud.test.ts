@@ -125,4 +125,22 @@ eachDatabase('profiles: documents, ETags, delete/undelete', (dialect) => {
     assert.equal((await s().request({ method: 'DELETE', url: url('/alice'), token })).statusCode, 403);
     assert.equal((await s().request({ method: 'POST', url: url(), token, payload: { id: 'x2' } })).statusCode, 403);
   });
+
+  it('answers 409 when a concurrent write won the race, and runs delete hooks', async () => {
+    const profiles = s().container.services.profiles;
+    await s().request({ method: 'POST', url: url(), payload: { id: 'racer', v: 0 } });
+    const base = await profiles.repo.loadOne(s().container.platform.db, space, 'racer');
+    assert.ok(base);
+    await s().container.platform.transaction((uow) => profiles.writer.save(uow, space, base.revision, profiles.writer.bump(base, 'system', { data: { v: 1 } }), ['profile.update']));
+    await assert.rejects(
+      s().container.platform.transaction((uow) => profiles.writer.save(uow, space, base.revision, profiles.writer.bump(base, 'system', { data: { v: 2 } }), ['profile.update'])),
+      (err: { status?: number }) => err.status === 409,
+    );
+    assert.equal((await s().request({ method: 'GET', url: url('/racer') })).json().v, 1);
+    const seen: string[] = [];
+    profiles.onDeleted(async (_sp, id, forget) => void seen.push(`${id}:${forget}`));
+    await s().request({ method: 'DELETE', url: url('/racer') });
+    await s().request({ method: 'DELETE', url: url('/racer?forget=true') });
+    assert.deepEqual(seen, ['racer:false', 'racer:true']);
+  });
 });
