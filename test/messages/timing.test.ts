@@ -58,6 +58,11 @@ eachDatabase('One API: retries, timed fallback and expiry on a manual clock', (d
     const late = await post(`/messages/${m.messageId}/statuses/delivered`, { channel: 'custom_a' });
     assert.equal(late.json().applied, false);
     assert.equal((await get(m.messageId)).statusDetails.attempts[0].status, 'delivered');
+    // …also when an adapter reports it by the provider's id only
+    await s().container.services.messages.applyReceipt(space, 'custom_a', { providerMessageId: `p-${m.messageId}`, status: 'read' });
+    const noted = await get(m.messageId);
+    assert.equal(noted.statusDetails.attempts[0].status, 'read');
+    assert.equal(noted.status, 'sent');
     assert.equal((await post(`/messages/${m.messageId}/statuses/delivered`, { channel: 'custom_b' })).json().applied, true);
     clock.advance(31_000);
     await settle(s());

@@ -314,6 +314,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
             status: toSent ? 'sent' : cur.row.status,
             channelId: ch,
             providerMessageId: accepted.providerMessageId ?? null,
+            ...(accepted.providerMessageId ? { providerRef: { channel: ch, providerMessageId: accepted.providerMessageId } } : {}),
             state,
             rendered: { channel: ch, title: ev.rendered.title, body: ev.rendered.body, metadata: ev.rendered.metadata },
             details: {

@@ -63,8 +63,9 @@ export const messagesModule: ModuleDefinition = {
       async applyReceipt(apiSpaceId, channelId, report) {
         let id = report.messageId;
         if (!id && report.providerMessageId) {
-          const row = await ctx.db.selectFrom('messages').select('id').where('api_space_id', '=', apiSpaceId).where('provider_message_id', '=', report.providerMessageId).executeTakeFirst();
-          id = row?.id;
+          const row = await ctx.db.selectFrom('message_provider_refs').select('message_id')
+            .where('api_space_id', '=', apiSpaceId).where('channel', '=', channelId).where('provider_message_id', '=', report.providerMessageId).executeTakeFirst();
+          id = row?.message_id;
         }
         if (!id) return;
         try {

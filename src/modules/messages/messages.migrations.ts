@@ -72,4 +72,19 @@ export const messagesMigrations: SchemaMigration[] = [
         .execute();
     },
   },
+  {
+    // Provider ids of every accepted attempt: receipts that only carry the provider's id still
+    // find their message after timed fallback moved it to another channel (one-api.md §2.3 step 6).
+    name: '0202_message_provider_refs',
+    async up({ db }) {
+      await db.schema
+        .createTable('message_provider_refs')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('provider_message_id', 'text', (c) => c.notNull())
+        .addColumn('message_id', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('message_provider_refs_pk', ['api_space_id', 'channel', 'provider_message_id'])
+        .execute();
+    },
+  },
 ];

@@ -54,6 +54,13 @@ export interface RuleSetRow {
   revision: number;
 }
 
+export interface ProviderRefRow {
+  api_space_id: string;
+  channel: string;
+  provider_message_id: string;
+  message_id: string;
+}
+
 export interface ChannelWindowRow {
   api_space_id: string;
   profile_id: string;
@@ -67,6 +74,7 @@ declare module '../../storage/schema.js' {
     inbound_messages: InboundRow;
     rule_sets: RuleSetRow;
     channel_windows: ChannelWindowRow;
+    message_provider_refs: ProviderRefRow;
   }
 }
 
@@ -169,6 +177,8 @@ export interface Change {
   events?: MessageEvent[];
   jobs?: NewJob[];
   actor?: string;
+  /** Records the provider's id of an accepted attempt (receipt look-up). */
+  providerRef?: { channel: string; providerMessageId: string };
   /** More work in the same transaction (a dispatch job completing itself with the change). */
   also?: (tx: Tx) => Promise<void>;
 }
@@ -231,6 +241,11 @@ export function createMutator(ctx: ModuleContext): Mutator {
               }
             }
             for (const job of change.jobs ?? []) await ctx.queue.enqueue(uow, job);
+            if (change.providerRef) {
+              await uow.tx.insertInto('message_provider_refs')
+                .values({ api_space_id: apiSpaceId, channel: change.providerRef.channel, provider_message_id: change.providerRef.providerMessageId, message_id: id })
+                .onConflict((oc) => oc.doNothing()).execute();
+            }
             await change.also?.(uow.tx);
             return { result, message: next };
           });
