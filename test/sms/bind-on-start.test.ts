@@ -13,6 +13,11 @@ eachDatabase('SMPP binds at start', (dialect) => {
       assert.ok(put.statusCode < 300, put.body);
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(smsc.binds.length, 0, 'configuring alone does not bind');
+      // the registry lists enabled configurations by provider (what the SMS module binds at start)
+      const off = await first.createSpace();
+      await first.request({ method: 'PUT', url: `/apispaces/${off}/channels/sms`, payload: { enabled: false, provider: 'smpp', settings: { host: '127.0.0.1', port: smsc.port, systemId: 'esme', defaultFrom: 'ACME' } } });
+      assert.deepEqual(await first.container.services.channels.listByProvider('smpp', 'sms'), [{ apiSpaceId: space, channelId: 'sms' }]);
+      assert.deepEqual(await first.container.services.channels.listByProvider('http'), []);
       await first.close();
       const second = await startServer(dialect, { location: first.location });
       try {

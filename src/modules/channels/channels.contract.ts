@@ -32,6 +32,11 @@ export interface ChannelRegistry {
   /** The configuration (secrets masked) or undefined. */
   config(apiSpaceId: string, channelId: string): Promise<ChannelConfigView | undefined>;
   /**
+   * Enabled configurations of a provider in every API space, optionally of one channel (providers
+   * whose adapters must connect without a send, such as SMPP binds at start).
+   */
+  listByProvider(provider: string, channelId?: string): Promise<Array<{ apiSpaceId: string; channelId: string }>>;
+  /**
    * Rewrites a URL into `{PUBLIC_BASE_URL}/t/{token}` bound to the message (channels.md §1.5).
    * `metadata` (the message's) is carried in the `interaction.click` event. Non-http(s) URLs are
    * returned unchanged.

@@ -118,6 +118,10 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
       return c ? configView(c) : undefined;
     },
 
+    listByProvider(provider, channelId) {
+      return repo.enabledByProvider(provider, channelId);
+    },
+
     async trackLink(apiSpaceId, messageId, channelId, url, metadata) {
       if (!/^https?:\/\/[^\s]+$/i.test(url)) return url;
       // 16 random bytes → exactly 22 base64url characters (channels.md §1.5).

@@ -61,6 +61,13 @@ export function createChannelsRepo(db: Db) {
       const rows = await db.selectFrom('channel_configs').selectAll().where('api_space_id', '=', apiSpaceId).orderBy('channel_id').limit(5000).execute();
       return rows.map(toStored);
     },
+    /** Enabled configurations of a provider across all spaces (optionally of one channel). */
+    async enabledByProvider(provider: string, channelId?: string): Promise<Array<{ apiSpaceId: string; channelId: string }>> {
+      let q = db.selectFrom('channel_configs').select(['api_space_id', 'channel_id']).where('provider', '=', provider).where('enabled', '=', 1);
+      if (channelId !== undefined) q = q.where('channel_id', '=', channelId);
+      const rows = await q.orderBy('api_space_id').orderBy('channel_id').execute();
+      return rows.map((r) => ({ apiSpaceId: r.api_space_id, channelId: r.channel_id }));
+    },
     async get(apiSpaceId: string, channelId: string, ex: Db | Tx = db): Promise<StoredConfig | undefined> {
       const row = await ex.selectFrom('channel_configs').selectAll().where('api_space_id', '=', apiSpaceId).where('channel_id', '=', channelId).executeTakeFirst();
       return row ? toStored(row) : undefined;

@@ -68,9 +68,11 @@ export const smsModule: ModuleDefinition = {
     // restart, after a configuration change): bind every enabled SMPP channel now and every 30 s.
     let timer: NodeJS.Timeout | undefined;
     const bindAll = async () => {
-      const rows = await ctx.db.selectFrom('channel_configs' as never).select(['api_space_id' as never])
-        .where('channel_id' as never, '=', 'sms' as never).where('provider' as never, '=', 'smpp' as never).where('enabled' as never, '=', 1 as never).execute() as Array<{ api_space_id: string }>;
-      for (const r of rows) await services.channels?.adapter(r.api_space_id, 'sms').catch((err) => ctx.log.warn({ err, apiSpaceId: r.api_space_id }, 'SMPP bind failed'));
+      const registry = services.channels;
+      if (!registry) return;
+      for (const c of await registry.listByProvider('smpp', 'sms')) {
+        await registry.adapter(c.apiSpaceId, c.channelId).catch((err) => ctx.log.warn({ err, apiSpaceId: c.apiSpaceId }, 'SMPP bind failed'));
+      }
     };
     return {
       async routes(app) {
