@@ -20,8 +20,16 @@ export interface SendInput {
   channelId: string;
   /** The resolved address for this channel (phone number digits, e-mail, profile id, …). */
   to: Record<string, unknown>;
-  /** Sender selection from the request (`from` options), if any. */
+  /**
+   * Sender selection from the request (`from` options), if any. For `appMessaging`: the sender
+   * profile `{profileId, name?, avatarUrl?}` (`channelOptions.appMessaging.from`, default the
+   * sending token's profileId).
+   */
   from?: Record<string, unknown>;
+  /** The credential that sent the message (`access:<id>`…), for channels that record an author. */
+  actor?: string;
+  /** `overrides[channelId]` from the request (`appMessaging`: `{conversation}`, one-api.md §2.4.6). */
+  overrides?: Record<string, unknown>;
   /** Rendered content after merge fields and overrides for this channel. */
   title?: string;
   body?: string;

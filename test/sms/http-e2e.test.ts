@@ -1,7 +1,7 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { eachDatabase, useServer } from '../helpers/harness.js';
-import { receiver, settle } from '../messages/helpers.js';
+import { eventsFor, receiver, settle } from '../messages/helpers.js';
 
 eachDatabase('HTTP SMS gateway end to end', (dialect) => {
   const s = useServer(dialect);
@@ -38,6 +38,13 @@ eachDatabase('HTTP SMS gateway end to end', (dialect) => {
     await settle(s());
     const msg = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json();
     assert.equal(msg.status, 'delivered');
+    assert.equal(msg.statusDetails.segmentCount, 1);
+    // channelData.sms (webhooks.md §5.1, sms.md §6.4) from the adapter's outcome, on every event of the message
+    const events = await eventsFor(s(), messageId);
+    const sms = { phoneNumberCountryCode: 'GB', segmentCount: 1, encoding: 'GSM7', from: 'ACME' };
+    assert.deepEqual(events.map((e) => e.name), ['message.sent', 'message.delivered']);
+    for (const e of events) assert.deepEqual(e.payload.channelData, { sms }, e.name);
+    assert.equal(events[0]!.payload.details.channelStatus.sms.details.encoding, 'GSM7');
     const inbound = await s().container.platform.db.selectFrom('inbound_messages').select(['channel', 'profile_id']).where('api_space_id', '=', space).execute();
     assert.deepEqual(inbound.map((r) => r.channel), ['sms']);
   });

@@ -1,8 +1,7 @@
 import type { ModuleContext } from '../module.js';
 import type { ChannelProvider, SendInput, SendOutcome } from '../../channels/adapter.js';
 import { errors } from '../../http/errors.js';
-import type { Kysely } from 'kysely';
-import { fromJson, toJson } from '../../storage/dialect.js';
+import { toJson } from '../../storage/dialect.js';
 import { iso } from '../../lib/clock.js';
 import type { ConversationsService } from './conversations.service.js';
 import type { ConversationMessagesService, MessagePart } from './messages.service.js';
@@ -73,22 +72,6 @@ export function createA2P(ctx: ModuleContext, deps: { conversations: Conversatio
     });
   }
 
-  /**
-   * What SendInput does not carry: the sending token's profile (the default sender), its actor
-   * string and `overrides.appMessaging.conversation`, read from the One API's own message row.
-   */
-  async function oneApiOrigin(apiSpaceId: string, messageId: string): Promise<{ senderProfileId?: string; actor?: string; conversation?: A2PInput['conversation'] }> {
-    try {
-      const row = await (ctx.db as unknown as Kysely<{ messages: { api_space_id: string; id: string; sender_profile_id: string | null; created_by: string; request: unknown } }>)
-        .selectFrom('messages').select(['sender_profile_id', 'created_by', 'request']).where('api_space_id', '=', apiSpaceId).where('id', '=', messageId).executeTakeFirst();
-      if (!row) return {};
-      const request = fromJson<{ overrides?: { appMessaging?: { conversation?: A2PInput['conversation'] } } }>(row.request);
-      return { senderProfileId: row.sender_profile_id ?? undefined, actor: row.created_by, conversation: request?.overrides?.appMessaging?.conversation };
-    } catch {
-      return {};
-    }
-  }
-
   /** The channel provider: no settings, the adapter posts into conversations. */
   const provider: ChannelProvider = {
     channel: 'appMessaging',
@@ -99,9 +82,11 @@ export function createA2P(ctx: ModuleContext, deps: { conversations: Conversatio
       async send(input: SendInput): Promise<SendOutcome> {
         const to = typeof input.to.profileId === 'string' ? input.to.profileId : undefined;
         if (!to) return { kind: 'rejected', reason: 'appMessaging needs to.profileId', code: 'NoAddress' };
-        const opts = (input.options ?? {}) as { from?: A2PInput['from']; conversation?: A2PInput['conversation'] };
-        const origin = await oneApiOrigin(input.apiSpaceId, input.messageId);
-        const fromId = opts.from?.profileId ?? (typeof input.from?.profileId === 'string' ? input.from.profileId : undefined) ?? origin.senderProfileId;
+        // The dispatcher passes the sender (channelOptions.appMessaging.from or the token's
+        // profileId), the sending credential and overrides.appMessaging in the send input.
+        const opts = (input.options ?? {}) as { conversation?: A2PInput['conversation'] };
+        const sender = (input.from ?? {}) as Partial<A2PInput['from']>;
+        const fromId = typeof sender.profileId === 'string' ? sender.profileId : undefined;
         if (!fromId) return { kind: 'rejected', reason: 'No sender profile (channelOptions.appMessaging.from or the token profileId)', code: 'NoSender' };
         const custom = (input.customBody ?? undefined) as { parts?: MessagePart[]; metadata?: Record<string, unknown>; alert?: Record<string, unknown> } | undefined;
         const parts: MessagePart[] = custom?.parts ?? (input.messageParts?.length ? input.messageParts
@@ -110,9 +95,9 @@ export function createA2P(ctx: ModuleContext, deps: { conversations: Conversatio
         const alert = custom?.alert ?? (input.title || input.body ? { ...(input.title ? { title: input.title } : {}), ...(input.body ? { body: input.body } : {}) } : undefined);
         try {
           const r = await postA2P(input.apiSpaceId, {
-            conversationId: input.conversationId, to, from: { ...opts.from, profileId: fromId }, parts,
+            conversationId: input.conversationId, to, from: { ...sender, profileId: fromId }, parts,
             metadata: custom?.metadata ?? (input.metadata && typeof input.metadata === 'object' ? input.metadata as Record<string, unknown> : undefined),
-            alert, conversation: opts.conversation ?? origin.conversation, sourceMessageId: input.messageId, actor: origin.actor,
+            alert, conversation: opts.conversation ?? (input.overrides?.conversation as A2PInput['conversation'] | undefined), sourceMessageId: input.messageId, actor: input.actor,
           });
           return { kind: 'accepted', providerMessageId: r.messageId, acceptedAt: ctx.clock.now(), details: { conversationId: r.conversationId, conversationEventId: r.conversationEventId } };
         } catch (err) {

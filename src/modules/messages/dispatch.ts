@@ -13,7 +13,7 @@ import type { ModuleContext } from '../module.js';
 import type { Tx } from '../../storage/db.js';
 import { iso } from '../../lib/clock.js';
 import { loadMessage, type Change, type Message, type Mutator } from './messages.repo.js';
-import { FINAL, OPT_REASONS, rank, type Attempt } from './lifecycle.js';
+import { channelDataOf, FINAL, OPT_REASONS, rank, type Attempt } from './lifecycle.js';
 import { mergeDeep, mergeString, type MergeContext } from './merge.js';
 import { isCustomChannel, normalisePhone } from './validate.js';
 
@@ -216,9 +216,15 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     if (r.profileId) to.profileId = r.profileId;
     if (address) to[address.key] = address.value;
     const opts = rendered.options as Record<string, unknown> | undefined;
+    let from = opts && opts.from !== undefined ? (typeof opts.from === 'object' ? opts.from as Record<string, unknown> : { from: opts.from }) : undefined;
+    // appMessaging (§4.6): the sender defaults to the sending token's profile.
+    if (ch === 'appMessaging' && typeof from?.profileId !== 'string' && m.row.sender_profile_id) from = { ...from, profileId: m.row.sender_profile_id };
+    const overrides = (m.request.overrides as Record<string, unknown> | undefined)?.[ch];
     const input: SendInput = {
       apiSpaceId: space, messageId: m.row.id, channelId: ch, to,
-      ...(opts && (opts.from !== undefined) ? { from: typeof opts.from === 'object' ? opts.from as Record<string, unknown> : { from: opts.from } } : {}),
+      ...(from ? { from } : {}),
+      actor: m.row.created_by,
+      ...(overrides && typeof overrides === 'object' ? { overrides: overrides as Record<string, unknown> } : {}),
       title: rendered.title, body: rendered.body, htmlBody: rendered.htmlBody,
       messageParts: rendered.parts.map((p) => ({ type: p.type, name: p.name, url: p.url, size: p.size, data: p.data === undefined ? undefined : typeof p.data === 'string' ? p.data : JSON.stringify(p.data) })),
       customBody: rendered.custom, options: opts,
@@ -304,7 +310,10 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
         const accepted = outcome;
         const idx = next;
         await commit((cur) => {
-          const state = { ...cur.state, next: idx + 1, current: idx, retries: 0 };
+          const data = channelDataOf(ch, accepted.details);
+          const { [ch]: _previous, ...otherData } = cur.state.channelData ?? {};
+          const channelData = data ? { ...otherData, [ch]: data } : otherData;
+          const state = { ...cur.state, next: idx + 1, current: idx, retries: 0, ...(Object.keys(channelData).length ? { channelData } : { channelData: undefined }) };
           const succeeded = !!state.fallbackAfter && rank(state.successStatus ?? 'delivered') <= rank('sent');
           if (succeeded) state.succeeded = true;
           const channelDetails = { ...(accepted.details ?? {}), ...(accepted.providerMessageId ? { providerMessageId: accepted.providerMessageId } : {}) };

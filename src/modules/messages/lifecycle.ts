@@ -53,6 +53,23 @@ export interface DispatchState {
   /** An attempt reached `successStatus`: no other channel is ever tried. */
   succeeded?: boolean;
   cancelled?: boolean;
+  /** `channelData.<channel>` of the events, kept from the accepting send (webhooks.md §5.1). */
+  channelData?: Record<string, Record<string, unknown>>;
+}
+
+/** Keys of an accepted send's outcome details that events carry as `channelData.<channel>`. */
+const CHANNEL_DATA_KEYS: Record<string, readonly string[]> = {
+  sms: ['phoneNumberCountryCode', 'segmentCount', 'encoding', 'from', 'charactersReplaced'],
+  appMessaging: ['conversationEventId'],
+};
+
+/** The `channelData.<channel>` an accepted send's outcome details provide (undefined when none). */
+export function channelDataOf(channel: string, details: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  const keys = CHANNEL_DATA_KEYS[channel];
+  if (!keys || !details) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const k of keys) if (details[k] !== undefined && details[k] !== null && details[k] !== '') out[k] = details[k];
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** Reasons that count as opt-in filtering (all-filtered → `filtered`). */
@@ -92,6 +109,8 @@ export interface EventInput {
   failureReason?: string;
   errorCode?: string;
   channelDetails?: Record<string, unknown>;
+  /** `channelData` kept from the accepting send (`DispatchState.channelData[channel]`). */
+  channelData?: Record<string, unknown>;
 }
 
 /** Payload of `message.<status>` (`filtered` is published as `message.failed`). */
@@ -103,7 +122,7 @@ export function eventPayload(e: EventInput): Record<string, unknown> {
     const extras = channelExtras(e.channel, e.to, e.messageId, e.channelDetails ?? {}, success);
     details.additionalInfo = extras.additionalInfo;
     details.channelStatus = { [e.channel]: { status: e.status, details: e.channelDetails ?? {}, updatedOn: e.updatedOn } };
-    channelData = { [e.channel]: extras.channelData };
+    channelData = { [e.channel]: { ...(e.channelData ?? {}), ...extras.channelData } };
   }
   if (e.failureReason !== undefined) details.failureReason = e.failureReason;
   if (e.errorCode !== undefined) details.errorCode = e.errorCode;

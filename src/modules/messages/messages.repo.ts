@@ -235,7 +235,7 @@ export function createMutator(ctx: ModuleContext): Mutator {
               for (const e of change.events) {
                 await ctx.events.append(uow, {
                   apiSpaceId, accountId, name: eventName(e.status),
-                  payload: eventPayload({ messageId: id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined, metadata: (fromJson<{ metadata?: unknown } | null>(row.rendered))?.metadata ?? next.request.metadata, updatedOn: row.updated_on, failureReason: e.failureReason, errorCode: e.errorCode, channelDetails: e.channelDetails }),
+                  payload: eventPayload({ messageId: id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined, metadata: (fromJson<{ metadata?: unknown } | null>(row.rendered))?.metadata ?? next.request.metadata, updatedOn: row.updated_on, failureReason: e.failureReason, errorCode: e.errorCode, channelDetails: e.channelDetails, channelData: e.channel ? next.state.channelData?.[e.channel] : undefined }),
                   meta: { revision: row.revision, etag },
                 });
               }
