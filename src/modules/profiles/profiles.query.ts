@@ -218,6 +218,18 @@ function cmpCond(op: 'gt' | 'gte' | 'lt' | 'lte', v: Typed): RawBuilder<unknown>
   return sql`f.sv ${o} ${v.text} AND f.t = 's'`;
 }
 
+/** `cond` on `sv`, restricted to strings when a boolean's stored text could satisfy it. */
+function textOnly(cond: RawBuilder<unknown>, boolCouldMatch: (word: string) => boolean): RawBuilder<unknown> {
+  return boolCouldMatch('true') || boolCouldMatch('false') ? sql`${cond} AND f.t = 's'` : cond;
+}
+
+function likeConds(pattern: string, boolCouldMatch: (word: string) => boolean): RawBuilder<unknown>[] {
+  return [
+    sql`f.lv IS NOT NULL AND f.lv LIKE ${pattern} ESCAPE '\\'`,
+    textOnly(sql`f.sv IS NOT NULL AND f.sv LIKE ${pattern} ESCAPE '\\'`, boolCouldMatch),
+  ];
+}
+
 function atomConds(atom: Atom): { conds: RawBuilder<unknown>[]; negate: boolean } {
   switch (atom.op) {
     case 'eq': return { conds: atom.values.flatMap(eqConds), negate: false };
@@ -225,14 +237,27 @@ function atomConds(atom: Atom): { conds: RawBuilder<unknown>[]; negate: boolean 
     case 'exists': return { conds: [sql`1 = 1`], negate: false };
     case 'missing': return { conds: [sql`1 = 1`], negate: true };
     case 'gt': case 'gte': case 'lt': case 'lte': return { conds: [cmpCond(atom.op, atom.value)], negate: false };
+    // Case-insensitive operators: `lv` holds the folded form of strings that have upper-case
+    // letters only; strings already lower-case are matched on `sv` (repo `folded`). Each is its own
+    // covering index lookup. A string that matches on `sv` also matches on `lv` whenever it has one
+    // (folding keeps the lower-case characters it matched; SQLite's ASCII-insensitive LIKE only
+    // adds such strings), so the `sv` branch never adds a wrong match; `t = 's'` (booleans store
+    // "true"/"false" in `sv`) is added only when the operand could match one of those words.
     case 'prefix': {
       const p = atom.text.toLowerCase();
       const upper = prefixUpperBound(p);
       if (!p) return { conds: [sql`f.t = 's'`], negate: false };
-      return { conds: [upper === undefined ? sql`f.lv >= ${p}` : sql`f.lv >= ${p} AND f.lv < ${upper}`], negate: false };
+      const range = (col: 'lv' | 'sv') => (upper === undefined ? sql`f.${sql.raw(col)} >= ${p}` : sql`f.${sql.raw(col)} >= ${p} AND f.${sql.raw(col)} < ${upper}`);
+      return { conds: [range('lv'), textOnly(range('sv'), (w) => w.startsWith(p))], negate: false };
     }
-    case 'suffix': return { conds: [sql`f.lv IS NOT NULL AND f.lv LIKE ${`%${esc(atom.text.toLowerCase())}`} ESCAPE '\\'`], negate: false };
-    case 'contains': return { conds: [sql`f.lv IS NOT NULL AND f.lv LIKE ${`%${esc(atom.text.toLowerCase())}%`} ESCAPE '\\'`], negate: false };
+    case 'suffix': {
+      const t = atom.text.toLowerCase();
+      return { conds: likeConds(`%${esc(t)}`, (w) => w.endsWith(t)), negate: false };
+    }
+    case 'contains': {
+      const t = atom.text.toLowerCase();
+      return { conds: likeConds(`%${esc(t)}%`, (w) => w.includes(t)), negate: false };
+    }
   }
 }
 

@@ -99,15 +99,26 @@ declare module '../../storage/schema.js' {
 type FieldValue = Omit<ProfileFieldRow, 'api_space_id' | 'profile_id' | 'seq'>;
 
 /**
+ * The case-folded form of a string, or null when folding does not change it: `lv` is stored only
+ * for strings with upper-case letters, and case-insensitive operators read `sv` for the others
+ * (docs/adr/0003-profile-storage.md, "lv only when it differs"). Most indexed strings (e-mail
+ * addresses, ids, codes, tiers) are already lower-case, so this keeps them out of the `lv` index.
+ */
+export function folded(v: string): string | null {
+  const lower = v.toLowerCase();
+  return lower === v ? null : lower;
+}
+
+/**
  * Flattens a document into index rows: every path that exists gets a row (containers as `o`/`a`),
  * and array elements are indexed under the array's own path (a filter on an array matches any
  * element, as in MongoDB).
  */
 export function flatten(id: string, data: Record<string, unknown>): FieldValue[] {
-  const out: FieldValue[] = [{ path: 'id', t: 's', sv: id, lv: id.toLowerCase(), nv: null }];
+  const out: FieldValue[] = [{ path: 'id', t: 's', sv: id, lv: folded(id), nv: null }];
   const scalar = (path: string, v: unknown): void => {
     if (v === null) out.push({ path, t: 'z', sv: null, lv: null, nv: null });
-    else if (typeof v === 'string') out.push({ path, t: 's', sv: v, lv: v.toLowerCase(), nv: null });
+    else if (typeof v === 'string') out.push({ path, t: 's', sv: v, lv: folded(v), nv: null });
     else if (typeof v === 'number') out.push({ path, t: 'n', sv: null, lv: null, nv: v });
     else if (typeof v === 'boolean') out.push({ path, t: 'b', sv: String(v), lv: null, nv: null });
     else if (Array.isArray(v)) {
@@ -181,6 +192,29 @@ export function createProfilesRepo(dialect: DialectName) {
     if (!fresh) for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
       const ids = states.slice(i, i + PROFILE_CHUNK).map((s) => s.id);
       await tx.deleteFrom('profile_fields').where('api_space_id', '=', apiSpaceId).where('profile_id', 'in', ids).execute();
+    }
+    if (dialect === 'postgres') {
+      // One INSERT … SELECT FROM unnest(arrays) per 50k rows: 7 array parameters instead of 8 per
+      // row, so PostgreSQL parses and plans a short statement instead of a 28k-parameter VALUES list.
+      const cols: unknown[][] = [[], [], [], [], [], [], []];
+      const flush = async () => {
+        if (!cols[0]!.length) return;
+        await tx.executeQuery(CompiledQuery.raw(
+          `INSERT INTO profile_fields (api_space_id,profile_id,seq,path,t,sv,lv,nv) SELECT $1, * FROM unnest($2::text[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])`,
+          [apiSpaceId, ...cols],
+        ));
+        for (const c of cols) c.length = 0;
+      };
+      for (const s of states) {
+        const fields = flatten(s.id, s.data);
+        for (let seq = 0; seq < fields.length; seq++) {
+          const f = fields[seq]!;
+          cols[0]!.push(s.id); cols[1]!.push(seq); cols[2]!.push(f.path); cols[3]!.push(f.t); cols[4]!.push(f.sv); cols[5]!.push(f.lv); cols[6]!.push(f.nv);
+        }
+        if (cols[0]!.length >= 50_000) await flush();
+      }
+      await flush();
+      return;
     }
     const rows: unknown[][] = [];
     for (const s of states) flatten(s.id, s.data).forEach((f, seq) => rows.push([apiSpaceId, s.id, seq, f.path, f.t, f.sv, f.lv, f.nv]));

@@ -106,12 +106,14 @@ export function createProfilesService(ctx: ModuleContext) {
       return { profile: toDocument(s), ...(primary && !primary.deletedOn ? { primary: toDocument(primary) } : {}) };
     },
     async findByIdentifier(apiSpaceId, field, value) {
-      let cond;
-      if (field === 'email') cond = sql`f.t = 's' AND f.lv = ${value.toLowerCase()}`;
-      else if (field === 'phoneNumber') cond = sql`f.t = 's' AND f.sv = ${value.replace(/^\+/, '').replace(/[\s().-]/g, '')}`;
-      else cond = sql`f.t = 's' AND f.sv = ${value}`;
-      const rows = await sql<ProfileRow>`SELECT p.* FROM profiles p WHERE p.api_space_id = ${apiSpaceId} AND p.deleted_on IS NULL AND p.id IN (
-        SELECT f.profile_id FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.path = ${field} AND ${cond}) ORDER BY p.created_on, p.id LIMIT 1`.execute(db);
+      let conds;
+      // E-mail matches case-insensitively: the folded form is in `lv` for addresses with upper-case
+      // letters and in `sv` for those already lower-case (repo `folded`).
+      if (field === 'email') conds = [sql`f.lv = ${value.toLowerCase()}`, sql`f.sv = ${value.toLowerCase()} AND f.t = 's'`];
+      else if (field === 'phoneNumber') conds = [sql`f.t = 's' AND f.sv = ${value.replace(/^\+/, '').replace(/[\s().-]/g, '')}`];
+      else conds = [sql`f.t = 's' AND f.sv = ${value}`];
+      const sub = sql.join(conds.map((cond) => sql`SELECT f.profile_id FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.path = ${field} AND ${cond}`), sql` UNION ALL `);
+      const rows = await sql<ProfileRow>`SELECT p.* FROM profiles p WHERE p.api_space_id = ${apiSpaceId} AND p.deleted_on IS NULL AND p.id IN (${sub}) ORDER BY p.created_on, p.id LIMIT 1`.execute(db);
       return rows.rows[0] ? toDocument(stateFromRow(rows.rows[0])) : undefined;
     },
     async ensure(apiSpaceId, profileId, init, actor, uow) {
