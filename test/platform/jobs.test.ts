@@ -393,4 +393,43 @@ describe('job queue under concurrency [postgres]', { skip: TEST_DATABASE_URL ? f
     await consumer.close();
     assert.ok(latencies[0]! < 1000, `picked after ${latencies[0]} ms (idle poll 10 s)`);
   });
+
+  it('the LISTEN connection comes back after being killed, and wake-ups work again', async () => {
+    const consumer = createJobQueue({ handle: qdb.open(2), clock: systemClock, ids: randomIds });
+    let producer: JobQueue | undefined;
+    let w: Worker | undefined;
+    try {
+      await consumer.ready();
+      const channel = `sb_jobs_${qdb.location.schema}`;
+      const listeners = async () => (await sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE query = ${`LISTEN ${channel}`}`.execute(qdb.handle.db)).rows.map((r) => r.pid);
+      const before = await listeners();
+      assert.ok(before.length >= 1);
+      for (const pid of before) await sql`SELECT pg_terminate_backend(${pid})`.execute(qdb.handle.db);
+      const until = Date.now() + 10_000;
+      let fresh: number[] = [];
+      while (Date.now() < until) {
+        fresh = (await listeners()).filter((pid) => !before.includes(pid));
+        if (fresh.length) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(fresh.length, 1, 'a new listener connected');
+      producer = createJobQueue({ handle: qdb.open(2), clock: systemClock, ids: randomIds });
+      let picked!: (at: number) => void;
+      const pickedAt = new Promise<number>((r) => (picked = r));
+      w = createWorker({
+        queue: consumer, clock: systemClock, log, owner: 'relisten', concurrency: 1, idlePollMs: 10_000,
+        handlers: new Map([['relisten.job', async () => picked(Date.now())]]),
+      });
+      w.start();
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = Date.now();
+      await producer.enqueueNow({ kind: 'relisten.job', payload: { v: 1 } });
+      const latency = (await Promise.race([pickedAt, new Promise<number>((r) => setTimeout(() => r(Infinity), 5000))])) - t0;
+      assert.ok(latency < 1000, `picked after ${latency} ms (idle poll 10 s)`);
+    } finally {
+      await w?.stop();
+      await producer?.close();
+      await consumer.close();
+    }
+  });
 });
