@@ -198,4 +198,12 @@ export const appMessagingMigrations: SchemaMigration[] = [
         .execute();
     },
   },
+  {
+    // Redaction of the copy of a One API send, and of a forgotten profile's messages.
+    name: '0501_appmessaging_message_lookups',
+    async up({ db }) {
+      await db.schema.createIndex('am_messages_source').on('am_messages').columns(['api_space_id', 'source_message_id']).execute();
+      await db.schema.createIndex('am_messages_from').on('am_messages').columns(['api_space_id', 'from_id']).execute();
+    },
+  },
 ];

@@ -125,6 +125,19 @@ export function createConversationsService(ctx: ModuleContext, deps: { profiles?
     }
   }
 
+  /** Removes participants inside a transaction; one `conversation.participantRemoved` each. */
+  async function dropParticipants(uow: Uow, space: SpaceRef, id: string, profileIds: string[], actor: string): Promise<void> {
+    const before = await participantIds(uow.tx, space.id, id);
+    const removed = profileIds.filter((p) => before.includes(p));
+    if (!removed.length) return;
+    await uow.tx.deleteFrom('am_participants').where('api_space_id', '=', space.id).where('conversation_id', '=', id).where('profile_id', 'in', removed).execute();
+    const remaining = before.filter((p) => !removed.includes(p));
+    for (const p of removed) {
+      await ctx.events.append(uow, { apiSpaceId: space.id, accountId: space.accountId, name: 'conversation.participantRemoved', payload: { profileId: p, id }, meta: { actor, conversationId: id } });
+      publish(uow, space.id, [...remaining, p], frame(space, 'conversation.participantRemoved', id, { profileId: p, conversationId: id, apiSpaceId: space.id }, actor));
+    }
+  }
+
   return {
     load,
     readable,
@@ -295,17 +308,16 @@ export function createConversationsService(ctx: ModuleContext, deps: { profiles?
         if (!role) throw amErrors.notAParticipant(id);
         if (!conversationView(r).roles[role].canRemoveParticipants) throw amErrors.roleNotAllowed('removing participants');
       }
-      await ctx.transaction(async (uow) => {
-        const before = await participantIds(uow.tx, space.id, id);
-        const removed = unique.filter((p) => before.includes(p));
-        if (!removed.length) return;
-        await uow.tx.deleteFrom('am_participants').where('api_space_id', '=', space.id).where('conversation_id', '=', id).where('profile_id', 'in', removed).execute();
-        const remaining = before.filter((p) => !removed.includes(p));
-        for (const p of removed) {
-          await ctx.events.append(uow, { apiSpaceId: space.id, accountId: space.accountId, name: 'conversation.participantRemoved', payload: { profileId: p, id }, meta: { actor: actor.actor, conversationId: id } });
-          publish(uow, space.id, [...remaining, p], frame(space, 'conversation.participantRemoved', id, { profileId: p, conversationId: id, apiSpaceId: space.id }, actor.actor));
-        }
-      });
+      await ctx.transaction((uow) => dropParticipants(uow, space, id, unique, actor.actor));
+    },
+
+    /**
+     * A forgotten profile (profiles.md §3.5) leaves every conversation it takes part in, deleted
+     * ones included, with the usual `conversation.participantRemoved` events.
+     */
+    async removeProfileEverywhere(space: SpaceRef, profileId: string, actor: string): Promise<void> {
+      const rows = await db.selectFrom('am_participants').select('conversation_id').where('api_space_id', '=', space.id).where('profile_id', '=', profileId).execute();
+      for (const r of rows) await ctx.transaction((uow) => dropParticipants(uow, space, r.conversation_id, [profileId], actor));
     },
 
     /** Typing indicators: websocket only, never stored (§4.4). */

@@ -23,6 +23,11 @@ export interface AppMessagingService {
   postA2P(apiSpaceId: string, input: A2PInput): Promise<{ conversationId: string; messageId: string; conversationEventId: number }>;
   /** The `appMessaging` channel provider (registered with the channel registry when present). */
   channelProvider: ChannelProvider;
+  /**
+   * Redacts the conversation message a One API `appMessaging` send produced (one-api.md §3.4);
+   * nothing when there is none. Idempotent.
+   */
+  redactMessage(apiSpaceId: string, oneApiMessageId: string): Promise<void>;
 }
 
 declare module '../services.js' {
@@ -49,15 +54,26 @@ export const appMessagingModule: ModuleDefinition = {
     const sessions = createSessionsService(ctx, { profiles, apiSpaces: ctx.services.apiSpaces });
     ctx.services.credentials.setSessionCheck((spaceId, sessionId) => sessions.isLive(spaceId, sessionId));
     profiles?.onDeviceRemoved((spaceId, profileId, deviceId) => sessions.endDevice(spaceId, profileId, deviceId));
-    // A deleted profile's sessions end (reason profileDeleted); runs once, in the deleting process.
-    ctx.events.onAppended((e) => {
-      if (e.name === 'profile.delete' && typeof e.meta.profileId === 'string') {
-        sessions.endProfile(e.apiSpaceId, e.meta.profileId).catch((err) => ctx.log.warn({ err }, 'ending the sessions of a deleted profile failed'));
-      }
-    });
+    // `$includeSessions=true` on profile queries: the active sessions as `sessionFull` (profiles.md §1.1).
+    profiles?.setSessionLister((spaceId, profileIds) => sessions.activeByProfile(spaceId, profileIds));
 
     const conversations = createConversationsService(ctx, { profiles });
     const messages = createMessagesService(ctx, { profiles, conversations, oneApi: () => optional.messages });
+
+    // A deleted profile's sessions end (reason profileDeleted). Forgotten (profiles.md §3.5): it
+    // also leaves every conversation (participantRemoved events) and the messages it sent there
+    // are redacted; the One API redacts its own messages and, through `redactMessage`, their copies.
+    profiles?.onDeleted(async (spaceId, profileId, forget) => {
+      try {
+        await sessions.endProfile(spaceId, profileId);
+        if (!forget) return;
+        const space = await ctx.services.spaces.get(spaceId);
+        if (space) await conversations.removeProfileEverywhere(space, profileId, 'system');
+        await messages.redactFromProfile(spaceId, profileId);
+      } catch (err) {
+        ctx.log.warn({ err, apiSpaceId: spaceId, profileId }, 'App Messaging clean-up of a deleted profile failed');
+      }
+    });
     const a2p = createA2P(ctx, { conversations, messages, profiles });
     optional.channels?.registerProvider(a2p.provider);
     const gateway = createGateway({
@@ -65,7 +81,10 @@ export const appMessagingModule: ModuleDefinition = {
     });
     // Idempotency-Key on sends (conventions.md §10); the key table belongs to the messages module.
     const idempotency = createIdempotency({ db: ctx.db, clock: ctx.clock });
-    ctx.services.appMessaging = { sessions, conversations, messages, gateway, postA2P: a2p.postA2P, channelProvider: a2p.provider };
+    ctx.services.appMessaging = {
+      sessions, conversations, messages, gateway, postA2P: a2p.postA2P, channelProvider: a2p.provider,
+      redactMessage: async (spaceId, oneApiMessageId) => { await messages.redactFromSource(spaceId, oneApiMessageId); },
+    };
 
     // Push for conversation messages: the intent is durable; no push adapter exists yet (§8.3).
     const pushNotify: JobHandler = async ({ job }) => {

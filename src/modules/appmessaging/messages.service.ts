@@ -120,9 +120,47 @@ export function createMessagesService(ctx: ModuleContext, deps: { profiles?: Pro
     return { id: messageId, eventId: seq };
   }
 
+  /**
+   * Redaction of a stored message (one-api.md §3.4 applied to the conversation copy): part data
+   * and urls and the alert are removed (type, name, size kept), in the message and in its `sent`
+   * event. Metadata, context and status updates stay. Idempotent.
+   */
+  async function redactRows(rows: AmMessageRow[]): Promise<number> {
+    let n = 0;
+    for (const m of rows) {
+      const doc = fromJson<{ parts?: MessagePart[]; alert?: unknown; redacted?: boolean } & Record<string, unknown>>(m.doc);
+      if (doc.redacted) continue;
+      const { alert: _alert, ...rest } = doc;
+      const parts = (doc.parts ?? []).map((p) => ({ ...(p.type !== undefined ? { type: p.type } : {}), ...(p.name !== undefined ? { name: p.name } : {}), ...(p.size !== undefined ? { size: p.size } : {}) }));
+      const next = { ...rest, parts, redacted: true };
+      await ctx.transaction(async (uow) => {
+        await uow.tx.updateTable('am_messages').set({ doc: toJson(next) }).where('api_space_id', '=', m.api_space_id).where('id', '=', m.id).execute();
+        const sent = await uow.tx.selectFrom('am_events').select('payload').where('api_space_id', '=', m.api_space_id)
+          .where('conversation_id', '=', m.conversation_id).where('seq', '=', m.sent_event_id).executeTakeFirst();
+        if (sent) {
+          const { alert: _a, ...payload } = fromJson<Record<string, unknown>>(sent.payload) ?? {};
+          await uow.tx.updateTable('am_events').set({ payload: toJson({ ...payload, parts }) }).where('api_space_id', '=', m.api_space_id)
+            .where('conversation_id', '=', m.conversation_id).where('seq', '=', m.sent_event_id).execute();
+        }
+      });
+      n++;
+    }
+    return n;
+  }
+
   return {
     store,
     messageView,
+
+    /** Redacts the conversation message a One API `appMessaging` send produced (one-api.md §3.4). */
+    async redactFromSource(apiSpaceId: string, sourceMessageId: string): Promise<number> {
+      return redactRows(await db.selectFrom('am_messages').selectAll().where('api_space_id', '=', apiSpaceId).where('source_message_id', '=', sourceMessageId).execute());
+    },
+
+    /** Redacts every conversation message a (forgotten) profile sent (profiles.md §3.5). */
+    async redactFromProfile(apiSpaceId: string, profileId: string): Promise<number> {
+      return redactRows(await db.selectFrom('am_messages').selectAll().where('api_space_id', '=', apiSpaceId).where('from_id', '=', profileId).execute());
+    },
 
     /** `within` runs inside the write transaction (idempotency records its replay there). */
     async send(actor: Actor, space: SpaceRef, conversationId: string, input: MessageInput, within?: (uow: Uow, result: { id: string; eventId: number }) => Promise<void>) {

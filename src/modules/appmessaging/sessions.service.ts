@@ -228,6 +228,24 @@ export function createSessionsService(ctx: ModuleContext, deps: { profiles?: Pro
       for (const r of rows) await endRow(r, 'system', 'deviceRemoved');
     },
 
+    /** Active, unexpired sessions (`sessionFull`) of profiles, by profile id (`$includeSessions`). */
+    async activeByProfile(apiSpaceId: string, profileIds: readonly string[]): Promise<Map<string, SessionView[]>> {
+      const out = new Map<string, SessionView[]>();
+      const now = clock.now();
+      const unique = [...new Set(profileIds)];
+      for (let i = 0; i < unique.length; i += 500) {
+        const rows = await db.selectFrom('am_sessions').selectAll().where('api_space_id', '=', apiSpaceId)
+          .where('profile_id', 'in', unique.slice(i, i + 500)).where('is_active', '=', 1).where('expires_at', '>', now)
+          .orderBy('started_on').orderBy('id').execute();
+        for (const r of rows) {
+          const list = out.get(r.profile_id) ?? [];
+          list.push(view(r));
+          out.set(r.profile_id, list);
+        }
+      }
+      return out;
+    },
+
     /** Ends every active session of a deleted profile. */
     async endProfile(apiSpaceId: string, profileId: string): Promise<void> {
       const rows = await db.selectFrom('am_sessions').selectAll().where('api_space_id', '=', apiSpaceId)

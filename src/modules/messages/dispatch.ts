@@ -21,10 +21,16 @@ export interface TemplatesLookup {
   get(apiSpaceId: string, id: string): Promise<Record<string, unknown> | undefined>;
 }
 
+/** Copies other modules made of a One API message (the App Messaging conversation message). */
+export interface MessageCopies {
+  redactMessage(apiSpaceId: string, messageId: string): Promise<void>;
+}
+
 export interface Ports {
   profiles(): ProfileDirectory | undefined;
   channels(): ChannelRegistry | undefined;
   templates(): TemplatesLookup | undefined;
+  copies?(): MessageCopies | undefined;
 }
 
 const RETRY_SCHEDULE_MS = [30_000, 120_000, 600_000, 1_800_000, 3_600_000];

@@ -9,7 +9,8 @@ import { messagesMigrations } from './messages.migrations.js';
 import { createMutator } from './messages.repo.js';
 import { createRuleSets, ruleSetRoutes } from './rulesets.js';
 import { createOutbound } from './messages.service.js';
-import { createDispatcher, type Ports, type TemplatesLookup } from './dispatch.js';
+import { createDispatcher, type MessageCopies, type Ports, type TemplatesLookup } from './dispatch.js';
+import { createForget } from './forget.js';
 import { createInbound, type InboundHook } from './inbound.js';
 import { createHistory } from './history.js';
 import { messagesRoutes } from './messages.routes.js';
@@ -45,14 +46,18 @@ export const messagesModule: ModuleDefinition = {
   setup(ctx) {
     // Read at call time: the profiles and channels modules are set up before this one, and tests
     // may install a registry of their own.
-    const services = ctx.services as unknown as { profiles?: ProfileDirectory; channels?: ChannelRegistry; templates?: TemplatesLookup };
-    const ports: Ports = { profiles: () => services.profiles, channels: () => services.channels, templates: () => services.templates };
+    // App Messaging is set up after this module: its copies are looked up when a redaction runs.
+    const services = ctx.services as unknown as { profiles?: ProfileDirectory; channels?: ChannelRegistry; templates?: TemplatesLookup; appMessaging?: MessageCopies };
+    const ports: Ports = { profiles: () => services.profiles, channels: () => services.channels, templates: () => services.templates, copies: () => services.appMessaging };
     const mutator = createMutator(ctx);
     const ruleSets = createRuleSets(ctx);
     const outbound = createOutbound(ctx, mutator, ruleSets, ports);
     const dispatcher = createDispatcher(ctx, mutator, ports);
     const inbound = createInbound(ctx, ports);
     const history = createHistory(ctx, ports);
+    // A forgotten profile's messages are redacted and lose its identifiers (profiles.md §3.5).
+    const forget = createForget(ctx, mutator, ports);
+    services.profiles?.onDeleted(forget.onDeleted);
     const idempotency = createIdempotency({ db: ctx.db, clock: ctx.clock });
 
     const api: MessagesService = {
@@ -97,7 +102,7 @@ export const messagesModule: ModuleDefinition = {
         await messagesRoutes({ outbound, inbound, history, idempotency })(app);
         await ruleSetRoutes(ruleSets)(app);
       },
-      jobs: dispatcher.jobs,
+      jobs: { ...dispatcher.jobs, ...forget.jobs },
       start() {
         purge = setInterval(() => void idempotency.purge().catch(() => {}), 3_600_000);
         purge.unref();

@@ -87,4 +87,11 @@ export const messagesMigrations: SchemaMigration[] = [
         .execute();
     },
   },
+  {
+    // Forgetting a profile (profiles.md §3.5) finds the messages it sent as well as those to it.
+    name: '0203_messages_sender_profile',
+    async up({ db }) {
+      await db.schema.createIndex('messages_sender_profile').on('messages').columns(['api_space_id', 'sender_profile_id']).where(sql.ref('sender_profile_id'), 'is not', null).execute();
+    },
+  },
 ];

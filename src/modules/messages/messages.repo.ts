@@ -171,6 +171,7 @@ export interface Change {
   channelId?: string | null;
   providerMessageId?: string | null;
   profileId?: string | null;
+  senderProfileId?: string | null;
   rendered?: unknown;
   request?: Record<string, unknown>;
   deleted?: boolean;
@@ -218,6 +219,7 @@ export function createMutator(ctx: ModuleContext): Mutator {
               channel_id: change.channelId !== undefined ? change.channelId : m.row.channel_id,
               provider_message_id: change.providerMessageId !== undefined ? change.providerMessageId : m.row.provider_message_id,
               profile_id: change.profileId !== undefined ? change.profileId : m.row.profile_id,
+              sender_profile_id: change.senderProfileId !== undefined ? change.senderProfileId : m.row.sender_profile_id,
               rendered: change.rendered !== undefined ? toJson(change.rendered) : m.row.rendered === null ? null : toJson(fromJson(m.row.rendered)),
               request: toJson(change.request ?? m.request),
               deleted: change.deleted ? 1 : m.row.deleted,

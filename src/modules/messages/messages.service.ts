@@ -181,6 +181,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
         return { result: true, change: { ...redaction(m, source, clock.now()), actor } };
       });
       if (!res?.result) throw errors.notFound('Message');
+      await redactCopies(ctx, ports, res.message);
     },
 
     async remove(apiSpaceId, actor, id) {
@@ -191,6 +192,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
         return { result: true, change: { ...r, deleted: true, actor, ...(cancel ? { state: { ...m.state, cancelled: true } } : {}) } };
       });
       if (!res?.result) throw errors.notFound('Message');
+      await redactCopies(ctx, ports, res.message);
     },
 
     async reportStatus(apiSpaceId, actor, id, status, report) {
@@ -249,8 +251,18 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
   };
 }
 
+/**
+ * Redaction reaches the copies made from the message (§3.4): the App Messaging conversation
+ * message of an `appMessaging` send. A failure is logged; repeating the redaction retries it.
+ */
+export async function redactCopies(ctx: ModuleContext, ports: Ports, m: Message): Promise<void> {
+  if (!(m.details.attempts ?? []).some((a) => a.channel === 'appMessaging' && a.outcome !== 'skipped')) return;
+  await ports.copies?.()?.redactMessage(m.row.api_space_id, m.row.id)
+    .catch((err) => ctx.log.warn({ err, messageId: m.row.id }, 'redacting the conversation copy of a message failed'));
+}
+
 /** Redaction (§3.4): content removed, addressing, metadata and statuses kept. */
-function redaction(m: Message, source: string, now: number) {
+export function redaction(m: Message, source: string, now: number) {
   const request: Record<string, any> = { ...m.request };
   if (request.body !== undefined) request.body = '';
   if (request.title !== undefined) request.title = '';

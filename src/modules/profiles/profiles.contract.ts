@@ -25,6 +25,11 @@ export interface ProfileDevice {
   _createdOn?: string;
 }
 
+/** Lists the active App Messaging sessions (`sessionFull`) of profiles, keyed by profile id. */
+export type SessionLister = (apiSpaceId: string, profileIds: readonly string[]) => Promise<Map<string, unknown[]>>;
+/** Runs after a profile is deleted; `forget` when it was erased for good (profiles.md §3.5). */
+export type ProfileDeletedHook = (apiSpaceId: string, profileId: string, forget: boolean) => Promise<void>;
+
 export interface ProfileDirectory {
   /** A live (not deleted) profile, or undefined. */
   get(apiSpaceId: string, profileId: string): Promise<ProfileRead | undefined>;
@@ -57,4 +62,11 @@ export interface ProfileDirectory {
   upsertDevice(apiSpaceId: string, profileId: string, device: ProfileDevice, actor: string, uow?: Uow): Promise<void>;
   /** Called when a device is removed through the profiles API (App Messaging ends its sessions). */
   onDeviceRemoved(fn: (apiSpaceId: string, profileId: string, deviceId: string) => Promise<void>): void;
+  /** App Messaging registers how to list profiles' active sessions (`$includeSessions`, `_sessions`). */
+  setSessionLister(fn: SessionLister): void;
+  /**
+   * Called after a profile is deleted or forgotten, once per profile, in the deleting process
+   * (App Messaging ends its sessions; on forget the One API redacts its messages, …).
+   */
+  onDeleted(fn: ProfileDeletedHook): void;
 }

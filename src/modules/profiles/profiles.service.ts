@@ -6,7 +6,7 @@ import { iso } from '../../lib/clock.js';
 import { errors, type ValidationFailure } from '../../http/errors.js';
 import { checkIfMatch } from '../../http/etag.js';
 import { fromJson } from '../../storage/dialect.js';
-import type { ProfileDevice, ProfileDirectory, ProfileDocument, ProfileRead } from './profiles.contract.js';
+import type { ProfileDeletedHook, ProfileDevice, ProfileDirectory, ProfileDocument, ProfileRead, SessionLister } from './profiles.contract.js';
 import { cleanInput, etagOf, finishData, profileIdProblem, project, stateFromRow, toDocument, type ProfileState } from './profiles.document.js';
 import { createProfilesRepo, type ProfileRow } from './profiles.repo.js';
 import { createProfileWriter, type ItemResult } from './profiles.writer.js';
@@ -14,8 +14,7 @@ import { orderClause, whereClause, type Filter, type ParsedQuery } from './profi
 import { schemaSummary } from './profiles.schema-summary.js';
 import { createOptIn } from './profiles.optin.js';
 
-export type SessionLister = (apiSpaceId: string, profileIds: readonly string[]) => Promise<Map<string, unknown[]>>;
-export type ProfileDeletedHook = (apiSpaceId: string, profileId: string, forget: boolean) => Promise<void>;
+export type { ProfileDeletedHook, SessionLister };
 
 export interface WriteOptions {
   ifMatch?: string | string[];
@@ -152,6 +151,12 @@ export function createProfilesService(ctx: ModuleContext) {
     onDeviceRemoved(fn) {
       deviceRemovedHooks.push(fn);
     },
+    setSessionLister(fn) {
+      sessionLister = fn;
+    },
+    onDeleted(fn) {
+      deletedHooks.push(fn);
+    },
   };
 
   return {
@@ -159,14 +164,6 @@ export function createProfilesService(ctx: ModuleContext) {
     repo,
     writer,
     optIn,
-    /** App Messaging registers how to list a profile's active sessions (`$includeSessions`). */
-    setSessionLister(fn: SessionLister) {
-      sessionLister = fn;
-    },
-    /** Called after a profile is deleted or forgotten (App Messaging ends its sessions, …). */
-    onDeleted(fn: ProfileDeletedHook) {
-      deletedHooks.push(fn);
-    },
 
     async read(actor: Actor, apiSpaceId: string, id: string, includeDeleted = false): Promise<ProfileRead> {
       const s = await repo.loadOne(db, apiSpaceId, id);
