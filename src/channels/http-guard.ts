@@ -4,8 +4,9 @@
  * addresses DNS actually returned, inside the socket's `lookup`, so the connection goes to the
  * address that was checked (no DNS-rebinding window between check and connect).
  *
- * Reusable: `guardedRequest` for one request, `guardedLookup` for any `http.request`, and
- * `isPublicAddress` / `checkTargetUrl` for configuration-time checks.
+ * Reusable: `guardedRequest` for one request (with `createGuardedAgents` for keep-alive callers
+ * such as webhooks), `guardedLookup` for any `http.request`, and `isPublicAddress` /
+ * `checkTargetUrl` for configuration-time checks.
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
@@ -79,18 +80,31 @@ export function guardedLookup(allowPrivate: boolean): LookupFunction {
   }) as LookupFunction;
 }
 
+/** One lookup per policy: `guardedRequest` does not build a closure per request. */
+const sharedLookups = { strict: guardedLookup(false), open: guardedLookup(true) };
+
+export interface TargetUrlOptions {
+  /** Refuse `http:` (webhooks.md §4.7: https unless ALLOW_HTTP_WEBHOOKS). Default false. */
+  httpsOnly?: boolean;
+}
+
 /**
- * Static check of a target URL (configuration time): http(s) only, with a host; a literal IP
- * address must be public unless `allowPrivate`. Names are checked again at connect time.
- * Returns a problem description or undefined.
+ * Static check of a target URL (configuration time): http(s) only (https only with `httpsOnly`),
+ * with a host; a literal IP address must be public unless `allowPrivate`. Names are checked again
+ * at connect time. Returns a problem description or undefined.
  */
-export function checkTargetUrl(raw: string, allowPrivate: boolean): string | undefined {
+export function checkTargetUrl(raw: string, allowPrivate: boolean, options: TargetUrlOptions = {}): string | undefined {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
     return 'Must be an absolute URL';
   }
+  return urlProblem(url, allowPrivate, options);
+}
+
+function urlProblem(url: URL, allowPrivate: boolean, options: TargetUrlOptions): string | undefined {
+  if (options.httpsOnly && url.protocol !== 'https:') return 'Must be an https URL';
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'Must be an http or https URL';
   if (!url.hostname) return 'Must name a host';
   if (url.username || url.password) return 'Must not contain credentials';
@@ -113,6 +127,33 @@ export interface GuardedRequest {
   signal?: AbortSignal;
   /** Response bytes kept (the rest is discarded). Default 64 KiB. */
   maxResponseBytes?: number;
+  /** Refuse `http:` targets (see `checkTargetUrl`). */
+  httpsOnly?: boolean;
+  /**
+   * Keep-alive agents (`createGuardedAgents`) for callers sending many requests to the same
+   * targets. Default: a fresh connection per request. A pooled socket was checked when it was
+   * connected, so one set of agents must only serve one `allowPrivate` policy.
+   */
+  agents?: GuardedAgents;
+}
+
+export interface GuardedAgents {
+  'http:': http.Agent;
+  'https:': https.Agent;
+  destroy(): void;
+}
+
+/** Keep-alive agents for `guardedRequest` (the guard's `lookup` is passed with each request). */
+export function createGuardedAgents(options: { maxSockets?: number } = {}): GuardedAgents {
+  const opts = { keepAlive: true, maxSockets: options.maxSockets ?? 64, scheduling: 'lifo' as const };
+  const agents = { 'http:': new http.Agent(opts), 'https:': new https.Agent(opts) };
+  return {
+    ...agents,
+    destroy() {
+      agents['http:'].destroy();
+      agents['https:'].destroy();
+    },
+  };
 }
 
 export interface GuardedResponse {
@@ -131,9 +172,14 @@ export class OutboundError extends Error {
 
 /** One HTTP(S) request through the guard; never follows redirects. */
 export function guardedRequest(req: GuardedRequest): Promise<GuardedResponse> {
-  const problem = checkTargetUrl(req.url, req.allowPrivate);
+  let url: URL;
+  try {
+    url = new URL(req.url);
+  } catch {
+    return Promise.reject(new OutboundError('invalid', `Must be an absolute URL: ${req.url}`));
+  }
+  const problem = urlProblem(url, req.allowPrivate, { httpsOnly: req.httpsOnly });
   if (problem) return Promise.reject(new OutboundError(problem.includes('private') || problem.includes('localhost') ? 'blocked' : 'invalid', `${problem}: ${req.url}`));
-  const url = new URL(req.url);
   const client = url.protocol === 'https:' ? https : http;
   const limit = req.maxResponseBytes ?? 64 * 1024;
   return new Promise((resolve, reject) => {
@@ -151,8 +197,8 @@ export function guardedRequest(req: GuardedRequest): Promise<GuardedResponse> {
     const request = client.request(url, {
       method: req.method ?? 'GET',
       headers: { ...(req.headers ?? {}), ...(req.body !== undefined ? { 'content-length': String(Buffer.byteLength(req.body)) } : {}) },
-      lookup: guardedLookup(req.allowPrivate),
-      agent: false,
+      lookup: req.allowPrivate ? sharedLookups.open : sharedLookups.strict,
+      agent: req.agents ? req.agents[url.protocol as 'http:' | 'https:'] : false,
     });
     const timer = setTimeout(() => finish(new OutboundError('timeout', `No complete response within ${req.timeoutMs} ms`)), req.timeoutMs);
     const onAbort = () => finish(new OutboundError('aborted', 'Request aborted'));

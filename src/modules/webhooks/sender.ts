@@ -1,7 +1,4 @@
-import http from 'node:http';
-import https from 'node:https';
-import { isIP } from 'node:net';
-import { guardedLookup, isPublicAddress } from './target-guard.js';
+import { checkTargetUrl, createGuardedAgents, guardedRequest, OutboundError } from '../../channels/http-guard.js';
 
 export interface SendResult {
   status: number | null;
@@ -9,69 +6,47 @@ export interface SendResult {
 }
 
 /**
- * POSTs one webhook request through keep-alive agents. Never follows redirects; the whole
- * exchange (connect, headers, body) must finish within `timeoutMs`. Targets are checked on the
- * address actually connected to (webhooks.md §4.7).
+ * Problem with a webhook URL at configuration time, or undefined (webhooks.md §4.7): https only
+ * unless `allowHttp`; IP literals and `localhost` must be public unless `allowPrivate`.
+ */
+export function webhookUrlProblem(raw: string, opts: { allowHttp: boolean; allowPrivate: boolean }): string | undefined {
+  return checkTargetUrl(raw, opts.allowPrivate, { httpsOnly: !opts.allowHttp });
+}
+
+/**
+ * POSTs webhook requests through the shared SSRF guard (`src/channels/http-guard.ts`) with
+ * keep-alive agents. Never follows redirects; the whole exchange (connect, headers, body) must
+ * finish within `timeoutMs`. Targets are checked on the address actually connected to, IP
+ * literals before connecting (webhooks.md §4.7); a refused target is a failed attempt.
  */
 export function createSender(opts: { allowPrivate: boolean; allowHttp: boolean }) {
-  const agents = {
-    'http:': new http.Agent({ keepAlive: true, maxSockets: 64, scheduling: 'lifo' }),
-    'https:': new https.Agent({ keepAlive: true, maxSockets: 64, scheduling: 'lifo' }),
-  };
-  const lookup = guardedLookup(opts.allowPrivate);
+  const agents = createGuardedAgents({ maxSockets: 64 });
 
-  function send(rawUrl: string, headers: Record<string, string>, body: Buffer, timeoutMs: number, signal: AbortSignal): Promise<SendResult> {
-    let url: URL;
+  async function send(url: string, headers: Record<string, string>, body: Buffer, timeoutMs: number, signal: AbortSignal): Promise<SendResult> {
     try {
-      url = new URL(rawUrl);
-    } catch {
-      return Promise.resolve({ status: null, error: 'invalid URL' });
+      const res = await guardedRequest({
+        url, method: 'POST', headers, body, timeoutMs, signal, agents,
+        allowPrivate: opts.allowPrivate, httpsOnly: !opts.allowHttp, maxResponseBytes: 0,
+      });
+      return { status: res.status, error: null };
+    } catch (err) {
+      if (!(err instanceof OutboundError)) return { status: null, error: String(err).slice(0, 500) };
+      switch (err.kind) {
+        case 'blocked':
+        case 'invalid':
+          return { status: null, error: `refused: ${err.message}`.slice(0, 500) };
+        case 'timeout':
+          return { status: null, error: `timeout after ${timeoutMs} ms` };
+        default:
+          return { status: null, error: err.message.slice(0, 500) };
+      }
     }
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && opts.allowHttp)) return Promise.resolve({ status: null, error: 'refused: not an https URL' });
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    // IP literals never go through `lookup`, so they are checked here.
-    if (!opts.allowPrivate && isIP(host) && !isPublicAddress(host)) return Promise.resolve({ status: null, error: `refused: ${host} is not a public address` });
-    const client = url.protocol === 'https:' ? https : http;
-    return new Promise((resolve) => {
-      let settled = false;
-      const done = (r: SendResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        resolve(r);
-      };
-      const req = client.request(url, {
-        method: 'POST',
-        agent: agents[url.protocol as 'http:' | 'https:'],
-        lookup,
-        headers: { ...headers, 'content-length': String(body.length) },
-      });
-      const timer = setTimeout(() => {
-        done({ status: null, error: `timeout after ${timeoutMs} ms` });
-        req.destroy();
-      }, timeoutMs);
-      const onAbort = () => {
-        done({ status: null, error: 'aborted' });
-        req.destroy();
-      };
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (err: Error & { code?: string }) => done({ status: null, error: err.code === 'EBLOCKEDTARGET' ? `refused: ${err.message}` : `${err.code ?? 'error'}: ${err.message}`.slice(0, 500) }));
-      req.on('response', (res) => {
-        res.on('data', () => {});
-        res.on('end', () => done({ status: res.statusCode ?? 0, error: null }));
-        res.on('error', (err) => done({ status: null, error: err.message }));
-      });
-      req.end(body);
-    });
   }
 
   return {
     send,
     close() {
-      agents['http:'].destroy();
-      agents['https:'].destroy();
+      agents.destroy();
     },
   };
 }

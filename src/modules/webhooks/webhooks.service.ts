@@ -6,7 +6,7 @@ import { fromJson, toJson } from '../../storage/dialect.js';
 import { iso } from '../../lib/clock.js';
 import type { WebhookRow } from './webhooks.migrations.js';
 import { normaliseSubscriptions, type Subscription } from './subscriptions.js';
-import { webhookUrlProblem } from './target-guard.js';
+import { webhookUrlProblem } from './sender.js';
 import { createDeliveriesRepo, deliveryView } from './deliveries.repo.js';
 
 export interface WebhookInput {

@@ -3,7 +3,8 @@ import { createHmac } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { RETRY_DELAYS_MS, deliveryHeaders, outcomeOf, retryDelayMs } from './delivery-policy.js';
 import { matches, normaliseSubscriptions } from './subscriptions.js';
-import { guardedLookup, isPublicAddress, webhookUrlProblem } from './target-guard.js';
+import { guardedLookup, isPublicAddress } from '../../channels/http-guard.js';
+import { webhookUrlProblem } from './sender.js';
 import { toWebhookEnvelope } from '../../events/catalogue.js';
 import type { ValidationFailure } from '../../http/errors.js';
 
