@@ -145,6 +145,10 @@ const UPDATE_COLUMNS = ['data', 'opt_in', 'rels', 'system', 'revision', 'etag', 
 /** PostgreSQL types of the VALUES columns (id, previous revision, then UPDATE_COLUMNS). */
 const UPDATE_CASTS = ['::text', '::integer', '::jsonb', '::jsonb', '::jsonb', '::integer', '::integer', '::text', '::text', '::text', '::text', '::text'];
 const FIELD_COLUMNS = ['api_space_id', 'profile_id', 'seq', 'path', 't', 'sv', 'lv', 'nv'] as const;
+/** PostgreSQL element types of the profile columns sent as arrays (JSON travels as text). */
+const PG_ARRAY_TYPES: Record<string, string> = { system: 'integer', revision: 'integer' };
+for (const c of PROFILE_COLUMNS) PG_ARRAY_TYPES[c] ??= 'text';
+const JSON_COLUMNS = new Set(['data', 'opt_in', 'rels']);
 
 /**
  * Multi-row INSERT compiled by hand: the query builder's per-value work dominated bulk writes
@@ -242,6 +246,24 @@ export function createProfilesRepo(dialect: DialectName) {
 
     /** Inserts new profiles and their index rows. */
     async insertMany(tx: Tx, apiSpaceId: string, states: ProfileState[]): Promise<void> {
+      if (dialect === 'postgres') {
+        // Column arrays through unnest (see reindex): one short statement per batch.
+        const cols = PROFILE_COLUMNS.slice(1).map(() => [] as unknown[]);
+        for (const s of states) {
+          const r = toRow(apiSpaceId, s);
+          PROFILE_COLUMNS.slice(1).forEach((c, k) => cols[k]!.push(r[c]));
+        }
+        if (states.length) {
+          const args = PROFILE_COLUMNS.slice(1).map((c, k) => `$${k + 2}::${PG_ARRAY_TYPES[c]}[]`).join(', ');
+          const select = PROFILE_COLUMNS.slice(1).map((c) => (PG_ARRAY_TYPES[c] === 'text' && JSON_COLUMNS.has(c) ? `${c}::jsonb` : c)).join(', ');
+          await tx.executeQuery(CompiledQuery.raw(
+            `INSERT INTO profiles (${PROFILE_COLUMNS.join(',')}) SELECT $1, ${select} FROM unnest(${args}) AS u(${PROFILE_COLUMNS.slice(1).join(',')})`,
+            [apiSpaceId, ...cols],
+          ));
+        }
+        await reindex(tx, apiSpaceId, states, true);
+        return;
+      }
       await insertRows(tx, dialect, 'profiles', PROFILE_COLUMNS, states.map((s) => {
         const r = toRow(apiSpaceId, s);
         return PROFILE_COLUMNS.map((c) => r[c]);
