@@ -206,6 +206,36 @@ eachDatabase('webhook delivery', (dialect) => {
     assert.deepEqual(mine('fast').map((r) => JSON.parse(r.body.toString()).payload.id), Array.from({ length: 12 }, (_, i) => `chat-${i}`));
   });
 
+  it('holds no database connection or transaction while requests are in flight', async () => {
+    const space = await s().createSpace();
+    let inflight = 0;
+    rx.setReply(async (r) => {
+      if (!r.url.includes('held')) return 200;
+      inflight++;
+      await sleep(1500);
+      inflight--;
+      return 200;
+    });
+    await createHook(space, { url: `${rx.url}?held`, subscriptions: [{ type: 'chat.update' }] });
+    const p = s().container.platform;
+    await p.transaction(async (uow) => {
+      for (let i = 0; i < 8; i++) await p.events.append(uow, { apiSpaceId: space, accountId: 1, name: 'chat.update', payload: { id: `chat-${i}` }, meta: { revision: i } });
+    });
+    await waitFor(() => inflight === 4, 3000, '4 requests in flight');
+    const t0 = Date.now();
+    const pool = p.handle.pool;
+    if (pool) {
+      // Every pooled connection but the job queue's LISTEN client can be taken at once.
+      const clients = await Promise.all(Array.from({ length: pool.options.max - 1 }, () => pool.connect()));
+      for (const c of clients) c.release();
+    } else {
+      // SQLite has one connection: a write transaction goes through at once.
+      await p.transaction(async (uow) => void (await uow.tx.selectFrom('webhooks').select('id').limit(1).execute()));
+    }
+    assert.ok(Date.now() - t0 < 500, `database busy for ${Date.now() - t0} ms while requests were in flight`);
+    assert.equal(inflight, 4);
+  });
+
   it('retries a request that times out (WEBHOOK_TIMEOUT_SECONDS)', async () => {
     const space = await s().createSpace();
     let n = 0;

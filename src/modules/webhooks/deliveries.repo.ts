@@ -104,30 +104,37 @@ export function createDeliveriesRepo(p: Platform) {
     async complete(owner: string, items: Completion[], now: number): Promise<void> {
       if (!items.length) return;
       await db.transaction().execute(async (tx) => {
-        const finals: Completion[] = [];
-        for (const c of items) {
-          if (c.state === 'pending') {
-            await tx.updateTable('webhook_deliveries')
-              .set({ state: 'pending', attempts: c.attempt, next_attempt_at: c.retryAt!, lease_owner: null, lease_until: null, last_status: c.status, last_error: c.error, last_attempt_at: c.startedAt, last_duration_ms: c.durationMs, updated_at: now })
-              .where('id', '=', c.delivery.id).where('state', '=', 'in_flight').where('lease_owner', '=', owner).execute();
-          } else finals.push(c);
-        }
-        // Finished deliveries: one UPDATE per chunk, per-row values through CASE (both dialects).
-        for (let i = 0; i < finals.length; i += 200) {
-          const chunk = finals.slice(i, i + 200);
-          const pick = (type: 'integer' | 'bigint' | 'text', value: (c: Completion) => unknown) =>
-            sql`CASE id ${sql.join(chunk.map((c) => sql`WHEN ${c.delivery.id} THEN CAST(${value(c)} AS ${sql.raw(type)})`), sql` `)} END`;
-          await tx.updateTable('webhook_deliveries')
-            .set({
-              state: pick('text', (c) => c.state) as never,
-              attempts: pick('integer', (c) => c.attempt) as never,
-              last_status: pick('integer', (c) => c.status) as never,
-              last_error: pick('text', (c) => c.error) as never,
-              last_attempt_at: pick('bigint', (c) => c.startedAt) as never,
-              last_duration_ms: pick('integer', (c) => c.durationMs) as never,
-              lease_owner: null, lease_until: null, updated_at: now, completed_at: now,
-            })
-            .where('id', 'in', chunk.map((c) => c.delivery.id)).where('state', '=', 'in_flight').where('lease_owner', '=', owner).execute();
+        // One statement for the whole group, whatever its size (no per-row statements or CASE
+        // lists to build, parse and plan).
+        if (pg) {
+          // PostgreSQL: the values travel as 8 array parameters.
+          for (let i = 0; i < items.length; i += 2000) {
+            const chunk = items.slice(i, i + 2000);
+            const col = <T>(f: (c: Completion) => T) => chunk.map(f);
+            await sql`UPDATE webhook_deliveries AS d SET
+                state = v.state, attempts = v.attempt, next_attempt_at = COALESCE(v.retry_at, d.next_attempt_at),
+                last_status = v.status, last_error = v.error, last_attempt_at = v.started_at, last_duration_ms = v.duration_ms,
+                lease_owner = NULL, lease_until = NULL, updated_at = ${now},
+                completed_at = CASE WHEN v.state = 'pending' THEN d.completed_at ELSE ${now}::bigint END
+              FROM unnest(${col((c) => c.delivery.id)}::text[], ${col((c) => c.state)}::text[], ${col((c) => c.attempt)}::int[],
+                ${col((c) => c.status)}::int[], ${col((c) => c.error)}::text[], ${col((c) => c.startedAt)}::bigint[],
+                ${col((c) => c.durationMs)}::int[], ${col((c) => (c.state === 'pending' ? c.retryAt! : null))}::bigint[])
+                AS v(id, state, attempt, status, error, started_at, duration_ms, retry_at)
+              WHERE d.id = v.id AND d.state = 'in_flight' AND d.lease_owner = ${owner}`.execute(tx);
+          }
+        } else {
+          // SQLite: the same single statement, the values as one JSON array read by json_each.
+          for (let i = 0; i < items.length; i += 2000) {
+            const rows = JSON.stringify(items.slice(i, i + 2000).map((c) => [c.delivery.id, c.state, c.attempt, c.status, c.error, c.startedAt, c.durationMs, c.state === 'pending' ? c.retryAt! : null]));
+            await sql`UPDATE webhook_deliveries SET
+                state = v.state, attempts = v.attempt, next_attempt_at = COALESCE(v.retry_at, webhook_deliveries.next_attempt_at),
+                last_status = v.status, last_error = v.error, last_attempt_at = v.started_at, last_duration_ms = v.duration_ms,
+                lease_owner = NULL, lease_until = NULL, updated_at = ${now},
+                completed_at = CASE WHEN v.state = 'pending' THEN webhook_deliveries.completed_at ELSE ${now} END
+              FROM (SELECT value ->> 0 AS id, value ->> 1 AS state, value ->> 2 AS attempt, value ->> 3 AS status, value ->> 4 AS error,
+                      value ->> 5 AS started_at, value ->> 6 AS duration_ms, value ->> 7 AS retry_at FROM json_each(${rows})) AS v
+              WHERE webhook_deliveries.id = v.id AND webhook_deliveries.state = 'in_flight' AND webhook_deliveries.lease_owner = ${owner}`.execute(tx);
+          }
         }
         // A success is fully described by the delivery row; only the other outcomes get a row.
         const attempts: AttemptRow[] = items.filter((c) => c.state !== 'succeeded').map((c) => ({
