@@ -27,6 +27,11 @@ import { messagesRoutes } from './messages.routes.js';
  * - Timed fallback and fallbackOnFailure restart Branch with the message back in `processing`
  *   (no event); the last accepted channel's receipts drive the status, earlier ones are only
  *   recorded on their attempt.
+ * - Forgetting a profile (profiles.md §3.5) runs as a durable `messages.forgetProfile` job: its
+ *   messages are redacted, lose `to` and the profile link, and one still waiting for a channel
+ *   fails with `NoAddress` instead of being sent (dispatch would recreate the profile).
+ * - `channelData.<channel>` of the events is kept from the accepting send (state), so receipts'
+ *   events carry it too (sms: country, segments, encoding, sender).
  */
 
 /** `services.messages`: the contract plus the inbound rules seam (§5 steps 5–6). */
