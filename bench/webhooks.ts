@@ -1,7 +1,7 @@
 /**
  * Webhook delivery throughput (webhooks.md §4), against a bare baseline in the same run.
  *
- *   npx tsx bench/webhooks.ts            (SQLite; BENCH_DATABASE_URL=postgres://… for PostgreSQL)
+ *   npx tsx bench/webhooks.ts            (SQLite; TEST_DATABASE_URL or BENCH_DATABASE_URL=postgres://… for PostgreSQL)
  *   BENCH_EVENTS=20000 BENCH_WEBHOOKS=4 BENCH_ROUNDS=3 npx tsx bench/webhooks.ts
  *
  * 1. baseline: raw keep-alive HTTP POSTs of the same body to the fast receiver, 4 at a time per
@@ -24,6 +24,8 @@ const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 const WEBHOOKS = Number(process.env.BENCH_WEBHOOKS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const ADMIN = 'bench-admin-token-0123456789';
+/** Like the other benches, TEST_DATABASE_URL selects PostgreSQL (BENCH_DATABASE_URL wins if both are set). */
+const PG_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
 
 /** Receivers run in a child process (as real receivers would), so they do not share our CPU. */
 const RECEIVER_JS = `
@@ -81,7 +83,7 @@ async function baseline(url: string, total: number, lanes: number, body: Buffer)
 
 async function server(): Promise<{ container: Container; app: AppInstance; cleanup(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'sb-bench-'));
-  const pgUrl = process.env.BENCH_DATABASE_URL;
+  const pgUrl = PG_URL;
   const schema = pgUrl ? `sb_bench_${process.pid}` : undefined;
   const config = loadConfig({
     DATABASE_URL: pgUrl ?? join(dir, 'bench.db'), DATA_DIR: dir, ADMIN_TOKENS: ADMIN, LOG_LEVEL: 'silent',
@@ -150,7 +152,7 @@ async function main() {
   const slow = await receiver(Number(process.env.BENCH_SLOW_MS ?? 5000));
   const body = Buffer.from(JSON.stringify({ eventId: 'x', accountId: 1, apiSpaceId: 'y', name: 'message.delivered', payload: payload(0), revision: 2, timestamp: new Date().toISOString() }));
   const total = Math.ceil(EVENTS / WEBHOOKS) * WEBHOOKS;
-  console.log(`webhooks bench: ${total} deliveries to ${WEBHOOKS} webhooks on one fast receiver (${process.env.BENCH_DATABASE_URL ? 'PostgreSQL' : 'SQLite'})`);
+  console.log(`webhooks bench: ${total} deliveries to ${WEBHOOKS} webhooks on one fast receiver (${PG_URL ? 'PostgreSQL' : 'SQLite'})`);
   await baseline(fast.url, 2000, WEBHOOKS, body); // warm-up
   const c0 = process.cpuUsage();
   const bare = await baseline(fast.url, total, WEBHOOKS, body);
