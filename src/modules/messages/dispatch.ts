@@ -12,7 +12,7 @@ import type { ProfileDirectory, ProfileDocument } from '../profiles/profiles.con
 import type { ModuleContext } from '../module.js';
 import type { Tx } from '../../storage/db.js';
 import { iso } from '../../lib/clock.js';
-import { loadMessage, type Change, type Message, type Mutator } from './messages.repo.js';
+import { loadMessage, loadMessages, type Change, type Message, type MutationItem, type Mutator } from './messages.repo.js';
 import { channelDataOf, FINAL, OPT_REASONS, rank, type Attempt } from './lifecycle.js';
 import { mergeDeep, mergeString, type MergeContext } from './merge.js';
 import { isCustomChannel, normalisePhone } from './validate.js';
@@ -36,7 +36,9 @@ export interface Ports {
 const RETRY_SCHEDULE_MS = [30_000, 120_000, 600_000, 1_800_000, 3_600_000];
 const MAX_RETRIES = RETRY_SCHEDULE_MS.length;
 const WINDOW_MS = 24 * 3600_000;
-const CHANNEL_CAP = 16;
+const CHANNEL_CAP = 64;
+/** Most single-message dispatch jobs gathered into one group (one read, one transaction). */
+const GROUP_MAX = 64;
 const IDENTIFIERS = ['phoneNumber', 'email', 'fbMessengerId', 'twitterId'] as const;
 
 interface Recipient {
@@ -266,8 +268,9 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
    * `completeIn` (single-message jobs): the job is deleted in the transaction that records the
    * outcome, one write fewer per message and no window where the outcome is stored but the job not.
    */
-  async function process(apiSpaceId: string, id: string, memo: Memo = newMemo(), completeIn?: (tx: Tx) => Promise<void>): Promise<void> {
-    const m = await loadMessage(ctx.db, apiSpaceId, id);
+  type Collect = (step: MutationItem['step'], known: Message) => void;
+  async function process(apiSpaceId: string, id: string, memo: Memo = newMemo(), completeIn?: (tx: Tx) => Promise<void>, group?: { preloaded: Message | undefined; collect: Collect }): Promise<void> {
+    const m = group ? group.preloaded : await loadMessage(ctx.db, apiSpaceId, id);
     if (!m || !dispatchable(m, m.state.next)) return;
     const startNext = m.state.next;
     const recipient = await resolveRecipient(m);
@@ -282,10 +285,14 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     let next = startNext;
     let retries = m.state.retries;
     // A concurrent worker that already moved past `startNext`, a deletion or a final status wins.
-    const commit = (build: (cur: Message) => Change) =>
-      mutator.mutate(apiSpaceId, id, (cur) => (!cur.row.deleted && !cur.state.cancelled && cur.state.next === startNext && !FINAL.has(cur.row.status)
+    // In a group the step is only collected: the group writes every outcome in one transaction.
+    const commit = async (build: (cur: Message) => Change): Promise<void> => {
+      const step = (cur: Message) => (!cur.row.deleted && !cur.state.cancelled && cur.state.next === startNext && !FINAL.has(cur.row.status)
         ? { change: { profileId: recipient.profileId ?? cur.row.profile_id, ...build(cur), ...(completeIn ? { also: completeIn } : {}) }, result: true }
-        : { result: false }), m);
+        : { result: false });
+      if (group) group.collect(step, m);
+      else await mutator.mutate(apiSpaceId, id, step, m);
+    };
 
     for (;;) {
       const now = clock.now();
@@ -374,22 +381,109 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     }
   }
 
+  interface GroupItem {
+    space: string;
+    id: string;
+    /** The job's completion, written with the outcomes (absent for the ids of a batch job). */
+    completeIn?: (tx: Tx) => Promise<void>;
+  }
+
+  /**
+   * Dispatches several messages together: one read for all rows, shared look-ups, sends in
+   * parallel (per-channel caps still apply), then ONE transaction recording every outcome, its
+   * events and follow-up jobs, and the jobs' completions. If that transaction fails (a lost lease,
+   * a conflict), each outcome is written on its own as before, so one item cannot fail the rest.
+   * Resolves to one settled result per item.
+   */
+  async function runGroup(items: GroupItem[]): Promise<PromiseSettledResult<void>[]> {
+    const memo = newMemo();
+    const loaded = new Map<string, Message>();
+    const bySpace = new Map<string, string[]>();
+    for (const it of items) {
+      let list = bySpace.get(it.space);
+      if (!list) bySpace.set(it.space, (list = []));
+      list.push(it.id);
+    }
+    try {
+      for (const [space, ids] of bySpace) for (const [id, m] of await loadMessages(ctx.db, space, ids)) loaded.set(`${space}:${id}`, m);
+    } catch (err) {
+      return items.map(() => ({ status: 'rejected', reason: err }));
+    }
+    const steps = new Map<GroupItem, MutationItem>();
+    const ran = await Promise.allSettled(items.map((it) => process(it.space, it.id, memo, undefined, {
+      preloaded: loaded.get(`${it.space}:${it.id}`),
+      collect: (step, known) => steps.set(it, { apiSpaceId: it.space, id: it.id, step, known }),
+    })));
+    const ok = items.filter((_, i) => ran[i]!.status === 'fulfilled');
+    const results: PromiseSettledResult<void>[] = ran.map((r) => (r.status === 'fulfilled' ? { status: 'fulfilled', value: undefined } : r));
+    if (ok.length === 0) return results;
+    try {
+      await mutator.mutateAll(ok.flatMap((it) => steps.get(it) ?? []), async (tx) => {
+        for (const it of ok) await it.completeIn?.(tx);
+      });
+      return results;
+    } catch (err) {
+      log.debug({ err }, 'group dispatch commit failed; recording the outcomes one by one');
+    }
+    await Promise.all(items.map(async (it, i) => {
+      if (ran[i]!.status !== 'fulfilled') return;
+      const s = steps.get(it);
+      try {
+        if (s) {
+          await mutator.mutate(it.space, it.id, (cur) => {
+            const r = s.step(cur);
+            return r.change && it.completeIn ? { ...r, change: { ...r.change, also: it.completeIn } } : r;
+          }, s.known);
+        }
+      } catch (err) {
+        results[i] = { status: 'rejected', reason: err };
+      }
+    }));
+    return results;
+  }
+
+  /** Single-message jobs started together (one claim) are gathered into groups. */
+  let gathering: Array<GroupItem & { done: (r: PromiseSettledResult<void>) => void }> = [];
+  let flushQueued = false;
+  const flush = () => {
+    flushQueued = false;
+    const batch = gathering;
+    gathering = [];
+    if (!batch.length) return;
+    void runGroup(batch).then(
+      (rs) => batch.forEach((b, i) => b.done(rs[i]!)),
+      (err) => batch.forEach((b) => b.done({ status: 'rejected', reason: err })),
+    );
+  };
+  const gather = (item: GroupItem): Promise<void> => new Promise<void>((resolve, reject) => {
+    gathering.push({ ...item, done: (r) => (r.status === 'fulfilled' ? resolve() : reject(r.reason)) });
+    if (gathering.length >= GROUP_MAX) flush();
+    else if (!flushQueued) {
+      flushQueued = true;
+      // A claim starts its jobs in one synchronous loop: a microtask sees all of them.
+      queueMicrotask(flush);
+    }
+  });
+
   const dispatchJob: JobHandler = async ({ job, completeIn }) => {
     const space = job.apiSpaceId!;
     const ids = (job.payload.ids ?? []) as string[];
-    if (ids.length === 1) return process(space, ids[0]!, newMemo(), completeIn);
+    if (ids.length === 1) return gather({ space, id: ids[0]!, completeIn });
+    // A batch chunk: groups of GROUP_MAX, two at a time; the worker completes the job at the end.
     let i = 0;
-    const memo = newMemo();
     const lane = async () => {
       while (i < ids.length) {
-        const id = ids[i++]!;
-        await process(space, id, memo).catch((err) => {
-          log.error({ err, messageId: id }, 'message dispatch failed');
-          throw err;
-        });
+        const chunk = ids.slice(i, (i += GROUP_MAX));
+        const rs = await runGroup(chunk.map((id) => ({ space, id })));
+        const failed = rs.findIndex((r) => r.status === 'rejected');
+        if (failed >= 0) {
+          const reason = (rs[failed] as PromiseRejectedResult).reason;
+          log.error({ err: reason, messageId: chunk[failed] }, 'message dispatch failed');
+          throw reason;
+        }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(8, ids.length) }, lane));
+    await Promise.all(Array.from({ length: Math.min(2, Math.ceil(ids.length / GROUP_MAX)) }, lane));
   };
 
   /** Timed fallback (§2.3 step 6): the accepting channel did not reach `successStatus` in time. */

@@ -10,6 +10,7 @@ import { etagFor } from '../../http/etag.js';
 import { iso } from '../../lib/clock.js';
 import type { NewJob } from '../../delivery/queue.js';
 import type { ModuleContext } from '../module.js';
+import type { Uow } from '../../storage/uow.js';
 import { eventName, eventPayload, type DispatchState, type StatusDetails } from './lifecycle.js';
 
 export interface MessageRow {
@@ -150,6 +151,16 @@ export async function insertMessages(tx: Tx, dialect: DialectName, rows: Message
   }
 }
 
+/** Several messages of one space in one read (chunks of 500 ids). */
+export async function loadMessages(ex: Db | Tx, apiSpaceId: string, ids: readonly string[]): Promise<Map<string, Message>> {
+  const out = new Map<string, Message>();
+  for (let i = 0; i < ids.length; i += INSERT_CHUNK) {
+    const rows = await ex.selectFrom('messages').selectAll().where('api_space_id', '=', apiSpaceId).where('id', 'in', ids.slice(i, i + INSERT_CHUNK)).execute();
+    for (const row of rows) out.set(row.id, parse(row));
+  }
+  return out;
+}
+
 export async function loadMessage(ex: Db | Tx, apiSpaceId: string, id: string): Promise<Message | undefined> {
   const row = await ex.selectFrom('messages').selectAll().where('api_space_id', '=', apiSpaceId).where('id', '=', id).executeTakeFirst();
   return row ? parse(row) : undefined;
@@ -186,16 +197,76 @@ export interface Change {
 
 export class ConcurrentUpdate extends Error {}
 
+export interface MutationItem {
+  apiSpaceId: string;
+  id: string;
+  step: (m: Message) => { change?: Change; result: unknown };
+  /** A copy the caller just read, tried first; the revision check catches any change since. */
+  known?: Message;
+}
+
 export interface Mutator {
   /**
    * Applies `step` to the current message in one transaction; retried on a concurrent write.
    * Resolves to the step's result and the message after the write (or as read when no change).
    */
   mutate<R>(apiSpaceId: string, id: string, step: (m: Message) => { change?: Change; result: R }, known?: Message): Promise<{ result: R; message: Message } | undefined>;
+  /**
+   * Applies every item's step in ONE transaction (rows written in id order), then `also` in the
+   * same transaction. A step whose copy is stale is re-run on the row read inside the
+   * transaction. Any error rolls back every item; callers fall back to `mutate` one by one.
+   */
+  mutateAll(items: MutationItem[], also?: (tx: Tx) => Promise<void>): Promise<void>;
 }
 
 export function createMutator(ctx: ModuleContext): Mutator {
   const accountOf = async (apiSpaceId: string) => (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
+
+  /** Writes `change` over `m` (compare-and-set on revision); undefined when the row moved on. */
+  async function write(uow: Uow, accountId: number, apiSpaceId: string, id: string, m: Message, change: Change): Promise<Message | undefined> {
+    const now = ctx.clock.now();
+    const row: MessageRow = {
+      ...m.row,
+      status: change.status ?? m.row.status,
+      revision: m.row.revision + 1,
+      status_details: toJson(change.details ?? m.details),
+      state: toJson(change.state ?? m.state),
+      channel_id: change.channelId !== undefined ? change.channelId : m.row.channel_id,
+      provider_message_id: change.providerMessageId !== undefined ? change.providerMessageId : m.row.provider_message_id,
+      profile_id: change.profileId !== undefined ? change.profileId : m.row.profile_id,
+      sender_profile_id: change.senderProfileId !== undefined ? change.senderProfileId : m.row.sender_profile_id,
+      rendered: change.rendered !== undefined ? toJson(change.rendered) : m.row.rendered === null ? null : toJson(fromJson(m.row.rendered)),
+      request: toJson(change.request ?? m.request),
+      deleted: change.deleted ? 1 : m.row.deleted,
+      updated_on: iso(now),
+      updated_by: change.actor ?? 'system',
+    };
+    const res = await uow.tx.updateTable('messages')
+      .set({ ...row, api_space_id: undefined, id: undefined } as never)
+      .where('api_space_id', '=', apiSpaceId).where('id', '=', id).where('revision', '=', m.row.revision)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) !== 1) return undefined;
+    const next = parse(row);
+    if (change.events?.length) {
+      const etag = etagOf(next);
+      for (const e of change.events) {
+        await ctx.events.append(uow, {
+          apiSpaceId, accountId, name: eventName(e.status),
+          payload: eventPayload({ messageId: id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined, metadata: (fromJson<{ metadata?: unknown } | null>(row.rendered))?.metadata ?? next.request.metadata, updatedOn: row.updated_on, failureReason: e.failureReason, errorCode: e.errorCode, channelDetails: e.channelDetails, channelData: e.channel ? next.state.channelData?.[e.channel] : undefined }),
+          meta: { revision: row.revision, etag },
+        });
+      }
+    }
+    for (const job of change.jobs ?? []) await ctx.queue.enqueue(uow, job);
+    if (change.providerRef) {
+      await uow.tx.insertInto('message_provider_refs')
+        .values({ api_space_id: apiSpaceId, channel: change.providerRef.channel, provider_message_id: change.providerRef.providerMessageId, message_id: id })
+        .onConflict((oc) => oc.doNothing()).execute();
+    }
+    await change.also?.(uow.tx);
+    return next;
+  }
+
   return {
     async mutate(apiSpaceId, id, step, known) {
       // Resolved before the transaction: on SQLite a read outside `uow.tx` would wait for the
@@ -209,46 +280,8 @@ export function createMutator(ctx: ModuleContext): Mutator {
             if (!m) return undefined;
             const { change, result } = step(m);
             if (!change) return { result, message: m };
-            const now = ctx.clock.now();
-            const row: MessageRow = {
-              ...m.row,
-              status: change.status ?? m.row.status,
-              revision: m.row.revision + 1,
-              status_details: toJson(change.details ?? m.details),
-              state: toJson(change.state ?? m.state),
-              channel_id: change.channelId !== undefined ? change.channelId : m.row.channel_id,
-              provider_message_id: change.providerMessageId !== undefined ? change.providerMessageId : m.row.provider_message_id,
-              profile_id: change.profileId !== undefined ? change.profileId : m.row.profile_id,
-              sender_profile_id: change.senderProfileId !== undefined ? change.senderProfileId : m.row.sender_profile_id,
-              rendered: change.rendered !== undefined ? toJson(change.rendered) : m.row.rendered === null ? null : toJson(fromJson(m.row.rendered)),
-              request: toJson(change.request ?? m.request),
-              deleted: change.deleted ? 1 : m.row.deleted,
-              updated_on: iso(now),
-              updated_by: change.actor ?? 'system',
-            };
-            const res = await uow.tx.updateTable('messages')
-              .set({ ...row, api_space_id: undefined, id: undefined } as never)
-              .where('api_space_id', '=', apiSpaceId).where('id', '=', id).where('revision', '=', m.row.revision)
-              .executeTakeFirst();
-            if (Number(res.numUpdatedRows) !== 1) throw new ConcurrentUpdate();
-            const next = parse(row);
-            if (change.events?.length) {
-              const etag = etagOf(next);
-              for (const e of change.events) {
-                await ctx.events.append(uow, {
-                  apiSpaceId, accountId, name: eventName(e.status),
-                  payload: eventPayload({ messageId: id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined, metadata: (fromJson<{ metadata?: unknown } | null>(row.rendered))?.metadata ?? next.request.metadata, updatedOn: row.updated_on, failureReason: e.failureReason, errorCode: e.errorCode, channelDetails: e.channelDetails, channelData: e.channel ? next.state.channelData?.[e.channel] : undefined }),
-                  meta: { revision: row.revision, etag },
-                });
-              }
-            }
-            for (const job of change.jobs ?? []) await ctx.queue.enqueue(uow, job);
-            if (change.providerRef) {
-              await uow.tx.insertInto('message_provider_refs')
-                .values({ api_space_id: apiSpaceId, channel: change.providerRef.channel, provider_message_id: change.providerRef.providerMessageId, message_id: id })
-                .onConflict((oc) => oc.doNothing()).execute();
-            }
-            await change.also?.(uow.tx);
+            const next = await write(uow, accountId, apiSpaceId, id, m, change);
+            if (!next) throw new ConcurrentUpdate();
             return { result, message: next };
           });
         } catch (err) {
@@ -256,6 +289,25 @@ export function createMutator(ctx: ModuleContext): Mutator {
         }
       }
       throw new Error(`message ${id}: too many concurrent updates`);
+    },
+    async mutateAll(items, also) {
+      const accounts = new Map<string, number>();
+      for (const it of items) if (!accounts.has(it.apiSpaceId)) accounts.set(it.apiSpaceId, await accountOf(it.apiSpaceId));
+      const ordered = [...items].sort((a, b) => (a.apiSpaceId + a.id < b.apiSpaceId + b.id ? -1 : a.apiSpaceId + a.id > b.apiSpaceId + b.id ? 1 : 0));
+      await ctx.transaction(async (uow) => {
+        for (const it of ordered) {
+          let written = false;
+          for (let attempt = 0; attempt < 8 && !written; attempt++) {
+            const m = attempt === 0 && it.known ? it.known : await loadMessage(uow.tx, it.apiSpaceId, it.id);
+            if (!m) break;
+            const { change } = it.step(m);
+            if (!change) break;
+            written = !!(await write(uow, accounts.get(it.apiSpaceId)!, it.apiSpaceId, it.id, m, change));
+            if (!written && attempt === 7) throw new Error(`message ${it.id}: too many concurrent updates`);
+          }
+        }
+        await also?.(uow.tx);
+      });
     },
   };
 }
