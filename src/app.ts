@@ -11,6 +11,7 @@ import { registerBodyParsers, registerTransportHeaders, parseQueryString, reques
 import { createAuthHook } from './http/auth-policy.js';
 import { createRateLimitHook } from './http/rate-limit.js';
 import { OperationRegistry } from './http/operations.js';
+import { createValidatorCompiler } from './http/validation.js';
 import { registerSystemRoutes } from './http/system.routes.js';
 
 export type AppInstance = FastifyInstance & { operations: OperationRegistry };
@@ -30,13 +31,14 @@ export async function buildApp(container: Container): Promise<AppInstance> {
       querystringParser: (qs: string) => parseQueryString(qs),
       maxParamLength: 1024,
     },
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: true, useDefaults: true } },
     frameworkErrors: frameworkErrorHandler,
     forceCloseConnections: true,
     // Behind a reverse proxy the client IP (per-IP rate limits) comes from X-Forwarded-For.
     trustProxy: platform.config.trustProxy,
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
+
+  app.setValidatorCompiler(createValidatorCompiler());
 
   const operations = new OperationRegistry();
   app.decorate('operations', operations);

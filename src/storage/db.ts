@@ -2,8 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, type Transaction } from 'kysely';
-import { TransactionAwareSqliteDialect } from './uow.js';
+import { Kysely, type Transaction } from 'kysely';
+import { TransactionAwarePostgresDialect, TransactionAwareSqliteDialect } from './uow.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -47,7 +47,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): DatabaseHa
     });
     // An idle client losing its connection must not crash the process.
     pool.on('error', () => {});
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new TransactionAwarePostgresDialect({ pool }) });
     return { db, dialect: 'postgres', pool, schema, close: () => db.destroy() };
   }
   const file = url.replace(/^sqlite:(\/\/)?/i, '');

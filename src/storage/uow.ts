@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { SqliteDialect, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteDialectConfig } from 'kysely';
+import { PostgresDialect, SqliteDialect, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteDialectConfig } from 'kysely';
 import type { Db, Tx } from './db.js';
 
 /**
@@ -45,11 +45,57 @@ export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Pr
 }
 
 /**
- * SQLite has one connection behind a mutex: a query made on `db` (not `uow.tx`) inside
- * `inTransaction` would wait for the transaction that waits for it — a silent deadlock. This
- * dialect lends the transaction's connection to such queries instead, so they run inside the
- * transaction (PostgreSQL runs them on another pooled connection, outside it).
+ * Queries made on `db` (not `uow.tx`) inside `inTransaction` borrow the transaction's connection
+ * and run inside it. On SQLite (one connection behind a mutex) such a query would otherwise wait
+ * for the transaction that waits for it — a silent deadlock; on PostgreSQL it would take a second
+ * pooled connection, read outside the transaction, and under load exhaust the pool with every
+ * transaction waiting for a connection that only another transaction can free. Both dialects
+ * therefore behave alike. A nested transaction fails at once instead of committing the outer one.
  */
+function transactionAware(inner: Driver): Driver {
+  return {
+    init: () => inner.init(),
+    async acquireConnection() {
+      const s = scope.getStore();
+      if (s?.active && s.connection) {
+        s.borrowed++;
+        return s.connection;
+      }
+      return inner.acquireConnection();
+    },
+    async beginTransaction(connection, settings) {
+      const held = scope.getStore();
+      if (held?.active && held.connection === connection) {
+        throw new Error('Nested transaction: pass the outer unit of work (uow) down instead of opening another transaction');
+      }
+      await inner.beginTransaction(connection, settings);
+      const s = scope.getStore();
+      if (s?.active && !s.connection) s.connection = connection;
+    },
+    commitTransaction: (connection) => inner.commitTransaction(connection),
+    async rollbackTransaction(connection) {
+      // The failed BEGIN of a nested transaction must not roll back the outer one.
+      const s = scope.getStore();
+      if (s?.active && s.connection === connection && s.borrowed > 0) return;
+      await inner.rollbackTransaction(connection);
+    },
+    ...(inner.savepoint ? { savepoint: inner.savepoint.bind(inner) } : {}),
+    ...(inner.rollbackToSavepoint ? { rollbackToSavepoint: inner.rollbackToSavepoint.bind(inner) } : {}),
+    ...(inner.releaseSavepoint ? { releaseSavepoint: inner.releaseSavepoint.bind(inner) } : {}),
+    async releaseConnection(connection) {
+      const s = scope.getStore();
+      if (s && s.borrowed > 0 && connection === s.connection) {
+        s.borrowed--;
+        return;
+      }
+      if (s?.connection === connection) s.connection = undefined;
+      await inner.releaseConnection(connection);
+    },
+    destroy: () => inner.destroy(),
+  };
+}
+
+/** SQLite dialect with transaction-aware connections and a prepared-statement cache. */
 export class TransactionAwareSqliteDialect extends SqliteDialect {
   constructor(config: SqliteDialectConfig) {
     const db = config.database;
@@ -57,47 +103,14 @@ export class TransactionAwareSqliteDialect extends SqliteDialect {
   }
 
   override createDriver(): Driver {
-    const inner = super.createDriver();
-    return {
-      init: () => inner.init(),
-      async acquireConnection() {
-        const s = scope.getStore();
-        if (s?.active && s.connection) {
-          s.borrowed++;
-          return s.connection;
-        }
-        return inner.acquireConnection();
-      },
-      async beginTransaction(connection, settings) {
-        const held = scope.getStore();
-        if (held?.active && held.connection === connection) {
-          throw new Error('Nested transaction on SQLite: pass the outer unit of work (uow) down instead of opening another transaction');
-        }
-        await inner.beginTransaction(connection, settings);
-        const s = scope.getStore();
-        if (s?.active && !s.connection) s.connection = connection;
-      },
-      commitTransaction: (connection) => inner.commitTransaction(connection),
-      async rollbackTransaction(connection) {
-        // The failed BEGIN of a nested transaction must not roll back the outer one.
-        const s = scope.getStore();
-        if (s?.active && s.connection === connection && s.borrowed > 0) return;
-        await inner.rollbackTransaction(connection);
-      },
-      ...(inner.savepoint ? { savepoint: inner.savepoint.bind(inner) } : {}),
-      ...(inner.rollbackToSavepoint ? { rollbackToSavepoint: inner.rollbackToSavepoint.bind(inner) } : {}),
-      ...(inner.releaseSavepoint ? { releaseSavepoint: inner.releaseSavepoint.bind(inner) } : {}),
-      async releaseConnection(connection) {
-        const s = scope.getStore();
-        if (s && s.borrowed > 0 && connection === s.connection) {
-          s.borrowed--;
-          return;
-        }
-        if (s?.connection === connection) s.connection = undefined;
-        await inner.releaseConnection(connection);
-      },
-      destroy: () => inner.destroy(),
-    };
+    return transactionAware(super.createDriver());
+  }
+}
+
+/** PostgreSQL dialect with transaction-aware connections. */
+export class TransactionAwarePostgresDialect extends PostgresDialect {
+  override createDriver(): Driver {
+    return transactionAware(super.createDriver());
   }
 }
 

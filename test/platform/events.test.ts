@@ -75,11 +75,24 @@ eachDatabase('unit of work', (dialect) => {
     const before = (await platform.events.readAfter(0, 10_000)).length;
     const nested = platform.transaction(async (uow) => {
       await platform.events.append(uow, { apiSpaceId: space, accountId: 1, name: 'uow.outer', payload: {} });
-      if (dialect === 'sqlite') await assert.rejects(platform.transaction(async () => 1), /Nested transaction/);
+      await assert.rejects(platform.transaction(async () => 1), /Nested transaction/);
       throw new Error('outer fails');
     });
     const outcome = await Promise.race([nested.then(() => 'ok', (e: Error) => e.message), new Promise((r) => setTimeout(() => r('deadlock'), 3000))]);
     assert.equal(outcome, 'outer fails');
     assert.equal((await platform.events.readAfter(0, 10_000)).length, before, 'outer transaction rolled back');
+  });
+
+  it('a query on db inside a transaction runs in it (sees its uncommitted writes) on both dialects', async () => {
+    const { platform } = s().container;
+    const space = await s().createSpace('uow-visibility');
+    const seen = await platform.transaction(async (uow) => {
+      await uow.tx.updateTable('api_spaces').set({ name: 'renamed inside' }).where('id', '=', space).execute();
+      return (await platform.db.selectFrom('api_spaces').select('name').where('id', '=', space).executeTakeFirst())?.name;
+    });
+    assert.equal(seen, 'renamed inside');
+    // Many concurrent transactions that each read through db: no pool exhaustion on PostgreSQL.
+    const all = await Promise.all(Array.from({ length: 40 }, () => platform.transaction(async () => (await platform.db.selectFrom('api_spaces').select('id').where('id', '=', space).executeTakeFirst())?.id)));
+    assert.ok(all.every((id) => id === space));
   });
 });
