@@ -19,5 +19,12 @@ for (const root of ['src', 'test']) walk(root);
 files.sort();
 if (!process.env.TEST_DATABASE_URL) console.log('# PostgreSQL suites skipped: TEST_DATABASE_URL is not set');
 if (!process.env.TEST_REDIS_URL) console.log('# Redis suites skipped: TEST_REDIS_URL is not set');
-const res = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, ...flags, ...files], { stdio: 'inherit' });
+// A test that hangs fails after TEST_TIMEOUT_MS instead of stalling the run, and the runner
+// exits once the tests are done even if a file left a handle open.
+const timeout = process.env.TEST_TIMEOUT_MS ?? '180000';
+const res = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, `--test-timeout=${timeout}`, '--test-force-exit', ...flags, ...files],
+  { stdio: 'inherit' },
+);
 process.exit(res.status ?? 1);
