@@ -434,6 +434,10 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
             const r = s.step(cur);
             return r.change && it.completeIn ? { ...r, change: { ...r.change, also: it.completeIn } } : r;
           }, s.known);
+        } else if (it.completeIn) {
+          // The rolled-back group may have marked the job complete: delete it for real here.
+          const complete = it.completeIn;
+          await ctx.transaction(async (uow) => complete(uow.tx));
         }
       } catch (err) {
         results[i] = { status: 'rejected', reason: err };
