@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -21,10 +21,10 @@ export async function buildApp(container: Container): Promise<AppInstance> {
   const { platform, modules } = container;
   const app = Fastify({
     loggerInstance: platform.log,
-    disableRequestLogging: true,
     bodyLimit: 1024 * 1024,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id'], () => platform.ids.uuid()),
-    requestIdLogLabel: 'requestId',
+    // Per-request access lines are off (errors are logged by the error handler with the request id).
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     routerOptions: {
       caseSensitive: false,
       ignoreTrailingSlash: true,
