@@ -1,4 +1,4 @@
-import type { SchemaMigration } from '../../storage/migrations/types.js';
+import { auditColumns, type SchemaMigration } from '../../storage/migrations/types.js';
 
 /** Auth challenges (single use, short-lived). */
 export interface AmChallengeRow {
@@ -146,12 +146,7 @@ export const appMessagingMigrations: SchemaMigration[] = [
         .addColumn('revision', 'integer', (c) => c.notNull())
         .addColumn('last_event_id', t.bigint, (c) => c.notNull().defaultTo(0))
         .addColumn('latest_sent_event_id', t.bigint)
-        .addColumn('created_on', 'text', (c) => c.notNull())
-        .addColumn('created_by', 'text', (c) => c.notNull())
-        .addColumn('updated_on', 'text', (c) => c.notNull())
-        .addColumn('updated_by', 'text', (c) => c.notNull())
-        .addColumn('deleted_on', 'text')
-        .addColumn('deleted_by', 'text')
+        .$call(auditColumns({ softDelete: true }))
         .addPrimaryKeyConstraint('am_conversations_pk', ['api_space_id', 'id'])
         .execute();
       await db.schema.createIndex('am_conversations_public').on('am_conversations').columns(['api_space_id', 'is_public']).execute();

@@ -1,4 +1,4 @@
-import type { SchemaMigration } from '../../storage/migrations/types.js';
+import { auditColumns, type SchemaMigration } from '../../storage/migrations/types.js';
 
 /** Channel configurations (channels.md §1.3) and tracked links (§1.5). */
 export const channelsMigrations: SchemaMigration[] = [
@@ -14,10 +14,7 @@ export const channelsMigrations: SchemaMigration[] = [
         .addColumn('settings', t.json, (c) => c.notNull())
         .addColumn('secrets', 'text')
         .addColumn('revision', 'integer', (c) => c.notNull())
-        .addColumn('created_on', 'text', (c) => c.notNull())
-        .addColumn('created_by', 'text', (c) => c.notNull())
-        .addColumn('updated_on', 'text', (c) => c.notNull())
-        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .$call(auditColumns())
         .addPrimaryKeyConstraint('channel_configs_pk', ['api_space_id', 'channel_id'])
         .execute();
     },

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { SchemaMigration } from '../../storage/migrations/types.js';
+import { auditColumns, type SchemaMigration } from '../../storage/migrations/types.js';
 import { idempotencyMigration } from '../../http/idempotency.js';
 
 /** One API tables (0200 range): messages, inbound messages, rule sets, channel windows. */
@@ -26,10 +26,7 @@ export const messagesMigrations: SchemaMigration[] = [
         .addColumn('submitted_at', t.bigint, (c) => c.notNull())
         .addColumn('sender_profile_id', 'text')
         .addColumn('deleted', 'integer', (c) => c.notNull().defaultTo(0))
-        .addColumn('created_on', 'text', (c) => c.notNull())
-        .addColumn('created_by', 'text', (c) => c.notNull())
-        .addColumn('updated_on', 'text', (c) => c.notNull())
-        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .$call(auditColumns())
         .addPrimaryKeyConstraint('messages_pk', ['api_space_id', 'id'])
         .execute();
       // Partial indexes: most rows of a large batch have neither a profile nor (yet) a provider id,

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { SchemaMigration } from '../../storage/migrations/types.js';
+import { auditColumns, type SchemaMigration } from '../../storage/migrations/types.js';
 
 /**
  * Profiles, their field index, devices, audiences and imports. The field index
@@ -23,10 +23,7 @@ export const profilesMigrations: SchemaMigration[] = [
         .addColumn('system', 'integer', (c) => c.notNull().defaultTo(0))
         .addColumn('revision', 'integer', (c) => c.notNull())
         .addColumn('etag', 'text', (c) => c.notNull())
-        .addColumn('created_on', 'text', (c) => c.notNull())
-        .addColumn('created_by', 'text', (c) => c.notNull())
-        .addColumn('updated_on', 'text', (c) => c.notNull())
-        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .$call(auditColumns())
         .addColumn('last_activity_on', 'text')
         .addColumn('deleted_on', 'text')
         .addColumn('deleted_by', 'text')
@@ -74,10 +71,7 @@ export const profilesMigrations: SchemaMigration[] = [
         .addColumn('description', 'text')
         .addColumn('query', 'text', (c) => c.notNull())
         .addColumn('revision', 'integer', (c) => c.notNull())
-        .addColumn('created_on', 'text', (c) => c.notNull())
-        .addColumn('created_by', 'text', (c) => c.notNull())
-        .addColumn('updated_on', 'text', (c) => c.notNull())
-        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .$call(auditColumns())
         .addPrimaryKeyConstraint('audiences_pk', ['api_space_id', 'id'])
         .execute();
       await db.schema.createIndex('audiences_name').on('audiences').columns(['api_space_id', 'name']).unique().execute();
@@ -101,10 +95,7 @@ export const profilesMigrations: SchemaMigration[] = [
         .addColumn('failed_count', 'integer', (c) => c.notNull())
         // Resume point: the last staged row number applied (committed with each chunk).
         .addColumn('cursor', 'integer', (c) => c.notNull())
-        .addColumn('created_on', 'text', (c) => c.notNull())
-        .addColumn('created_by', 'text', (c) => c.notNull())
-        .addColumn('updated_on', 'text', (c) => c.notNull())
-        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .$call(auditColumns())
         .addColumn('completed_on', 'text')
         .addPrimaryKeyConstraint('profile_imports_pk', ['api_space_id', 'id'])
         .execute();

@@ -1,4 +1,4 @@
-import type { SchemaMigration } from '../../storage/migrations/types.js';
+import { auditColumns, type SchemaMigration } from '../../storage/migrations/types.js';
 
 /** Message templates (one-api.md §3.10), soft-deleted. */
 export const templatesMigrations: SchemaMigration[] = [
@@ -13,12 +13,7 @@ export const templatesMigrations: SchemaMigration[] = [
         .addColumn('description', 'text')
         .addColumn('message_parts', t.json, (c) => c.notNull())
         .addColumn('revision', 'integer', (c) => c.notNull())
-        .addColumn('created_on', 'text', (c) => c.notNull())
-        .addColumn('created_by', 'text', (c) => c.notNull())
-        .addColumn('updated_on', 'text', (c) => c.notNull())
-        .addColumn('updated_by', 'text', (c) => c.notNull())
-        .addColumn('deleted_on', 'text')
-        .addColumn('deleted_by', 'text')
+        .$call(auditColumns({ softDelete: true }))
         .addPrimaryKeyConstraint('templates_pk', ['api_space_id', 'id'])
         .execute();
     },

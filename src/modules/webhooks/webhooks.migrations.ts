@@ -1,5 +1,5 @@
 import { sql, type Generated } from 'kysely';
-import type { SchemaMigration } from '../../storage/migrations/types.js';
+import { auditColumns, type SchemaMigration } from '../../storage/migrations/types.js';
 
 export interface WebhookRow {
   id: string;
@@ -118,12 +118,7 @@ export const webhooksMigrations: SchemaMigration[] = [
         .addColumn('max_batch_size', 'integer', (c) => c.notNull())
         .addColumn('batch_timeout_ms', t.bigint, (c) => c.notNull())
         .addColumn('revision', 'integer', (c) => c.notNull())
-        .addColumn('created_on', 'text', (c) => c.notNull())
-        .addColumn('created_by', 'text', (c) => c.notNull())
-        .addColumn('updated_on', 'text', (c) => c.notNull())
-        .addColumn('updated_by', 'text', (c) => c.notNull())
-        .addColumn('deleted_on', 'text')
-        .addColumn('deleted_by', 'text')
+        .$call(auditColumns({ softDelete: true }))
         .execute();
       await db.schema.createIndex('webhooks_space').on('webhooks').columns(['api_space_id', 'deleted_on']).execute();
 

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { CreateTableBuilder, Kysely } from 'kysely';
 import type { DialectName } from '../db.js';
 import type { ColumnTypes } from '../dialect.js';
 
@@ -16,4 +16,19 @@ export interface MigrationContext {
 export interface SchemaMigration {
   name: string;
   up(ctx: MigrationContext): Promise<void>;
+}
+
+/**
+ * The audit columns of a tenant resource (conventions.md §7): created/updated on and by, plus
+ * deleted on and by for soft-deleted resources. Use as `.$call(auditColumns({ softDelete: true }))`.
+ */
+export function auditColumns(options: { softDelete?: boolean } = {}) {
+  return (table: CreateTableBuilder<any, any>): CreateTableBuilder<any, any> => {
+    const audited = table
+      .addColumn('created_on', 'text', (c) => c.notNull())
+      .addColumn('created_by', 'text', (c) => c.notNull())
+      .addColumn('updated_on', 'text', (c) => c.notNull())
+      .addColumn('updated_by', 'text', (c) => c.notNull());
+    return options.softDelete ? audited.addColumn('deleted_on', 'text').addColumn('deleted_by', 'text') : audited;
+  };
 }
