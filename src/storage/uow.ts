@@ -13,8 +13,10 @@ export interface Uow {
 
 interface Scope {
   active: boolean;
-  /** SQLite: the connection the transaction holds, lent to queries made on `db` inside it. */
+  /** The connection the transaction holds, lent to queries made on `db` inside it. */
   connection?: DatabaseConnection;
+  /** The driver that connection belongs to: another database's queries never borrow it. */
+  owner?: object;
   borrowed: number;
 }
 const scope = new AsyncLocalStorage<Scope>();
@@ -32,6 +34,7 @@ export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Pr
     if (current !== outer) {
       current.active = false;
       current.connection = undefined;
+      current.owner = undefined;
     }
   }
   for (const cb of callbacks) {
@@ -53,11 +56,13 @@ export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Pr
  * therefore behave alike. A nested transaction fails at once instead of committing the outer one.
  */
 function transactionAware(inner: Driver): Driver {
+  const self = {};
+  const lent = (s: Scope | undefined): s is Scope & { connection: DatabaseConnection } => !!s?.active && !!s.connection && s.owner === self;
   return {
     init: () => inner.init(),
     async acquireConnection() {
       const s = scope.getStore();
-      if (s?.active && s.connection) {
+      if (lent(s)) {
         s.borrowed++;
         return s.connection;
       }
@@ -65,30 +70,32 @@ function transactionAware(inner: Driver): Driver {
     },
     async beginTransaction(connection, settings) {
       const held = scope.getStore();
-      if (held?.active && held.connection === connection) {
+      if (lent(held) && held.connection === connection) {
+        // Kysely does not roll back a transaction whose BEGIN failed, so the outer one is untouched.
         throw new Error('Nested transaction: pass the outer unit of work (uow) down instead of opening another transaction');
       }
       await inner.beginTransaction(connection, settings);
       const s = scope.getStore();
-      if (s?.active && !s.connection) s.connection = connection;
+      if (s?.active && !s.connection) {
+        s.connection = connection;
+        s.owner = self;
+      }
     },
     commitTransaction: (connection) => inner.commitTransaction(connection),
-    async rollbackTransaction(connection) {
-      // The failed BEGIN of a nested transaction must not roll back the outer one.
-      const s = scope.getStore();
-      if (s?.active && s.connection === connection && s.borrowed > 0) return;
-      await inner.rollbackTransaction(connection);
-    },
+    rollbackTransaction: (connection) => inner.rollbackTransaction(connection),
     ...(inner.savepoint ? { savepoint: inner.savepoint.bind(inner) } : {}),
     ...(inner.rollbackToSavepoint ? { rollbackToSavepoint: inner.rollbackToSavepoint.bind(inner) } : {}),
     ...(inner.releaseSavepoint ? { releaseSavepoint: inner.releaseSavepoint.bind(inner) } : {}),
     async releaseConnection(connection) {
       const s = scope.getStore();
-      if (s && s.borrowed > 0 && connection === s.connection) {
+      if (s && s.owner === self && s.borrowed > 0 && connection === s.connection) {
         s.borrowed--;
         return;
       }
-      if (s?.connection === connection) s.connection = undefined;
+      if (s?.owner === self && s.connection === connection) {
+        s.connection = undefined;
+        s.owner = undefined;
+      }
       await inner.releaseConnection(connection);
     },
     destroy: () => inner.destroy(),
