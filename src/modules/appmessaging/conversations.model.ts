@@ -7,6 +7,7 @@ import { fromJson } from '../../storage/dialect.js';
 import { etagFor } from '../../http/etag.js';
 import { frameActor, type Frame } from '../../realtime/frames.js';
 import type { AmConversationRow } from './appmessaging.migrations.js';
+import type { SoftDeleteAuditFields } from '../../lib/audit.js';
 
 export interface Privileges {
   canSend: boolean;
@@ -23,20 +24,13 @@ export type Scope = 'a2p' | 'p2p';
 export const ALL_TRUE: Privileges = { canSend: true, canAddParticipants: true, canRemoveParticipants: true };
 export const DEFAULT_ROLES: Roles = { owner: { ...ALL_TRUE }, participant: { ...ALL_TRUE } };
 
-export interface ConversationView {
+export interface ConversationView extends SoftDeleteAuditFields {
   id: string;
   name: string;
   description?: string;
   roles: Roles;
   isPublic: boolean;
   messageScope: Scope;
-  _createdOn: string;
-  _createdBy: string;
-  _updatedOn: string;
-  _updatedBy: string;
-  _deleted?: boolean;
-  _deletedOn?: string;
-  _deletedBy?: string;
 }
 
 export function conversationView(r: AmConversationRow, withDeleted = false): ConversationView {

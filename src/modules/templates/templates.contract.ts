@@ -2,6 +2,7 @@
  * Stored message templates other modules use (`services.templates`), implemented by the templates
  * module (one-api.md §3.10). The messages module resolves `templateId` through `get`.
  */
+import type { SoftDeleteAuditFields } from '../../lib/audit.js';
 
 export interface TemplatePart {
   type: string;
@@ -14,18 +15,11 @@ export interface TemplatePart {
 }
 
 /** `templateFull` (vendor OpenAPI `templates-api.json`). */
-export interface TemplateView {
+export interface TemplateView extends SoftDeleteAuditFields {
   id: string;
   name: string;
   description?: string;
   messageParts: TemplatePart[];
-  _createdOn: string;
-  _createdBy: string;
-  _updatedOn: string;
-  _updatedBy: string;
-  _deleted?: boolean;
-  _deletedOn?: string;
-  _deletedBy?: string;
   [extra: string]: unknown;
 }
 

@@ -1,3 +1,4 @@
+import type { SoftDeleteAuditFields } from '../../lib/audit.js';
 import type { Platform } from '../../platform.js';
 import type { Actor } from '../../auth/actor.js';
 import { errors, type ValidationFailure } from '../../http/errors.js';
@@ -19,7 +20,7 @@ export interface WebhookInput {
   batchTimeout?: number;
 }
 
-export interface WebhookView {
+export interface WebhookView extends SoftDeleteAuditFields {
   id: string;
   name: string;
   url: string;
@@ -28,13 +29,6 @@ export interface WebhookView {
   batch: boolean;
   maxBatchSize: number;
   batchTimeout: number;
-  _createdOn: string;
-  _createdBy: string;
-  _updatedOn: string;
-  _updatedBy: string;
-  _deleted?: boolean;
-  _deletedOn?: string;
-  _deletedBy?: string;
 }
 
 /** How long a replaced secret keeps signing alongside the new one (webhooks.md §4.2 rotation). */
