@@ -5,29 +5,18 @@ import {
   aggregate, memoryPartStore, memorySenderStore, numberList, parseReceiptText, prepareFor, receiptStatus, selectSender, smsTextWithLinks,
   sourceAddress, smsRecipient, type PartStore, type PoolNumber, type SenderStore,
 } from '../sms-common.js';
-import { SmppClient, SmppUnavailable } from './smpp-client.js';
+import { SmppClient, SmppUnavailable, type SmppClientOptions } from './smpp-client.js';
 import { createReassembler } from './reassembly.js';
 
-export interface SmppSettings {
-  host: string;
-  port: number;
-  tls: boolean;
+/** The channel settings: the connection options the client takes, plus sending rules. */
+export interface SmppSettings extends Pick<SmppClientOptions,
+  'host' | 'port' | 'tls' | 'systemId' | 'password' | 'systemType' | 'bindMode' | 'enquireLinkSeconds' | 'windowSize' | 'throughputPerSecond' | 'rebindMinMs' | 'rebindMaxMs'> {
   tlsRejectUnauthorized: boolean;
-  systemId: string;
-  password: string;
-  systemType: string;
-  bindMode: 'transceiver' | 'transmitter+receiver';
-  enquireLinkSeconds: number;
-  windowSize: number;
-  throughputPerSecond: number;
   concatenation: 'udh' | 'sar' | 'payload';
   gsmDataCoding: number;
   registeredDelivery: number;
   numbers: PoolNumber[];
   defaultFrom?: string;
-  /** Back-off bounds for rebinding (ms); not in the spec table, for operators and tests. */
-  rebindMinMs: number;
-  rebindMaxMs: number;
   /** How long a submission waits for a bind before it is reported transient. */
   submitTimeoutMs: number;
 }
