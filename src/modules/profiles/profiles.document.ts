@@ -1,7 +1,7 @@
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import type { ValidationFailure } from '../../http/errors.js';
 import { clientIdProblem } from '../../lib/ids.js';
-import { etagFor } from '../../http/etag.js';
+import { createHash } from 'node:crypto';
 import type { ProfileDocument } from './profiles.contract.js';
 import type { ProfileRow } from './profiles.repo.js';
 import { fromJson } from '../../storage/dialect.js';
@@ -67,10 +67,25 @@ export function finishData(id: string, data: ProfileData, failures: ValidationFa
       else delete data.phoneNumberCountryCode;
     }
   }
-  if (Buffer.byteLength(JSON.stringify({ id, ...data })) > MAX_PROFILE_BYTES) {
+  // The size of `{ id, ...data }` serialised: the same members as `data` plus `"id":…` (member
+  // order does not change the length). The data's JSON is kept for the row and the ETag.
+  const json = JSON.stringify(data);
+  dataJsons.set(data, json);
+  const size = Buffer.byteLength(json) + Buffer.byteLength(JSON.stringify(id)) + (json.length > 2 ? 6 : 5);
+  if (size > MAX_PROFILE_BYTES) {
     failures.push({ paramName: 'body', message: `A profile must not exceed ${MAX_PROFILE_BYTES} bytes serialised` });
   }
   return data;
+}
+
+// Stored data objects are never mutated once built (changes copy what they change, see
+// deletePath), so their JSON can be kept: computed once for the size check, the row and the ETag.
+const dataJsons = new WeakMap<ProfileData, string>();
+/** `JSON.stringify(data)`, computed once per data object. */
+export function dataJson(data: ProfileData): string {
+  let json = dataJsons.get(data);
+  if (json === undefined) dataJsons.set(data, (json = JSON.stringify(data)));
+  return json;
 }
 
 /** Removes a dot path from data (the `deletes` query of PATCH), copying the objects it changes. */
@@ -137,11 +152,45 @@ export function representation(s: ProfileState): ProfileDocument {
   return doc;
 }
 
+/** An array index ("0", "17"): JavaScript orders such keys first in an object, whatever the insertion order. */
+const INDEX_KEY = /^(0|[1-9]\d{0,9})$/;
+
+/**
+ * `JSON.stringify(representation(s))`, reusing the data's JSON: `{"id":…` + the data's members +
+ * the `_` members in the order `representation` adds them. When the data's first key is an array
+ * index the spread would move it before `id`, so that (rare) case is serialised as an object.
+ */
+export function representationJson(s: ProfileState): string {
+  const data = dataJson(s.data);
+  let first: string | undefined;
+  for (const k in s.data) {
+    first = k;
+    break;
+  }
+  if ((first !== undefined && INDEX_KEY.test(first)) || (s.deletedOn && s.deletedBy === undefined)) return JSON.stringify(representation(s));
+  let out = `{"id":${JSON.stringify(s.id)}${data.length > 2 ? `,${data.slice(1, -1)}` : ''}`;
+  if (s.optIn && Object.keys(s.optIn).length) out += `,"_optIn":${JSON.stringify(s.optIn)}`;
+  if (s.rels && (s.rels.primary || s.rels.links?.length)) out += `,"_rels":${JSON.stringify(s.rels)}`;
+  out += `,"_createdOn":${JSON.stringify(s.createdOn)},"_createdBy":${JSON.stringify(s.createdBy)},"_updatedOn":${JSON.stringify(s.updatedOn)},"_updatedBy":${JSON.stringify(s.updatedBy)}`;
+  if (s.system) out += ',"_systemProfile":true';
+  if (s.deletedOn) out += `,"_deleted":true,"_deletedOn":${JSON.stringify(s.deletedOn)},"_deletedBy":${JSON.stringify(s.deletedBy)}`;
+  return `${out}}`;
+}
+
+/**
+ * `etagFor(revision, representation)` of http/etag.ts for a representation already serialised
+ * (same format: `"<revision hex>-<16 base64url chars of SHA-256>"`; test/profiles checks they agree).
+ */
+function etagForJson(revision: number, json: string): string {
+  return `"${revision.toString(16)}-${createHash('sha256').update(json).digest('base64url').slice(0, 16)}"`;
+}
+
 // States are never mutated once built (changes make new ones), so their ETag can be cached.
 const etags = new WeakMap<ProfileState, string>();
+/** The strong ETag: `etagFor(revision, representation(s))`, hashing the representation's JSON built once. */
 export function etagOf(s: ProfileState): string {
   let e = etags.get(s);
-  if (e === undefined) etags.set(s, (e = etagFor(s.revision, representation(s))));
+  if (e === undefined) etags.set(s, (e = etagForJson(s.revision, representationJson(s))));
   return e;
 }
 

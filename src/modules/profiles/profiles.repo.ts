@@ -1,7 +1,7 @@
 import { CompiledQuery, sql } from 'kysely';
 import type { DialectName, Executor, Tx } from '../../storage/db.js';
 import { toJson } from '../../storage/dialect.js';
-import { etagOf, stateFromRow, type ProfileState } from './profiles.document.js';
+import { dataJson, etagOf, stateFromRow, type ProfileState } from './profiles.document.js';
 
 export interface ProfileRow {
   api_space_id: string;
@@ -109,36 +109,45 @@ export function folded(v: string): string | null {
   return lower === v ? null : lower;
 }
 
-/**
- * Flattens a document into index rows: every path that exists gets a row (containers as `o`/`a`),
- * and array elements are indexed under the array's own path (a filter on an array matches any
- * element, as in MongoDB).
- */
-export function flatten(id: string, data: Record<string, unknown>): FieldValue[] {
-  const out: FieldValue[] = [{ path: 'id', t: 's', sv: id, lv: folded(id), nv: null }];
-  const scalar = (path: string, v: unknown): void => {
-    if (v === null) out.push({ path, t: 'z', sv: null, lv: null, nv: null });
-    else if (typeof v === 'string') out.push({ path, t: 's', sv: v, lv: folded(v), nv: null });
-    else if (typeof v === 'number') out.push({ path, t: 'n', sv: null, lv: null, nv: v });
-    else if (typeof v === 'boolean') out.push({ path, t: 'b', sv: String(v), lv: null, nv: null });
-    else if (Array.isArray(v)) {
-      out.push({ path, t: 'a', sv: null, lv: null, nv: null });
-      for (const e of v) {
-        if (Array.isArray(e)) out.push({ path, t: 'a', sv: null, lv: null, nv: null });
-        else scalar(path, e);
-      }
-    } else if (typeof v === 'object') {
-      out.push({ path, t: 'o', sv: null, lv: null, nv: null });
-      for (const [k, x] of Object.entries(v as Record<string, unknown>)) scalar(`${path}.${k}`, x);
+type FieldSink = (path: string, t: string, sv: string | null, lv: string | null, nv: number | null) => void;
+
+function visitValue(path: string, v: unknown, emit: FieldSink): void {
+  if (v === null) emit(path, 'z', null, null, null);
+  else if (typeof v === 'string') emit(path, 's', v, folded(v), null);
+  else if (typeof v === 'number') emit(path, 'n', null, null, v);
+  else if (typeof v === 'boolean') emit(path, 'b', v ? 'true' : 'false', null, null);
+  else if (Array.isArray(v)) {
+    emit(path, 'a', null, null, null);
+    for (const e of v) {
+      if (Array.isArray(e)) emit(path, 'a', null, null, null);
+      else visitValue(path, e, emit);
     }
-  };
-  for (const [k, v] of Object.entries(data)) scalar(k, v);
+  } else if (typeof v === 'object') {
+    emit(path, 'o', null, null, null);
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) visitValue(`${path}.${k}`, o[k], emit);
+  }
+}
+
+/**
+ * Calls `emit` for every index row of a document: every path that exists gets a row (containers
+ * as `o`/`a`), and array elements are indexed under the array's own path (a filter on an array
+ * matches any element, as in MongoDB). No intermediate objects: bulk writes push straight into
+ * their parameter arrays.
+ */
+export function visitFields(id: string, data: Record<string, unknown>, emit: FieldSink): void {
+  emit('id', 's', id, folded(id), null);
+  for (const k of Object.keys(data)) visitValue(k, data[k], emit);
+}
+
+/** The index rows of a document as objects (see visitFields). */
+export function flatten(id: string, data: Record<string, unknown>): FieldValue[] {
+  const out: FieldValue[] = [];
+  visitFields(id, data, (path, t, sv, lv, nv) => out.push({ path, t, sv, lv, nv }));
   return out;
 }
 
 const PROFILE_CHUNK = 500;
-/** Parameters per multi-row insert (SQLite allows 32766, PostgreSQL 65535). */
-const MAX_PARAMS = 28_000;
 
 const PROFILE_COLUMNS = ['api_space_id', 'id', 'data', 'opt_in', 'rels', 'system', 'revision', 'etag', 'created_on', 'created_by', 'updated_on', 'updated_by', 'last_activity_on', 'deleted_on', 'deleted_by'] as const;
 const UPDATE_COLUMNS = ['data', 'opt_in', 'rels', 'system', 'revision', 'etag', 'updated_on', 'updated_by', 'deleted_on', 'deleted_by'] as const;
@@ -151,28 +160,55 @@ for (const c of PROFILE_COLUMNS) PG_ARRAY_TYPES[c] ??= 'text';
 const JSON_COLUMNS = new Set(['data', 'opt_in', 'rels']);
 
 /**
- * Multi-row INSERT compiled by hand: the query builder's per-value work dominated bulk writes
- * (tens of thousands of parameters per batch), so bulk paths send SQL text and parameters as is.
+ * Rows per multi-row INSERT on SQLite. Fixed sizes, so each full chunk is the same SQL text: the
+ * connection's statement cache prepares it once and later chunks only bind and run (a remainder
+ * chunk is one more cached text per size). Kept well under SQLite's 32,766 variables.
  */
-async function insertRows(ex: Executor, dialect: DialectName, table: string, columns: readonly string[], rows: readonly unknown[][]): Promise<void> {
-  const per = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
-  for (let i = 0; i < rows.length; i += per) {
-    const chunk = rows.slice(i, i + per);
-    const params: unknown[] = [];
-    let n = 0;
-    const tuples = chunk.map((r) => {
-      params.push(...r);
-      return `(${r.map(() => (dialect === 'postgres' ? `$${++n}` : '?')).join(',')})`;
-    });
-    await ex.executeQuery(CompiledQuery.raw(`INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}`, params));
+const SQLITE_FIELD_ROWS = 500;
+const SQLITE_PROFILE_ROWS = 100;
+
+/** `INSERT INTO table (columns) VALUES (?,…),…` for `rows` rows, built once per size (same string object each time). */
+const insertTexts = new Map<string, string>();
+function insertText(table: string, columns: readonly string[], rows: number): string {
+  const key = `${table}:${rows}`;
+  let text = insertTexts.get(key);
+  if (text === undefined) {
+    const tuple = `(${columns.map(() => '?').join(',')})`;
+    text = `INSERT INTO ${table} (${columns.join(',')}) VALUES ${new Array<string>(rows).fill(tuple).join(',')}`;
+    insertTexts.set(key, text);
   }
+  return text;
+}
+
+/**
+ * Multi-row INSERTs compiled by hand on SQLite (the query builder's per-value work dominated bulk
+ * writes): callers push each row's values with `add` and the batch runs a statement whenever
+ * `rowsPer` rows are pending; `end` runs the remainder.
+ */
+function sqliteInserter(ex: Executor, table: string, columns: readonly string[], rowsPer: number) {
+  const width = columns.length;
+  let params: unknown[] = [];
+  const run = async (rows: number) => {
+    const p = params;
+    params = [];
+    await ex.executeQuery(CompiledQuery.raw(insertText(table, columns, rows), p));
+  };
+  return {
+    params: () => params,
+    /** Call after pushing one row's values onto `params()`. */
+    full: () => params.length === rowsPer * width,
+    flush: () => run(rowsPer),
+    end: async () => {
+      if (params.length) await run(params.length / width);
+    },
+  };
 }
 
 export function toRow(apiSpaceId: string, s: ProfileState): ProfileRow {
   return {
     api_space_id: apiSpaceId,
     id: s.id,
-    data: toJson(s.data),
+    data: dataJson(s.data),
     opt_in: s.optIn ? toJson(s.optIn) : null,
     rels: s.rels ? toJson(s.rels) : null,
     system: s.system ? 1 : 0,
@@ -209,20 +245,41 @@ export function createProfilesRepo(dialect: DialectName) {
         ));
         for (const c of cols) c.length = 0;
       };
+      const [ids, seqs, paths, ts, svs, lvs, nvs] = cols as [unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[]];
+      let id = '';
+      let seq = 0;
+      const emit = (path: string, t: string, sv: string | null, lv: string | null, nv: number | null) => {
+        ids.push(id); seqs.push(seq++); paths.push(path); ts.push(t); svs.push(sv); lvs.push(lv); nvs.push(nv);
+      };
       for (const s of states) {
-        const fields = flatten(s.id, s.data);
-        for (let seq = 0; seq < fields.length; seq++) {
-          const f = fields[seq]!;
-          cols[0]!.push(s.id); cols[1]!.push(seq); cols[2]!.push(f.path); cols[3]!.push(f.t); cols[4]!.push(f.sv); cols[5]!.push(f.lv); cols[6]!.push(f.nv);
-        }
-        if (cols[0]!.length >= 50_000) await flush();
+        id = s.id;
+        seq = 0;
+        visitFields(s.id, s.data, emit);
+        if (ids.length >= 50_000) await flush();
       }
       await flush();
       return;
     }
-    const rows: unknown[][] = [];
-    for (const s of states) flatten(s.id, s.data).forEach((f, seq) => rows.push([apiSpaceId, s.id, seq, f.path, f.t, f.sv, f.lv, f.nv]));
-    await insertRows(tx, dialect, 'profile_fields', FIELD_COLUMNS, rows);
+    const ins = sqliteInserter(tx, 'profile_fields', FIELD_COLUMNS, SQLITE_FIELD_ROWS);
+    // Rows are collected per profile and pushed between statements (visitFields is synchronous).
+    let id = '';
+    let seq = 0;
+    const pending: unknown[] = [];
+    const emit = (path: string, t: string, sv: string | null, lv: string | null, nv: number | null) => {
+      pending.push(apiSpaceId, id, seq++, path, t, sv, lv, nv);
+    };
+    for (const s of states) {
+      id = s.id;
+      seq = 0;
+      pending.length = 0;
+      visitFields(s.id, s.data, emit);
+      for (let k = 0; k < pending.length; k += 8) {
+        const params = ins.params();
+        for (let c = 0; c < 8; c++) params.push(pending[k + c]);
+        if (ins.full()) await ins.flush();
+      }
+    }
+    await ins.end();
   }
 
   return {
@@ -264,10 +321,15 @@ export function createProfilesRepo(dialect: DialectName) {
         await reindex(tx, apiSpaceId, states, true);
         return;
       }
-      await insertRows(tx, dialect, 'profiles', PROFILE_COLUMNS, states.map((s) => {
-        const r = toRow(apiSpaceId, s);
-        return PROFILE_COLUMNS.map((c) => r[c]);
-      }));
+      const ins = sqliteInserter(tx, 'profiles', PROFILE_COLUMNS, SQLITE_PROFILE_ROWS);
+      for (const s of states) {
+        ins.params().push(
+          apiSpaceId, s.id, dataJson(s.data), s.optIn ? toJson(s.optIn) : null, s.rels ? toJson(s.rels) : null, s.system ? 1 : 0, s.revision, etagOf(s),
+          s.createdOn, s.createdBy, s.updatedOn, s.updatedBy, s.lastActivityOn, s.deletedOn, s.deletedBy,
+        );
+        if (ins.full()) await ins.flush();
+      }
+      await ins.end();
       await reindex(tx, apiSpaceId, states, true);
     },
 
