@@ -15,6 +15,7 @@ import { createLocalBus, createRedisBus, type EventBus } from './events/bus.js';
 import { createEventLog } from './events/log.js';
 import { createJobQueue } from './delivery/queue.js';
 import { registerQueueMetrics } from './delivery/metrics.js';
+import { createGroupCommit } from './storage/group-commit.js';
 import { createWorker, type JobHandler, type Worker } from './delivery/worker.js';
 import { createCredentials, type Credentials } from './auth/credentials.js';
 import { createSpaceDirectory, type SpaceDirectory } from './auth/space-directory.js';
@@ -85,10 +86,12 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const metrics = new Registry();
   const events = createEventLog({ db: handle.db, bus, clock });
   const queue = createJobQueue({ handle, clock, ids });
+  const group = createGroupCommit(handle.db, { inFlight: handle.dialect === 'sqlite' ? 1 : 4 });
   const platform: Platform = {
     config, handle, db: handle.db, clock, ids, log, bus, events, queue, metrics, signingKeys,
     secrets: createSecretBox(installationSecret),
     transaction: (fn) => inTransaction(handle.db, fn),
+    groupCommit: (fn) => group.submit(fn),
   };
   const credentials = createCredentials({ config, db: handle.db, clock, bus, signingKeys });
   const spaces = createSpaceDirectory({ db: handle.db, bus, now: () => clock.now() });

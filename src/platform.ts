@@ -29,4 +29,10 @@ export interface Platform {
   readonly metrics: Registry;
   /** Runs `fn` in one transaction; after-commit callbacks run only on success. */
   transaction<T>(fn: (uow: Uow) => Promise<T>): Promise<T>;
+  /**
+   * Like `transaction`, but `fn` may share one transaction with other units submitted at the same
+   * moment (group commit, `storage/group-commit.ts`): for short, independent, hot write paths.
+   * `fn` may run twice (alone, after a shared transaction failed), so it writes only through `uow`.
+   */
+  groupCommit<T>(fn: (uow: Uow) => Promise<T>): Promise<T>;
 }

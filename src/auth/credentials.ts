@@ -6,7 +6,7 @@ import { TtlCache } from '../lib/cache.js';
 import { iso } from '../lib/clock.js';
 import { constantTimeEqual } from '../lib/secrets.js';
 import { normaliseSpaceId } from '../lib/ids.js';
-import { verifyJwt, signJwt } from './jwt.js';
+import { verifyJwt, signJwt, type JwtClaims } from './jwt.js';
 import type { Actor } from './actor.js';
 
 /** Checks a session is still live (provided by the App Messaging module; absent → sessions refused). */
@@ -72,8 +72,20 @@ export function createCredentials(deps: { config: Config; db: Db; clock: Clock; 
     return row.role;
   }
 
+  // A token's signature is checked at most once a minute per process: verifying (an HMAC and two
+  // JSON parses) costs more than the rest of authenticating a request. Expiry is checked every time.
+  const verified = new TtlCache<string, Readonly<JwtClaims>>(60_000, 10_000, () => clock.now());
+  function verify(token: string): Readonly<JwtClaims> | undefined {
+    const nowSeconds = Math.floor(clock.now() / 1000);
+    const hit = verified.get(token);
+    if (hit) return hit.exp !== undefined && hit.exp <= nowSeconds ? undefined : hit;
+    const claims = verifyJwt(token, signingKeys, nowSeconds);
+    if (claims) verified.set(token, Object.freeze(claims));
+    return claims;
+  }
+
   async function fromClaims(token: string): Promise<Actor | undefined> {
-    const claims = verifyJwt(token, signingKeys, Math.floor(clock.now() / 1000));
+    const claims = verify(token);
     if (!claims) return undefined;
     const accountId = Number(claims.accountId);
     if (!Number.isInteger(accountId)) return undefined;

@@ -65,6 +65,11 @@ export interface Worker {
 
 /** Shortest pause between polls while due jobs are leased elsewhere. */
 const MIN_POLL_MS = 10;
+/**
+ * A claim costs about as much for one job as for thirty: while jobs run and only a few slots are
+ * free, wait up to this long for more to free up so one claim serves several.
+ */
+const GATHER_MS = 2;
 
 export function createWorker(opts: WorkerOptions): Worker {
   const { queue, clock, log, owner, handlers } = opts;
@@ -77,6 +82,18 @@ export function createWorker(opts: WorkerOptions): Worker {
   let timer: NodeJS.Timeout | undefined;
   let pumping = false;
   let again = false;
+  let soonQueued = false;
+  let gatheringSince: number | undefined;
+  const gatherMin = Math.max(1, Math.floor(opts.concurrency / 4));
+  /** Finishing jobs pump once per turn of the event loop, not once each. */
+  const soon = () => {
+    if (soonQueued || stopped) return;
+    soonQueued = true;
+    setImmediate(() => {
+      soonQueued = false;
+      void pump();
+    });
+  };
   let unsubscribe: (() => void) | undefined;
 
   const schedule = (ms: number) => {
@@ -144,20 +161,33 @@ export function createWorker(opts: WorkerOptions): Worker {
     pumping = true;
     let rerun = false;
     try {
+      let gathering = false;
       do {
         again = false;
         const free = opts.concurrency - running.size;
         if (free <= 0) break;
+        if (running.size > 0 && free < gatherMin) {
+          const t = performance.now();
+          gatheringSince ??= t;
+          if (t - gatheringSince < GATHER_MS) {
+            gathering = true;
+            schedule(GATHER_MS - (t - gatheringSince));
+            break;
+          }
+        }
+        gatheringSince = undefined;
         const jobs = await queue.claim(owner, free, leaseMs, kinds);
         for (const job of jobs) {
           const p = runOne(job).finally(() => {
             running.delete(p);
-            if (!stopped) void pump();
+            soon();
           });
           running.add(p);
         }
         if (jobs.length === free) again = true;
       } while (again && !stopped);
+      // Gathering: the timer set above (or a finishing job) claims next.
+      if (gathering) return;
       if (running.size >= opts.concurrency) {
         // Saturated: a finishing job pumps again; polling now would only spin on due rows.
         if (timer) clearTimeout(timer);

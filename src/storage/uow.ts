@@ -21,6 +21,16 @@ interface Scope {
 }
 const scope = new AsyncLocalStorage<Scope>();
 
+/** Whether the caller runs inside an open `inTransaction` (its queries would borrow its connection). */
+export function insideTransaction(): boolean {
+  return !!scope.getStore()?.active;
+}
+
+/** Runs `fn` outside any transaction scope (work started for several callers belongs to none). */
+export function detached<T>(fn: () => T): T {
+  return scope.exit(fn);
+}
+
 export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Promise<T> {
   const callbacks: Array<() => void> = [];
   const outer = scope.getStore();

@@ -4,7 +4,7 @@
  * uses it.
  */
 import type { AdapterContext, ChannelAdapter, ChannelProvider, SendInput, SendOutcome } from '../adapter.js';
-import { OutboundError, checkTargetUrl, guardedRequest, retryAfterMs } from '../http-guard.js';
+import { OutboundError, checkTargetUrl, createGuardedAgents, guardedRequest, retryAfterMs } from '../http-guard.js';
 import { escapingForContentType, renderTemplate, textOf, valueAt, type MergeValues } from './template.js';
 
 export interface CustomChannelSettings {
@@ -97,7 +97,13 @@ function providerIdFrom(body: Buffer, contentType: string | undefined, path: str
 export function createCustomAdapter(ctx: Pick<AdapterContext, 'settings' | 'allowPrivateTargets'>, now: () => number = Date.now): ChannelAdapter {
   const s = normalise(ctx.settings);
   const escaping = escapingForContentType(s.contentType);
+  // One adapter serves one configuration (one allowPrivateTargets policy): its sockets are reused
+  // across sends and closed with the adapter when the configuration changes.
+  const agents = createGuardedAgents({ maxSockets: 64 });
   return {
+    async close() {
+      agents.destroy();
+    },
     async send(input: SendInput): Promise<SendOutcome> {
       const userId = userIdOf(input, s.userIdProperty);
       if (!userId) return { kind: 'rejected', code: 'NoAddress', reason: `No "${s.userIdProperty}" for this recipient` };
@@ -120,7 +126,7 @@ export function createCustomAdapter(ctx: Pick<AdapterContext, 'settings' | 'allo
         const res = await guardedRequest({
           url: renderTemplate(s.url, values, 'url'), method: s.method, headers, body,
           timeoutMs: s.timeoutSeconds ? Math.round(s.timeoutSeconds * 1000) : DEFAULT_TIMEOUT_MS,
-          allowPrivate: ctx.allowPrivateTargets, signal: input.signal,
+          allowPrivate: ctx.allowPrivateTargets, signal: input.signal, agents,
         });
         const details = { httpStatus: res.status, successful: res.status >= 200 && res.status < 300 };
         if (details.successful) {

@@ -152,7 +152,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
         for (let i = 0; i < list.length; i += JOB_CHUNK) jobs.push({ kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: list.slice(i, i + JOB_CHUNK) }, runAt });
       }
       const accountId = failedNow.length ? await accountOf(apiSpaceId) : 0;
-      await ctx.transaction(async (uow) => {
+      await ctx.groupCommit(async (uow) => {
         await insertMessages(uow.tx, ctx.handle.dialect, rows);
         for (const job of jobs) await ctx.queue.enqueue(uow, job);
         for (const i of failedNow) {

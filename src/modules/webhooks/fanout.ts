@@ -8,6 +8,9 @@ import { iso } from '../../lib/clock.js';
 import { eventType, toWebhookEnvelope } from '../../events/catalogue.js';
 import type { WebhookRow } from './webhooks.migrations.js';
 import type { DeliveriesRepo, NewDelivery } from './deliveries.repo.js';
+
+/** Appends in this process wake the fan-out this much later, so a burst is consumed in one step. */
+const GATHER_MS = 5;
 import { matches, type Subscription } from './subscriptions.js';
 
 export const CONSUMER = 'webhooks';
@@ -243,8 +246,8 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
     start() {
       if (!stopped) return;
       stopped = false;
-      // Local appends wake at once; other processes' appends arrive through the bus (Redis).
-      events.onAppended(() => kick());
+      // Local appends wake it within GATHER_MS (a burst of commits is read in one step); other processes' appends arrive through the bus (Redis).
+      events.onAppended(() => schedule(GATHER_MS));
       unsubscribe = p.bus.subscribe(EVENTS_CHANNEL, () => kick());
       kick();
     },

@@ -1,0 +1,73 @@
+import { it, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { sql } from 'kysely';
+import { createGroupCommit } from '../../src/storage/group-commit.js';
+import { inTransaction } from '../../src/storage/uow.js';
+import { eachDatabase } from '../helpers/harness.js';
+import { createQueueDb, type QueueDb } from '../fixtures/queue-db.js';
+
+eachDatabase('group commit', (dialect) => {
+  let qdb: QueueDb;
+  before(async () => {
+    qdb = await createQueueDb(dialect);
+  });
+  after(() => qdb.close());
+  beforeEach(async () => {
+    await sql`DELETE FROM job_runs`.execute(qdb.handle.db);
+  });
+
+  const insert = (id: string) => async (uow: Parameters<Parameters<typeof inTransaction>[1]>[0]) => {
+    await sql`INSERT INTO job_runs (job_id, worker, phase, at_ms, seq) VALUES (${id}, 'w', 'p', 0, 0)`.execute(uow.tx);
+    return id;
+  };
+  const stored = async () => (await sql<{ job_id: string }>`SELECT job_id FROM job_runs ORDER BY job_id`.execute(qdb.handle.db)).rows.map((r) => r.job_id);
+
+  it('units submitted together share transactions, and each caller gets its own result after commit', async () => {
+    const group = createGroupCommit(qdb.handle.db);
+    let txs = 0;
+    const counting = (id: string) => async (uow: Parameters<Parameters<typeof inTransaction>[1]>[0]) => {
+      uow.afterCommit(() => txs++);
+      return insert(id)(uow);
+    };
+    const ids = Array.from({ length: 40 }, (_, i) => `u${String(i).padStart(2, '0')}`);
+    const results = await Promise.all(ids.map((id) => group.submit(counting(id))));
+    assert.deepEqual(results, ids);
+    assert.deepEqual(await stored(), ids);
+    assert.equal(txs, 40, 'every unit\'s after-commit callback ran once');
+  });
+
+  it('a failing unit fails alone: the others commit, nothing of the failed unit is stored', async () => {
+    const group = createGroupCommit(qdb.handle.db);
+    const failing = async (uow: Parameters<Parameters<typeof inTransaction>[1]>[0]) => {
+      await insert('bad')(uow);
+      throw new Error('unit failed');
+    };
+    const settled = await Promise.allSettled([group.submit(insert('a')), group.submit(failing), group.submit(insert('c'))]);
+    assert.deepEqual(settled.map((s) => s.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.equal(((settled[1] as PromiseRejectedResult).reason as Error).message, 'unit failed');
+    assert.deepEqual(await stored(), ['a', 'c']);
+  });
+
+  it('refuses a unit submitted from inside a transaction (it would wait for itself)', async () => {
+    const group = createGroupCommit(qdb.handle.db);
+    await assert.rejects(inTransaction(qdb.handle.db, () => group.submit(insert('x'))), /inside a transaction/);
+    assert.deepEqual(await stored(), []);
+  });
+
+  it('keeps at most maxUnits per transaction', async () => {
+    const group = createGroupCommit(qdb.handle.db, { maxUnits: 3 });
+    const seen: number[] = [];
+    let current = 0;
+    const unit = (id: string) => async (uow: Parameters<Parameters<typeof inTransaction>[1]>[0]) => {
+      current++;
+      uow.afterCommit(() => {
+        if (current) seen.push(current);
+        current = 0;
+      });
+      return insert(id)(uow);
+    };
+    await Promise.all(Array.from({ length: 7 }, (_, i) => group.submit(unit(`m${i}`))));
+    assert.ok(seen.every((n) => n <= 3), `group sizes ${seen.join(',')}`);
+    assert.equal((await stored()).length, 7);
+  });
+});
