@@ -261,6 +261,43 @@ function atomConds(atom: Atom): { conds: RawBuilder<unknown>[]; negate: boolean 
   }
 }
 
+/**
+ * Subqueries for a filter on `id`. The index has no `sv` row for the id (the primary key of
+ * `profiles` already orders it the same way: `COLLATE "C"` / BINARY), only an `lv` row when the id
+ * has upper-case letters (repo `visitFields`). So what other paths read from `sv` reads `p2.id`
+ * here and the case-insensitive operators' `lv` branch stays on the index. The id is always a
+ * string: number and boolean alternatives never match it, and it always exists.
+ */
+function idSubqueries(apiSpaceId: string, atom: Atom): { subs: RawBuilder<unknown>[]; negate: boolean } {
+  const byId = (cond?: RawBuilder<unknown>) => (cond
+    ? sql`SELECT p2.id FROM profiles p2 WHERE p2.api_space_id = ${apiSpaceId} AND ${cond}`
+    : sql`SELECT p2.id FROM profiles p2 WHERE p2.api_space_id = ${apiSpaceId}`);
+  const byLv = (cond: RawBuilder<unknown>) => sql`SELECT f.profile_id FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.path = 'id' AND ${cond}`;
+  const none = sql`SELECT p2.id FROM profiles p2 WHERE 1 = 0`;
+  switch (atom.op) {
+    case 'eq': case 'ne': return { subs: atom.values.map((v) => byId(sql`p2.id = ${v.text}`)), negate: atom.op === 'ne' };
+    case 'exists': return { subs: [byId()], negate: false };
+    case 'missing': return { subs: [byId()], negate: true };
+    case 'gt': case 'gte': case 'lt': case 'lte': {
+      const v = atom.value;
+      if (!v.quoted && v.num !== undefined) return { subs: [none], negate: false };
+      return { subs: [byId(sql`p2.id ${sql.raw({ gt: '>', gte: '>=', lt: '<', lte: '<=' }[atom.op])} ${v.text}`)], negate: false };
+    }
+    case 'prefix': {
+      const p = atom.text.toLowerCase();
+      if (!p) return { subs: [byId()], negate: false };
+      const upper = prefixUpperBound(p);
+      const range = (col: string) => (upper === undefined ? sql`${sql.raw(col)} >= ${p}` : sql`${sql.raw(col)} >= ${p} AND ${sql.raw(col)} < ${upper}`);
+      return { subs: [byLv(range('f.lv')), byId(range('p2.id'))], negate: false };
+    }
+    case 'suffix': case 'contains': {
+      const t = esc(atom.text.toLowerCase());
+      const pattern = atom.op === 'suffix' ? `%${t}` : `%${t}%`;
+      return { subs: [byLv(sql`f.lv IS NOT NULL AND f.lv LIKE ${pattern} ESCAPE '\\'`), byId(sql`p2.id LIKE ${pattern} ESCAPE '\\'`)], negate: false };
+    }
+  }
+}
+
 export interface ScopeOptions {
   includeDeleted?: boolean;
   includeSystem?: boolean;
@@ -272,8 +309,15 @@ export function whereClause(apiSpaceId: string, filters: readonly Filter[], scop
   if (!scope.includeDeleted) parts.push(sql`p.deleted_on IS NULL`);
   if (!scope.includeSystem) parts.push(sql`p.system = 0`);
   for (const { path, atom } of filters) {
-    const { conds, negate } = atomConds(atom);
-    const sub = sql.join(conds.map((cond) => sql`SELECT f.profile_id FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.path = ${path} AND ${cond}`), sql` UNION ALL `);
+    let subs: RawBuilder<unknown>[];
+    let negate: boolean;
+    if (path === 'id') ({ subs, negate } = idSubqueries(apiSpaceId, atom));
+    else {
+      const a = atomConds(atom);
+      subs = a.conds.map((cond) => sql`SELECT f.profile_id FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.path = ${path} AND ${cond}`);
+      negate = a.negate;
+    }
+    const sub = sql.join(subs, sql` UNION ALL `);
     parts.push(negate ? sql`p.id NOT IN (${sub})` : sql`p.id IN (${sub})`);
   }
   return sql.join(parts, sql` AND `);

@@ -136,7 +136,10 @@ function visitValue(path: string, v: unknown, emit: FieldSink): void {
  * their parameter arrays.
  */
 export function visitFields(id: string, data: Record<string, unknown>, emit: FieldSink): void {
-  emit('id', 's', id, folded(id), null);
+  // The id itself is the primary key of `profiles`, which filters on `id` read; the index only
+  // needs its case-folded form, for ids with upper-case letters (query.ts `idSubqueries`).
+  const lv = folded(id);
+  if (lv !== null) emit('id', 's', id, lv, null);
   for (const k of Object.keys(data)) visitValue(k, data[k], emit);
 }
 
