@@ -232,7 +232,9 @@ export function createProfilesRepo(dialect: DialectName) {
 
   async function reindex(tx: Executor, apiSpaceId: string, states: ProfileState[], fresh = false): Promise<void> {
     if (!states.length) return;
-    if (!fresh) for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
+    if (!fresh && dialect === 'postgres') {
+      await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE api_space_id = $1 AND profile_id = ANY($2::text[])', [apiSpaceId, states.map((s) => s.id)]));
+    } else if (!fresh) for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
       const ids = states.slice(i, i + PROFILE_CHUNK).map((s) => s.id);
       await tx.deleteFrom('profile_fields').where('api_space_id', '=', apiSpaceId).where('profile_id', 'in', ids).execute();
     }
@@ -289,6 +291,17 @@ export function createProfilesRepo(dialect: DialectName) {
     /** Rows by id (locked for update on PostgreSQL when `lock`). */
     async load(ex: Executor, apiSpaceId: string, ids: readonly string[], lock = false): Promise<Map<string, ProfileState>> {
       const out = new Map<string, ProfileState>();
+      if (dialect === 'postgres') {
+        // One array parameter instead of an IN list of hundreds: PostgreSQL parses and plans a
+        // short statement (the IN form cost ~12 ms per 500 ids).
+        if (!ids.length) return out;
+        const res = await ex.executeQuery<ProfileRow>(CompiledQuery.raw(
+          `SELECT * FROM profiles WHERE api_space_id = $1 AND id = ANY($2::text[])${lock ? ' FOR UPDATE' : ''}`,
+          [apiSpaceId, ids],
+        ));
+        for (const r of res.rows) out.set(r.id, stateFromRow(r));
+        return out;
+      }
       for (let i = 0; i < ids.length; i += PROFILE_CHUNK) {
         let q = ex.selectFrom('profiles').selectAll().where('api_space_id', '=', apiSpaceId).where('id', 'in', ids.slice(i, i + PROFILE_CHUNK));
         if (lock && forUpdate) q = q.forUpdate();
