@@ -21,12 +21,16 @@ function clean(value: unknown, path: string, failures: ValidationFailure[]): unk
   if (Array.isArray(value)) return value.map((v, i) => clean(v, `${path}[${i}]`, failures));
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
+  const obj = value as Record<string, unknown>;
+  for (const k of Object.keys(obj)) {
     if (k.startsWith('_')) continue;
-    const p = path ? `${path}.${k}` : k;
-    if (k.includes('.')) failures.push({ paramName: p, message: 'Property names must not contain "."' });
-    else if (k.length > 128 || k.length === 0) failures.push({ paramName: p, message: 'Property names must be 1 to 128 characters' });
-    else out[k] = clean(v, p, failures);
+    if (k.includes('.')) failures.push({ paramName: path ? `${path}.${k}` : k, message: 'Property names must not contain "."' });
+    else if (k.length > 128 || k.length === 0) failures.push({ paramName: path ? `${path}.${k}` : k, message: 'Property names must be 1 to 128 characters' });
+    else {
+      const v = obj[k];
+      // Scalars need no path (it only names failures inside containers).
+      out[k] = v === null || typeof v !== 'object' ? v : clean(v, path ? `${path}.${k}` : k, failures);
+    }
   }
   return out;
 }

@@ -37,13 +37,12 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
     return id;
   }
 
-  function fresh(id: string, data: ProfileData, actor: string, system = false): ProfileState {
-    const now = iso(clock.now());
+  function fresh(id: string, data: ProfileData, actor: string, system = false, now = iso(clock.now())): ProfileState {
     return { id, data, optIn: null, rels: null, system, revision: 0, createdOn: now, createdBy: actor, updatedOn: now, updatedBy: actor, lastActivityOn: null, deletedOn: null, deletedBy: null };
   }
 
-  function bump(cur: ProfileState, actor: string, change: Partial<ProfileState> = {}): ProfileState {
-    return { ...cur, ...change, revision: cur.revision + 1, updatedOn: iso(clock.now()), updatedBy: actor };
+  function bump(cur: ProfileState, actor: string, change: Partial<ProfileState> = {}, now = iso(clock.now())): ProfileState {
+    return { ...cur, ...change, revision: cur.revision + 1, updatedOn: now, updatedBy: actor };
   }
 
   async function emit(uow: Uow, apiSpaceId: string, name: string, s: ProfileState, payload?: unknown, accountId?: number): Promise<void> {
@@ -109,6 +108,8 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
     const created = new Set<string>();
     const results: ItemResult[] = [];
     const pending: Array<{ name: string; state: ProfileState }> = [];
+    // One timestamp for the batch (one request or import chunk, one transaction).
+    const now = iso(clock.now());
     for (const item of items) {
       const cur = working.get(item.id) ?? existing.get(item.id);
       if (cur?.deletedOn) {
@@ -121,7 +122,7 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
         results.push({ id: item.id, result: 'failed', message: failures.map((f) => `${f.paramName}: ${f.message}`).join('; ') });
         continue;
       }
-      const next = cur ? bump(cur, actor, { data }) : fresh(item.id, data, actor);
+      const next = cur ? bump(cur, actor, { data }, now) : fresh(item.id, data, actor, false, now);
       if (!cur) created.add(item.id);
       working.set(item.id, next);
       pending.push({ name: cur ? 'profile.update' : 'profile.create', state: next });
