@@ -86,4 +86,42 @@ eachDatabase('profiles: filters on id and on containers', (dialect) => {
       assert.deepEqual(await ids(qs), expected);
     });
   }
+
+  // Updates rewrite only the index rows that change (from the first changed value on): the index
+  // must still answer exactly as for freshly written profiles.
+  it('rewrites the index on merges, replaces and deletes of fields', async () => {
+    const url = (p: string) => `/apispaces/${space}/profiles${p}`;
+    const bulk = await s().request({
+      method: 'PATCH', url: url('/bulk'), payload: [
+        { id: 'Ann', loyalty: { tier: 'silver' } }, // a value in the middle changes
+        { id: 'bob', extra: 'e', tags: ['b'] }, // a value appended, an empty array filled
+        { id: 'dave7', loyalty: { tier: 'gold' } }, // null becomes an object
+        { id: 'Ann', items: [] }, // the same profile twice in one request
+      ],
+    });
+    assert.equal(bulk.statusCode, 200, bulk.body);
+    const put = await s().request({ method: 'PUT', url: url('/Carl-X'), payload: { id: 'Carl-X', deep: { x: { y: 2 } } } }); // shrinks
+    assert.equal(put.statusCode, 200, put.body);
+    const patch = await s().request({ method: 'PATCH', url: url('/7?deletes=tags'), payload: { after: 1 } });
+    assert.equal(patch.statusCode, 200, patch.body);
+    const after: Array<[string, string[]]> = [
+      ['loyalty.tier=gold', ['dave7']],
+      ['loyalty.tier=silver', ['Ann']],
+      ['loyalty=', ['Ann', 'bob', 'dave7']],
+      ['loyalty=!', ['7', 'Carl-X', 'true', 'ÉLAN']],
+      ['items=', ['Ann', 'dave7']],
+      ['items.sku=x1', []],
+      ['tags=', ['Ann', 'bob']],
+      ['tags=b', ['bob']],
+      ['tags=7', []],
+      ['extra=e', ['bob']],
+      ['deep.x.y=2', ['Carl-X']],
+      ['deep.x.y=', ['Carl-X', 'bob', 'dave7']],
+      ['deep.x.y=!', ['7', 'Ann', 'true', 'ÉLAN']],
+      ['after=1', ['7']],
+      ['id=^an', ['Ann']],
+      ['id=~a', ['Ann', 'Carl-X', 'dave7', 'ÉLAN']],
+    ];
+    for (const [qs, expected] of after) assert.deepEqual(await ids(qs), expected, qs);
+  });
 });

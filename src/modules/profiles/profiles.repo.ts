@@ -230,14 +230,74 @@ export function toRow(apiSpaceId: string, s: ProfileState): ProfileRow {
 export function createProfilesRepo(dialect: DialectName) {
   const forUpdate = dialect === 'postgres';
 
+  /**
+   * Before rewriting the index rows of existing profiles: reads the stored rows and deletes each
+   * profile's rows from the first one that differs from the new rows (a merge that adds or changes
+   * one field rewrites the rows from that field on; most rows, and their index entries, stay).
+   * Returns, per profile id, how many leading rows are kept. Comparing with what is stored (not
+   * with what the previous data would give) keeps rows written by older versions exact too.
+   */
+  async function keepUnchanged(tx: Executor, apiSpaceId: string, states: ProfileState[]): Promise<Map<string, number>> {
+    const stored = new Map<string, FieldValue[]>();
+    const collect = (rows: Array<FieldValue & { profile_id: string; seq: number }>) => {
+      for (const r of rows) {
+        let list = stored.get(r.profile_id);
+        if (!list) stored.set(r.profile_id, (list = []));
+        list[r.seq] = r;
+      }
+    };
+    const select = 'SELECT profile_id, seq, path, t, sv, lv, nv FROM profile_fields WHERE api_space_id = ';
+    if (dialect === 'postgres') {
+      const res = await tx.executeQuery<FieldValue & { profile_id: string; seq: number }>(CompiledQuery.raw(`${select}$1 AND profile_id = ANY($2::text[])`, [apiSpaceId, states.map((s) => s.id)]));
+      collect(res.rows);
+    } else {
+      for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
+        const ids = states.slice(i, i + PROFILE_CHUNK).map((s) => s.id);
+        const res = await tx.executeQuery<FieldValue & { profile_id: string; seq: number }>(CompiledQuery.raw(`${select}? AND profile_id IN (${ids.map(() => '?').join(',')})`, [apiSpaceId, ...ids]));
+        collect(res.rows);
+      }
+    }
+    const keep = new Map<string, number>();
+    const all: string[] = [];
+    const partial: Array<{ id: string; from: number }> = [];
+    for (const s of states) {
+      const old = stored.get(s.id) ?? [];
+      const next = flatten(s.id, s.data);
+      let k = 0;
+      while (k < next.length && k < old.length) {
+        const a = next[k]!;
+        const b = old[k];
+        if (!b || a.path !== b.path || a.t !== b.t || a.sv !== b.sv || a.lv !== b.lv || a.nv !== b.nv) break;
+        k++;
+      }
+      keep.set(s.id, k);
+      if (k === 0) all.push(s.id);
+      else if (k < old.length) partial.push({ id: s.id, from: k });
+    }
+    if (dialect === 'postgres') {
+      if (all.length) await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE api_space_id = $1 AND profile_id = ANY($2::text[])', [apiSpaceId, all]));
+      if (partial.length) {
+        await tx.executeQuery(CompiledQuery.raw(
+          'DELETE FROM profile_fields f USING unnest($2::text[], $3::integer[]) AS d(profile_id, seq) WHERE f.api_space_id = $1 AND f.profile_id = d.profile_id AND f.seq >= d.seq',
+          [apiSpaceId, partial.map((d) => d.id), partial.map((d) => d.from)],
+        ));
+      }
+    } else {
+      for (let i = 0; i < all.length; i += PROFILE_CHUNK) {
+        const ids = all.slice(i, i + PROFILE_CHUNK);
+        await tx.executeQuery(CompiledQuery.raw(`DELETE FROM profile_fields WHERE api_space_id = ? AND profile_id IN (${ids.map(() => '?').join(',')})`, [apiSpaceId, ...ids]));
+      }
+      for (const d of partial) {
+        await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE profile_id = ? AND api_space_id = ? AND seq >= ?', [d.id, apiSpaceId, d.from]));
+      }
+    }
+    return keep;
+  }
+
+  /** Writes the index rows of `states` (all of them when `fresh`: new profiles have none yet). */
   async function reindex(tx: Executor, apiSpaceId: string, states: ProfileState[], fresh = false): Promise<void> {
     if (!states.length) return;
-    if (!fresh && dialect === 'postgres') {
-      await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE api_space_id = $1 AND profile_id = ANY($2::text[])', [apiSpaceId, states.map((s) => s.id)]));
-    } else if (!fresh) for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
-      const ids = states.slice(i, i + PROFILE_CHUNK).map((s) => s.id);
-      await tx.deleteFrom('profile_fields').where('api_space_id', '=', apiSpaceId).where('profile_id', 'in', ids).execute();
-    }
+    const keep = fresh ? undefined : await keepUnchanged(tx, apiSpaceId, states);
     if (dialect === 'postgres') {
       // One INSERT … SELECT FROM unnest(arrays) per 50k rows: 7 array parameters instead of 8 per
       // row, so PostgreSQL parses and plans a short statement instead of a 28k-parameter VALUES list.
@@ -253,12 +313,18 @@ export function createProfilesRepo(dialect: DialectName) {
       const [ids, seqs, paths, ts, svs, lvs, nvs] = cols as [unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[]];
       let id = '';
       let seq = 0;
+      let from = 0;
       const emit = (path: string, t: string, sv: string | null, lv: string | null, nv: number | null) => {
+        if (seq < from) {
+          seq++;
+          return;
+        }
         ids.push(id); seqs.push(seq++); paths.push(path); ts.push(t); svs.push(sv); lvs.push(lv); nvs.push(nv);
       };
       for (const s of states) {
         id = s.id;
         seq = 0;
+        from = keep?.get(s.id) ?? 0;
         visitFields(s.id, s.data, emit);
         if (ids.length >= 50_000) await flush();
       }
@@ -269,13 +335,19 @@ export function createProfilesRepo(dialect: DialectName) {
     // Rows are collected per profile and pushed between statements (visitFields is synchronous).
     let id = '';
     let seq = 0;
+    let from = 0;
     const pending: unknown[] = [];
     const emit = (path: string, t: string, sv: string | null, lv: string | null, nv: number | null) => {
+      if (seq < from) {
+        seq++;
+        return;
+      }
       pending.push(apiSpaceId, id, seq++, path, t, sv, lv, nv);
     };
     for (const s of states) {
       id = s.id;
       seq = 0;
+      from = keep?.get(s.id) ?? 0;
       pending.length = 0;
       visitFields(s.id, s.data, emit);
       for (let k = 0; k < pending.length; k += 8) {
