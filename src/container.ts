@@ -84,7 +84,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
 
   const bus: EventBus = config.redisUrl ? createRedisBus(config.redisUrl, options.busPrefix) : createLocalBus();
   const metrics = new Registry();
-  const events = createEventLog({ db: handle.db, bus, clock });
+  const events = createEventLog({ db: handle.db, dialect: handle.dialect, bus, clock });
   const queue = createJobQueue({ handle, clock, ids });
   const group = createGroupCommit(handle.db, { inFlight: handle.dialect === 'sqlite' ? 1 : 4 });
   const platform: Platform = {

@@ -1,10 +1,15 @@
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import type { DatabaseHandle, Db, Tx } from '../storage/db.js';
 import { fromJson, isUniqueViolation, toJson } from '../storage/dialect.js';
 import type { Uow } from '../storage/uow.js';
 import type { Clock } from '../lib/clock.js';
-import type { Ids } from '../lib/ids.js';
+import { timeOrderedUuid, type Ids } from '../lib/ids.js';
 import type { JobRow } from '../storage/schema.js';
+import { insertStatements, mark } from '../storage/raw.js';
+
+const JOB_COLUMNS = [
+  'id', 'kind', 'api_space_id', 'payload', 'state', 'run_at', 'attempts', 'max_attempts', 'lease_owner', 'lease_until', 'last_error', 'dedupe_key', 'created_at', 'updated_at',
+] as const satisfies ReadonlyArray<keyof JobRow>;
 
 export interface NewJob {
   kind: string;
@@ -121,12 +126,14 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
     void connectListener();
   }
 
+  const completeSql = `DELETE FROM jobs WHERE id = ${mark(handle.dialect, 1)} AND lease_owner = ${mark(handle.dialect, 2)} AND attempts = ${mark(handle.dialect, 3)}`;
   const notified = new WeakSet<Db | Tx>();
   const wakeQueued = new WeakSet<Tx>();
   const insert = async (ex: Db | Tx, job: NewJob): Promise<string | undefined> => {
     const now = clock.now();
-    const id = ids.uuid();
-    const row = {
+    // Time-led ids: a burst of jobs lands on the same primary-key pages.
+    const id = timeOrderedUuid(now, ids.uuid());
+    const row: JobRow = {
       id,
       kind: job.kind,
       api_space_id: job.apiSpaceId ?? null,
@@ -142,12 +149,10 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
       created_at: now,
       updated_at: now,
     };
-    if (job.dedupeKey) {
-      const res = await ex.insertInto('jobs').values(row as never).onConflict((oc) => oc.doNothing()).executeTakeFirst();
-      if (Number(res.numInsertedOrUpdatedRows ?? 0) === 0) return undefined;
-    } else {
-      await ex.insertInto('jobs').values(row as never).execute();
-    }
+    // Written directly (`storage/raw.ts`): every accepted message enqueues through here.
+    const [q] = insertStatements(handle.dialect, 'jobs', JOB_COLUMNS, [row], job.dedupeKey ? 'ON CONFLICT DO NOTHING' : '');
+    const res = await ex.executeQuery(q!);
+    if (Number(res.numAffectedRows ?? 0) === 0) return undefined;
     // One NOTIFY per transaction is enough (a batch may enqueue thousands of jobs); it is
     // delivered at commit, and only if the transaction commits.
     if (pg && !(ex !== db && notified.has(ex))) {
@@ -220,13 +225,8 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
       return false;
     },
     async complete(job, tx) {
-      const res = await (tx ?? db)
-        .deleteFrom('jobs')
-        .where('id', '=', job.id)
-        .where('lease_owner', '=', job.leaseOwner)
-        .where('attempts', '=', job.attempts)
-        .executeTakeFirst();
-      return Number(res.numDeletedRows) === 1;
+      const res = await (tx ?? db).executeQuery(CompiledQuery.raw(completeSql, [job.id, job.leaseOwner, job.attempts]));
+      return Number(res.numAffectedRows ?? 0) === 1;
     },
     async fail(job, error, retryAt) {
       const res = await db

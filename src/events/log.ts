@@ -1,4 +1,6 @@
-import type { Db, Tx } from '../storage/db.js';
+import type { Db, DialectName, Tx } from '../storage/db.js';
+import type { EventRow } from '../storage/schema.js';
+import { insertStatements } from '../storage/raw.js';
 import { fromJson, toJson } from '../storage/dialect.js';
 import type { Uow } from '../storage/uow.js';
 import type { Clock } from '../lib/clock.js';
@@ -23,6 +25,8 @@ export interface StoredEvent extends DomainEvent {
   createdOn: string;
 }
 
+const EVENT_COLUMNS = ['api_space_id', 'account_id', 'name', 'payload', 'meta', 'created_on'] as const satisfies ReadonlyArray<keyof EventRow>;
+
 /** Bus channel on which every committed event is announced (payload: StoredEvent). */
 export const EVENTS_CHANNEL = 'events';
 
@@ -40,8 +44,8 @@ export interface EventLog {
   onAppended(fn: (event: StoredEvent) => void): void;
 }
 
-export function createEventLog(deps: { db: Db; bus: EventBus; clock: Clock }): EventLog {
-  const { db, bus, clock } = deps;
+export function createEventLog(deps: { db: Db; dialect: DialectName; bus: EventBus; clock: Clock }): EventLog {
+  const { db, dialect, bus, clock } = deps;
   const listeners: Array<(e: StoredEvent) => void> = [];
   const toStored = (r: { id: number; api_space_id: string; account_id: number; name: string; payload: unknown; meta: unknown; created_on: string }): StoredEvent => ({
     id: Number(r.id),
@@ -52,55 +56,40 @@ export function createEventLog(deps: { db: Db; bus: EventBus; clock: Clock }): E
     meta: fromJson<Record<string, unknown>>(r.meta) ?? {},
     createdOn: r.created_on,
   });
+  async function appendMany(uow: Uow, list: readonly DomainEvent[]): Promise<number[]> {
+    const out: number[] = [];
+    const createdOn = iso(clock.now());
+    // 500 rows a statement; written directly (`storage/raw.ts`): every message state change appends.
+    for (let i = 0; i < list.length; i += 500) {
+      const chunk = list.slice(i, i + 500);
+      const rows: Array<Omit<EventRow, 'id'>> = chunk.map((event) => ({
+        api_space_id: event.apiSpaceId, account_id: event.accountId, name: event.name,
+        payload: toJson(event.payload), meta: toJson(event.meta ?? {}), created_on: createdOn,
+      }));
+      const ids: number[] = [];
+      for (const q of insertStatements(dialect, 'events', EVENT_COLUMNS, rows, 'RETURNING id')) {
+        for (const r of (await uow.tx.executeQuery<{ id: number }>(q)).rows) ids.push(Number(r.id));
+      }
+      // Ids of one multi-row insert are assigned in row order; RETURNING order is not promised.
+      ids.sort((a, b) => a - b);
+      const stored = chunk.map((event, j): StoredEvent => ({ ...event, meta: event.meta ?? {}, id: ids[j]!, createdOn }));
+      uow.afterCommit(() => {
+        for (const e of stored) {
+          bus.publish(EVENTS_CHANNEL, e);
+          for (const l of listeners) l(e);
+        }
+      });
+      out.push(...ids);
+    }
+    return out;
+  }
+
   return {
     async append(uow, event) {
-      const createdOn = iso(clock.now());
-      const row = await uow.tx
-        .insertInto('events')
-        .values({
-          api_space_id: event.apiSpaceId,
-          account_id: event.accountId,
-          name: event.name,
-          payload: toJson(event.payload),
-          meta: toJson(event.meta ?? {}),
-          created_on: createdOn,
-        } as never)
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      const stored: StoredEvent = { ...event, meta: event.meta ?? {}, id: Number(row.id), createdOn };
-      uow.afterCommit(() => {
-        bus.publish(EVENTS_CHANNEL, stored);
-        for (const l of listeners) l(stored);
-      });
-      return stored.id;
+      const [id] = await appendMany(uow, [event]);
+      return id!;
     },
-    async appendMany(uow, list) {
-      const out: number[] = [];
-      const createdOn = iso(clock.now());
-      // 500 rows × 6 parameters stays far below both drivers' parameter limits.
-      for (let i = 0; i < list.length; i += 500) {
-        const chunk = list.slice(i, i + 500);
-        const rows = await uow.tx
-          .insertInto('events')
-          .values(chunk.map((event) => ({
-            api_space_id: event.apiSpaceId, account_id: event.accountId, name: event.name,
-            payload: toJson(event.payload), meta: toJson(event.meta ?? {}), created_on: createdOn,
-          })) as never)
-          .returning('id')
-          .execute();
-        // Ids of one multi-row insert are assigned in row order; RETURNING order is not promised.
-        const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b);
-        const stored = chunk.map((event, j): StoredEvent => ({ ...event, meta: event.meta ?? {}, id: ids[j]!, createdOn }));
-        uow.afterCommit(() => {
-          for (const e of stored) {
-            bus.publish(EVENTS_CHANNEL, e);
-            for (const l of listeners) l(e);
-          }
-        });
-        out.push(...ids);
-      }
-      return out;
-    },
+    appendMany,
     async readAfter(position, limit, ex = db) {
       const rows = await ex.selectFrom('events').selectAll().where('id', '>', position).orderBy('id').limit(limit).execute();
       return rows.map(toStored);

@@ -6,11 +6,14 @@
 import { CompiledQuery } from 'kysely';
 import type { Db, DialectName, Tx } from '../../storage/db.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
+import { insertStatements, mark } from '../../storage/raw.js';
 import { etagFor } from '../../http/etag.js';
 import { iso } from '../../lib/clock.js';
+import { timeOrderedUuid } from '../../lib/ids.js';
 import type { NewJob } from '../../delivery/queue.js';
 import type { ModuleContext } from '../module.js';
 import type { Uow } from '../../storage/uow.js';
+import type { DomainEvent } from '../../events/log.js';
 import { eventName, eventPayload, type DispatchState, type StatusDetails } from './lifecycle.js';
 
 export interface MessageRow {
@@ -114,48 +117,25 @@ export function toResource(m: Message): Record<string, unknown> {
 
 export const etagOf = (m: Message): string => etagFor(m.row.revision, toResource(m));
 
-/**
- * Message ids keep the UUID v4 form (conventions.md §5) but lead with the epoch-ms time, like a
- * UUIDv7: random v4 ids scatter inserts across the whole primary-key index, which made large
- * batches an order of magnitude slower once the table outgrew the page cache.
- */
-export function messageId(now: number, uuid: string): string {
-  const t = Math.max(0, Math.floor(now)).toString(16).padStart(12, '0').slice(-12);
-  return `${t.slice(0, 8)}-${t.slice(8, 12)}${uuid.slice(13)}`;
-}
+/** Message ids keep the UUID v4 form (conventions.md §5) but lead with the time (`timeOrderedUuid`). */
+export const messageId = timeOrderedUuid;
 
-const INSERT_CHUNK = 500;
+const READ_CHUNK = 500;
 const COLUMNS = [
   'api_space_id', 'id', 'status', 'revision', 'profile_id', 'channel_id', 'conversation_id', 'provider_message_id', 'request', 'status_details', 'state',
   'rendered', 'expires_at', 'submitted_at', 'sender_profile_id', 'deleted', 'created_on', 'created_by', 'updated_on', 'updated_by',
 ] as const satisfies ReadonlyArray<keyof MessageRow>;
 
-/**
- * Multi-row inserts (one statement per 500 rows) inside the caller's transaction. The statement
- * is written directly: building a query tree for 10,000 values costs more than the insert itself.
- */
+/** Multi-row inserts inside the caller's transaction, written directly (`storage/raw.ts`). */
 export async function insertMessages(tx: Tx, dialect: DialectName, rows: MessageRow[]): Promise<void> {
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    const chunk = rows.slice(i, i + INSERT_CHUNK);
-    const params: unknown[] = [];
-    const tuples: string[] = [];
-    for (const row of chunk) {
-      const marks: string[] = [];
-      for (const c of COLUMNS) {
-        params.push(row[c]);
-        marks.push(dialect === 'postgres' ? `$${params.length}` : '?');
-      }
-      tuples.push(`(${marks.join(',')})`);
-    }
-    await tx.executeQuery(CompiledQuery.raw(`INSERT INTO messages (${COLUMNS.join(',')}) VALUES ${tuples.join(',')}`, params));
-  }
+  for (const q of insertStatements(dialect, 'messages', COLUMNS, rows)) await tx.executeQuery(q);
 }
 
 /** Several messages of one space in one read (chunks of 500 ids). */
 export async function loadMessages(ex: Db | Tx, apiSpaceId: string, ids: readonly string[]): Promise<Map<string, Message>> {
   const out = new Map<string, Message>();
-  for (let i = 0; i < ids.length; i += INSERT_CHUNK) {
-    const rows = await ex.selectFrom('messages').selectAll().where('api_space_id', '=', apiSpaceId).where('id', 'in', ids.slice(i, i + INSERT_CHUNK)).execute();
+  for (let i = 0; i < ids.length; i += READ_CHUNK) {
+    const rows = await ex.selectFrom('messages').selectAll().where('api_space_id', '=', apiSpaceId).where('id', 'in', ids.slice(i, i + READ_CHUNK)).execute();
     for (const row of rows) out.set(row.id, parse(row));
   }
   return out;
@@ -222,39 +202,39 @@ export interface Mutator {
 export function createMutator(ctx: ModuleContext): Mutator {
   const accountOf = async (apiSpaceId: string) => (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
 
-  /** Writes `change` over `m` (compare-and-set on revision); undefined when the row moved on. */
-  async function write(uow: Uow, accountId: number, apiSpaceId: string, id: string, m: Message, change: Change): Promise<Message | undefined> {
-    const now = ctx.clock.now();
-    const row: MessageRow = {
-      ...m.row,
-      status: change.status ?? m.row.status,
-      revision: m.row.revision + 1,
-      status_details: toJson(change.details ?? m.details),
-      state: toJson(change.state ?? m.state),
-      channel_id: change.channelId !== undefined ? change.channelId : m.row.channel_id,
-      provider_message_id: change.providerMessageId !== undefined ? change.providerMessageId : m.row.provider_message_id,
-      profile_id: change.profileId !== undefined ? change.profileId : m.row.profile_id,
-      sender_profile_id: change.senderProfileId !== undefined ? change.senderProfileId : m.row.sender_profile_id,
-      rendered: change.rendered !== undefined ? toJson(change.rendered) : m.row.rendered === null ? null : toJson(fromJson(m.row.rendered)),
-      request: toJson(change.request ?? m.request),
-      deleted: change.deleted ? 1 : m.row.deleted,
-      updated_on: iso(now),
-      updated_by: change.actor ?? 'system',
-    };
-    const res = await uow.tx.updateTable('messages')
-      .set({ ...row, api_space_id: undefined, id: undefined } as never)
-      .where('api_space_id', '=', apiSpaceId).where('id', '=', id).where('revision', '=', m.row.revision)
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) !== 1) return undefined;
-    const next = parse(row);
+  /**
+   * Writes `change` over `m` (compare-and-set on revision); undefined when the row moved on. Only
+   * the changed columns are written, and JSON is serialised once: dispatch writes one row per
+   * message sent. The events go to `events` when the caller appends a group's events together.
+   */
+  async function write(uow: Uow, accountId: number, apiSpaceId: string, id: string, m: Message, change: Change, events?: DomainEvent[]): Promise<Message | undefined> {
+    const set: Partial<MessageRow> = { revision: m.row.revision + 1, updated_on: iso(ctx.clock.now()), updated_by: change.actor ?? 'system' };
+    if (change.status !== undefined) set.status = change.status;
+    if (change.details !== undefined) set.status_details = toJson(change.details);
+    if (change.state !== undefined) set.state = toJson(change.state);
+    if (change.channelId !== undefined) set.channel_id = change.channelId;
+    if (change.providerMessageId !== undefined) set.provider_message_id = change.providerMessageId;
+    if (change.profileId !== undefined) set.profile_id = change.profileId;
+    if (change.senderProfileId !== undefined) set.sender_profile_id = change.senderProfileId;
+    if (change.rendered !== undefined) set.rendered = toJson(change.rendered);
+    if (change.request !== undefined) set.request = toJson(change.request);
+    if (change.deleted) set.deleted = 1;
+    const res = await uow.tx.executeQuery(updateStatement(ctx.handle.dialect, set, apiSpaceId, id, m.row.revision));
+    if (Number(res.numAffectedRows ?? 0) !== 1) return undefined;
+    const row: MessageRow = { ...m.row, ...set };
+    const next: Message = { row, request: change.request ?? m.request, details: change.details ?? m.details, state: change.state ?? m.state };
     if (change.events?.length) {
       const etag = etagOf(next);
+      const rendered = change.rendered !== undefined ? change.rendered : fromJson(m.row.rendered);
+      const metadata = (rendered as { metadata?: unknown } | null)?.metadata ?? next.request.metadata;
       for (const e of change.events) {
-        await ctx.events.append(uow, {
+        const event: DomainEvent = {
           apiSpaceId, accountId, name: eventName(e.status),
-          payload: eventPayload({ messageId: id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined, metadata: (fromJson<{ metadata?: unknown } | null>(row.rendered))?.metadata ?? next.request.metadata, updatedOn: row.updated_on, failureReason: e.failureReason, errorCode: e.errorCode, channelDetails: e.channelDetails, channelData: e.channel ? next.state.channelData?.[e.channel] : undefined }),
+          payload: eventPayload({ messageId: id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined, metadata, updatedOn: row.updated_on, failureReason: e.failureReason, errorCode: e.errorCode, channelDetails: e.channelDetails, channelData: e.channel ? next.state.channelData?.[e.channel] : undefined }),
           meta: { revision: row.revision, etag },
-        });
+        };
+        if (events) events.push(event);
+        else await ctx.events.append(uow, event);
       }
     }
     for (const job of change.jobs ?? []) await ctx.queue.enqueue(uow, job);
@@ -295,6 +275,7 @@ export function createMutator(ctx: ModuleContext): Mutator {
       for (const it of items) if (!accounts.has(it.apiSpaceId)) accounts.set(it.apiSpaceId, await accountOf(it.apiSpaceId));
       const ordered = [...items].sort((a, b) => (a.apiSpaceId + a.id < b.apiSpaceId + b.id ? -1 : a.apiSpaceId + a.id > b.apiSpaceId + b.id ? 1 : 0));
       await ctx.transaction(async (uow) => {
+        const events: DomainEvent[] = [];
         for (const it of ordered) {
           let written = false;
           for (let attempt = 0; attempt < 8 && !written; attempt++) {
@@ -302,12 +283,23 @@ export function createMutator(ctx: ModuleContext): Mutator {
             if (!m) break;
             const { change } = it.step(m);
             if (!change) break;
-            written = !!(await write(uow, accounts.get(it.apiSpaceId)!, it.apiSpaceId, it.id, m, change));
+            written = !!(await write(uow, accounts.get(it.apiSpaceId)!, it.apiSpaceId, it.id, m, change, events));
             if (!written && attempt === 7) throw new Error(`message ${it.id}: too many concurrent updates`);
           }
         }
+        if (events.length) await ctx.events.appendMany(uow, events);
         await also?.(uow.tx);
       });
     },
   };
+}
+
+/** `UPDATE messages SET <set> WHERE <key> AND revision = <revision>`, written directly (hot path). */
+function updateStatement(dialect: DialectName, set: Partial<MessageRow>, apiSpaceId: string, id: string, revision: number): CompiledQuery {
+  const cols = Object.keys(set) as Array<keyof MessageRow>;
+  const params: unknown[] = cols.map((c) => set[c]);
+  const assignments = cols.map((c, i) => `${c} = ${mark(dialect, i + 1)}`).join(', ');
+  params.push(apiSpaceId, id, revision);
+  const n = cols.length;
+  return CompiledQuery.raw(`UPDATE messages SET ${assignments} WHERE api_space_id = ${mark(dialect, n + 1)} AND id = ${mark(dialect, n + 2)} AND revision = ${mark(dialect, n + 3)}`, params);
 }
