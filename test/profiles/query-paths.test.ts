@@ -124,4 +124,20 @@ eachDatabase('profiles: filters on id and on containers', (dialect) => {
     ];
     for (const [qs, expected] of after) assert.deepEqual(await ids(qs), expected, qs);
   });
+
+  it('keeps repeated values apart when some of them change', async () => {
+    const url = (p: string) => `/apispaces/${space}/profiles${p}`;
+    const steps: Array<[unknown[], Array<[string, string[]]>]> = [
+      [[{ id: 'rep', r: ['x', 'x', 'y', 1, 1] }], [['r=x', ['rep']], ['r=y', ['rep']], ['r=1', ['rep']]]],
+      [[{ id: 'rep', r: ['x'] }], [['r=x', ['rep']], ['r=y', []], ['r=1', []], ['r=!y', ['rep']], ['r=!x', []]]],
+      [[{ id: 'rep', r: ['y', 'x', 'x', 'z'], s: 1 }, { id: 'rep', s: 2 }], [['r=y', ['rep']], ['r=z', ['rep']], ['s=1', []], ['s=2', ['rep']]]],
+      [[{ id: 'rep', r: [] }], [['r=x', []], ['r=', ['rep']], ['s=2', ['rep']]]],
+    ];
+    for (const [payload, checks] of steps) {
+      const res = await s().request({ method: 'PATCH', url: url('/bulk'), payload });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.ok(res.json().every((r: { result: string }) => r.result !== 'failed'), res.body);
+      for (const [qs, expected] of checks) assert.deepEqual(await ids(`${qs}&id=rep`), expected, qs);
+    }
+  });
 });

@@ -231,73 +231,99 @@ export function createProfilesRepo(dialect: DialectName) {
   const forUpdate = dialect === 'postgres';
 
   /**
-   * Before rewriting the index rows of existing profiles: reads the stored rows and deletes each
-   * profile's rows from the first one that differs from the new rows (a merge that adds or changes
-   * one field rewrites the rows from that field on; most rows, and their index entries, stay).
-   * Returns, per profile id, how many leading rows are kept. Comparing with what is stored (not
-   * with what the previous data would give) keeps rows written by older versions exact too.
+   * Before rewriting the index rows of existing profiles: reads their stored rows, keeps those
+   * equal to a new row (matched by value, not position: `seq` only makes the key unique, and on
+   * PostgreSQL a document read back from jsonb has its keys in another order), deletes the others
+   * and returns the new rows still to insert, each with a free `seq`. A merge that adds a field
+   * writes one row; one that changes a value replaces that value's row. Comparing with what is
+   * stored, not with what the previous document would give, keeps rows written by earlier
+   * versions (an `id` row, `lv = sv`) exact: they match nothing and are deleted.
    */
-  async function keepUnchanged(tx: Executor, apiSpaceId: string, states: ProfileState[]): Promise<Map<string, number>> {
-    const stored = new Map<string, FieldValue[]>();
-    const collect = (rows: Array<FieldValue & { profile_id: string; seq: number }>) => {
+  async function changedRows(tx: Executor, apiSpaceId: string, states: ProfileState[]): Promise<Map<string, Array<FieldValue & { seq: number }>>> {
+    type Stored = FieldValue & { profile_id: string; seq: number };
+    const stored = new Map<string, Stored[]>();
+    const collect = (rows: Stored[]) => {
       for (const r of rows) {
-        let list = stored.get(r.profile_id);
-        if (!list) stored.set(r.profile_id, (list = []));
-        list[r.seq] = r;
+        const list = stored.get(r.profile_id);
+        if (list) list.push(r);
+        else stored.set(r.profile_id, [r]);
       }
     };
     const select = 'SELECT profile_id, seq, path, t, sv, lv, nv FROM profile_fields WHERE api_space_id = ';
     if (dialect === 'postgres') {
-      const res = await tx.executeQuery<FieldValue & { profile_id: string; seq: number }>(CompiledQuery.raw(`${select}$1 AND profile_id = ANY($2::text[])`, [apiSpaceId, states.map((s) => s.id)]));
-      collect(res.rows);
+      collect((await tx.executeQuery<Stored>(CompiledQuery.raw(`${select}$1 AND profile_id = ANY($2::text[])`, [apiSpaceId, states.map((s) => s.id)]))).rows);
     } else {
       for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
         const ids = states.slice(i, i + PROFILE_CHUNK).map((s) => s.id);
-        const res = await tx.executeQuery<FieldValue & { profile_id: string; seq: number }>(CompiledQuery.raw(`${select}? AND profile_id IN (${ids.map(() => '?').join(',')})`, [apiSpaceId, ...ids]));
-        collect(res.rows);
+        collect((await tx.executeQuery<Stored>(CompiledQuery.raw(`${select}? AND profile_id IN (${ids.map(() => '?').join(',')})`, [apiSpaceId, ...ids]))).rows);
       }
     }
-    const keep = new Map<string, number>();
-    const all: string[] = [];
-    const partial: Array<{ id: string; from: number }> = [];
+    const key = (r: FieldValue) => JSON.stringify([r.path, r.t, r.sv, r.lv, r.nv]);
+    const inserts = new Map<string, Array<FieldValue & { seq: number }>>();
+    const dropAll: string[] = [];
+    const drop: Array<{ id: string; seq: number }> = [];
     for (const s of states) {
       const old = stored.get(s.id) ?? [];
-      const next = flatten(s.id, s.data);
-      let k = 0;
-      while (k < next.length && k < old.length) {
-        const a = next[k]!;
-        const b = old[k];
-        if (!b || a.path !== b.path || a.t !== b.t || a.sv !== b.sv || a.lv !== b.lv || a.nv !== b.nv) break;
-        k++;
+      const unmatched = new Map<string, number[]>();
+      for (const r of old) {
+        const k = key(r);
+        const seqs = unmatched.get(k);
+        if (seqs) seqs.push(r.seq);
+        else unmatched.set(k, [r.seq]);
       }
-      keep.set(s.id, k);
-      if (k === 0) all.push(s.id);
-      else if (k < old.length) partial.push({ id: s.id, from: k });
+      const add: FieldValue[] = [];
+      for (const r of flatten(s.id, s.data)) {
+        const seqs = unmatched.get(key(r));
+        if (seqs?.length) seqs.pop();
+        else add.push(r);
+      }
+      const freed = [...unmatched.values()].flat().sort((a, b) => a - b);
+      if (freed.length && freed.length === old.length) dropAll.push(s.id);
+      else for (const seq of freed) drop.push({ id: s.id, seq });
+      // New rows take the freed positions first, then those after the highest stored one.
+      let next = old.reduce((m, r) => Math.max(m, r.seq + 1), 0);
+      inserts.set(s.id, add.map((r, i) => ({ ...r, seq: i < freed.length ? freed[i]! : next++ })));
     }
     if (dialect === 'postgres') {
-      if (all.length) await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE api_space_id = $1 AND profile_id = ANY($2::text[])', [apiSpaceId, all]));
-      if (partial.length) {
+      if (dropAll.length) await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE api_space_id = $1 AND profile_id = ANY($2::text[])', [apiSpaceId, dropAll]));
+      if (drop.length) {
         await tx.executeQuery(CompiledQuery.raw(
-          'DELETE FROM profile_fields f USING unnest($2::text[], $3::integer[]) AS d(profile_id, seq) WHERE f.api_space_id = $1 AND f.profile_id = d.profile_id AND f.seq >= d.seq',
-          [apiSpaceId, partial.map((d) => d.id), partial.map((d) => d.from)],
+          'DELETE FROM profile_fields f USING unnest($2::text[], $3::integer[]) AS d(profile_id, seq) WHERE f.api_space_id = $1 AND f.profile_id = d.profile_id AND f.seq = d.seq',
+          [apiSpaceId, drop.map((d) => d.id), drop.map((d) => d.seq)],
         ));
       }
     } else {
-      for (let i = 0; i < all.length; i += PROFILE_CHUNK) {
-        const ids = all.slice(i, i + PROFILE_CHUNK);
+      for (let i = 0; i < dropAll.length; i += PROFILE_CHUNK) {
+        const ids = dropAll.slice(i, i + PROFILE_CHUNK);
         await tx.executeQuery(CompiledQuery.raw(`DELETE FROM profile_fields WHERE api_space_id = ? AND profile_id IN (${ids.map(() => '?').join(',')})`, [apiSpaceId, ...ids]));
       }
-      for (const d of partial) {
-        await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE profile_id = ? AND api_space_id = ? AND seq >= ?', [d.id, apiSpaceId, d.from]));
+      for (const d of drop) {
+        await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE profile_id = ? AND api_space_id = ? AND seq = ?', [d.id, apiSpaceId, d.seq]));
       }
     }
-    return keep;
+    return inserts;
   }
 
-  /** Writes the index rows of `states` (all of them when `fresh`: new profiles have none yet). */
+  type RowSink = (seq: number, path: string, t: string, sv: string | null, lv: string | null, nv: number | null) => void;
+
+  /**
+   * Writes index rows: all of each profile's rows when `fresh` (new profiles have none yet),
+   * otherwise only those that changed (see changedRows).
+   */
   async function reindex(tx: Executor, apiSpaceId: string, states: ProfileState[], fresh = false): Promise<void> {
     if (!states.length) return;
-    const keep = fresh ? undefined : await keepUnchanged(tx, apiSpaceId, states);
+    let rowsOf: (s: ProfileState, push: RowSink) => void;
+    if (fresh) {
+      rowsOf = (s, push) => {
+        let seq = 0;
+        visitFields(s.id, s.data, (path, t, sv, lv, nv) => push(seq++, path, t, sv, lv, nv));
+      };
+    } else {
+      const changed = await changedRows(tx, apiSpaceId, states);
+      rowsOf = (s, push) => {
+        for (const r of changed.get(s.id) ?? []) push(r.seq, r.path, r.t, r.sv, r.lv, r.nv);
+      };
+    }
     if (dialect === 'postgres') {
       // One INSERT … SELECT FROM unnest(arrays) per 50k rows: 7 array parameters instead of 8 per
       // row, so PostgreSQL parses and plans a short statement instead of a 28k-parameter VALUES list.
@@ -312,44 +338,29 @@ export function createProfilesRepo(dialect: DialectName) {
       };
       const [ids, seqs, paths, ts, svs, lvs, nvs] = cols as [unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[]];
       let id = '';
-      let seq = 0;
-      let from = 0;
-      const emit = (path: string, t: string, sv: string | null, lv: string | null, nv: number | null) => {
-        if (seq < from) {
-          seq++;
-          return;
-        }
-        ids.push(id); seqs.push(seq++); paths.push(path); ts.push(t); svs.push(sv); lvs.push(lv); nvs.push(nv);
+      const push: RowSink = (seq, path, t, sv, lv, nv) => {
+        ids.push(id); seqs.push(seq); paths.push(path); ts.push(t); svs.push(sv); lvs.push(lv); nvs.push(nv);
       };
       for (const s of states) {
         id = s.id;
-        seq = 0;
-        from = keep?.get(s.id) ?? 0;
-        visitFields(s.id, s.data, emit);
+        rowsOf(s, push);
         if (ids.length >= 50_000) await flush();
       }
       await flush();
       return;
     }
     const ins = sqliteInserter(tx, 'profile_fields', FIELD_COLUMNS, SQLITE_FIELD_ROWS);
-    // Rows are collected per profile and pushed between statements (visitFields is synchronous).
+    // Rows are collected per profile and moved into statements between profiles (the row
+    // producers are synchronous).
     let id = '';
-    let seq = 0;
-    let from = 0;
     const pending: unknown[] = [];
-    const emit = (path: string, t: string, sv: string | null, lv: string | null, nv: number | null) => {
-      if (seq < from) {
-        seq++;
-        return;
-      }
-      pending.push(apiSpaceId, id, seq++, path, t, sv, lv, nv);
+    const push: RowSink = (seq, path, t, sv, lv, nv) => {
+      pending.push(apiSpaceId, id, seq, path, t, sv, lv, nv);
     };
     for (const s of states) {
       id = s.id;
-      seq = 0;
-      from = keep?.get(s.id) ?? 0;
       pending.length = 0;
-      visitFields(s.id, s.data, emit);
+      rowsOf(s, push);
       for (let k = 0; k < pending.length; k += 8) {
         const params = ins.params();
         for (let c = 0; c < 8; c++) params.push(pending[k + c]);
