@@ -2,6 +2,7 @@ import { CompiledQuery, sql } from 'kysely';
 import type { DialectName, Executor, Tx } from '../../storage/db.js';
 import { toJson } from '../../storage/dialect.js';
 import { dataJson, etagOf, stateFromRow, type ProfileState } from './profiles.document.js';
+import { containerRows } from './profiles.query.js';
 
 export interface ProfileRow {
   api_space_id: string;
@@ -111,42 +112,59 @@ export function folded(v: string): string | null {
 
 type FieldSink = (path: string, t: string, sv: string | null, lv: string | null, nv: number | null) => void;
 
-function visitValue(path: string, v: unknown, emit: FieldSink): void {
+/**
+ * Emits the rows of one value; returns how many. `containers`: a row for every object and array
+ * (`o`/`a`); without it only for those that have no row of their own below them (empty ones): a
+ * non-empty container is then found through its children's paths (query.ts, "exists").
+ */
+function visitValue(path: string, v: unknown, emit: FieldSink, containers: boolean): number {
   if (v === null) emit(path, 'z', null, null, null);
   else if (typeof v === 'string') emit(path, 's', v, folded(v), null);
   else if (typeof v === 'number') emit(path, 'n', null, null, v);
   else if (typeof v === 'boolean') emit(path, 'b', v ? 'true' : 'false', null, null);
   else if (Array.isArray(v)) {
-    emit(path, 'a', null, null, null);
+    if (containers) emit(path, 'a', null, null, null);
+    let n = 0;
     for (const e of v) {
-      if (Array.isArray(e)) emit(path, 'a', null, null, null);
-      else visitValue(path, e, emit);
+      if (Array.isArray(e)) {
+        emit(path, 'a', null, null, null);
+        n++;
+      } else n += visitValue(path, e, emit, containers);
     }
+    if (containers) return n + 1;
+    if (n === 0) emit(path, 'a', null, null, null);
+    return n || 1;
   } else if (typeof v === 'object') {
-    emit(path, 'o', null, null, null);
+    if (containers) emit(path, 'o', null, null, null);
     const o = v as Record<string, unknown>;
-    for (const k of Object.keys(o)) visitValue(`${path}.${k}`, o[k], emit);
-  }
+    let n = 0;
+    for (const k of Object.keys(o)) n += visitValue(`${path}.${k}`, o[k], emit, containers);
+    if (containers) return n + 1;
+    if (n === 0) emit(path, 'o', null, null, null);
+    return n || 1;
+  } else return 0;
+  return 1;
 }
 
 /**
- * Calls `emit` for every index row of a document: every path that exists gets a row (containers
- * as `o`/`a`), and array elements are indexed under the array's own path (a filter on an array
- * matches any element, as in MongoDB). No intermediate objects: bulk writes push straight into
- * their parameter arrays.
+ * Calls `emit` for every index row of a document: every path that exists gets a row, and array
+ * elements are indexed under the array's own path (a filter on an array matches any element, as
+ * in MongoDB). Containers get an `o`/`a` row of their own on PostgreSQL; on SQLite only when empty
+ * (`containers` false: "exists" also looks under `path.`, a byte-order range there — see
+ * query.ts). No intermediate objects: bulk writes push straight into their parameter arrays.
  */
-export function visitFields(id: string, data: Record<string, unknown>, emit: FieldSink): void {
+export function visitFields(id: string, data: Record<string, unknown>, emit: FieldSink, containers: boolean): void {
   // The id itself is the primary key of `profiles`, which filters on `id` read; the index only
   // needs its case-folded form, for ids with upper-case letters (query.ts `idSubqueries`).
   const lv = folded(id);
   if (lv !== null) emit('id', 's', id, lv, null);
-  for (const k of Object.keys(data)) visitValue(k, data[k], emit);
+  for (const k of Object.keys(data)) visitValue(k, data[k], emit, containers);
 }
 
 /** The index rows of a document as objects (see visitFields). */
-export function flatten(id: string, data: Record<string, unknown>): FieldValue[] {
+export function flatten(id: string, data: Record<string, unknown>, containers: boolean): FieldValue[] {
   const out: FieldValue[] = [];
-  visitFields(id, data, (path, t, sv, lv, nv) => out.push({ path, t, sv, lv, nv }));
+  visitFields(id, data, (path, t, sv, lv, nv) => out.push({ path, t, sv, lv, nv }), containers);
   return out;
 }
 
@@ -229,6 +247,8 @@ export function toRow(apiSpaceId: string, s: ProfileState): ProfileRow {
 
 export function createProfilesRepo(dialect: DialectName) {
   const forUpdate = dialect === 'postgres';
+  /** Rows for non-empty containers: PostgreSQL only (see visitFields, query.ts `containerRows`). */
+  const containers = containerRows(dialect);
 
   /**
    * Before rewriting the index rows of existing profiles: reads their stored rows, keeps those
@@ -272,7 +292,7 @@ export function createProfilesRepo(dialect: DialectName) {
         else unmatched.set(k, [r.seq]);
       }
       const add: FieldValue[] = [];
-      for (const r of flatten(s.id, s.data)) {
+      for (const r of flatten(s.id, s.data, containers)) {
         const seqs = unmatched.get(key(r));
         if (seqs?.length) seqs.pop();
         else add.push(r);
@@ -316,7 +336,7 @@ export function createProfilesRepo(dialect: DialectName) {
     if (fresh) {
       rowsOf = (s, push) => {
         let seq = 0;
-        visitFields(s.id, s.data, (path, t, sv, lv, nv) => push(seq++, path, t, sv, lv, nv));
+        visitFields(s.id, s.data, (path, t, sv, lv, nv) => push(seq++, path, t, sv, lv, nv), containers);
       };
     } else {
       const changed = await changedRows(tx, apiSpaceId, states);
