@@ -13,13 +13,13 @@ import { randomIds, type Ids } from './lib/ids.js';
 import { createSecretBox } from './lib/secrets.js';
 import { createLocalBus, createRedisBus, type EventBus } from './events/bus.js';
 import { createEventLog } from './events/log.js';
-import { createJobQueue } from './delivery/queue.js';
+import { createJobQueue, type Job } from './delivery/queue.js';
 import { registerQueueMetrics } from './delivery/metrics.js';
 import { createGroupCommit } from './storage/group-commit.js';
 import { createWorker, type JobHandler, type Worker } from './delivery/worker.js';
 import { createCredentials, type Credentials } from './auth/credentials.js';
 import { createSpaceDirectory, type SpaceDirectory } from './auth/space-directory.js';
-import type { Platform } from './platform.js';
+import type { LocalJobs, Platform } from './platform.js';
 import type { ModuleDefinition, ModuleInstance } from './modules/module.js';
 import type { Services } from './modules/services.js';
 import { moduleDefinitions } from './modules/index.js';
@@ -87,11 +87,39 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const events = createEventLog({ db: handle.db, dialect: handle.dialect, bus, clock });
   const queue = createJobQueue({ handle, clock, ids });
   const group = createGroupCommit(handle.db, { inFlight: handle.dialect === 'sqlite' ? 1 : 4 });
+  const handlers = new Map<string, JobHandler>();
+  let worker: Worker | undefined;
+  const localJobs: LocalJobs = {
+    async enqueue(uow, job, beforeStart) {
+      const w = worker;
+      if (!w || !handlers.has(job.kind) || w.reserve(1) === 0) {
+        await queue.enqueue(uow, job);
+        return false;
+      }
+      let leased: Job;
+      try {
+        leased = await queue.enqueueLeased(uow, job, w.owner, w.leaseMs);
+      } catch (err) {
+        w.release(1);
+        throw err;
+      }
+      uow.afterCommit(() => {
+        try {
+          beforeStart?.();
+        } finally {
+          w.adopt(leased);
+        }
+      });
+      uow.afterRollback(() => w.release(1));
+      return true;
+    },
+  };
   const platform: Platform = {
     config, handle, db: handle.db, clock, ids, log, bus, events, queue, metrics, signingKeys,
     secrets: createSecretBox(installationSecret),
     transaction: (fn) => inTransaction(handle.db, fn),
     groupCommit: (fn) => group.submit(fn),
+    localJobs,
   };
   const credentials = createCredentials({ config, db: handle.db, clock, bus, signingKeys });
   const spaces = createSpaceDirectory({ db: handle.db, bus, now: () => clock.now() });
@@ -103,12 +131,10 @@ export async function createContainer(config: Config, options: ContainerOptions 
     modules.push({ definition, instance: await definition.setup({ ...platform, services }) });
   }
 
-  const handlers = new Map<string, JobHandler>();
   for (const m of modules) for (const [kind, h] of Object.entries(m.instance.jobs ?? {})) handlers.set(kind, h);
 
   registerQueueMetrics(queue, metrics);
 
-  let worker: Worker | undefined;
   const state = { closing: false };
   return {
     platform, credentials, spaces, services, modules, state,

@@ -7,7 +7,7 @@ import type { Ids } from './lib/ids.js';
 import type { SecretBox } from './lib/secrets.js';
 import type { EventBus } from './events/bus.js';
 import type { EventLog } from './events/log.js';
-import type { JobQueue } from './delivery/queue.js';
+import type { JobQueue, NewJob } from './delivery/queue.js';
 import type { Uow } from './storage/uow.js';
 
 /**
@@ -35,4 +35,17 @@ export interface Platform {
    * `fn` may run twice (alone, after a shared transaction failed), so it writes only through `uow`.
    */
   groupCommit<T>(fn: (uow: Uow) => Promise<T>): Promise<T>;
+  /** Jobs this process runs itself right after commit when a worker here has room. */
+  readonly localJobs: LocalJobs;
+}
+
+export interface LocalJobs {
+  /**
+   * Enqueues `job` in `uow`. When a worker of this process handles its kind and has a free slot,
+   * the job is stored leased to that worker and handed to it right after commit — no claim query,
+   * no wake-up — and true is returned; otherwise it is queued as usual (false). Either way it is
+   * durable from the commit on: a process that dies before finishing loses only its lease.
+   * `beforeStart` runs after commit just before a handed-over job starts (not for queued ones).
+   */
+  enqueue(uow: Uow, job: NewJob, beforeStart?: () => void): Promise<boolean>;
 }

@@ -41,6 +41,12 @@ export type JobState = 'queued' | 'running' | 'dead';
 export interface JobQueue {
   /** Enqueues inside the caller's transaction; workers are woken after commit. */
   enqueue(uow: Uow, job: NewJob): Promise<string | undefined>;
+  /**
+   * Enqueues inside the caller's transaction already leased to `owner` (attempt 1), for a worker
+   * of this process to run right after commit without claiming it; if that process dies, the job
+   * is taken over when the lease expires, like any other. No de-duplication.
+   */
+  enqueueLeased(uow: Uow, job: NewJob, owner: string, leaseMs: number): Promise<Job>;
   /** Enqueues outside any transaction (tests, tools). */
   enqueueNow(job: NewJob): Promise<string | undefined>;
   /** Leases up to `limit` due jobs (queued and due, or running with an expired lease). */
@@ -129,7 +135,7 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
   const completeSql = `DELETE FROM jobs WHERE id = ${mark(handle.dialect, 1)} AND lease_owner = ${mark(handle.dialect, 2)} AND attempts = ${mark(handle.dialect, 3)}`;
   const notified = new WeakSet<Db | Tx>();
   const wakeQueued = new WeakSet<Tx>();
-  const insert = async (ex: Db | Tx, job: NewJob): Promise<string | undefined> => {
+  const insert = async (ex: Db | Tx, job: NewJob, lease?: { owner: string; ms: number }): Promise<JobRow | undefined> => {
     const now = clock.now();
     // Time-led ids: a burst of jobs lands on the same primary-key pages.
     const id = timeOrderedUuid(now, ids.uuid());
@@ -138,12 +144,12 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
       kind: job.kind,
       api_space_id: job.apiSpaceId ?? null,
       payload: toJson(job.payload),
-      state: 'queued',
+      state: lease ? 'running' : 'queued',
       run_at: job.runAt ?? now,
-      attempts: 0,
+      attempts: lease ? 1 : 0,
       max_attempts: job.maxAttempts ?? 10,
-      lease_owner: null,
-      lease_until: null,
+      lease_owner: lease?.owner ?? null,
+      lease_until: lease ? now + lease.ms : null,
       last_error: null,
       dedupe_key: job.dedupeKey ?? null,
       created_at: now,
@@ -154,18 +160,22 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
     const res = await ex.executeQuery(q!);
     if (Number(res.numAffectedRows ?? 0) === 0) return undefined;
     // One NOTIFY per transaction is enough (a batch may enqueue thousands of jobs); it is
-    // delivered at commit, and only if the transaction commits.
-    if (pg && !(ex !== db && notified.has(ex))) {
+    // delivered at commit, and only if the transaction commits. A leased job wakes nobody.
+    if (pg && !lease && !(ex !== db && notified.has(ex))) {
       await sql`SELECT pg_notify(${channel}, '')`.execute(ex);
       if (ex !== db) notified.add(ex);
     }
-    return id;
+    return row;
   };
 
   return {
+    async enqueueLeased(uow, job, owner, leaseMs) {
+      const row = await insert(uow.tx, { ...job, dedupeKey: undefined }, { owner, ms: leaseMs });
+      return toJob(row!);
+    },
     async enqueue(uow, job) {
       try {
-        const id = await insert(uow.tx, job);
+        const id = (await insert(uow.tx, job))?.id;
         if (!wakeQueued.has(uow.tx)) {
           wakeQueued.add(uow.tx);
           uow.afterCommit(wake);
@@ -177,7 +187,7 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
       }
     },
     async enqueueNow(job) {
-      const id = await insert(db, job);
+      const id = (await insert(db, job))?.id;
       wake();
       return id;
     },

@@ -56,6 +56,16 @@ function runHistogram(registry: Registry): Histogram<'kind' | 'outcome'> {
 }
 
 export interface Worker {
+  readonly owner: string;
+  readonly leaseMs: number;
+  /**
+   * Reserves up to `n` slots for jobs this process enqueues already leased to `owner`
+   * (`JobQueue.enqueueLeased`); returns how many it got. Each is later `adopt`ed or `release`d.
+   */
+  reserve(n: number): number;
+  release(n: number): void;
+  /** Runs a job leased to this worker in a reserved slot (no claim). */
+  adopt(job: Job): void;
   start(): void;
   /** Stops claiming; waits for running jobs (up to `graceMs`). */
   stop(graceMs?: number): Promise<void>;
@@ -83,6 +93,8 @@ export function createWorker(opts: WorkerOptions): Worker {
   let pumping = false;
   let again = false;
   let soonQueued = false;
+  /** Slots promised to jobs being enqueued leased to this worker. */
+  let reserved = 0;
   let gatheringSince: number | undefined;
   const gatherMin = Math.max(1, Math.floor(opts.concurrency / 4));
   /** Finishing jobs pump once per turn of the event loop, not once each. */
@@ -151,6 +163,14 @@ export function createWorker(opts: WorkerOptions): Worker {
     }
   }
 
+  function launch(job: Job): void {
+    const p = runOne(job).finally(() => {
+      running.delete(p);
+      soon();
+    });
+    running.add(p);
+  }
+
   async function pump(): Promise<void> {
     if (stopped) return;
     if (pumping) {
@@ -164,7 +184,7 @@ export function createWorker(opts: WorkerOptions): Worker {
       let gathering = false;
       do {
         again = false;
-        const free = opts.concurrency - running.size;
+        const free = opts.concurrency - running.size - reserved;
         if (free <= 0) break;
         if (running.size > 0 && free < gatherMin) {
           const t = performance.now();
@@ -177,18 +197,12 @@ export function createWorker(opts: WorkerOptions): Worker {
         }
         gatheringSince = undefined;
         const jobs = await queue.claim(owner, free, leaseMs, kinds);
-        for (const job of jobs) {
-          const p = runOne(job).finally(() => {
-            running.delete(p);
-            soon();
-          });
-          running.add(p);
-        }
+        for (const job of jobs) launch(job);
         if (jobs.length === free) again = true;
       } while (again && !stopped);
       // Gathering: the timer set above (or a finishing job) claims next.
       if (gathering) return;
-      if (running.size >= opts.concurrency) {
+      if (running.size + reserved >= opts.concurrency) {
         // Saturated: a finishing job pumps again; polling now would only spin on due rows.
         if (timer) clearTimeout(timer);
         timer = undefined;
@@ -209,6 +223,24 @@ export function createWorker(opts: WorkerOptions): Worker {
   }
 
   return {
+    owner,
+    leaseMs,
+    reserve(n) {
+      if (stopped) return 0;
+      const k = Math.max(0, Math.min(n, opts.concurrency - running.size - reserved));
+      reserved += k;
+      return k;
+    },
+    release(n) {
+      reserved = Math.max(0, reserved - n);
+      soon();
+    },
+    adopt(job) {
+      reserved = Math.max(0, reserved - 1);
+      // Stopped meanwhile: hand it back to run at once elsewhere instead of waiting for the lease.
+      if (stopped) void queue.fail(job, 'worker stopped before running the job', clock.now()).catch(() => {});
+      else launch(job);
+    },
     start() {
       if (!stopped) return;
       stopped = false;

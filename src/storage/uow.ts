@@ -4,12 +4,24 @@ import type { Db, Tx } from './db.js';
 
 /**
  * A unit of work: one database transaction plus what to do once it has committed (wake workers,
- * publish realtime frames). Nothing in `afterCommit` runs if the transaction rolls back.
+ * publish realtime frames). Nothing in `afterCommit` runs if the transaction rolls back; then
+ * `afterRollback` runs instead (return what was reserved in memory for the work).
  */
 export interface Uow {
   readonly tx: Tx;
   afterCommit(fn: () => void): void;
+  afterRollback(fn: () => void): void;
 }
+
+const runAll = (fns: Array<() => void>) => {
+  for (const fn of fns) {
+    try {
+      fn();
+    } catch {
+      // Best effort by definition; durable work lives in jobs and events.
+    }
+  }
+};
 
 interface Scope {
   active: boolean;
@@ -33,13 +45,17 @@ export function detached<T>(fn: () => T): T {
 
 export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Promise<T> {
   const callbacks: Array<() => void> = [];
+  const undo: Array<() => void> = [];
   const outer = scope.getStore();
   // A nested call shares the outer scope, so on SQLite its BEGIN fails at once instead of waiting
   // forever for the connection the outer transaction holds.
   const current: Scope = outer?.active ? outer : { active: true, borrowed: 0 };
   let result: T;
   try {
-    result = await scope.run(current, () => db.transaction().execute((tx) => fn({ tx, afterCommit: (cb) => callbacks.push(cb) })));
+    result = await scope.run(current, () => db.transaction().execute((tx) => fn({ tx, afterCommit: (cb) => callbacks.push(cb), afterRollback: (cb) => undo.push(cb) })));
+  } catch (err) {
+    runAll(undo);
+    throw err;
   } finally {
     if (current !== outer) {
       current.active = false;
@@ -47,13 +63,7 @@ export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Pr
       current.owner = undefined;
     }
   }
-  for (const cb of callbacks) {
-    try {
-      cb();
-    } catch {
-      // After-commit work is best effort by definition; durable work lives in jobs and events.
-    }
-  }
+  runAll(callbacks);
   return result;
 }
 

@@ -82,7 +82,17 @@ function createCaps(limit: number) {
 export interface Dispatcher {
   jobs: Record<string, JobHandler>;
   process(apiSpaceId: string, id: string): Promise<void>;
+  /**
+   * Messages just committed whose dispatch job this process runs next (`LocalJobs`): their first
+   * group uses these rows instead of reading them back. A copy that went stale meanwhile is caught
+   * by the revision check of the write, as for any read.
+   */
+  prime(messages: readonly Message[]): void;
 }
+
+/** Most primed messages held, and for how long (each is normally taken by the job that follows at once). */
+const PRIMED_MAX = 20_000;
+const PRIMED_MS = 10_000;
 
 export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Ports): Dispatcher {
   const { clock, log } = ctx;
@@ -395,6 +405,8 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
    * a conflict), each outcome is written on its own as before, so one item cannot fail the rest.
    * Resolves to one settled result per item.
    */
+  const primed = new Map<string, { m: Message; at: number }>();
+
   async function runGroup(items: GroupItem[]): Promise<PromiseSettledResult<void>[]> {
     const memo = newMemo();
     const loaded = new Map<string, Message>();
@@ -405,7 +417,18 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
       list.push(it.id);
     }
     try {
-      for (const [space, ids] of bySpace) for (const [id, m] of await loadMessages(ctx.db, space, ids)) loaded.set(`${space}:${id}`, m);
+      for (const [space, ids] of bySpace) {
+        const read: string[] = [];
+        for (const id of ids) {
+          const key = `${space}:${id}`;
+          const hit = primed.get(key);
+          if (hit) {
+            primed.delete(key);
+            loaded.set(key, hit.m);
+          } else read.push(id);
+        }
+        if (read.length) for (const [id, m] of await loadMessages(ctx.db, space, read)) loaded.set(`${space}:${id}`, m);
+      }
     } catch (err) {
       return items.map(() => ({ status: 'rejected', reason: err }));
     }
@@ -516,5 +539,18 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     });
   };
 
-  return { jobs: { 'message.dispatch': dispatchJob, 'message.fallbackTimer': fallbackJob }, process };
+  return {
+    jobs: { 'message.dispatch': dispatchJob, 'message.fallbackTimer': fallbackJob },
+    process,
+    prime(messages) {
+      const now = clock.now();
+      // Oldest first: drop what no job took (a job handed back at shutdown) before adding.
+      for (const [key, { at }] of primed) {
+        if (at > now - PRIMED_MS) break;
+        primed.delete(key);
+      }
+      if (primed.size + messages.length > PRIMED_MAX) return;
+      for (const m of messages) primed.set(`${m.row.api_space_id}:${m.row.id}`, { m, at: now });
+    },
+  };
 }

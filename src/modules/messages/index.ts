@@ -56,8 +56,8 @@ export const messagesModule: ModuleDefinition = {
     const ports: Ports = { profiles: () => services.profiles, channels: () => services.channels, templates: () => services.templates, copies: () => services.appMessaging };
     const mutator = createMutator(ctx);
     const ruleSets = createRuleSets(ctx);
-    const outbound = createOutbound(ctx, mutator, ruleSets, ports);
     const dispatcher = createDispatcher(ctx, mutator, ports);
+    const outbound = createOutbound(ctx, mutator, ruleSets, ports, dispatcher.prime);
     const inbound = createInbound(ctx, ports);
     const history = createHistory(ctx, ports);
     // A forgotten profile's messages are redacted and lose its identifiers (profiles.md §3.5).

@@ -45,7 +45,10 @@ function canSendAll(actor: Actor, needed: Iterable<string>): boolean {
   return true;
 }
 
-export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: RuleSetsService, ports: Ports): OutboundService {
+/** Hands messages just committed to this process's dispatcher (`Dispatcher.prime`). */
+export type Prime = (messages: readonly Message[]) => void;
+
+export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: RuleSetsService, ports: Ports, prime: Prime = () => {}): OutboundService {
   const { clock, ids } = ctx;
   // Positive answers only: a channel configured a moment ago must never be reported missing.
   const configured = new TtlCache<string, true>(2_000, 10_000, () => clock.now());
@@ -151,10 +154,19 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
       for (const [runAt, list] of due) {
         for (let i = 0; i < list.length; i += JOB_CHUNK) jobs.push({ kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: list.slice(i, i + JOB_CHUNK) }, runAt });
       }
+      const byId = new Map(messages.map((m) => [m.row.id, m]));
       const accountId = failedNow.length ? await accountOf(apiSpaceId) : 0;
       await ctx.groupCommit(async (uow) => {
         await insertMessages(uow.tx, ctx.handle.dialect, rows);
-        for (const job of jobs) await ctx.queue.enqueue(uow, job);
+        for (const job of jobs) {
+          if (job.runAt! > now) {
+            await ctx.queue.enqueue(uow, job);
+            continue;
+          }
+          // Due now and taken by a worker of this process: it gets the rows as written, so it
+          // neither claims the job nor reads the messages back.
+          await ctx.localJobs.enqueue(uow, job, () => prime((job.payload.ids as string[]).map((id) => byId.get(id)!)));
+        }
         for (const i of failedNow) {
           const m = messages[i]!;
           await ctx.events.append(uow, {

@@ -22,7 +22,13 @@ export async function migrate(handle: DatabaseHandle, moduleMigrations: SchemaMi
   // Kysely looks for its own tables in every schema unless told which one: pin it to ours, or a
   // parallel test schema's tables would be taken for this one's.
   const migrator = new Migrator({ db, provider, ...(handle.schema ? { migrationTableSchema: handle.schema } : {}) });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) throw error instanceof Error ? error : new Error(String(error));
-  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  for (let attempt = 1; ; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+    // Kysely's introspection reads the catalog of every schema; another schema dropped at that
+    // moment (parallel test suites, a tenant removed) fails the read with 3F000. The migration
+    // itself is one locked transaction, so trying again is safe.
+    if ((error as { code?: string }).code !== '3F000' || attempt >= 5) throw error instanceof Error ? error : new Error(String(error));
+    await new Promise((r) => setTimeout(r, 50 * attempt));
+  }
 }
