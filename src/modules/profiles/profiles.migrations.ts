@@ -3,9 +3,9 @@ import { auditColumns, type SchemaMigration } from '../../storage/migrations/typ
 
 /**
  * Profiles, their field index, devices, audiences and imports. The field index
- * (`profile_fields`) holds one row per scalar (or array element, or container) at every dot path
- * of a profile, so every query operator is one indexed lookup on both dialects
- * (docs/adr/0003-profile-storage.md).
+ * (`profile_fields`) holds one row per scalar (or array element, or container — on SQLite only
+ * empty ones) at every dot path of a profile, so every query operator is one indexed lookup on
+ * both dialects (docs/adr/0003-profile-storage.md).
  */
 export const profilesMigrations: SchemaMigration[] = [
   {
