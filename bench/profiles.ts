@@ -112,7 +112,12 @@ async function run(label: string, databaseUrl: string, schema?: string): Promise
   }
 }
 
-await run('SQLite', join(mkdtempSync(join(tmpdir(), 'sb-bench-db-')), 'bench.db'));
+const sqliteDir = mkdtempSync(join(tmpdir(), 'sb-bench-db-'));
+try {
+  await run('SQLite', join(sqliteDir, 'bench.db'));
+} finally {
+  rmSync(sqliteDir, { recursive: true, force: true });
+}
 if (process.env.TEST_DATABASE_URL) {
   const schema = `sb_bench_${randomBytes(4).toString('hex')}`;
   try {
