@@ -457,8 +457,28 @@ export function createProfilesRepo(dialect: DialectName) {
      * read at; a lost race answers false (the caller turns it into 409).
      */
     async updateMany(tx: Tx, apiSpaceId: string, states: Array<{ next: ProfileState; prevRevision: number }>, reindexData = true): Promise<boolean> {
-      // One UPDATE … FROM (VALUES …) per 500 profiles; VALUES columns are column1…N on both dialects.
       const pg = dialect === 'postgres';
+      if (pg && states.length > 1) {
+        // One UPDATE … FROM unnest(column arrays) for the whole batch (see insertMany).
+        const cols: unknown[][] = [[], [], ...UPDATE_COLUMNS.map(() => [])];
+        for (const { next, prevRevision } of states) {
+          const row = toRow(apiSpaceId, next);
+          cols[0]!.push(next.id);
+          cols[1]!.push(prevRevision);
+          UPDATE_COLUMNS.forEach((c, k) => cols[k + 2]!.push(row[c]));
+        }
+        const names = ['id', 'prev_revision', ...UPDATE_COLUMNS];
+        const args = names.map((c, k) => `$${k + 2}::${c === 'prev_revision' ? 'integer' : PG_ARRAY_TYPES[c]}[]`).join(', ');
+        const set = UPDATE_COLUMNS.map((c) => `${c} = v.${c}${JSON_COLUMNS.has(c) ? '::jsonb' : ''}`).join(', ');
+        const res = await tx.executeQuery(CompiledQuery.raw(
+          `UPDATE profiles SET ${set} FROM unnest(${args}) AS v(${names.join(',')}) WHERE profiles.api_space_id = $1 AND profiles.id = v.id AND profiles.revision = v.prev_revision`,
+          [apiSpaceId, ...cols],
+        ));
+        if (Number(res.numAffectedRows ?? 0) !== states.length) return false;
+        if (reindexData) await reindex(tx, apiSpaceId, states.map((s) => s.next));
+        return true;
+      }
+      // One UPDATE … FROM (VALUES …) per 500 profiles; VALUES columns are column1…N on both dialects.
       for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
         const chunk = states.slice(i, i + PROFILE_CHUNK);
         const params: unknown[] = [apiSpaceId];
