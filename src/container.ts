@@ -75,7 +75,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const clock = options.clock ?? systemClock;
   const ids = options.ids ?? randomIds;
   const { signingKeys, installationSecret } = localSecrets(config);
-  const handle: DatabaseHandle = openDatabase(config.databaseUrl, { schema: options.schema });
+  const handle: DatabaseHandle = openDatabase(config.databaseUrl, { schema: options.schema, poolSize: config.databasePoolSize });
   if (handle.dialect === 'postgres' && options.schema) {
     await handle.pool!.query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`);
   }
@@ -86,7 +86,8 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const metrics = new Registry();
   const events = createEventLog({ db: handle.db, dialect: handle.dialect, bus, clock });
   const queue = createJobQueue({ handle, clock, ids });
-  const group = createGroupCommit(handle.db, { inFlight: handle.dialect === 'sqlite' ? 1 : 4 });
+  // SQLite has one writer; on PostgreSQL commits wait for the WAL flush, so several groups overlap.
+  const group = createGroupCommit(handle.db, { inFlight: handle.dialect === 'sqlite' ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 2)) });
   const handlers = new Map<string, JobHandler>();
   let worker: Worker | undefined;
   const localJobs: LocalJobs = {

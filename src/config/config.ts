@@ -41,6 +41,8 @@ export interface Config {
   /** Run the job workers in this process (off for API-only processes). */
   readonly workersEnabled: boolean;
   readonly workerConcurrency: number;
+  /** PostgreSQL connections per process. */
+  readonly databasePoolSize: number;
 }
 
 export interface SigningKey {
@@ -131,6 +133,7 @@ export function loadConfig(env: Env = process.env): Config {
     legacySmsEnabled: bool(env, 'LEGACY_SMS_ENABLED', false),
     workersEnabled: bool(env, 'WORKERS_ENABLED', true),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 32, 1, 1024),
+    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
   };
   return Object.freeze(config);
 }
@@ -163,4 +166,5 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['LEGACY_SMS_ENABLED', 'false', 'serve the legacy POST /webapi/sms endpoint (sms.md §9)'],
   ['WORKERS_ENABLED', 'true', 'run durable job workers in this process'],
   ['WORKER_CONCURRENCY', '32', 'jobs run at once per process'],
+  ['DATABASE_POOL_SIZE', '20', 'PostgreSQL connections per process; half of them may commit accepted messages at once (group commit)'],
 ];

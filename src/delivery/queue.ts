@@ -5,7 +5,7 @@ import type { Uow } from '../storage/uow.js';
 import type { Clock } from '../lib/clock.js';
 import { timeOrderedUuid, type Ids } from '../lib/ids.js';
 import type { JobRow } from '../storage/schema.js';
-import { insertStatements, mark } from '../storage/raw.js';
+import { deferInsert, insertStatements, mark } from '../storage/raw.js';
 
 const JOB_COLUMNS = [
   'id', 'kind', 'api_space_id', 'payload', 'state', 'run_at', 'attempts', 'max_attempts', 'lease_owner', 'lease_until', 'last_error', 'dedupe_key', 'created_at', 'updated_at',
@@ -133,9 +133,10 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
   }
 
   const completeSql = `DELETE FROM jobs WHERE id = ${mark(handle.dialect, 1)} AND lease_owner = ${mark(handle.dialect, 2)} AND attempts = ${mark(handle.dialect, 3)}`;
-  const notified = new WeakSet<Db | Tx>();
+  const notified = new WeakSet<Tx>();
   const wakeQueued = new WeakSet<Tx>();
-  const insert = async (ex: Db | Tx, job: NewJob, lease?: { owner: string; ms: number }): Promise<JobRow | undefined> => {
+  /** `uow`: inside the caller's transaction (the row is written just before its commit, with the others). */
+  const insert = async (target: Uow | Db, job: NewJob, lease?: { owner: string; ms: number }): Promise<JobRow | undefined> => {
     const now = clock.now();
     // Time-led ids: a burst of jobs lands on the same primary-key pages.
     const id = timeOrderedUuid(now, ids.uuid());
@@ -155,27 +156,33 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
       created_at: now,
       updated_at: now,
     };
-    // Written directly (`storage/raw.ts`): every accepted message enqueues through here.
-    const [q] = insertStatements(handle.dialect, 'jobs', JOB_COLUMNS, [row], job.dedupeKey ? 'ON CONFLICT DO NOTHING' : '');
-    const res = await ex.executeQuery(q!);
-    if (Number(res.numAffectedRows ?? 0) === 0) return undefined;
+    const uow = 'tx' in target ? target : undefined;
+    const ex = uow ? uow.tx : db;
+    if (uow && !job.dedupeKey) {
+      // Every accepted message enqueues: a group commit's jobs go in one statement at its end.
+      deferInsert(uow, handle.dialect, 'jobs', JOB_COLUMNS, [row]);
+    } else {
+      const [q] = insertStatements(handle.dialect, 'jobs', JOB_COLUMNS, [row], job.dedupeKey ? 'ON CONFLICT DO NOTHING' : '');
+      const res = await ex.executeQuery(q!);
+      if (Number(res.numAffectedRows ?? 0) === 0) return undefined;
+    }
     // One NOTIFY per transaction is enough (a batch may enqueue thousands of jobs); it is
     // delivered at commit, and only if the transaction commits. A leased job wakes nobody.
-    if (pg && !lease && !(ex !== db && notified.has(ex))) {
+    if (pg && !lease && !(uow && notified.has(uow.tx))) {
       await sql`SELECT pg_notify(${channel}, '')`.execute(ex);
-      if (ex !== db) notified.add(ex);
+      if (uow) notified.add(uow.tx);
     }
     return row;
   };
 
   return {
     async enqueueLeased(uow, job, owner, leaseMs) {
-      const row = await insert(uow.tx, { ...job, dedupeKey: undefined }, { owner, ms: leaseMs });
+      const row = await insert(uow, { ...job, dedupeKey: undefined }, { owner, ms: leaseMs });
       return toJob(row!);
     },
     async enqueue(uow, job) {
       try {
-        const id = (await insert(uow.tx, job))?.id;
+        const id = (await insert(uow, job))?.id;
         if (!wakeQueued.has(uow.tx)) {
           wakeQueued.add(uow.tx);
           uow.afterCommit(wake);

@@ -11,6 +11,8 @@ export interface Uow {
   readonly tx: Tx;
   afterCommit(fn: () => void): void;
   afterRollback(fn: () => void): void;
+  /** Runs inside the transaction after the unit's own work, just before COMMIT (deferred writes). */
+  beforeCommit(fn: () => Promise<void>): void;
 }
 
 const runAll = (fns: Array<() => void>) => {
@@ -52,7 +54,13 @@ export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Pr
   const current: Scope = outer?.active ? outer : { active: true, borrowed: 0 };
   let result: T;
   try {
-    result = await scope.run(current, () => db.transaction().execute((tx) => fn({ tx, afterCommit: (cb) => callbacks.push(cb), afterRollback: (cb) => undo.push(cb) })));
+    result = await scope.run(current, () => db.transaction().execute(async (tx) => {
+      const before: Array<() => Promise<void>> = [];
+      const r = await fn({ tx, afterCommit: (cb) => callbacks.push(cb), afterRollback: (cb) => undo.push(cb), beforeCommit: (cb) => before.push(cb) });
+      // A hook may add another (a deferred write that defers more): run until none is left.
+      for (let i = 0; i < before.length; i++) await before[i]!();
+      return r;
+    }));
   } catch (err) {
     runAll(undo);
     throw err;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { createGroupCommit } from '../../src/storage/group-commit.js';
 import { inTransaction } from '../../src/storage/uow.js';
+import { deferInsert } from '../../src/storage/raw.js';
 import { eachDatabase } from '../helpers/harness.js';
 import { createQueueDb, type QueueDb } from '../fixtures/queue-db.js';
 
@@ -69,5 +70,27 @@ eachDatabase('group commit', (dialect) => {
     await Promise.all(Array.from({ length: 7 }, (_, i) => group.submit(unit(`m${i}`))));
     assert.ok(seen.every((n) => n <= 3), `group sizes ${seen.join(',')}`);
     assert.equal((await stored()).length, 7);
+  });
+
+  it('deferred rows of the units in a group are written together just before commit', async () => {
+    const group = createGroupCommit(qdb.handle.db);
+    type Run = { job_id: string; worker: string; phase: string; at_ms: number; seq: number };
+    const columns = ['job_id', 'worker', 'phase', 'at_ms', 'seq'] as const;
+    const seenInside: number[] = [];
+    const unit = (id: string) => async (uow: Parameters<Parameters<typeof inTransaction>[1]>[0]) => {
+      deferInsert<Run>(uow, qdb.handle.dialect, 'job_runs', columns, [{ job_id: id, worker: 'w', phase: 'p', at_ms: 0, seq: 0 }]);
+      // Not written yet: deferred rows are not for reading back inside the transaction.
+      seenInside.push((await stored()).length);
+      return id;
+    };
+    const ids = ['d1', 'd2', 'd3', 'd4'];
+    assert.deepEqual(await Promise.all(ids.map((id) => group.submit(unit(id)))), ids);
+    assert.deepEqual(await stored(), ids);
+    assert.ok(seenInside.every((n) => n === 0), `rows seen inside: ${seenInside.join(',')}`);
+    // A deferred row that cannot be written fails the unit that deferred it, at commit.
+    await assert.rejects(inTransaction(qdb.handle.db, async (uow) => {
+      deferInsert<Record<string, unknown>>(uow, qdb.handle.dialect, 'job_runs', ['job_id', 'no_such_column'], [{ job_id: 'x', no_such_column: 1 }]);
+    }));
+    assert.deepEqual(await stored(), ids);
   });
 });

@@ -6,7 +6,7 @@
 import { CompiledQuery } from 'kysely';
 import type { Db, DialectName, Tx } from '../../storage/db.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
-import { insertStatements, mark } from '../../storage/raw.js';
+import { deferInsert, mark } from '../../storage/raw.js';
 import { etagFor } from '../../http/etag.js';
 import { iso } from '../../lib/clock.js';
 import { timeOrderedUuid } from '../../lib/ids.js';
@@ -126,9 +126,12 @@ const COLUMNS = [
   'rendered', 'expires_at', 'submitted_at', 'sender_profile_id', 'deleted', 'created_on', 'created_by', 'updated_on', 'updated_by',
 ] as const satisfies ReadonlyArray<keyof MessageRow>;
 
-/** Multi-row inserts inside the caller's transaction, written directly (`storage/raw.ts`). */
-export async function insertMessages(tx: Tx, dialect: DialectName, rows: MessageRow[]): Promise<void> {
-  for (const q of insertStatements(dialect, 'messages', COLUMNS, rows)) await tx.executeQuery(q);
+/**
+ * Message inserts, written at the end of the caller's transaction with the rows other units of a
+ * group commit defer (multi-row statements, `storage/raw.ts`).
+ */
+export function deferMessages(uow: Uow, dialect: DialectName, rows: MessageRow[]): void {
+  deferInsert(uow, dialect, 'messages', COLUMNS, rows);
 }
 
 /** Several messages of one space in one read (chunks of 500 ids). */

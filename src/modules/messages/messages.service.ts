@@ -14,7 +14,7 @@ import type { ModuleContext } from '../module.js';
 import type { RuleSetsService } from './rulesets.js';
 import type { Ports } from './dispatch.js';
 import { canTransition, eventName, eventPayload, rank, type Attempt, type DispatchState } from './lifecycle.js';
-import { etagOf, insertMessages, loadMessage, messageId, type Message, type MessageRow, type Mutator } from './messages.repo.js';
+import { deferMessages, etagOf, loadMessage, messageId, type Message, type MessageRow, type Mutator } from './messages.repo.js';
 import { inboundPermission, sendPermission, validateRequest, type ValidatedRequest } from './validate.js';
 
 export const MAX_BATCH = 5000;
@@ -157,7 +157,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
       const byId = new Map(messages.map((m) => [m.row.id, m]));
       const accountId = failedNow.length ? await accountOf(apiSpaceId) : 0;
       await ctx.groupCommit(async (uow) => {
-        await insertMessages(uow.tx, ctx.handle.dialect, rows);
+        deferMessages(uow, ctx.handle.dialect, rows);
         for (const job of jobs) {
           if (job.runAt! > now) {
             await ctx.queue.enqueue(uow, job);
