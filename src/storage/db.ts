@@ -4,6 +4,7 @@ import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, type Transaction } from 'kysely';
 import { TransactionAwarePostgresDialect, TransactionAwareSqliteDialect } from './uow.js';
+import { startCheckpointer } from './checkpointer.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -59,12 +60,20 @@ export function openDatabase(url: string, options: OpenOptions = {}): DatabaseHa
   sqlite.pragma(`synchronous = ${process.env.SQLITE_SYNCHRONOUS ?? 'NORMAL'}`);
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
-  // Checkpoint the WAL less often (each checkpoint fsyncs the database file) and keep more pages
-  // cached: bulk writes of thousands of rows per request otherwise spend a quarter of their time
-  // in checkpoints. See docs/adr/0002-storage.md.
-  sqlite.pragma('wal_autocheckpoint = 10000');
+  // Checkpoints run on a worker thread (storage/checkpointer.ts): a commit that checkpoints would
+  // stop the whole process while the WAL is copied and fsynced. The main connection's automatic
+  // checkpoint stays as a backstop at a much larger WAL. Keep more pages cached. See
+  // docs/adr/0002-storage.md.
+  const checkpointer = file === ':memory:' ? undefined : startCheckpointer(file);
+  sqlite.pragma(`wal_autocheckpoint = ${checkpointer ? 100_000 : 10_000}`);
   sqlite.pragma('cache_size = -65536');
   sqlite.pragma('temp_store = MEMORY');
   const db = new Kysely<Database>({ dialect: new TransactionAwareSqliteDialect({ database: sqlite }) });
-  return { db, dialect: 'sqlite', close: () => db.destroy() };
+  return {
+    db, dialect: 'sqlite',
+    async close() {
+      await checkpointer?.close();
+      await db.destroy();
+    },
+  };
 }
