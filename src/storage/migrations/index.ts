@@ -26,9 +26,11 @@ export async function migrate(handle: DatabaseHandle, moduleMigrations: SchemaMi
     const { error, results } = await migrator.migrateToLatest();
     if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
     // Kysely's introspection reads the catalog of every schema; another schema dropped at that
-    // moment (parallel test suites, a tenant removed) fails the read with 3F000. The migration
-    // itself is one locked transaction, so trying again is safe.
-    if ((error as { code?: string }).code !== '3F000' || attempt >= 5) throw error instanceof Error ? error : new Error(String(error));
+    // moment (parallel test suites, a tenant removed) fails the read with 3F000 (its schema) or
+    // 42P01 (one of its tables). The migrations run in one locked transaction, so trying again is
+    // safe; a genuine error fails again and is thrown after the last attempt.
+    const code = (error as { code?: string }).code;
+    if ((code !== '3F000' && code !== '42P01') || attempt >= 5) throw error instanceof Error ? error : new Error(String(error));
     await new Promise((r) => setTimeout(r, 50 * attempt));
   }
 }
