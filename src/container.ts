@@ -13,13 +13,14 @@ import { randomIds, type Ids } from './lib/ids.js';
 import { createSecretBox } from './lib/secrets.js';
 import { createLocalBus, createRedisBus, type EventBus } from './events/bus.js';
 import { createEventLog } from './events/log.js';
-import { createJobQueue, type Job } from './delivery/queue.js';
+import { createJobQueue } from './delivery/queue.js';
+import { createLocalJobs } from './delivery/local-jobs.js';
 import { registerQueueMetrics } from './delivery/metrics.js';
 import { createGroupCommit } from './storage/group-commit.js';
 import { createWorker, type JobHandler, type Worker } from './delivery/worker.js';
 import { createCredentials, type Credentials } from './auth/credentials.js';
 import { createSpaceDirectory, type SpaceDirectory } from './auth/space-directory.js';
-import type { LocalJobs, Platform } from './platform.js';
+import type { Platform } from './platform.js';
 import type { ModuleDefinition, ModuleInstance } from './modules/module.js';
 import type { Services } from './modules/services.js';
 import { moduleDefinitions } from './modules/index.js';
@@ -90,31 +91,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const group = createGroupCommit(handle.db, { inFlight: handle.dialect === 'sqlite' ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 2)) });
   const handlers = new Map<string, JobHandler>();
   let worker: Worker | undefined;
-  const localJobs: LocalJobs = {
-    async enqueue(uow, job, beforeStart) {
-      const w = worker;
-      if (!w || !handlers.has(job.kind) || w.reserve(1) === 0) {
-        await queue.enqueue(uow, job);
-        return false;
-      }
-      let leased: Job;
-      try {
-        leased = await queue.enqueueLeased(uow, job, w.owner, w.leaseMs);
-      } catch (err) {
-        w.release(1);
-        throw err;
-      }
-      uow.afterCommit(() => {
-        try {
-          beforeStart?.();
-        } finally {
-          w.adopt(leased);
-        }
-      });
-      uow.afterRollback(() => w.release(1));
-      return true;
-    },
-  };
+  const localJobs = createLocalJobs(queue, () => worker, (kind) => handlers.has(kind));
   const platform: Platform = {
     config, handle, db: handle.db, clock, ids, log, bus, events, queue, metrics, signingKeys,
     secrets: createSecretBox(installationSecret),

@@ -57,31 +57,27 @@ export function createEventLog(deps: { db: Db; dialect: DialectName; bus: EventB
     createdOn: r.created_on,
   });
   async function appendMany(uow: Uow, list: readonly DomainEvent[]): Promise<number[]> {
-    const out: number[] = [];
+    if (!list.length) return [];
     const createdOn = iso(clock.now());
-    // 500 rows a statement; written directly (`storage/raw.ts`): every message state change appends.
-    for (let i = 0; i < list.length; i += 500) {
-      const chunk = list.slice(i, i + 500);
-      const rows: Array<Omit<EventRow, 'id'>> = chunk.map((event) => ({
-        api_space_id: event.apiSpaceId, account_id: event.accountId, name: event.name,
-        payload: toJson(event.payload), meta: toJson(event.meta ?? {}), created_on: createdOn,
-      }));
-      const ids: number[] = [];
-      for (const q of insertStatements(dialect, 'events', EVENT_COLUMNS, rows, 'RETURNING id')) {
-        for (const r of (await uow.tx.executeQuery<{ id: number }>(q)).rows) ids.push(Number(r.id));
-      }
-      // Ids of one multi-row insert are assigned in row order; RETURNING order is not promised.
-      ids.sort((a, b) => a - b);
-      const stored = chunk.map((event, j): StoredEvent => ({ ...event, meta: event.meta ?? {}, id: ids[j]!, createdOn }));
-      uow.afterCommit(() => {
-        for (const e of stored) {
-          bus.publish(EVENTS_CHANNEL, e);
-          for (const l of listeners) l(e);
-        }
-      });
-      out.push(...ids);
+    const rows: Array<Omit<EventRow, 'id'>> = list.map((event) => ({
+      api_space_id: event.apiSpaceId, account_id: event.accountId, name: event.name,
+      payload: toJson(event.payload), meta: toJson(event.meta ?? {}), created_on: createdOn,
+    }));
+    // Written directly (`storage/raw.ts`): every message state change appends.
+    const ids: number[] = [];
+    for (const q of insertStatements(dialect, 'events', EVENT_COLUMNS, rows, 'RETURNING id')) {
+      for (const r of (await uow.tx.executeQuery<{ id: number }>(q)).rows) ids.push(Number(r.id));
     }
-    return out;
+    // Ids are assigned in row order, statement after statement; RETURNING order is not promised.
+    ids.sort((a, b) => a - b);
+    const stored = list.map((event, j): StoredEvent => ({ ...event, meta: event.meta ?? {}, id: ids[j]!, createdOn }));
+    uow.afterCommit(() => {
+      for (const e of stored) {
+        bus.publish(EVENTS_CHANNEL, e);
+        for (const l of listeners) l(e);
+      }
+    });
+    return ids;
   }
 
   return {

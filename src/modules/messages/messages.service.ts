@@ -114,8 +114,8 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
       const rows: MessageRow[] = [];
       const messages: Message[] = [];
       const failedNow: number[] = [];
-      const jobs: NewJob[] = [];
-      const due = new Map<number, string[]>();
+      const jobs: Array<{ job: NewJob; messages: Message[] }> = [];
+      const due = new Map<number, Message[]>();
       valid.forEach((v, i) => {
         const id = messageId(now, ids.uuid());
         const body = bodies[i] as Record<string, any>;
@@ -127,6 +127,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
         };
         let status = 'processing';
         let details: Record<string, unknown> = {};
+        let runAt: number | undefined;
         // Decided synchronously (§3.1): no listed channel is configured, so none can ever be tried.
         if (v.channels.every((c) => channelOk.get(c) === false)) {
           status = 'failed';
@@ -135,10 +136,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
           state.next = v.channels.length;
           failedNow.push(rows.length);
         } else {
-          const at = v.deliverAfter !== undefined && v.deliverAfter > now ? v.deliverAfter : now;
-          const list = due.get(at) ?? [];
-          list.push(id);
-          due.set(at, list);
+          runAt = v.deliverAfter !== undefined && v.deliverAfter > now ? v.deliverAfter : now;
         }
         const row: MessageRow = {
           api_space_id: apiSpaceId, id, status, revision: 0,
@@ -148,24 +146,32 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
           expires_at: v.expiresAt ?? null, submitted_at: now, sender_profile_id: actor.profileId ?? null, deleted: 0,
           created_on: stamp, created_by: actor.actor, updated_on: stamp, updated_by: actor.actor,
         };
+        const m: Message = { row, request: v.stored, details: details as Message['details'], state };
         rows.push(row);
-        messages.push({ row, request: v.stored, details: details as Message['details'], state });
+        messages.push(m);
+        if (runAt !== undefined) {
+          const list = due.get(runAt) ?? [];
+          list.push(m);
+          due.set(runAt, list);
+        }
       });
       for (const [runAt, list] of due) {
-        for (let i = 0; i < list.length; i += JOB_CHUNK) jobs.push({ kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: list.slice(i, i + JOB_CHUNK) }, runAt });
+        for (let i = 0; i < list.length; i += JOB_CHUNK) {
+          const chunk = list.slice(i, i + JOB_CHUNK);
+          jobs.push({ job: { kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: chunk.map((m) => m.row.id) }, runAt }, messages: chunk });
+        }
       }
-      const byId = new Map(messages.map((m) => [m.row.id, m]));
       const accountId = failedNow.length ? await accountOf(apiSpaceId) : 0;
       await ctx.groupCommit(async (uow) => {
         deferMessages(uow, ctx.handle.dialect, rows);
-        for (const job of jobs) {
+        for (const { job, messages: carried } of jobs) {
           if (job.runAt! > now) {
             await ctx.queue.enqueue(uow, job);
             continue;
           }
           // Due now and taken by a worker of this process: it gets the rows as written, so it
           // neither claims the job nor reads the messages back.
-          await ctx.localJobs.enqueue(uow, job, () => prime((job.payload.ids as string[]).map((id) => byId.get(id)!)));
+          await ctx.localJobs.enqueue(uow, job, () => prime(carried));
         }
         for (const i of failedNow) {
           const m = messages[i]!;
