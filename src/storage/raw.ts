@@ -16,25 +16,38 @@ export const mark = (dialect: DialectName, n: number): string => (dialect === 'p
 const MAX_PARAMS = 10_000;
 
 /**
- * Multi-row `INSERT INTO <table> (<columns>) VALUES …` statements for `rows`, as many as needed
- * to keep each under the parameter limit; `suffix` is appended to each (e.g. `RETURNING id`).
+ * The text of `INSERT INTO <table> (<columns>) VALUES …` for `rows` rows (plus `suffix`), built
+ * once per shape: the same string each time, so the SQLite statement cache prepares it once.
+ */
+const texts = new WeakMap<readonly string[], Map<string, string>>();
+export function insertText(dialect: DialectName, table: string, columns: readonly string[], rows: number, suffix = ''): string {
+  let byShape = texts.get(columns);
+  if (!byShape) texts.set(columns, (byShape = new Map()));
+  const key = `${dialect}:${table}:${rows}:${suffix}`;
+  let text = byShape.get(key);
+  if (text === undefined) {
+    const w = columns.length;
+    const tuples = Array.from({ length: rows }, (_, r) => `(${columns.map((_c, k) => mark(dialect, r * w + k + 1)).join(',')})`);
+    text = `INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}${suffix ? ` ${suffix}` : ''}`;
+    // Bounded: remainders of large batches come in many sizes, and a text can be ~100 kB.
+    if (byShape.size >= 64) byShape.clear();
+    byShape.set(key, text);
+  }
+  return text;
+}
+
+/**
+ * Multi-row inserts of `rows`, as many statements as needed to keep each under the parameter
+ * limit; `suffix` is appended to each (e.g. `RETURNING id`).
  */
 export function insertStatements<R>(dialect: DialectName, table: string, columns: ReadonlyArray<keyof R & string>, rows: readonly R[], suffix = ''): CompiledQuery[] {
   const perStatement = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
   const out: CompiledQuery[] = [];
-  const head = `INSERT INTO ${table} (${columns.join(',')}) VALUES `;
   for (let i = 0; i < rows.length; i += perStatement) {
+    const chunk = rows.slice(i, i + perStatement);
     const params: unknown[] = [];
-    const tuples: string[] = [];
-    for (const row of rows.slice(i, i + perStatement)) {
-      const marks: string[] = [];
-      for (const c of columns) {
-        params.push(row[c]);
-        marks.push(mark(dialect, params.length));
-      }
-      tuples.push(`(${marks.join(',')})`);
-    }
-    out.push(CompiledQuery.raw(`${head}${tuples.join(',')}${suffix ? ` ${suffix}` : ''}`, params));
+    for (const row of chunk) for (const c of columns) params.push(row[c]);
+    out.push(CompiledQuery.raw(insertText(dialect, table, columns, chunk.length, suffix), params));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 import { CompiledQuery, sql } from 'kysely';
 import type { DialectName, Executor, Tx } from '../../storage/db.js';
 import { toJson } from '../../storage/dialect.js';
+import { insertText } from '../../storage/raw.js';
 import { dataJson, etagOf, stateFromRow, type ProfileState } from './profiles.document.js';
 import { containerRows } from './profiles.query.js';
 
@@ -188,19 +189,6 @@ const JSON_COLUMNS = new Set(['data', 'opt_in', 'rels']);
 const SQLITE_FIELD_ROWS = 500;
 const SQLITE_PROFILE_ROWS = 100;
 
-/** `INSERT INTO table (columns) VALUES (?,…),…` for `rows` rows, built once per size (same string object each time). */
-const insertTexts = new Map<string, string>();
-function insertText(table: string, columns: readonly string[], rows: number): string {
-  const key = `${table}:${rows}`;
-  let text = insertTexts.get(key);
-  if (text === undefined) {
-    const tuple = `(${columns.map(() => '?').join(',')})`;
-    text = `INSERT INTO ${table} (${columns.join(',')}) VALUES ${new Array<string>(rows).fill(tuple).join(',')}`;
-    insertTexts.set(key, text);
-  }
-  return text;
-}
-
 /**
  * Multi-row INSERTs compiled by hand on SQLite (the query builder's per-value work dominated bulk
  * writes): callers push each row's values with `add` and the batch runs a statement whenever
@@ -212,7 +200,7 @@ function sqliteInserter(ex: Executor, table: string, columns: readonly string[],
   const run = async (rows: number) => {
     const p = params;
     params = [];
-    await ex.executeQuery(CompiledQuery.raw(insertText(table, columns, rows), p));
+    await ex.executeQuery(CompiledQuery.raw(insertText('sqlite', table, columns, rows), p));
   };
   return {
     params: () => params,
