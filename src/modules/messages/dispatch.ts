@@ -12,6 +12,7 @@ import type { ProfileDirectory, ProfileDocument } from '../profiles/profiles.con
 import type { ModuleContext } from '../module.js';
 import type { Tx } from '../../storage/db.js';
 import { iso } from '../../lib/clock.js';
+import type { PendingBatches } from './batches.js';
 import { loadMessage, loadMessages, type Change, type Message, type MutationItem, type Mutator } from './messages.repo.js';
 import { channelDataOf, FINAL, OPT_REASONS, rank, type Attempt } from './lifecycle.js';
 import { mergeDeep, mergeString, type MergeContext } from './merge.js';
@@ -31,6 +32,8 @@ export interface Ports {
   channels(): ChannelRegistry | undefined;
   templates(): TemplatesLookup | undefined;
   copies?(): MessageCopies | undefined;
+  /** Pending batch envelopes (batches.ts); set once the outbound service exists. */
+  batches?(): PendingBatches | undefined;
 }
 
 const RETRY_SCHEDULE_MS = [30_000, 120_000, 600_000, 1_800_000, 3_600_000];

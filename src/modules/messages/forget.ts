@@ -80,6 +80,7 @@ export function createForget(ctx: ModuleContext, mutator: Mutator, ports: Ports)
   const job: JobHandler = async ({ job: j }) => {
     const apiSpaceId = j.apiSpaceId!;
     const { profileId } = j.payload as unknown as { profileId: string };
+    await ports.batches?.()?.ensureSpace(apiSpaceId);
     await forgetMessages(apiSpaceId, profileId, 'profile_id');
     await forgetMessages(apiSpaceId, profileId, 'sender_profile_id');
     await forgetInbound(apiSpaceId, profileId);

@@ -38,6 +38,7 @@ export function createHistory(ctx: ModuleContext, ports: Ports) {
     }
     // With a conversation filter on inbound entries (stored in the document) read a wider window.
     const fetch = q.conversationId ? 1000 : limit;
+    await ports.batches?.()?.ensureSpace(apiSpaceId);
     const out: HistoryEntry[] = [];
     if (q.direction !== 'inbound') {
       let sel = db.selectFrom('messages').select(['id', 'submitted_at', 'profile_id', 'channel_id', 'status', 'request', 'rendered', 'status_details'])

@@ -19,7 +19,8 @@ import { messagesRoutes } from './messages.routes.js';
  * The One API (one-api.md). Choices made here beyond the spec's text:
  * - Accepting a send writes the message rows and their first dispatch jobs in one transaction and
  *   nothing else; profile upserts (§2.2 rule 1), profile look-ups, rendering and merge fields
- *   happen in the dispatch worker, so a 5,000-item batch costs a few multi-row inserts.
+ *   happen in the dispatch worker. A batch is stored as one envelope row and expanded into message
+ *   rows by its job, or by the first read that needs one of its messages (batches.ts).
  * - `status: "failed"` at acceptance only when no listed channel is configured (§3.1).
  * - `customBody.sms.deliverAfter` delays the whole message when `sms` is listed (sms.md §5);
  *   DELETE cancels it while it waits.
@@ -54,10 +55,12 @@ export const messagesModule: ModuleDefinition = {
     // App Messaging is set up after this module: its copies are looked up when a redaction runs.
     const services = ctx.services as unknown as { profiles?: ProfileDirectory; channels?: ChannelRegistry; templates?: TemplatesLookup; appMessaging?: MessageCopies };
     const ports: Ports = { profiles: () => services.profiles, channels: () => services.channels, templates: () => services.templates, copies: () => services.appMessaging };
-    const mutator = createMutator(ctx);
+    // Messages of a batch still in its envelope are written before any read or change needs them.
+    const mutator = createMutator(ctx, { missing: (space, id) => outbound.pending.ensureMessage(space, id) });
     const ruleSets = createRuleSets(ctx);
     const dispatcher = createDispatcher(ctx, mutator, ports);
     const outbound = createOutbound(ctx, mutator, ruleSets, ports, dispatcher.prime);
+    ports.batches = () => outbound.pending;
     const inbound = createInbound(ctx, ports);
     const history = createHistory(ctx, ports);
     // A forgotten profile's messages are redacted and lose its identifiers (profiles.md §3.5).
@@ -107,7 +110,13 @@ export const messagesModule: ModuleDefinition = {
         await messagesRoutes({ outbound, inbound, history, idempotency })(app);
         await ruleSetRoutes(ruleSets)(app);
       },
-      jobs: { ...dispatcher.jobs, ...forget.jobs },
+      jobs: {
+        ...dispatcher.jobs,
+        ...forget.jobs,
+        'message.batch': async ({ job }) => {
+          await outbound.expandBatch(job.apiSpaceId!, String(job.payload.batch));
+        },
+      },
       start() {
         purge = setInterval(() => void idempotency.purge().catch(() => {}), 3_600_000);
         purge.unref();

@@ -91,4 +91,19 @@ export const messagesMigrations: SchemaMigration[] = [
       await db.schema.createIndex('messages_sender_profile').on('messages').columns(['api_space_id', 'sender_profile_id']).where(sql.ref('sender_profile_id'), 'is not', null).execute();
     },
   },
+  {
+    // Batch envelopes (batches.ts): a batch is accepted as one row and expanded into message rows
+    // by its `message.batch` job, or at once by the first read that needs one of its messages.
+    name: '0204_message_batches',
+    async up({ db, t }) {
+      await db.schema
+        .createTable('message_batches')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('doc', t.json, (c) => c.notNull())
+        .addColumn('submitted_at', t.bigint, (c) => c.notNull())
+        .addPrimaryKeyConstraint('message_batches_pk', ['api_space_id', 'id'])
+        .execute();
+    },
+  },
 ];

@@ -202,7 +202,8 @@ export interface Mutator {
   mutateAll(items: MutationItem[], also?: (tx: Tx) => Promise<void>): Promise<void>;
 }
 
-export function createMutator(ctx: ModuleContext): Mutator {
+/** `missing`: called once when a message is not found; true when it now exists (batches.ts). */
+export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId: string, id: string) => Promise<boolean> } = {}): Mutator {
   const accountOf = async (apiSpaceId: string) => (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
 
   /**
@@ -255,9 +256,10 @@ export function createMutator(ctx: ModuleContext): Mutator {
       // Resolved before the transaction: on SQLite a read outside `uow.tx` would wait for the
       // connection the transaction holds.
       const accountId = await accountOf(apiSpaceId);
+      let looked = false;
       for (let attempt = 0; attempt < 8; attempt++) {
         try {
-          return await ctx.transaction(async (uow) => {
+          const done = await ctx.transaction(async (uow) => {
             // A copy the caller just read is tried first; the revision check catches any change since.
             const m = attempt === 0 && known ? known : await loadMessage(uow.tx, apiSpaceId, id);
             if (!m) return undefined;
@@ -267,6 +269,9 @@ export function createMutator(ctx: ModuleContext): Mutator {
             if (!next) throw new ConcurrentUpdate();
             return { result, message: next };
           });
+          if (done || looked || !hooks.missing) return done;
+          looked = true;
+          if (!(await hooks.missing(apiSpaceId, id))) return done;
         } catch (err) {
           if (!(err instanceof ConcurrentUpdate)) throw err;
         }

@@ -76,9 +76,9 @@ export function messagesRoutes(deps: MessagesRouteDeps) {
       const guard = await idempotency.begin({ scope: space, route: 'messages.sendBatch', key: idempotencyKeyFrom(request.headers), body: request.body });
       if (guard.replay) return replay(reply, guard.replay);
       try {
-        const list = (ms: StoredMessage[]) => ms.map((m, index) => ({ index, messageId: m.row.id }));
-        const ms = await outbound.accept(space, request.actor, request.body, { batch: true, within: (uow, ms) => guard.complete(uow, 202, list(ms)) });
-        return reply.code(202).send(list(ms));
+        const list = (ids: string[]) => ids.map((messageId, index) => ({ index, messageId }));
+        const ids = await outbound.acceptBatch(space, request.actor, request.body, { within: (uow, ids) => guard.complete(uow, 202, list(ids)) });
+        return reply.code(202).send(list(ids));
       } catch (err) {
         await guard.abandon();
         throw err;

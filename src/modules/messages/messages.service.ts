@@ -7,7 +7,8 @@ import { grants } from '../../auth/permissions.js';
 import { AppError, errors, type ValidationFailure } from '../../http/errors.js';
 import { iso } from '../../lib/clock.js';
 import { TtlCache } from '../../lib/cache.js';
-import { toJson } from '../../storage/dialect.js';
+import { fromJson, toJson } from '../../storage/dialect.js';
+import { deferInsert } from '../../storage/raw.js';
 import type { Uow } from '../../storage/uow.js';
 import type { NewJob } from '../../delivery/queue.js';
 import type { ModuleContext } from '../module.js';
@@ -15,7 +16,8 @@ import type { RuleSetsService } from './rulesets.js';
 import type { Ports } from './dispatch.js';
 import { canTransition, eventName, eventPayload, rank, type Attempt, type DispatchState } from './lifecycle.js';
 import { deferMessages, etagOf, loadMessage, messageId, type Message, type MessageRow, type Mutator } from './messages.repo.js';
-import { inboundPermission, sendPermission, validateRequest, type ValidatedRequest } from './validate.js';
+import { inboundPermission, sendPermission, validateRequest } from './validate.js';
+import { BATCH_COLUMNS, batchItemId, batchKey, batchKeyOf, pack, unpack, type Envelope, type MessageBatchRow, type PendingBatches, type Prepared } from './batches.js';
 
 export const MAX_BATCH = 5000;
 const JOB_CHUNK = 100;
@@ -28,11 +30,28 @@ export interface StatusReport {
 }
 
 export interface OutboundService {
-  accept(apiSpaceId: string, actor: Actor, bodies: unknown[], opts?: { batch?: boolean; within?: (uow: Uow, messages: Message[]) => Promise<void> }): Promise<Message[]>;
+  /** Reads that may need messages of a batch still in its envelope expand it first. */
+  pending: PendingBatches;
+  accept(apiSpaceId: string, actor: Actor, bodies: unknown[], opts?: { within?: (uow: Uow, messages: Message[]) => Promise<void> }): Promise<Message[]>;
+  /** A batch (1–5,000 items): validated whole, stored as one envelope; resolves to the item ids. */
+  acceptBatch(apiSpaceId: string, actor: Actor, bodies: unknown[], opts?: { within?: (uow: Uow, ids: string[]) => Promise<void> }): Promise<string[]>;
+  /** Writes the messages of a pending envelope (its `message.batch` job); false when already done. */
+  expandBatch(apiSpaceId: string, key: string): Promise<boolean>;
   get(apiSpaceId: string, id: string): Promise<Message>;
   redact(apiSpaceId: string, actor: string, id: string, source: string): Promise<void>;
   remove(apiSpaceId: string, actor: string, id: string): Promise<void>;
   reportStatus(apiSpaceId: string, actor: Actor | undefined, id: string, status: string, report: StatusReport): Promise<{ applied: boolean; timestamp: string }>;
+}
+
+interface Lookups {
+  channelOk: Map<string, boolean>;
+  accountId: number;
+}
+
+/** Who accepted a message: the actor recorded on it and the sending profile, if any. */
+interface Sender {
+  actor: string;
+  profileId?: string;
 }
 
 const isObj = (v: unknown): v is Record<string, any> => !!v && typeof v === 'object' && !Array.isArray(v);
@@ -64,130 +83,187 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
     return !!cfg?.enabled;
   }
 
-  return {
+  /** Rule sets, templates, permissions and the §2.6 checklist; every failure reported together. */
+  async function prepare(apiSpaceId: string, actor: Actor, bodies: unknown[], batch: boolean, now: number, idFor: (index: number) => string): Promise<Prepared[]> {
+    // Rule sets and templates are looked up once per request.
+    const sets = new Map<string, Awaited<ReturnType<RuleSetsService['resolve']>>>();
+    const templates = new Map<string, boolean>();
+    for (const b of bodies) {
+      if (!isObj(b)) continue;
+      if (typeof b.ruleSet === 'string' && !sets.has(b.ruleSet)) sets.set(b.ruleSet, await ruleSets.resolve(apiSpaceId, b.ruleSet));
+      if (typeof b.templateId === 'string' && !templates.has(b.templateId)) {
+        const lookup = ports.templates();
+        templates.set(b.templateId, lookup ? !!(await lookup.get(apiSpaceId, b.templateId)) : false);
+      }
+    }
+    // Permissions before validation (§2.6): every channel named, and msg:branch for ruleSet.
+    const needed = new Set<string>();
+    for (const b of bodies) {
+      if (!isObj(b)) continue;
+      if (Array.isArray(b.rules)) for (const c of b.rules) if (typeof c === 'string') needed.add(sendPermission(c));
+      if (b.ruleSet !== undefined) {
+        needed.add('msg:branch');
+        for (const c of sets.get(b.ruleSet)?.rules ?? []) needed.add(sendPermission(c));
+      }
+    }
+    if (!canSendAll(actor, needed)) throw errors.forbidden('This credential cannot send on every channel listed (or use ruleSet)');
+
+    const failures: ValidationFailure[] = [];
+    const items: Prepared[] = [];
+    bodies.forEach((b, i) => {
+      const rs = isObj(b) && typeof b.ruleSet === 'string' ? sets.get(b.ruleSet) : undefined;
+      const v = validateRequest(b, {
+        now,
+        ruleSetRules: isObj(b) && b.ruleSet !== undefined ? (rs ? rs.rules : null) : undefined,
+        templateExists: isObj(b) && typeof b.templateId === 'string' ? templates.get(b.templateId) : undefined,
+      }, failures, batch ? i : undefined);
+      if (!v || failures.length) return;
+      const fallbackAfter = v.stored.fallbackAfter ?? rs?.fallbackAfter;
+      const state: DispatchState = {
+        rules: v.channels, next: 0, retries: 0,
+        ...(rs?.fallbackOnFailure ? { fallbackOnFailure: true } : {}),
+        ...(fallbackAfter !== undefined ? { fallbackAfter: fallbackAfter as number, successStatus: (v.stored.successStatus ?? rs?.successStatus ?? 'delivered') as string } : {}),
+      };
+      items.push({ id: idFor(i), stored: v.stored, channels: v.channels, state, expiresAt: v.expiresAt, deliverAfter: v.deliverAfter });
+    });
+    if (failures.length) throw errors.validation(failures);
+    return items;
+  }
+
+  /** What `write` needs to know before its transaction: configured channels, and the account. */
+  async function lookups(apiSpaceId: string, items: readonly Prepared[]): Promise<Lookups> {
+    const channelOk = new Map<string, boolean>();
+    for (const it of items) for (const c of it.channels) if (!channelOk.has(c)) channelOk.set(c, await isConfigured(apiSpaceId, c));
+    const anyFails = items.some((it) => it.channels.every((c) => channelOk.get(c) === false));
+    return { channelOk, accountId: anyFails ? await accountOf(apiSpaceId) : 0 };
+  }
+
+  /**
+   * Writes accepted messages in `uow`: their rows, their first dispatch jobs (taken by a worker of
+   * this process when it has room, with the rows as written), and the `failed` event of a
+   * message no listed channel can carry (§3.1).
+   */
+  async function write(uow: Uow, apiSpaceId: string, by: Sender, now: number, items: readonly Prepared[], found: Lookups): Promise<Message[]> {
+    const stamp = iso(now);
+    const rows: MessageRow[] = [];
+    const messages: Message[] = [];
+    const failed: Message[] = [];
+    const due = new Map<number, Message[]>();
+    for (const it of items) {
+      const state: DispatchState = { ...it.state };
+      let status = 'processing';
+      let details: Record<string, unknown> = {};
+      let runAt: number | undefined;
+      // Decided synchronously (§3.1): no listed channel is configured, so none can ever be tried.
+      if (it.channels.every((c) => found.channelOk.get(c) === false)) {
+        status = 'failed';
+        const attempts: Attempt[] = it.channels.map((c) => ({ channel: c, outcome: 'skipped', reason: 'NotConfigured', at: stamp }));
+        details = { attempts, failureReason: 'No channel in the list is configured in this API space', errorCode: 'NotConfigured' };
+        state.next = it.channels.length;
+      } else {
+        runAt = it.deliverAfter !== undefined && it.deliverAfter > now ? it.deliverAfter : now;
+      }
+      const row: MessageRow = {
+        api_space_id: apiSpaceId, id: it.id, status, revision: 0,
+        profile_id: (it.stored.to as Record<string, string>).profileId ?? null,
+        channel_id: null, conversation_id: (it.stored.conversationId as string | undefined) ?? null, provider_message_id: null,
+        request: toJson(it.stored), status_details: toJson(details), state: toJson(state), rendered: null,
+        expires_at: it.expiresAt ?? null, submitted_at: now, sender_profile_id: by.profileId ?? null, deleted: 0,
+        created_on: stamp, created_by: by.actor, updated_on: stamp, updated_by: by.actor,
+      };
+      const m: Message = { row, request: it.stored, details: details as Message['details'], state };
+      rows.push(row);
+      messages.push(m);
+      if (runAt === undefined) failed.push(m);
+      else {
+        const list = due.get(runAt) ?? [];
+        list.push(m);
+        due.set(runAt, list);
+      }
+    }
+    deferMessages(uow, ctx.handle.dialect, rows);
+    for (const [runAt, list] of due) {
+      for (let i = 0; i < list.length; i += JOB_CHUNK) {
+        const chunk = list.slice(i, i + JOB_CHUNK);
+        const job: NewJob = { kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: chunk.map((m) => m.row.id) }, runAt };
+        // Due now and taken by a worker of this process: it gets the rows as written, so it
+        // neither claims the job nor reads the messages back.
+        if (runAt > now) await ctx.queue.enqueue(uow, job);
+        else await ctx.localJobs.enqueue(uow, job, () => prime(chunk));
+      }
+    }
+    for (const m of failed) {
+      await ctx.events.append(uow, {
+        apiSpaceId, accountId: found.accountId, name: eventName('failed'),
+        payload: eventPayload({ messageId: m.row.id, status: 'failed', channel: null, to: m.request.to, conversationId: m.row.conversation_id ?? undefined, metadata: m.request.metadata, updatedOn: stamp, failureReason: m.details.failureReason, errorCode: 'NotConfigured' }),
+        meta: { revision: 0, etag: etagOf(m) },
+      });
+    }
+    return messages;
+  }
+
+  const pending: PendingBatches = {
+    async ensureMessage(apiSpaceId, id) {
+      const key = batchKeyOf(id);
+      if (!key) return false;
+      // Expanded here or by a concurrent reader or job (committed by now): either way, read again.
+      await service.expandBatch(apiSpaceId, key);
+      return true;
+    },
+    async ensureSpace(apiSpaceId) {
+      const keys = await ctx.db.selectFrom('message_batches').select('id').where('api_space_id', '=', apiSpaceId).orderBy('id').execute();
+      for (const { id } of keys) await service.expandBatch(apiSpaceId, id);
+    },
+  };
+
+  const service: OutboundService = {
+    pending,
     async accept(apiSpaceId, actor, bodies, opts = {}) {
-      if (opts.batch) {
-        if (bodies.length === 0) throw errors.invalidField('body', 'A batch needs at least one message');
-        if (bodies.length > MAX_BATCH) throw errors.invalidField('body', `A batch holds at most ${MAX_BATCH} messages`);
-      }
       const now = clock.now();
-      // Rule sets and templates are looked up once per request.
-      const sets = new Map<string, Awaited<ReturnType<RuleSetsService['resolve']>>>();
-      const templates = new Map<string, boolean>();
-      for (const b of bodies) {
-        if (!isObj(b)) continue;
-        if (typeof b.ruleSet === 'string' && !sets.has(b.ruleSet)) sets.set(b.ruleSet, await ruleSets.resolve(apiSpaceId, b.ruleSet));
-        if (typeof b.templateId === 'string' && !templates.has(b.templateId)) {
-          const lookup = ports.templates();
-          templates.set(b.templateId, lookup ? !!(await lookup.get(apiSpaceId, b.templateId)) : false);
-        }
-      }
-      // Permissions before validation (§2.6): every channel named, and msg:branch for ruleSet.
-      const needed = new Set<string>();
-      for (const b of bodies) {
-        if (!isObj(b)) continue;
-        if (Array.isArray(b.rules)) for (const c of b.rules) if (typeof c === 'string') needed.add(sendPermission(c));
-        if (b.ruleSet !== undefined) {
-          needed.add('msg:branch');
-          for (const c of sets.get(b.ruleSet)?.rules ?? []) needed.add(sendPermission(c));
-        }
-      }
-      if (!canSendAll(actor, needed)) throw errors.forbidden('This credential cannot send on every channel listed (or use ruleSet)');
-
-      const failures: ValidationFailure[] = [];
-      const valid: ValidatedRequest[] = [];
-      bodies.forEach((b, i) => {
-        const rs = isObj(b) && typeof b.ruleSet === 'string' ? sets.get(b.ruleSet) : undefined;
-        const v = validateRequest(b, {
-          now,
-          ruleSetRules: isObj(b) && b.ruleSet !== undefined ? (rs ? rs.rules : null) : undefined,
-          templateExists: isObj(b) && typeof b.templateId === 'string' ? templates.get(b.templateId) : undefined,
-        }, failures, opts.batch ? i : undefined);
-        if (v) valid.push(v);
-      });
-      if (failures.length) throw errors.validation(failures);
-
-      const channelOk = new Map<string, boolean>();
-      for (const v of valid) for (const c of v.channels) if (!channelOk.has(c)) channelOk.set(c, await isConfigured(apiSpaceId, c));
-
-      const stamp = iso(now);
-      const rows: MessageRow[] = [];
-      const messages: Message[] = [];
-      const failedNow: number[] = [];
-      const jobs: Array<{ job: NewJob; messages: Message[] }> = [];
-      const due = new Map<number, Message[]>();
-      valid.forEach((v, i) => {
-        const id = messageId(now, ids.uuid());
-        const body = bodies[i] as Record<string, any>;
-        const rs = typeof body.ruleSet === 'string' ? sets.get(body.ruleSet) : undefined;
-        const state: DispatchState = {
-          rules: v.channels, next: 0, retries: 0,
-          ...(rs?.fallbackOnFailure ? { fallbackOnFailure: true } : {}),
-          ...((v.stored.fallbackAfter ?? rs?.fallbackAfter) !== undefined ? { fallbackAfter: (v.stored.fallbackAfter ?? rs?.fallbackAfter) as number, successStatus: (v.stored.successStatus ?? rs?.successStatus ?? 'delivered') as string } : {}),
-        };
-        let status = 'processing';
-        let details: Record<string, unknown> = {};
-        let runAt: number | undefined;
-        // Decided synchronously (§3.1): no listed channel is configured, so none can ever be tried.
-        if (v.channels.every((c) => channelOk.get(c) === false)) {
-          status = 'failed';
-          const attempts: Attempt[] = v.channels.map((c) => ({ channel: c, outcome: 'skipped', reason: 'NotConfigured', at: stamp }));
-          details = { attempts, failureReason: 'No channel in the list is configured in this API space', errorCode: 'NotConfigured' };
-          state.next = v.channels.length;
-          failedNow.push(rows.length);
-        } else {
-          runAt = v.deliverAfter !== undefined && v.deliverAfter > now ? v.deliverAfter : now;
-        }
-        const row: MessageRow = {
-          api_space_id: apiSpaceId, id, status, revision: 0,
-          profile_id: (v.stored.to as Record<string, string>).profileId ?? null,
-          channel_id: null, conversation_id: (v.stored.conversationId as string | undefined) ?? null, provider_message_id: null,
-          request: toJson(v.stored), status_details: toJson(details), state: toJson(state), rendered: null,
-          expires_at: v.expiresAt ?? null, submitted_at: now, sender_profile_id: actor.profileId ?? null, deleted: 0,
-          created_on: stamp, created_by: actor.actor, updated_on: stamp, updated_by: actor.actor,
-        };
-        const m: Message = { row, request: v.stored, details: details as Message['details'], state };
-        rows.push(row);
-        messages.push(m);
-        if (runAt !== undefined) {
-          const list = due.get(runAt) ?? [];
-          list.push(m);
-          due.set(runAt, list);
-        }
-      });
-      for (const [runAt, list] of due) {
-        for (let i = 0; i < list.length; i += JOB_CHUNK) {
-          const chunk = list.slice(i, i + JOB_CHUNK);
-          jobs.push({ job: { kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: chunk.map((m) => m.row.id) }, runAt }, messages: chunk });
-        }
-      }
-      const accountId = failedNow.length ? await accountOf(apiSpaceId) : 0;
-      await ctx.groupCommit(async (uow) => {
-        deferMessages(uow, ctx.handle.dialect, rows);
-        for (const { job, messages: carried } of jobs) {
-          if (job.runAt! > now) {
-            await ctx.queue.enqueue(uow, job);
-            continue;
-          }
-          // Due now and taken by a worker of this process: it gets the rows as written, so it
-          // neither claims the job nor reads the messages back.
-          await ctx.localJobs.enqueue(uow, job, () => prime(carried));
-        }
-        for (const i of failedNow) {
-          const m = messages[i]!;
-          await ctx.events.append(uow, {
-            apiSpaceId, accountId, name: eventName('failed'),
-            payload: eventPayload({ messageId: m.row.id, status: 'failed', channel: null, to: m.request.to, conversationId: m.row.conversation_id ?? undefined, metadata: m.request.metadata, updatedOn: stamp, failureReason: m.details.failureReason, errorCode: 'NotConfigured' }),
-            meta: { revision: 0, etag: etagOf(m) },
-          });
-        }
+      const items = await prepare(apiSpaceId, actor, bodies, false, now, () => messageId(now, ids.uuid()));
+      const found = await lookups(apiSpaceId, items);
+      return ctx.groupCommit(async (uow) => {
+        const messages = await write(uow, apiSpaceId, actor, now, items, found);
         await opts.within?.(uow, messages);
+        return messages;
       });
-      return messages;
+    },
+
+    async acceptBatch(apiSpaceId, actor, bodies, opts = {}) {
+      if (bodies.length === 0) throw errors.invalidField('body', 'A batch needs at least one message');
+      if (bodies.length > MAX_BATCH) throw errors.invalidField('body', `A batch holds at most ${MAX_BATCH} messages`);
+      const now = clock.now();
+      const key = batchKey(messageId(now, ids.uuid()));
+      const items = await prepare(apiSpaceId, actor, bodies, true, now, (i) => batchItemId(key, i));
+      const envelope: Envelope = { v: 1, at: now, by: actor.actor, sender: actor.profileId ?? null, items: items.map(pack) };
+      const row: MessageBatchRow = { api_space_id: apiSpaceId, id: key, doc: toJson(envelope), submitted_at: now };
+      const list = items.map((it) => it.id);
+      await ctx.groupCommit(async (uow) => {
+        deferInsert(uow, ctx.handle.dialect, 'message_batches', BATCH_COLUMNS, [row]);
+        await ctx.localJobs.enqueue(uow, { kind: 'message.batch', apiSpaceId, payload: { v: 1, batch: key }, runAt: now });
+        await opts.within?.(uow, list);
+      });
+      return list;
+    },
+
+    async expandBatch(apiSpaceId, key) {
+      const row = await ctx.db.selectFrom('message_batches').select('doc').where('api_space_id', '=', apiSpaceId).where('id', '=', key).executeTakeFirst();
+      if (!row) return false;
+      const envelope = fromJson<Envelope>(row.doc);
+      const items = envelope.items.map((it, i) => unpack(it, batchItemId(key, i)));
+      const found = await lookups(apiSpaceId, items);
+      return ctx.transaction(async (uow) => {
+        // Whoever deletes the envelope writes its messages: the job and a read may race here.
+        const del = await uow.tx.deleteFrom('message_batches').where('api_space_id', '=', apiSpaceId).where('id', '=', key).executeTakeFirst();
+        if (Number(del.numDeletedRows) !== 1) return false;
+        await write(uow, apiSpaceId, { actor: envelope.by, profileId: envelope.sender ?? undefined }, envelope.at, items, found);
+        return true;
+      });
     },
 
     async get(apiSpaceId, id) {
-      const m = await loadMessage(ctx.db, apiSpaceId, id);
+      let m = await loadMessage(ctx.db, apiSpaceId, id);
+      if (!m && (await pending.ensureMessage(apiSpaceId, id))) m = await loadMessage(ctx.db, apiSpaceId, id);
       if (!m || m.row.deleted) throw errors.notFound('Message');
       return m;
     },
@@ -267,6 +343,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
       return { applied: res.result === true, timestamp: at };
     },
   };
+  return service;
 }
 
 /**

@@ -137,10 +137,15 @@ function checkPart(part: unknown, p: string, fail: Fail): void {
   if (part.type === 'whatsapp/template' && !(Array.isArray(part.channels) && part.channels.length === 1 && part.channels[0] === 'whatsApp')) fail(`${p}.channels`, 'A whatsapp/template part must carry "channels": ["whatsApp"]');
 }
 
+/** A `Fail` that collects into `failures` (made by a factory: tsx names a `const` arrow on every call). */
+function failInto(failures: ValidationFailure[], index: number | undefined): Fail {
+  return (paramName, message) => { failures.push(index === undefined ? { paramName, message } : { index, paramName, message }); };
+}
+
 /** Applies the checklist to one request body (`failures` collects with paramName only). */
 export function validateRequest(body: unknown, vc: ValidationContext, failures: ValidationFailure[], index?: number): ValidatedRequest | undefined {
   const start = failures.length;
-  const fail: Fail = (paramName, message) => { failures.push(index === undefined ? { paramName, message } : { index, paramName, message }); };
+  const fail = failInto(failures, index);
   if (!isObj(body)) {
     fail('body', 'A message request object is required');
     return undefined;
