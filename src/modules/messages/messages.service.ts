@@ -119,11 +119,12 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
       }, failures, batch ? i : undefined);
       if (!v || failures.length) return;
       const fallbackAfter = v.stored.fallbackAfter ?? rs?.fallbackAfter;
-      const state: DispatchState = {
-        rules: v.channels, next: 0, retries: 0,
-        ...(rs?.fallbackOnFailure ? { fallbackOnFailure: true } : {}),
-        ...(fallbackAfter !== undefined ? { fallbackAfter: fallbackAfter as number, successStatus: (v.stored.successStatus ?? rs?.successStatus ?? 'delivered') as string } : {}),
-      };
+      const state: DispatchState = { rules: v.channels, next: 0, retries: 0 };
+      if (rs?.fallbackOnFailure) state.fallbackOnFailure = true;
+      if (fallbackAfter !== undefined) {
+        state.fallbackAfter = fallbackAfter as number;
+        state.successStatus = (v.stored.successStatus ?? rs?.successStatus ?? 'delivered') as string;
+      }
       items.push({ id: idFor(i), stored: v.stored, channels: v.channels, state, expiresAt: v.expiresAt, deliverAfter: v.deliverAfter });
     });
     if (failures.length) throw errors.validation(failures);

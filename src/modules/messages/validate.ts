@@ -137,6 +137,36 @@ function checkPart(part: unknown, p: string, fail: Fail): void {
   if (part.type === 'whatsapp/template' && !(Array.isArray(part.channels) && part.channels.length === 1 && part.channels[0] === 'whatsApp')) fail(`${p}.channels`, 'A whatsapp/template part must carry "channels": ["whatsApp"]');
 }
 
+/**
+ * True when `v` (parsed JSON) certainly serialises to at most `limit` characters: an upper bound
+ * (every string character counted as a six-character escape) that stops early. Cheaper than
+ * serialising for the small objects requests carry; callers serialise when it says no.
+ */
+function surelyWithin(v: unknown, limit: number): boolean {
+  let budget = limit;
+  const walk = (x: unknown, depth: number): boolean => {
+    if (typeof x === 'string') return (budget -= x.length * 6 + 2) >= 0;
+    if (x === null || typeof x !== 'object') return (budget -= 24) >= 0;
+    if ((budget -= 2) < 0 || depth > 32) return false;
+    if (Array.isArray(x)) {
+      for (const e of x) if (!walk(e, depth + 1) || (budget -= 1) < 0) return false;
+      return true;
+    }
+    for (const k in x) if (!walk(k, depth) || !walk((x as Record<string, unknown>)[k], depth + 1) || (budget -= 2) < 0) return false;
+    return true;
+  };
+  return walk(v, 0);
+}
+
+/** The serialised length of `v`, or Infinity when it cannot be serialised (nested too deeply). */
+function serialisedLength(v: unknown): number {
+  try {
+    return JSON.stringify(v).length;
+  } catch {
+    return Infinity;
+  }
+}
+
 /** A `Fail` that collects into `failures` (made by a factory: tsx names a `const` arrow on every call). */
 function failInto(failures: ValidationFailure[], index: number | undefined): Fail {
   return (paramName, message) => { failures.push(index === undefined ? { paramName, message } : { index, paramName, message }); };
@@ -157,7 +187,9 @@ export function validateRequest(body: unknown, vc: ValidationContext, failures: 
   const to: Record<string, string> = {};
   if (!isObj(b.to)) fail('to', 'Required object of recipient identifiers');
   else {
-    for (const [k, v] of Object.entries(b.to)) {
+    for (const k in b.to) {
+      if (!Object.hasOwn(b.to, k)) continue;
+      const v = b.to[k];
       if (typeof v !== 'string') { fail(`to.${k}`, 'Must be a string'); continue; }
       if (v === '') continue;
       if (k === 'phoneNumber') { const n = normalisePhone(v); if (!n) fail('to.phoneNumber', 'Not a valid international phone number'); else to[k] = n; }
@@ -165,7 +197,9 @@ export function validateRequest(body: unknown, vc: ValidationContext, failures: 
       else if (k === 'profileId') { const m = clientIdProblem(v); if (m) fail('to.profileId', m); else to[k] = v; }
       else to[k] = v;
     }
-    if (Object.keys(to).length === 0 && failures.length === start) fail('to', 'At least one recipient identifier is required');
+    let any = false;
+    for (const _k in to) { any = true; break; }
+    if (!any && failures.length === start) fail('to', 'At least one recipient identifier is required');
   }
   stored.to = to;
 
@@ -178,8 +212,11 @@ export function validateRequest(body: unknown, vc: ValidationContext, failures: 
   if (hasRules) {
     if (!Array.isArray(b.rules) || b.rules.length === 0 || b.rules.length > 20) fail('rules', 'Must be an array of 1 to 20 channel ids');
     else {
-      b.rules.forEach((c, i) => { if (typeof c !== 'string' || !isChannelId(c)) fail(`rules[${i}]`, 'Not a valid channel id'); });
-      channels = [...new Set(b.rules.filter((c): c is string => typeof c === 'string'))];
+      for (let i = 0; i < b.rules.length; i++) {
+        const c: unknown = b.rules[i];
+        if (typeof c !== 'string' || !isChannelId(c)) fail(`rules[${i}]`, 'Not a valid channel id');
+        else if (!channels.includes(c)) channels.push(c);
+      }
       stored.rules = b.rules;
     }
   }
@@ -268,7 +305,7 @@ export function validateRequest(body: unknown, vc: ValidationContext, failures: 
   }
   if (b.metadata !== undefined) {
     if (!isObj(b.metadata)) fail('metadata', 'Must be an object');
-    else if (JSON.stringify(b.metadata).length > 16_384) fail('metadata', 'Must be at most 16 KiB serialised');
+    else if (!surelyWithin(b.metadata, 16_384) && serialisedLength(b.metadata) > 16_384) fail('metadata', 'Must be at most 16 KiB serialised');
     else stored.metadata = b.metadata;
   }
   if (b.requireOptIn !== undefined) { if (typeof b.requireOptIn !== 'boolean') fail('requireOptIn', 'Must be a boolean'); else stored.requireOptIn = b.requireOptIn; }
