@@ -54,6 +54,11 @@ export interface JobQueue {
   heartbeat(job: Job, leaseMs: number): Promise<boolean>;
   /** Deletes a finished job; inside `tx` when the handler's own writes must commit with it. */
   complete(job: Job, tx?: Tx): Promise<boolean>;
+  /**
+   * Deletes a finished job just before `uow` commits, in one statement with the other jobs
+   * completed in that unit; the commit fails (rolls back) if any of their leases was lost.
+   */
+  completeAtCommit(uow: Uow, job: Job): void;
   /** Schedules another attempt at `runAt`, or marks the job dead. */
   fail(job: Job, error: string, retryAt: number | 'dead'): Promise<boolean>;
   /** Next due time of a queued job (or lease expiry of a running one), for the worker's sleep. */
@@ -134,6 +139,8 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
 
   const completeSql = `DELETE FROM jobs WHERE id = ${mark(handle.dialect, 1)} AND lease_owner = ${mark(handle.dialect, 2)} AND attempts = ${mark(handle.dialect, 3)}`;
   const notified = new WeakSet<Tx>();
+  /** Jobs `completeAtCommit` deletes just before their transaction commits. */
+  const completing = new WeakMap<Tx, Job[]>();
   const wakeQueued = new WeakSet<Tx>();
   /** `uow`: inside the caller's transaction (the row is written just before its commit, with the others). */
   const insert = async (target: Uow | Db, job: NewJob, lease?: { owner: string; ms: number }): Promise<JobRow | undefined> => {
@@ -244,6 +251,28 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
     async complete(job, tx) {
       const res = await (tx ?? db).executeQuery(CompiledQuery.raw(completeSql, [job.id, job.leaseOwner, job.attempts]));
       return Number(res.numAffectedRows ?? 0) === 1;
+    },
+    completeAtCommit(uow, job) {
+      let list = completing.get(uow.tx);
+      if (!list) {
+        const mine: Job[] = (list = []);
+        completing.set(uow.tx, mine);
+        uow.beforeCommit(async () => {
+          completing.delete(uow.tx);
+          const pg = handle.dialect === 'postgres';
+          for (let i = 0; i < mine.length; i += 300) {
+            const chunk = mine.slice(i, i + 300);
+            const params = chunk.flatMap((j) => [j.id, j.leaseOwner, j.attempts]);
+            const tuples = chunk.map((_, k) => (pg ? `($${3 * k + 1}, $${3 * k + 2}, $${3 * k + 3}::integer)` : '(?, ?, ?)')).join(', ');
+            const res = await uow.tx.executeQuery<{ id: string }>(CompiledQuery.raw(`DELETE FROM jobs WHERE (id, lease_owner, attempts) IN (VALUES ${tuples}) RETURNING id`, params));
+            if (res.rows.length !== chunk.length) {
+              const gone = new Set(res.rows.map((r) => r.id));
+              throw new Error(`lease lost on job ${chunk.find((j) => !gone.has(j.id))?.id}`);
+            }
+          }
+        });
+      }
+      list.push(job);
     },
     async fail(job, error, retryAt) {
       const res = await db

@@ -3,6 +3,7 @@ import { Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.js';
 import type { Job, JobQueue } from './queue.js';
 import type { Tx } from '../storage/db.js';
+import type { Uow } from '../storage/uow.js';
 import { backoffMs } from './retry.js';
 
 /** What a job handler can do besides returning (done) or throwing (retry with back-off). */
@@ -10,9 +11,11 @@ export interface JobContext {
   readonly job: Job;
   /**
    * Completes the job inside the handler's own transaction, so its writes and the job's removal
-   * commit together (exactly-once effects on the database). Throws if the lease was lost.
+   * commit together (exactly-once effects on the database). Throws if the lease was lost; given
+   * the unit of work, the deletion is written at its commit with the other jobs completed in it,
+   * and a lost lease fails that commit instead.
    */
-  completeIn(tx: Tx): Promise<void>;
+  completeIn(tx: Tx, uow?: Uow): Promise<void>;
   /** Extends the lease now (long jobs also get automatic heartbeats). */
   heartbeat(): Promise<boolean>;
   /** Aborted when the lease is lost or the worker stops. */
@@ -133,8 +136,10 @@ export function createWorker(opts: WorkerOptions): Worker {
         job,
         signal: ac.signal,
         heartbeat: () => queue.heartbeat(job, leaseMs),
-        async completeIn(tx) {
-          if (!(await queue.complete(job, tx))) throw new LeaseLost(`lease on job ${job.id} lost`);
+        async completeIn(tx, uow) {
+          // With the unit of work, the deletion joins the others of that transaction at commit.
+          if (uow) queue.completeAtCommit(uow, job);
+          else if (!(await queue.complete(job, tx))) throw new LeaseLost(`lease on job ${job.id} lost`);
           completed = true;
         },
       });

@@ -277,6 +277,30 @@ eachDatabase('durable job queue', (dialect) => {
     assert.equal(await count(qdb.handle), 0);
   });
 
+  it('completeAtCommit deletes the jobs of a transaction in one statement, and fails the commit when a lease was lost', async () => {
+    const ids = await Promise.all([1, 2, 3].map(() => queue.enqueueNow(job())));
+    const claimed = await queue.claim('a', 3, 1000);
+    assert.equal(claimed.length, 3);
+    await inTransaction(qdb.handle.db, async (uow) => {
+      for (const j of claimed.slice(0, 2)) queue.completeAtCommit(uow, j);
+      await sql`INSERT INTO job_runs VALUES (${ids[0]!}, 'a', 'end', 0, 0)`.execute(uow.tx);
+    });
+    assert.equal(await queue.get(ids[0]!), undefined);
+    assert.equal(await queue.get(ids[1]!), undefined);
+    assert.ok(await queue.get(ids[2]!));
+    assert.equal(await count(qdb.handle), 1);
+    // The third job's lease passes to another owner: completing it with the stale copy rolls back.
+    clock.advance(1001);
+    const [theirs] = await queue.claim('b', 1, 1000);
+    assert.equal(theirs?.id, ids[2]);
+    await assert.rejects(inTransaction(qdb.handle.db, async (uow) => {
+      queue.completeAtCommit(uow, claimed[2]!);
+      await sql`INSERT INTO job_runs VALUES (${ids[2]!}, 'a', 'end', 0, 0)`.execute(uow.tx);
+    }), /lease lost/);
+    assert.equal(await count(qdb.handle), 1);
+    assert.ok(await queue.get(ids[2]!));
+  });
+
   it('dedupe keys: one queued/running job per (kind, key); free again after completion or death', async () => {
     const a = await queue.enqueueNow({ ...job(), dedupeKey: 'k1' });
     assert.ok(a);

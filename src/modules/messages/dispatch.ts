@@ -11,6 +11,7 @@ import type { ChannelConfigView, ChannelRegistry } from '../channels/channels.co
 import type { ProfileDirectory, ProfileDocument } from '../profiles/profiles.contract.js';
 import type { ModuleContext } from '../module.js';
 import type { Tx } from '../../storage/db.js';
+import type { Uow } from '../../storage/uow.js';
 import { iso } from '../../lib/clock.js';
 import type { PendingBatches } from './batches.js';
 import { loadMessage, loadMessages, type Change, type Message, type MutationItem, type Mutator } from './messages.repo.js';
@@ -398,7 +399,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     space: string;
     id: string;
     /** The job's completion, written with the outcomes (absent for the ids of a batch job). */
-    completeIn?: (tx: Tx) => Promise<void>;
+    completeIn?: (tx: Tx, uow?: Uow) => Promise<void>;
   }
 
   /**
@@ -444,8 +445,8 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     const results: PromiseSettledResult<void>[] = ran.map((r) => (r.status === 'fulfilled' ? { status: 'fulfilled', value: undefined } : r));
     if (ok.length === 0) return results;
     try {
-      await mutator.mutateAll(ok.flatMap((it) => steps.get(it) ?? []), async (tx) => {
-        for (const it of ok) await it.completeIn?.(tx);
+      await mutator.mutateAll(ok.flatMap((it) => steps.get(it) ?? []), async (tx, uow) => {
+        for (const it of ok) await it.completeIn?.(tx, uow);
       });
       return results;
     } catch (err) {

@@ -199,7 +199,7 @@ export interface Mutator {
    * same transaction. A step whose copy is stale is re-run on the row read inside the
    * transaction. Any error rolls back every item; callers fall back to `mutate` one by one.
    */
-  mutateAll(items: MutationItem[], also?: (tx: Tx) => Promise<void>): Promise<void>;
+  mutateAll(items: MutationItem[], also?: (tx: Tx, uow: Uow) => Promise<void>): Promise<void>;
 }
 
 /** `missing`: called once when a message is not found; true when it now exists (batches.ts). */
@@ -211,7 +211,8 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
    * the changed columns are written, and JSON is serialised once: dispatch writes one row per
    * message sent. The events go to `events` when the caller appends a group's events together.
    */
-  async function write(uow: Uow, accountId: number, apiSpaceId: string, id: string, m: Message, change: Change, events?: DomainEvent[]): Promise<Message | undefined> {
+  /** The columns `change` writes over `m` (only the changed ones; JSON serialised once), and the result. */
+  function prepareWrite(m: Message, change: Change): { set: Partial<MessageRow>; next: Message } {
     const set: Partial<MessageRow> = { revision: m.row.revision + 1, updated_on: iso(ctx.clock.now()), updated_by: change.actor ?? 'system' };
     if (change.status !== undefined) set.status = change.status;
     if (change.details !== undefined) set.status_details = toJson(change.details);
@@ -223,10 +224,19 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
     if (change.rendered !== undefined) set.rendered = toJson(change.rendered);
     if (change.request !== undefined) set.request = toJson(change.request);
     if (change.deleted) set.deleted = 1;
-    const res = await uow.tx.executeQuery(updateStatement(ctx.handle.dialect, set, apiSpaceId, id, m.row.revision));
-    if (Number(res.numAffectedRows ?? 0) !== 1) return undefined;
     const row: MessageRow = { ...m.row, ...set };
-    const next: Message = { row, request: change.request ?? m.request, details: change.details ?? m.details, state: change.state ?? m.state };
+    return { set, next: { row, request: change.request ?? m.request, details: change.details ?? m.details, state: change.state ?? m.state } };
+  }
+
+  /**
+   * What a written change brings with it in the same transaction: its `message.*` events (into
+   * `events` when the caller appends a group's events together), follow-up jobs, the provider
+   * reference, and `also`.
+   */
+  async function afterWrite(uow: Uow, accountId: number, m: Message, next: Message, change: Change, events?: DomainEvent[]): Promise<void> {
+    const { row } = next;
+    const apiSpaceId = row.api_space_id;
+    const id = row.id;
     if (change.events?.length) {
       const etag = etagOf(next);
       const rendered = change.rendered !== undefined ? change.rendered : fromJson(m.row.rendered);
@@ -248,7 +258,48 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
         .onConflict((oc) => oc.doNothing()).execute();
     }
     await change.also?.(uow.tx);
+  }
+
+  /**
+   * Writes `change` over `m` (compare-and-set on revision); undefined when the row moved on.
+   * Dispatch writes one row per message sent, so only the changed columns are written.
+   */
+  async function write(uow: Uow, accountId: number, apiSpaceId: string, id: string, m: Message, change: Change, events?: DomainEvent[]): Promise<Message | undefined> {
+    const { set, next } = prepareWrite(m, change);
+    const res = await uow.tx.executeQuery(updateStatement(ctx.handle.dialect, set, apiSpaceId, id, m.row.revision));
+    if (Number(res.numAffectedRows ?? 0) !== 1) return undefined;
+    await afterWrite(uow, accountId, m, next, change, events);
     return next;
+  }
+
+  /**
+   * Several changes at once: one UPDATE per set of changed columns (a dispatch group writes the
+   * same columns for every message), each row still guarded by its revision. Returns the items
+   * whose row moved on since their copy was read (the caller re-reads and retries those).
+   */
+  async function writeMany(uow: Uow, accounts: Map<string, number>, items: Array<{ it: MutationItem; m: Message; change: Change }>, events: DomainEvent[]): Promise<MutationItem[]> {
+    const byColumns = new Map<string, Array<{ it: MutationItem; m: Message; change: Change; set: Partial<MessageRow>; next: Message }>>();
+    for (const x of items) {
+      const { set, next } = prepareWrite(x.m, x.change);
+      const key = Object.keys(set).join();
+      const list = byColumns.get(key);
+      if (list) list.push({ ...x, set, next });
+      else byColumns.set(key, [{ ...x, set, next }]);
+    }
+    const stale: MutationItem[] = [];
+    for (const list of byColumns.values()) {
+      const written = new Set<string>();
+      for (let i = 0; i < list.length; i += UPDATE_CHUNK) {
+        const chunk = list.slice(i, i + UPDATE_CHUNK);
+        const res = await uow.tx.executeQuery<{ api_space_id: string; id: string }>(updateManyStatement(ctx.handle.dialect, chunk.map((x) => ({ set: x.set, apiSpaceId: x.it.apiSpaceId, id: x.it.id, revision: x.m.row.revision }))));
+        for (const r of res.rows) written.add(`${r.api_space_id}:${r.id}`);
+      }
+      for (const x of list) {
+        if (!written.has(`${x.it.apiSpaceId}:${x.it.id}`)) stale.push(x.it);
+        else await afterWrite(uow, accounts.get(x.it.apiSpaceId)!, x.m, x.next, x.change, events);
+      }
+    }
+    return stale;
   }
 
   return {
@@ -284,10 +335,21 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
       const ordered = [...items].sort((a, b) => (a.apiSpaceId + a.id < b.apiSpaceId + b.id ? -1 : a.apiSpaceId + a.id > b.apiSpaceId + b.id ? 1 : 0));
       await ctx.transaction(async (uow) => {
         const events: DomainEvent[] = [];
+        // Steps over the copies the callers read, written together; the rest one by one below.
+        const first: Array<{ it: MutationItem; m: Message; change: Change }> = [];
+        const single: MutationItem[] = [];
         for (const it of ordered) {
+          if (!it.known) single.push(it);
+          else {
+            const { change } = it.step(it.known);
+            if (change) first.push({ it, m: it.known, change });
+          }
+        }
+        const stale = first.length ? await writeMany(uow, accounts, first, events) : [];
+        for (const it of [...single, ...stale]) {
           let written = false;
           for (let attempt = 0; attempt < 8 && !written; attempt++) {
-            const m = attempt === 0 && it.known ? it.known : await loadMessage(uow.tx, it.apiSpaceId, it.id);
+            const m = await loadMessage(uow.tx, it.apiSpaceId, it.id);
             if (!m) break;
             const { change } = it.step(m);
             if (!change) break;
@@ -296,10 +358,47 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
           }
         }
         if (events.length) await ctx.events.appendMany(uow, events);
-        await also?.(uow.tx);
+        await also?.(uow.tx, uow);
       });
     },
   };
+}
+
+/** Rows per multi-row UPDATE (13 parameters each at most: far below both databases' limits). */
+const UPDATE_CHUNK = 100;
+/** PostgreSQL types of the columns a change writes (parameters in a VALUES list need them). */
+const PG_TYPES: Partial<Record<keyof MessageRow, string>> = {
+  revision: 'integer', deleted: 'integer', status_details: 'jsonb', state: 'jsonb', rendered: 'jsonb', request: 'jsonb',
+};
+
+/**
+ * `UPDATE messages SET <cols> = v.<cols> FROM (VALUES …) v WHERE <key> = v.<key> AND revision =
+ * v.revision RETURNING api_space_id, id`: rows that all change the same columns, each guarded by
+ * its own revision; the returned keys are the rows written.
+ */
+function updateManyStatement(dialect: DialectName, rows: Array<{ set: Partial<MessageRow>; apiSpaceId: string; id: string; revision: number }>): CompiledQuery {
+  const cols = Object.keys(rows[0]!.set) as Array<keyof MessageRow>;
+  const params: unknown[] = [];
+  const pg = dialect === 'postgres';
+  const tuples = rows.map((r) => {
+    const marks: string[] = [];
+    const add = (v: unknown, type = 'text') => {
+      params.push(v);
+      marks.push(pg ? `${mark(dialect, params.length)}::${type}` : '?');
+    };
+    add(r.apiSpaceId);
+    add(r.id);
+    add(r.revision, 'integer');
+    for (const c of cols) add(r.set[c], PG_TYPES[c]);
+    return `(${marks.join(',')})`;
+  });
+  if (pg) {
+    const names = ['k_space', 'k_id', 'k_rev', ...cols].join(', ');
+    const assignments = cols.map((c) => `${c} = v.${c}`).join(', ');
+    return CompiledQuery.raw(`UPDATE messages AS m SET ${assignments} FROM (VALUES ${tuples.join(',')}) AS v(${names}) WHERE m.api_space_id = v.k_space AND m.id = v.k_id AND m.revision = v.k_rev RETURNING m.api_space_id, m.id`, params);
+  }
+  const assignments = cols.map((c, i) => `${c} = v.column${i + 4}`).join(', ');
+  return CompiledQuery.raw(`UPDATE messages SET ${assignments} FROM (VALUES ${tuples.join(',')}) AS v WHERE messages.api_space_id = v.column1 AND messages.id = v.column2 AND messages.revision = v.column3 RETURNING messages.api_space_id, messages.id`, params);
 }
 
 /** `UPDATE messages SET <set> WHERE <key> AND revision = <revision>`, written directly (hot path). */
