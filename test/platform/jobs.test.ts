@@ -278,9 +278,10 @@ eachDatabase('durable job queue', (dialect) => {
   });
 
   it('completeAtCommit deletes the jobs of a transaction in one statement, and fails the commit when a lease was lost', async () => {
-    const ids = await Promise.all([1, 2, 3].map(() => queue.enqueueNow(job())));
+    await Promise.all([1, 2, 3].map(() => queue.enqueueNow(job())));
     const claimed = await queue.claim('a', 3, 1000);
     assert.equal(claimed.length, 3);
+    const ids = claimed.map((j) => j.id);
     await inTransaction(qdb.handle.db, async (uow) => {
       for (const j of claimed.slice(0, 2)) queue.completeAtCommit(uow, j);
       await sql`INSERT INTO job_runs VALUES (${ids[0]!}, 'a', 'end', 0, 0)`.execute(uow.tx);
