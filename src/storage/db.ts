@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, type Transaction } from 'kysely';
-import { TransactionAwarePostgresDialect, TransactionAwareSqliteDialect } from './uow.js';
+import { SQLITE_BUSY_TIMEOUT_MS, TransactionAwarePostgresDialect, TransactionAwareSqliteDialect } from './uow.js';
 import { startCheckpointer } from './checkpointer.js';
 import type { Database } from './schema.js';
 
@@ -58,7 +58,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): DatabaseHa
   // NORMAL is durable in WAL mode across process crashes (only an OS crash can lose the last
   // transactions); FULL would add an fsync per commit. See docs/adr/0002-storage.md.
   sqlite.pragma(`synchronous = ${process.env.SQLITE_SYNCHRONOUS ?? 'NORMAL'}`);
-  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
   sqlite.pragma('foreign_keys = ON');
   // Checkpoints run on a worker thread (storage/checkpointer.ts): a commit that checkpoints would
   // stop the whole process while the WAL is copied and fsynced. The main connection's automatic

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { PostgresDialect, SqliteDialect, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteDialectConfig } from 'kysely';
+import { CompiledQuery, PostgresDialect, SqliteDialect, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteDialectConfig } from 'kysely';
 import type { Db, Tx } from './db.js';
 
 /**
@@ -83,7 +83,7 @@ export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Pr
  * transaction waiting for a connection that only another transaction can free. Both dialects
  * therefore behave alike. A nested transaction fails at once instead of committing the outer one.
  */
-function transactionAware(inner: Driver): Driver {
+function transactionAware(inner: Driver, begin?: (connection: DatabaseConnection) => Promise<void>): Driver {
   const self = {};
   const lent = (s: Scope | undefined): s is Scope & { connection: DatabaseConnection } => !!s?.active && !!s.connection && s.owner === self;
   return {
@@ -102,7 +102,8 @@ function transactionAware(inner: Driver): Driver {
         // Kysely does not roll back a transaction whose BEGIN failed, so the outer one is untouched.
         throw new Error('Nested transaction: pass the outer unit of work (uow) down instead of opening another transaction');
       }
-      await inner.beginTransaction(connection, settings);
+      if (begin) await begin(connection);
+      else await inner.beginTransaction(connection, settings);
       const s = scope.getStore();
       if (s?.active && !s.connection) {
         s.connection = connection;
@@ -130,15 +131,54 @@ function transactionAware(inner: Driver): Driver {
   };
 }
 
-/** SQLite dialect with transaction-aware connections and a prepared-statement cache. */
+/** The better-sqlite3 call `beginImmediate` uses beyond Kysely's interface. */
+interface Pragmas {
+  pragma(source: string): unknown;
+}
+
+/** How long a transaction waits for another connection's write lock (the connection's busy timeout). */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+const isBusy = (err: unknown) => (err as { code?: string } | undefined)?.code === 'SQLITE_BUSY';
+
+/**
+ * `BEGIN IMMEDIATE`, waiting for the write lock without blocking the event loop. Another process
+ * on the same file (an API process beside a worker process) may hold the lock; SQLite's own busy
+ * handler would sleep the whole thread meanwhile, in growing steps (1, 2, 5, 10 … 100 ms), and
+ * every request of this process would wait with it. Here the wait is asynchronous, polled about
+ * every millisecond. Taking the lock at BEGIN also means a transaction never fails half-way when
+ * its read snapshot cannot be upgraded to a write (SQLITE_BUSY_SNAPSHOT). Statements outside
+ * transactions keep the connection's busy timeout.
+ */
+async function beginImmediate(connection: DatabaseConnection, db: Pragmas): Promise<void> {
+  const begin = CompiledQuery.raw('begin immediate');
+  const started = performance.now();
+  for (let attempt = 0; ; attempt++) {
+    db.pragma('busy_timeout = 0');
+    try {
+      await connection.executeQuery(begin);
+      return;
+    } catch (err) {
+      if (!isBusy(err) || performance.now() - started > SQLITE_BUSY_TIMEOUT_MS) throw err;
+    } finally {
+      db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    }
+    await new Promise((resolve) => (attempt < 3 ? setImmediate(resolve) : setTimeout(resolve, 1)));
+  }
+}
+
+/** SQLite dialect with transaction-aware connections, a prepared-statement cache and `beginImmediate`. */
 export class TransactionAwareSqliteDialect extends SqliteDialect {
+  readonly #raw: () => Promise<Pragmas>;
+
   constructor(config: SqliteDialectConfig) {
     const db = config.database;
     super({ ...config, database: typeof db === 'function' ? async () => withStatementCache(await db()) : withStatementCache(db) });
+    this.#raw = async () => (typeof db === 'function' ? await db() : db) as unknown as Pragmas;
   }
 
   override createDriver(): Driver {
-    return transactionAware(super.createDriver());
+    let raw: Pragmas | undefined;
+    return transactionAware(super.createDriver(), async (connection) => beginImmediate(connection, (raw ??= await this.#raw())));
   }
 }
 

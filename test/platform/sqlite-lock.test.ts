@@ -1,0 +1,68 @@
+/**
+ * SQLite write-lock waits (storage/uow.ts beginImmediate): while another connection — another
+ * process in a split deployment, a worker thread here — holds the write lock, a transaction waits
+ * without stopping this process's event loop, and commits once the lock is free.
+ */
+import { it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import { sql } from 'kysely';
+import { openDatabase } from '../../src/storage/db.js';
+import { inTransaction } from '../../src/storage/uow.js';
+
+const HOLDER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.module);
+const db = new Database(workerData.file);
+db.pragma('busy_timeout = 5000');
+db.exec('BEGIN IMMEDIATE');
+db.prepare("INSERT INTO t (v) VALUES ('holder')").run();
+parentPort.postMessage('locked');
+const until = Date.now() + workerData.holdMs;
+while (Date.now() < until) {}
+db.exec('COMMIT');
+db.close();
+parentPort.postMessage('released');
+`;
+
+const dir = mkdtempSync(join(tmpdir(), 'sb-lock-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+it("waits for another connection's write lock without blocking the event loop, then commits", async () => {
+  const file = join(dir, 'lock.db');
+  const handle = openDatabase(file);
+  try {
+    await sql`CREATE TABLE t (v TEXT NOT NULL)`.execute(handle.db);
+    const holder = new Worker(HOLDER, { eval: true, workerData: { file, holdMs: 300, module: createRequire(import.meta.url).resolve('better-sqlite3') } });
+    const released = new Promise<number>((resolve) => holder.on('message', (m) => m === 'released' && resolve(performance.now())));
+    await new Promise<void>((resolve) => holder.on('message', (m) => m === 'locked' && resolve()));
+
+    let last = performance.now();
+    let worstGap = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      worstGap = Math.max(worstGap, now - last);
+      last = now;
+    }, 5);
+    const committed = await inTransaction(handle.db, async (uow) => {
+      await sql`INSERT INTO t (v) VALUES ('mine')`.execute(uow.tx);
+      return performance.now();
+    });
+    // One more tick measures the stretch up to the commit, had the wait blocked the thread.
+    await new Promise((resolve) => setTimeout(resolve, 15));
+    clearInterval(ticker);
+    const freed = await released;
+    await holder.terminate();
+
+    assert.ok(committed >= freed - 5, 'the transaction began only after the other connection committed');
+    assert.ok(worstGap < 100, `the event loop stalled ${worstGap.toFixed(0)} ms while waiting for the lock`);
+    const rows = (await sql<{ v: string }>`SELECT v FROM t ORDER BY rowid`.execute(handle.db)).rows.map((r) => r.v);
+    assert.deepEqual(rows, ['holder', 'mine']);
+  } finally {
+    await handle.close();
+  }
+});
