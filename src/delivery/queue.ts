@@ -5,7 +5,7 @@ import type { Uow } from '../storage/uow.js';
 import type { Clock } from '../lib/clock.js';
 import { timeOrderedUuid, type Ids } from '../lib/ids.js';
 import type { JobRow } from '../storage/schema.js';
-import { deferInsert, insertStatements, mark } from '../storage/raw.js';
+import { deferInsert, insertStatements, mark, valuesText } from '../storage/raw.js';
 
 const JOB_COLUMNS = [
   'id', 'kind', 'api_space_id', 'payload', 'state', 'run_at', 'attempts', 'max_attempts', 'lease_owner', 'lease_until', 'last_error', 'dedupe_key', 'created_at', 'updated_at',
@@ -259,11 +259,10 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
         completing.set(uow.tx, mine);
         uow.beforeCommit(async () => {
           completing.delete(uow.tx);
-          const pg = handle.dialect === 'postgres';
           for (let i = 0; i < mine.length; i += 300) {
             const chunk = mine.slice(i, i + 300);
             const params = chunk.flatMap((j) => [j.id, j.leaseOwner, j.attempts]);
-            const tuples = chunk.map((_, k) => (pg ? `($${3 * k + 1}, $${3 * k + 2}, $${3 * k + 3}::integer)` : '(?, ?, ?)')).join(', ');
+            const tuples = valuesText(handle.dialect, chunk.length, 3, [undefined, undefined, 'integer']);
             const res = await uow.tx.executeQuery<{ id: string }>(CompiledQuery.raw(`DELETE FROM jobs WHERE (id, lease_owner, attempts) IN (VALUES ${tuples}) RETURNING id`, params));
             if (res.rows.length !== chunk.length) {
               const gone = new Set(res.rows.map((r) => r.id));

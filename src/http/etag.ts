@@ -6,8 +6,12 @@ import { errors } from './errors.js';
  * Pass the representation without volatile fields such as `_lastActivityOn`.
  */
 export function etagFor(revision: number, representation: unknown): string {
-  const hash = createHash('sha256').update(JSON.stringify(representation)).digest('base64url').slice(0, 16);
-  return `"${revision.toString(16)}-${hash}"`;
+  return etagForJson(revision, JSON.stringify(representation));
+}
+
+/** `etagFor` of a representation already serialised. */
+export function etagForJson(revision: number, json: string): string {
+  return `"${revision.toString(16)}-${createHash('sha256').update(json).digest('base64url').slice(0, 16)}"`;
 }
 
 /**

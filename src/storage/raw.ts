@@ -16,6 +16,25 @@ export const mark = (dialect: DialectName, n: number): string => (dialect === 'p
 const MAX_PARAMS = 10_000;
 
 /**
+ * `(…),(…)`: `rows` tuples of `width` placeholders, numbered from `first`. On PostgreSQL a
+ * placeholder takes the cast `casts[k]` when given: parameters in a VALUES list outside an INSERT
+ * have no column to take their type from.
+ */
+export function valuesText(dialect: DialectName, rows: number, width: number, casts?: ReadonlyArray<string | undefined>, first = 1): string {
+  const pg = dialect === 'postgres';
+  const tuples: string[] = [];
+  for (let r = 0; r < rows; r++) {
+    const marks: string[] = [];
+    for (let k = 0; k < width; k++) {
+      const cast = pg ? casts?.[k] : undefined;
+      marks.push(`${mark(dialect, first + r * width + k)}${cast ? `::${cast}` : ''}`);
+    }
+    tuples.push(`(${marks.join(',')})`);
+  }
+  return tuples.join(',');
+}
+
+/**
  * The text of `INSERT INTO <table> (<columns>) VALUES …` for `rows` rows (plus `suffix`), built
  * once per shape: the same string each time, so the SQLite statement cache prepares it once.
  */
@@ -26,9 +45,7 @@ export function insertText(dialect: DialectName, table: string, columns: readonl
   const key = `${dialect}:${table}:${rows}:${suffix}`;
   let text = byShape.get(key);
   if (text === undefined) {
-    const w = columns.length;
-    const tuples = Array.from({ length: rows }, (_, r) => `(${columns.map((_c, k) => mark(dialect, r * w + k + 1)).join(',')})`);
-    text = `INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}${suffix ? ` ${suffix}` : ''}`;
+    text = `INSERT INTO ${table} (${columns.join(',')}) VALUES ${valuesText(dialect, rows, columns.length)}${suffix ? ` ${suffix}` : ''}`;
     // Bounded: remainders of large batches come in many sizes, and a text can be ~100 kB.
     if (byShape.size >= 64) byShape.clear();
     byShape.set(key, text);

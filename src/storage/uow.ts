@@ -168,17 +168,19 @@ async function beginImmediate(connection: DatabaseConnection, db: Pragmas): Prom
 
 /** SQLite dialect with transaction-aware connections, a prepared-statement cache and `beginImmediate`. */
 export class TransactionAwareSqliteDialect extends SqliteDialect {
-  readonly #raw: () => Promise<Pragmas>;
+  /** The database the driver opened (set when it does): `beginImmediate` sets its busy timeout. */
+  readonly #opened: { db?: SqliteDatabase };
 
   constructor(config: SqliteDialectConfig) {
     const db = config.database;
-    super({ ...config, database: typeof db === 'function' ? async () => withStatementCache(await db()) : withStatementCache(db) });
-    this.#raw = async () => (typeof db === 'function' ? await db() : db) as unknown as Pragmas;
+    const opened: { db?: SqliteDatabase } = {};
+    const keep = (d: SqliteDatabase) => withStatementCache((opened.db = d));
+    super({ ...config, database: typeof db === 'function' ? async () => keep(await db()) : keep(db) });
+    this.#opened = opened;
   }
 
   override createDriver(): Driver {
-    let raw: Pragmas | undefined;
-    return transactionAware(super.createDriver(), async (connection) => beginImmediate(connection, (raw ??= await this.#raw())));
+    return transactionAware(super.createDriver(), (connection) => beginImmediate(connection, this.#opened.db as unknown as Pragmas));
   }
 }
 

@@ -97,6 +97,8 @@ export interface PendingBatches {
    * batch item, i.e. when a second read may now find it (expanded here or concurrently).
    */
   ensureMessage(apiSpaceId: string, id: string): Promise<boolean>;
+  /** `read()`, and when it finds nothing, once more after `ensureMessage` (reads by message id). */
+  read<T>(apiSpaceId: string, id: string, read: () => Promise<T | undefined>): Promise<T | undefined>;
   /** Expands every pending envelope of the space (queries by profile, forgetting a profile). */
   ensureSpace(apiSpaceId: string): Promise<void>;
 }

@@ -92,9 +92,10 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
       const stamp = iso(now);
       let correlated: { id: string; metadata: unknown } | undefined;
       if (b.correlation?.messageId) {
-        const read = () => db.selectFrom('messages').select(['id', 'request']).where('api_space_id', '=', apiSpaceId).where('id', '=', b.correlation.messageId).where('deleted', '=', 0).executeTakeFirst();
-        let row = await read();
-        if (!row && (await ports.batches?.()?.ensureMessage(apiSpaceId, b.correlation.messageId))) row = await read();
+        const id = b.correlation.messageId;
+        const read = () => db.selectFrom('messages').select(['id', 'request']).where('api_space_id', '=', apiSpaceId).where('id', '=', id).where('deleted', '=', 0).executeTakeFirst();
+        const pending = ports.batches?.();
+        const row = pending ? await pending.read(apiSpaceId, id, read) : await read();
         if (row) correlated = { id: row.id, metadata: fromJson<Record<string, unknown>>(row.request).metadata };
         else if (!opts.lenientCorrelation) throw errors.invalidField('correlation.messageId', 'Unknown message');
       }

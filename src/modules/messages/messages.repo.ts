@@ -6,7 +6,7 @@
 import { CompiledQuery } from 'kysely';
 import type { Db, DialectName, Tx } from '../../storage/db.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
-import { deferInsert, mark } from '../../storage/raw.js';
+import { deferInsert, valuesText } from '../../storage/raw.js';
 import { etagFor } from '../../http/etag.js';
 import { iso } from '../../lib/clock.js';
 import { timeOrderedUuid } from '../../lib/ids.js';
@@ -206,11 +206,6 @@ export interface Mutator {
 export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId: string, id: string) => Promise<boolean> } = {}): Mutator {
   const accountOf = async (apiSpaceId: string) => (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
 
-  /**
-   * Writes `change` over `m` (compare-and-set on revision); undefined when the row moved on. Only
-   * the changed columns are written, and JSON is serialised once: dispatch writes one row per
-   * message sent. The events go to `events` when the caller appends a group's events together.
-   */
   /** The columns `change` writes over `m` (only the changed ones; JSON serialised once), and the result. */
   function prepareWrite(m: Message, change: Change): { set: Partial<MessageRow>; next: Message } {
     const set: Partial<MessageRow> = { revision: m.row.revision + 1, updated_on: iso(ctx.clock.now()), updated_by: change.actor ?? 'system' };
@@ -266,8 +261,8 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
    */
   async function write(uow: Uow, accountId: number, apiSpaceId: string, id: string, m: Message, change: Change, events?: DomainEvent[]): Promise<Message | undefined> {
     const { set, next } = prepareWrite(m, change);
-    const res = await uow.tx.executeQuery(updateStatement(ctx.handle.dialect, set, apiSpaceId, id, m.row.revision));
-    if (Number(res.numAffectedRows ?? 0) !== 1) return undefined;
+    const res = await uow.tx.executeQuery(updateStatement(ctx.handle.dialect, [{ set, apiSpaceId, id, revision: m.row.revision }]));
+    if (res.rows.length !== 1) return undefined;
     await afterWrite(uow, accountId, m, next, change, events);
     return next;
   }
@@ -291,7 +286,7 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
       const written = new Set<string>();
       for (let i = 0; i < list.length; i += UPDATE_CHUNK) {
         const chunk = list.slice(i, i + UPDATE_CHUNK);
-        const res = await uow.tx.executeQuery<{ api_space_id: string; id: string }>(updateManyStatement(ctx.handle.dialect, chunk.map((x) => ({ set: x.set, apiSpaceId: x.it.apiSpaceId, id: x.it.id, revision: x.m.row.revision }))));
+        const res = await uow.tx.executeQuery<{ api_space_id: string; id: string }>(updateStatement(ctx.handle.dialect, chunk.map((x) => ({ set: x.set, apiSpaceId: x.it.apiSpaceId, id: x.it.id, revision: x.m.row.revision }))));
         for (const r of res.rows) written.add(`${r.api_space_id}:${r.id}`);
       }
       for (const x of list) {
@@ -373,40 +368,23 @@ const PG_TYPES: Partial<Record<keyof MessageRow, string>> = {
 
 /**
  * `UPDATE messages SET <cols> = v.<cols> FROM (VALUES …) v WHERE <key> = v.<key> AND revision =
- * v.revision RETURNING api_space_id, id`: rows that all change the same columns, each guarded by
- * its own revision; the returned keys are the rows written.
+ * v.revision RETURNING api_space_id, id`, written directly (hot path): one row, or several that
+ * all change the same columns, each guarded by its own revision; the returned keys are the rows
+ * written.
  */
-function updateManyStatement(dialect: DialectName, rows: Array<{ set: Partial<MessageRow>; apiSpaceId: string; id: string; revision: number }>): CompiledQuery {
+function updateStatement(dialect: DialectName, rows: Array<{ set: Partial<MessageRow>; apiSpaceId: string; id: string; revision: number }>): CompiledQuery {
   const cols = Object.keys(rows[0]!.set) as Array<keyof MessageRow>;
   const params: unknown[] = [];
-  const pg = dialect === 'postgres';
-  const tuples = rows.map((r) => {
-    const marks: string[] = [];
-    const add = (v: unknown, type = 'text') => {
-      params.push(v);
-      marks.push(pg ? `${mark(dialect, params.length)}::${type}` : '?');
-    };
-    add(r.apiSpaceId);
-    add(r.id);
-    add(r.revision, 'integer');
-    for (const c of cols) add(r.set[c], PG_TYPES[c]);
-    return `(${marks.join(',')})`;
-  });
-  if (pg) {
+  for (const r of rows) {
+    params.push(r.apiSpaceId, r.id, r.revision);
+    for (const c of cols) params.push(r.set[c]);
+  }
+  const tuples = valuesText(dialect, rows.length, cols.length + 3, ['text', 'text', 'integer', ...cols.map((c) => PG_TYPES[c] ?? 'text')]);
+  if (dialect === 'postgres') {
     const names = ['k_space', 'k_id', 'k_rev', ...cols].join(', ');
     const assignments = cols.map((c) => `${c} = v.${c}`).join(', ');
-    return CompiledQuery.raw(`UPDATE messages AS m SET ${assignments} FROM (VALUES ${tuples.join(',')}) AS v(${names}) WHERE m.api_space_id = v.k_space AND m.id = v.k_id AND m.revision = v.k_rev RETURNING m.api_space_id, m.id`, params);
+    return CompiledQuery.raw(`UPDATE messages AS m SET ${assignments} FROM (VALUES ${tuples}) AS v(${names}) WHERE m.api_space_id = v.k_space AND m.id = v.k_id AND m.revision = v.k_rev RETURNING m.api_space_id, m.id`, params);
   }
   const assignments = cols.map((c, i) => `${c} = v.column${i + 4}`).join(', ');
-  return CompiledQuery.raw(`UPDATE messages SET ${assignments} FROM (VALUES ${tuples.join(',')}) AS v WHERE messages.api_space_id = v.column1 AND messages.id = v.column2 AND messages.revision = v.column3 RETURNING messages.api_space_id, messages.id`, params);
-}
-
-/** `UPDATE messages SET <set> WHERE <key> AND revision = <revision>`, written directly (hot path). */
-function updateStatement(dialect: DialectName, set: Partial<MessageRow>, apiSpaceId: string, id: string, revision: number): CompiledQuery {
-  const cols = Object.keys(set) as Array<keyof MessageRow>;
-  const params: unknown[] = cols.map((c) => set[c]);
-  const assignments = cols.map((c, i) => `${c} = ${mark(dialect, i + 1)}`).join(', ');
-  params.push(apiSpaceId, id, revision);
-  const n = cols.length;
-  return CompiledQuery.raw(`UPDATE messages SET ${assignments} WHERE api_space_id = ${mark(dialect, n + 1)} AND id = ${mark(dialect, n + 2)} AND revision = ${mark(dialect, n + 3)}`, params);
+  return CompiledQuery.raw(`UPDATE messages SET ${assignments} FROM (VALUES ${tuples}) AS v WHERE messages.api_space_id = v.column1 AND messages.id = v.column2 AND messages.revision = v.column3 RETURNING messages.api_space_id, messages.id`, params);
 }

@@ -211,6 +211,10 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
       await service.expandBatch(apiSpaceId, key);
       return true;
     },
+    async read(apiSpaceId, id, read) {
+      const found = await read();
+      return found !== undefined || !(await pending.ensureMessage(apiSpaceId, id)) ? found : read();
+    },
     async ensureSpace(apiSpaceId) {
       const keys = await ctx.db.selectFrom('message_batches').select('id').where('api_space_id', '=', apiSpaceId).orderBy('id').execute();
       for (const { id } of keys) await service.expandBatch(apiSpaceId, id);
@@ -263,8 +267,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
     },
 
     async get(apiSpaceId, id) {
-      let m = await loadMessage(ctx.db, apiSpaceId, id);
-      if (!m && (await pending.ensureMessage(apiSpaceId, id))) m = await loadMessage(ctx.db, apiSpaceId, id);
+      const m = await pending.read(apiSpaceId, id, () => loadMessage(ctx.db, apiSpaceId, id));
       if (!m || m.row.deleted) throw errors.notFound('Message');
       return m;
     },

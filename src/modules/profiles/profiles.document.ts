@@ -1,7 +1,7 @@
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import type { ValidationFailure } from '../../http/errors.js';
 import { clientIdProblem } from '../../lib/ids.js';
-import { createHash } from 'node:crypto';
+import { etagForJson } from '../../http/etag.js';
 import type { ProfileDocument } from './profiles.contract.js';
 import type { ProfileRow } from './profiles.repo.js';
 import { fromJson } from '../../storage/dialect.js';
@@ -179,14 +179,6 @@ export function representationJson(s: ProfileState): string {
   if (s.system) out += ',"_systemProfile":true';
   if (s.deletedOn) out += `,"_deleted":true,"_deletedOn":${JSON.stringify(s.deletedOn)},"_deletedBy":${JSON.stringify(s.deletedBy)}`;
   return `${out}}`;
-}
-
-/**
- * `etagFor(revision, representation)` of http/etag.ts for a representation already serialised
- * (same format: `"<revision hex>-<16 base64url chars of SHA-256>"`; test/profiles checks they agree).
- */
-function etagForJson(revision: number, json: string): string {
-  return `"${revision.toString(16)}-${createHash('sha256').update(json).digest('base64url').slice(0, 16)}"`;
 }
 
 // States are never mutated once built (changes make new ones), so their ETag can be cached.

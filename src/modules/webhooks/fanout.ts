@@ -8,10 +8,10 @@ import { iso } from '../../lib/clock.js';
 import { eventType, toWebhookEnvelope } from '../../events/catalogue.js';
 import type { WebhookRow } from './webhooks.migrations.js';
 import type { DeliveriesRepo, NewDelivery } from './deliveries.repo.js';
+import { matches, type Subscription } from './subscriptions.js';
 
 /** Appends in this process wake the fan-out this much later, so a burst is consumed in one step. */
 const GATHER_MS = 5;
-import { matches, type Subscription } from './subscriptions.js';
 
 export const CONSUMER = 'webhooks';
 
