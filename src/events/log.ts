@@ -35,8 +35,14 @@ export interface EventLog {
   append(uow: Uow, event: DomainEvent): Promise<number>;
   /** Appends many events with one statement (bulk writers); same semantics as `append`. */
   appendMany(uow: Uow, events: readonly DomainEvent[]): Promise<number[]>;
-  /** Events after `position`, oldest first (for durable consumers such as webhooks). */
-  readAfter(position: number, limit: number, ex?: Db | Tx): Promise<StoredEvent[]>;
+  /**
+   * Events after `position`, oldest first (for durable consumers such as webhooks). With
+   * `payloads: false` only ids, spaces, names and dates are read (payload undefined, meta empty):
+   * a consumer that needs few of them reads those with `loadPayloads`.
+   */
+  readAfter(position: number, limit: number, ex?: Db | Tx, options?: { payloads: boolean }): Promise<StoredEvent[]>;
+  /** Reads the payload and meta of events read without them (in place). */
+  loadPayloads(list: StoredEvent[], ex?: Db | Tx): Promise<void>;
   /** `ex`: run on an open transaction (consumers that save their cursor with their own writes). */
   cursor(consumer: string, ex?: Db | Tx): Promise<number>;
   saveCursor(consumer: string, position: number, ex?: Db | Tx): Promise<void>;
@@ -86,9 +92,24 @@ export function createEventLog(deps: { db: Db; dialect: DialectName; bus: EventB
       return id!;
     },
     appendMany,
-    async readAfter(position, limit, ex = db) {
-      const rows = await ex.selectFrom('events').selectAll().where('id', '>', position).orderBy('id').limit(limit).execute();
-      return rows.map(toStored);
+    async readAfter(position, limit, ex = db, options = { payloads: true }) {
+      if (options.payloads) {
+        const rows = await ex.selectFrom('events').selectAll().where('id', '>', position).orderBy('id').limit(limit).execute();
+        return rows.map(toStored);
+      }
+      const rows = await ex.selectFrom('events').select(['id', 'api_space_id', 'account_id', 'name', 'created_on']).where('id', '>', position).orderBy('id').limit(limit).execute();
+      return rows.map((r) => ({ id: Number(r.id), apiSpaceId: r.api_space_id, accountId: r.account_id, name: r.name, payload: undefined, meta: {}, createdOn: r.created_on }));
+    },
+    async loadPayloads(list, ex = db) {
+      const byId = new Map(list.map((e) => [e.id, e]));
+      const ids = [...byId.keys()];
+      for (let i = 0; i < ids.length; i += 500) {
+        for (const r of await ex.selectFrom('events').select(['id', 'payload', 'meta']).where('id', 'in', ids.slice(i, i + 500)).execute()) {
+          const e = byId.get(Number(r.id))!;
+          e.payload = fromJson(r.payload);
+          e.meta = fromJson<Record<string, unknown>>(r.meta) ?? {};
+        }
+      }
     },
     async cursor(consumer, ex = db) {
       const row = await ex.selectFrom('event_cursors').select('position').where('consumer', '=', consumer).executeTakeFirst();

@@ -109,4 +109,39 @@ export const profilesMigrations: SchemaMigration[] = [
         .execute();
     },
   },
+  {
+    // The field index keys its rows by a small integer per space instead of the 36-character space
+    // id: every index entry carries it, and the narrower entries made bulk writes ~25 % cheaper on
+    // SQLite (docs/adr/0003-profile-storage.md, "Space keys").
+    name: '0101_profile_space_keys',
+    async up({ db, dialect }) {
+      const ctext = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
+      await db.schema
+        .createTable('profile_space_keys')
+        .addColumn('space_key', dialect === 'postgres' ? 'serial' : 'integer', (c) => c.primaryKey())
+        .addColumn('api_space_id', 'text', (c) => c.notNull().unique())
+        .execute();
+      await sql`INSERT INTO profile_space_keys (api_space_id) SELECT DISTINCT api_space_id FROM profile_fields ORDER BY api_space_id`.execute(db);
+      await db.schema
+        .createTable('profile_fields_keyed')
+        .addColumn('space_key', 'integer', (c) => c.notNull())
+        .addColumn('profile_id', ctext, (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('t', 'text', (c) => c.notNull())
+        .addColumn('sv', ctext)
+        .addColumn('lv', ctext)
+        .addColumn('nv', 'double precision')
+        .addPrimaryKeyConstraint('profile_fields_key_pk', ['profile_id', 'space_key', 'seq'])
+        .$call((b) => (dialect === 'sqlite' ? b.modifyEnd(sql`WITHOUT ROWID`) : b))
+        .execute();
+      await sql`INSERT INTO profile_fields_keyed (space_key, profile_id, seq, path, t, sv, lv, nv)
+        SELECT k.space_key, f.profile_id, f.seq, f.path, f.t, f.sv, f.lv, f.nv FROM profile_fields f JOIN profile_space_keys k ON k.api_space_id = f.api_space_id`.execute(db);
+      await db.schema.dropTable('profile_fields').execute();
+      await db.schema.alterTable('profile_fields_keyed').renameTo('profile_fields').execute();
+      await db.schema.createIndex('profile_fields_sv').on('profile_fields').columns(['space_key', 'path', 'sv']).execute();
+      await db.schema.createIndex('profile_fields_lv').on('profile_fields').columns(['space_key', 'path', 'lv']).where(sql.ref('lv'), 'is not', null).execute();
+      await db.schema.createIndex('profile_fields_nv').on('profile_fields').columns(['space_key', 'path', 'nv']).where(sql.ref('nv'), 'is not', null).execute();
+    },
+  },
 ];

@@ -273,7 +273,7 @@ function idSubqueries(apiSpaceId: string, atom: Atom): { subs: RawBuilder<unknow
   const byId = (cond?: RawBuilder<unknown>) => (cond
     ? sql`SELECT p2.id FROM profiles p2 WHERE p2.api_space_id = ${apiSpaceId} AND ${cond}`
     : sql`SELECT p2.id FROM profiles p2 WHERE p2.api_space_id = ${apiSpaceId}`);
-  const byLv = (cond: RawBuilder<unknown>) => sql`SELECT f.profile_id FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.path = 'id' AND ${cond}`;
+  const byLv = (cond: RawBuilder<unknown>) => sql`SELECT f.profile_id FROM profile_fields f WHERE ${fieldsOf(apiSpaceId)} AND f.path = 'id' AND ${cond}`;
   const none = sql`SELECT p2.id FROM profiles p2 WHERE 1 = 0`;
   switch (atom.op) {
     case 'eq': case 'ne': return { subs: atom.values.map((v) => byId(sql`p2.id = ${v.text}`)), negate: atom.op === 'ne' };
@@ -297,6 +297,16 @@ function idSubqueries(apiSpaceId: string, atom: Atom): { subs: RawBuilder<unknow
       return { subs: [byLv(sql`f.lv IS NOT NULL AND f.lv LIKE ${pattern} ESCAPE '\\'`), byId(sql`p2.id LIKE ${pattern} ESCAPE '\\'`)], negate: false };
     }
   }
+}
+
+/**
+ * Restricts `profile_fields f` to a space: its rows carry the space's integer key
+ * (`profile_space_keys`), read here by a subquery that both databases evaluate once per statement
+ * and use as an index bound. A space without a key has no index rows: the subquery is NULL and
+ * matches none.
+ */
+export function fieldsOf(apiSpaceId: string): RawBuilder<unknown> {
+  return sql`f.space_key = (SELECT k.space_key FROM profile_space_keys k WHERE k.api_space_id = ${apiSpaceId})`;
 }
 
 export interface ScopeOptions {
@@ -327,9 +337,9 @@ export function whereClause(dialect: DialectName, apiSpaceId: string, filters: r
     if (path === 'id') ({ subs, negate } = idSubqueries(apiSpaceId, atom));
     else {
       const a = atomConds(atom);
-      subs = a.conds.map((cond) => sql`SELECT f.profile_id FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.path = ${path} AND ${cond}`);
+      subs = a.conds.map((cond) => sql`SELECT f.profile_id FROM profile_fields f WHERE ${fieldsOf(apiSpaceId)} AND f.path = ${path} AND ${cond}`);
       if ((atom.op === 'exists' || atom.op === 'missing') && !containerRows(dialect)) {
-        subs.push(sql`SELECT f.profile_id FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.path >= ${`${path}.`} AND f.path < ${`${path}/`}`);
+        subs.push(sql`SELECT f.profile_id FROM profile_fields f WHERE ${fieldsOf(apiSpaceId)} AND f.path >= ${`${path}.`} AND f.path < ${`${path}/`}`);
       }
       negate = a.negate;
     }
@@ -348,7 +358,7 @@ export function orderClause(apiSpaceId: string, sort: { path: string; desc: bool
   const col = COLUMN_SORTS[sort.path];
   if (col) return sql`CASE WHEN ${sql.raw(col)} IS NULL THEN 0 ELSE 1 END ${dir}, COALESCE(${sql.raw(col)}, '') ${dir}, p.id ASC`;
   const key = (t: string, col: 'nv' | 'sv') =>
-    sql`(SELECT min(f.${sql.raw(col)}) FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.profile_id = p.id AND f.path = ${sort.path} AND f.t = ${t})`;
+    sql`(SELECT min(f.${sql.raw(col)}) FROM profile_fields f WHERE ${fieldsOf(apiSpaceId)} AND f.profile_id = p.id AND f.path = ${sort.path} AND f.t = ${t})`;
   const rank = sql`CASE WHEN ${key('n', 'nv')} IS NOT NULL THEN 1 WHEN ${key('s', 'sv')} IS NOT NULL THEN 2 WHEN ${key('b', 'sv')} IS NOT NULL THEN 3 ELSE 0 END`;
   return sql`${rank} ${dir}, COALESCE(${key('n', 'nv')}, 0) ${dir}, COALESCE(${key('s', 'sv')}, '') ${dir}, COALESCE(${key('b', 'sv')}, '') ${dir}, p.id ASC`;
 }

@@ -1,4 +1,4 @@
-import { CompiledQuery, sql } from 'kysely';
+import { CompiledQuery, sql, type Generated } from 'kysely';
 import type { DialectName, Executor, Tx } from '../../storage/db.js';
 import { toJson } from '../../storage/dialect.js';
 import { insertText } from '../../storage/raw.js';
@@ -24,7 +24,8 @@ export interface ProfileRow {
 }
 
 export interface ProfileFieldRow {
-  api_space_id: string;
+  /** The space's key in `profile_space_keys`. */
+  space_key: number;
   profile_id: string;
   /** Position in the profile's flattened values (primary key with the profile). */
   seq: number;
@@ -33,6 +34,11 @@ export interface ProfileFieldRow {
   sv: string | null;
   lv: string | null;
   nv: number | null;
+}
+
+export interface ProfileSpaceKeyRow {
+  space_key: Generated<number>;
+  api_space_id: string;
 }
 
 export interface ProfileDeviceRow {
@@ -91,6 +97,7 @@ declare module '../../storage/schema.js' {
   interface Database {
     profiles: ProfileRow;
     profile_fields: ProfileFieldRow;
+    profile_space_keys: ProfileSpaceKeyRow;
     profile_devices: ProfileDeviceRow;
     audiences: AudienceRow;
     profile_imports: ProfileImportRow;
@@ -98,7 +105,7 @@ declare module '../../storage/schema.js' {
   }
 }
 
-type FieldValue = Omit<ProfileFieldRow, 'api_space_id' | 'profile_id' | 'seq'>;
+type FieldValue = Omit<ProfileFieldRow, 'space_key' | 'profile_id' | 'seq'>;
 
 /**
  * The case-folded form of a string, or null when folding does not change it: `lv` is stored only
@@ -175,7 +182,7 @@ const PROFILE_COLUMNS = ['api_space_id', 'id', 'data', 'opt_in', 'rels', 'system
 const UPDATE_COLUMNS = ['data', 'opt_in', 'rels', 'system', 'revision', 'etag', 'updated_on', 'updated_by', 'deleted_on', 'deleted_by'] as const;
 /** PostgreSQL types of the VALUES columns (id, previous revision, then UPDATE_COLUMNS). */
 const UPDATE_CASTS = ['::text', '::integer', '::jsonb', '::jsonb', '::jsonb', '::integer', '::integer', '::text', '::text', '::text', '::text', '::text'];
-const FIELD_COLUMNS = ['api_space_id', 'profile_id', 'seq', 'path', 't', 'sv', 'lv', 'nv'] as const;
+const FIELD_COLUMNS = ['space_key', 'profile_id', 'seq', 'path', 't', 'sv', 'lv', 'nv'] as const;
 /** PostgreSQL element types of the profile columns sent as arrays (JSON travels as text). */
 const PG_ARRAY_TYPES: Record<string, string> = { system: 'integer', revision: 'integer' };
 for (const c of PROFILE_COLUMNS) PG_ARRAY_TYPES[c] ??= 'text';
@@ -238,6 +245,34 @@ export function createProfilesRepo(dialect: DialectName) {
   /** Rows for non-empty containers: PostgreSQL only (see visitFields, query.ts `containerRows`). */
   const containers = containerRows(dialect);
 
+  // A space's key never changes once committed, so it is cached; a key this process allocated in
+  // a transaction that has not committed yet is not (a rollback would take it back). The index
+  // rows of a space reference its key; queries read it through a subquery (query.ts `fieldsOf`).
+  const keys = new Map<string, number>();
+  const allocated = new WeakMap<Executor, Set<string>>();
+  async function spaceKey(ex: Executor, apiSpaceId: string, create: true): Promise<number>;
+  async function spaceKey(ex: Executor, apiSpaceId: string, create: false): Promise<number | undefined>;
+  async function spaceKey(ex: Executor, apiSpaceId: string, create: boolean): Promise<number | undefined> {
+    const hit = keys.get(apiSpaceId);
+    if (hit !== undefined) return hit;
+    const find = async () => (await ex.selectFrom('profile_space_keys').select('space_key').where('api_space_id', '=', apiSpaceId).executeTakeFirst())?.space_key;
+    let key = await find();
+    if (key !== undefined) {
+      if (!allocated.get(ex)?.has(apiSpaceId)) keys.set(apiSpaceId, key);
+      return key;
+    }
+    if (!create) return undefined;
+    // Concurrent first writes to a space: PostgreSQL makes the second wait for the first's commit
+    // and skip; SQLite runs one write transaction at a time.
+    await ex.insertInto('profile_space_keys').values({ api_space_id: apiSpaceId }).onConflict((oc) => oc.column('api_space_id').doNothing()).execute();
+    key = await find();
+    if (key === undefined) throw new Error(`No key for space ${apiSpaceId}`);
+    let mine = allocated.get(ex);
+    if (!mine) allocated.set(ex, (mine = new Set()));
+    mine.add(apiSpaceId);
+    return key;
+  }
+
   /**
    * Before rewriting the index rows of existing profiles: reads their stored rows, keeps those
    * equal to a new row (matched by value, not position: `seq` only makes the key unique, and on
@@ -247,7 +282,7 @@ export function createProfilesRepo(dialect: DialectName) {
    * stored, not with what the previous document would give, keeps rows written by earlier
    * versions (an `id` row, `lv = sv`) exact: they match nothing and are deleted.
    */
-  async function changedRows(tx: Executor, apiSpaceId: string, states: ProfileState[]): Promise<Map<string, Array<FieldValue & { seq: number }>>> {
+  async function changedRows(tx: Executor, spaceKey: number, states: ProfileState[]): Promise<Map<string, Array<FieldValue & { seq: number }>>> {
     type Stored = FieldValue & { profile_id: string; seq: number };
     const stored = new Map<string, Stored[]>();
     const collect = (rows: Stored[]) => {
@@ -257,13 +292,13 @@ export function createProfilesRepo(dialect: DialectName) {
         else stored.set(r.profile_id, [r]);
       }
     };
-    const select = 'SELECT profile_id, seq, path, t, sv, lv, nv FROM profile_fields WHERE api_space_id = ';
+    const select = 'SELECT profile_id, seq, path, t, sv, lv, nv FROM profile_fields WHERE space_key = ';
     if (dialect === 'postgres') {
-      collect((await tx.executeQuery<Stored>(CompiledQuery.raw(`${select}$1 AND profile_id = ANY($2::text[])`, [apiSpaceId, states.map((s) => s.id)]))).rows);
+      collect((await tx.executeQuery<Stored>(CompiledQuery.raw(`${select}$1 AND profile_id = ANY($2::text[])`, [spaceKey, states.map((s) => s.id)]))).rows);
     } else {
       for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
         const ids = states.slice(i, i + PROFILE_CHUNK).map((s) => s.id);
-        collect((await tx.executeQuery<Stored>(CompiledQuery.raw(`${select}? AND profile_id IN (${ids.map(() => '?').join(',')})`, [apiSpaceId, ...ids]))).rows);
+        collect((await tx.executeQuery<Stored>(CompiledQuery.raw(`${select}? AND profile_id IN (${ids.map(() => '?').join(',')})`, [spaceKey, ...ids]))).rows);
       }
     }
     const key = (r: FieldValue) => JSON.stringify([r.path, r.t, r.sv, r.lv, r.nv]);
@@ -293,20 +328,20 @@ export function createProfilesRepo(dialect: DialectName) {
       inserts.set(s.id, add.map((r, i) => ({ ...r, seq: i < freed.length ? freed[i]! : next++ })));
     }
     if (dialect === 'postgres') {
-      if (dropAll.length) await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE api_space_id = $1 AND profile_id = ANY($2::text[])', [apiSpaceId, dropAll]));
+      if (dropAll.length) await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE space_key = $1 AND profile_id = ANY($2::text[])', [spaceKey, dropAll]));
       if (drop.length) {
         await tx.executeQuery(CompiledQuery.raw(
-          'DELETE FROM profile_fields f USING unnest($2::text[], $3::integer[]) AS d(profile_id, seq) WHERE f.api_space_id = $1 AND f.profile_id = d.profile_id AND f.seq = d.seq',
-          [apiSpaceId, drop.map((d) => d.id), drop.map((d) => d.seq)],
+          'DELETE FROM profile_fields f USING unnest($2::text[], $3::integer[]) AS d(profile_id, seq) WHERE f.space_key = $1 AND f.profile_id = d.profile_id AND f.seq = d.seq',
+          [spaceKey, drop.map((d) => d.id), drop.map((d) => d.seq)],
         ));
       }
     } else {
       for (let i = 0; i < dropAll.length; i += PROFILE_CHUNK) {
         const ids = dropAll.slice(i, i + PROFILE_CHUNK);
-        await tx.executeQuery(CompiledQuery.raw(`DELETE FROM profile_fields WHERE api_space_id = ? AND profile_id IN (${ids.map(() => '?').join(',')})`, [apiSpaceId, ...ids]));
+        await tx.executeQuery(CompiledQuery.raw(`DELETE FROM profile_fields WHERE space_key = ? AND profile_id IN (${ids.map(() => '?').join(',')})`, [spaceKey, ...ids]));
       }
       for (const d of drop) {
-        await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE profile_id = ? AND api_space_id = ? AND seq = ?', [d.id, apiSpaceId, d.seq]));
+        await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE profile_id = ? AND space_key = ? AND seq = ?', [d.id, spaceKey, d.seq]));
       }
     }
     return inserts;
@@ -320,6 +355,7 @@ export function createProfilesRepo(dialect: DialectName) {
    */
   async function reindex(tx: Executor, apiSpaceId: string, states: ProfileState[], fresh = false): Promise<void> {
     if (!states.length) return;
+    const key = await spaceKey(tx, apiSpaceId, true);
     let rowsOf: (s: ProfileState, push: RowSink) => void;
     if (fresh) {
       rowsOf = (s, push) => {
@@ -327,7 +363,7 @@ export function createProfilesRepo(dialect: DialectName) {
         visitFields(s.id, s.data, (path, t, sv, lv, nv) => push(seq++, path, t, sv, lv, nv), containers);
       };
     } else {
-      const changed = await changedRows(tx, apiSpaceId, states);
+      const changed = await changedRows(tx, key, states);
       rowsOf = (s, push) => {
         for (const r of changed.get(s.id) ?? []) push(r.seq, r.path, r.t, r.sv, r.lv, r.nv);
       };
@@ -339,8 +375,8 @@ export function createProfilesRepo(dialect: DialectName) {
       const flush = async () => {
         if (!cols[0]!.length) return;
         await tx.executeQuery(CompiledQuery.raw(
-          `INSERT INTO profile_fields (api_space_id,profile_id,seq,path,t,sv,lv,nv) SELECT $1, * FROM unnest($2::text[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])`,
-          [apiSpaceId, ...cols],
+          `INSERT INTO profile_fields (space_key,profile_id,seq,path,t,sv,lv,nv) SELECT $1, * FROM unnest($2::text[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])`,
+          [key, ...cols],
         ));
         for (const c of cols) c.length = 0;
       };
@@ -363,7 +399,7 @@ export function createProfilesRepo(dialect: DialectName) {
     let id = '';
     const pending: unknown[] = [];
     const push: RowSink = (seq, path, t, sv, lv, nv) => {
-      pending.push(apiSpaceId, id, seq, path, t, sv, lv, nv);
+      pending.push(key, id, seq, path, t, sv, lv, nv);
     };
     for (const s of states) {
       id = s.id;
@@ -488,7 +524,8 @@ export function createProfilesRepo(dialect: DialectName) {
     },
 
     async remove(tx: Tx, apiSpaceId: string, id: string): Promise<void> {
-      await tx.deleteFrom('profile_fields').where('api_space_id', '=', apiSpaceId).where('profile_id', '=', id).execute();
+      const key = await spaceKey(tx, apiSpaceId, false);
+      if (key !== undefined) await tx.deleteFrom('profile_fields').where('space_key', '=', key).where('profile_id', '=', id).execute();
       await tx.deleteFrom('profile_devices').where('api_space_id', '=', apiSpaceId).where('profile_id', '=', id).execute();
       await tx.deleteFrom('profiles').where('api_space_id', '=', apiSpaceId).where('id', '=', id).execute();
     },

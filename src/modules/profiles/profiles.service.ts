@@ -10,7 +10,7 @@ import type { ProfileDeletedHook, ProfileDevice, ProfileDirectory, ProfileDocume
 import { cleanInput, etagOf, finishData, profileIdProblem, project, stateFromRow, toDocument, type ProfileState } from './profiles.document.js';
 import { createProfilesRepo, type ProfileRow } from './profiles.repo.js';
 import { createProfileWriter, type ItemResult } from './profiles.writer.js';
-import { orderClause, whereClause, type Filter, type ParsedQuery } from './profiles.query.js';
+import { fieldsOf, orderClause, whereClause, type Filter, type ParsedQuery } from './profiles.query.js';
 import { schemaSummary } from './profiles.schema-summary.js';
 import { createOptIn } from './profiles.optin.js';
 
@@ -111,7 +111,7 @@ export function createProfilesService(ctx: ModuleContext) {
       if (field === 'email') conds = [sql`f.lv = ${value.toLowerCase()}`, sql`f.sv = ${value.toLowerCase()} AND f.t = 's'`];
       else if (field === 'phoneNumber') conds = [sql`f.t = 's' AND f.sv = ${value.replace(/^\+/, '').replace(/[\s().-]/g, '')}`];
       else conds = [sql`f.t = 's' AND f.sv = ${value}`];
-      const sub = sql.join(conds.map((cond) => sql`SELECT f.profile_id FROM profile_fields f WHERE f.api_space_id = ${apiSpaceId} AND f.path = ${field} AND ${cond}`), sql` UNION ALL `);
+      const sub = sql.join(conds.map((cond) => sql`SELECT f.profile_id FROM profile_fields f WHERE ${fieldsOf(apiSpaceId)} AND f.path = ${field} AND ${cond}`), sql` UNION ALL `);
       const rows = await sql<ProfileRow>`SELECT p.* FROM profiles p WHERE p.api_space_id = ${apiSpaceId} AND p.deleted_on IS NULL AND p.id IN (${sub}) ORDER BY p.created_on, p.id LIMIT 1`.execute(db);
       return rows.rows[0] ? toDocument(stateFromRow(rows.rows[0])) : undefined;
     },
