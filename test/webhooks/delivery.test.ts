@@ -253,6 +253,32 @@ eachDatabase('webhook delivery', (dialect) => {
     assert.equal(d.history[0].statusCode, null);
   });
 
+  it('moves past events of spaces without webhooks without a transaction, stores that cursor later, and still delivers to a space with one', async () => {
+    rx.setReply(() => 200);
+    const { container } = s();
+    const fanout = container.services.webhooks.fanout;
+    const quiet = await s().createSpace();
+    await fanout.drain();
+    await fanout.stop(); // stores any cursor position still pending
+    fanout.start();
+    const before = await container.platform.events.cursor('webhooks');
+    let last = 0;
+    for (let i = 0; i < 5; i++) last = await appendEvent(container, quiet, 'profile.update', { id: `quiet-${i}` }, { revision: 1 });
+    await fanout.drain();
+    // The full step stores the cursor in its transaction; skipping stores it about a second later.
+    assert.equal(await container.platform.events.cursor('webhooks'), before, 'skipped without a write transaction');
+    await fanout.stop();
+    fanout.start();
+    assert.ok((await container.platform.events.cursor('webhooks')) >= last, 'the cursor is stored when the fan-out stops');
+    const loud = await s().createSpace();
+    await createHook(loud, { subscriptions: [{ type: 'profile.*' }] });
+    await appendEvent(container, quiet, 'profile.update', { id: 'quiet-again' }, { revision: 2 });
+    await appendEvent(container, loud, 'profile.update', { id: 'loud-1' }, { revision: 1 });
+    await waitFor(() => bodiesFor(loud).length >= 1, 5000, 'delivery to the space with a webhook');
+    assert.equal(JSON.parse(bodiesFor(loud)[0]!.body.toString()).payload.id, 'loud-1');
+    assert.equal(bodiesFor(quiet).length, 0);
+  });
+
   it('matches each event against the subscriptions in force when it was raised', async () => {
     rx.setReply(() => 200);
     const space = await s().createSpace();

@@ -12,6 +12,8 @@ import { matches, type Subscription } from './subscriptions.js';
 
 /** Appends in this process wake the fan-out this much later, so a burst is consumed in one step. */
 const GATHER_MS = 5;
+/** How often a cursor moved without a transaction (`skip`) is stored. */
+const SAVE_SKIPPED_MS = 1000;
 
 export const CONSUMER = 'webhooks';
 
@@ -53,6 +55,13 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
   let holesKnown = true;
   let timerDue = Infinity;
   let cursorRowReady = false;
+  /**
+   * How far `skip` has read past the stored cursor: events no webhook can want, consumed without
+   * a write transaction. Stored at most every SAVE_SKIPPED_MS (a restart re-reads the rest, which
+   * the same rules skip again or deliver to a webhook created since).
+   */
+  let skipped = 0;
+  let skipSave: NodeJS.Timeout | undefined;
 
   type Live = WebhookRow & { subs: Subscription[]; previous: Subscription[] | null };
   async function loadWebhooks(tx: Tx, spaces: string[]): Promise<Map<string, Live[]>> {
@@ -151,6 +160,43 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
     }
   }
 
+  /**
+   * The common case without a transaction: the next events belong to spaces without webhooks, no
+   * id gap is open among them and nothing else is pending (late events, batches to cut). Then
+   * nothing is written but the cursor, later. Returns whether more events may be waiting, or
+   * undefined when the full step must run. On SQLite this keeps the fan-out from taking the
+   * write lock after every burst of appends, which other writers (an API process) waited for.
+   */
+  async function skip(): Promise<boolean | undefined> {
+    if (holesKnown || nextBatchDue !== undefined) return undefined;
+    const stored = await p.events.cursor(CONSUMER);
+    const position = Math.max(stored, skipped);
+    const batch = await events.readAfter(position, options.batchSize, p.db, { payloads: false });
+    let expected = position + 1;
+    for (const e of batch) {
+      if (e.id !== expected) return undefined;
+      expected++;
+    }
+    // Batch items left by any process are cut by the full step.
+    if ((await p.db.selectFrom('webhook_batch_items').select('id').limit(1).execute()).length) return undefined;
+    if (!batch.length) return false;
+    const spaces = [...new Set(batch.map((e) => e.apiSpaceId))];
+    if ((await p.db.selectFrom('webhooks').select('id').where('api_space_id', 'in', spaces).where('deleted_on', 'is', null).limit(1).execute()).length) return undefined;
+    skipped = batch[batch.length - 1]!.id;
+    skipSave ??= setTimeout(() => {
+      skipSave = undefined;
+      void saveSkipped().catch((err) => log.warn({ err }, 'webhook fan-out: could not store its cursor'));
+    }, SAVE_SKIPPED_MS);
+    return batch.length === options.batchSize;
+  }
+
+  /** Stores how far `skip` read (never moving the cursor back: another process may be further). */
+  async function saveSkipped(): Promise<void> {
+    const position = skipped;
+    await p.db.updateTable('event_cursors').set({ position, updated_on: iso(clock.now()) })
+      .where('consumer', '=', CONSUMER).where('position', '<', position).execute();
+  }
+
   /** One transaction: returns whether more events may be waiting. */
   async function step(): Promise<boolean> {
     const touched = new Set<string>();
@@ -159,10 +205,13 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
       await p.db.insertInto('event_cursors').values({ consumer: CONSUMER, position: 0, updated_on: iso(clock.now()) }).onConflict((oc) => oc.doNothing()).execute();
       cursorRowReady = true;
     }
+    const fast = await skip();
+    if (fast !== undefined) return fast;
     const locked = await p.transaction(async (uow) => {
       const tx = uow.tx;
-      const position = await repo.lockCursor(tx, CONSUMER);
-      if (position === undefined) return false;
+      const stored = await repo.lockCursor(tx, CONSUMER);
+      if (stored === undefined) return false;
+      const position = Math.max(stored, skipped);
       const now = clock.now();
       const late = await lateEvents(tx, now);
       // Payloads are read only for events a webhook of their space may want: most spaces have
@@ -259,6 +308,11 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
       unsubscribe?.();
       if (timer) clearTimeout(timer);
       await running;
+      if (skipSave) {
+        clearTimeout(skipSave);
+        skipSave = undefined;
+        await saveSkipped().catch((err) => log.warn({ err }, 'webhook fan-out: could not store its cursor'));
+      }
     },
     kick,
     async drain() {
