@@ -1,7 +1,8 @@
 /**
  * SQLite write-lock waits (storage/uow.ts beginImmediate): while another connection — another
  * process in a split deployment, a worker thread here — holds the write lock, a transaction waits
- * without stopping this process's event loop, and commits once the lock is free.
+ * without stopping this process's event loop, and commits once the lock is free; so does a job
+ * claim (delivery/queue.ts), the worker's most frequent write.
  */
 import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,10 @@ import { createRequire } from 'node:module';
 import { sql } from 'kysely';
 import { openDatabase } from '../../src/storage/db.js';
 import { inTransaction } from '../../src/storage/uow.js';
+import { migrate } from '../../src/storage/migrations/index.js';
+import { createJobQueue } from '../../src/delivery/queue.js';
+import { systemClock } from '../../src/lib/clock.js';
+import { randomIds } from '../../src/lib/ids.js';
 
 const HOLDER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -32,36 +37,59 @@ parentPort.postMessage('released');
 const dir = mkdtempSync(join(tmpdir(), 'sb-lock-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+/**
+ * Runs `work` while a worker thread holds the write lock for `holdMs`; returns when `work` ended
+ * (ms, performance clock), when the holder released the lock, and the event loop's worst gap.
+ */
+async function whileLocked<T>(file: string, work: () => Promise<T>): Promise<{ result: T; done: number; freed: number; worstGap: number }> {
+  const holder = new Worker(HOLDER, { eval: true, workerData: { file, holdMs: 300, module: createRequire(import.meta.url).resolve('better-sqlite3') } });
+  const released = new Promise<number>((resolve) => holder.on('message', (m) => m === 'released' && resolve(performance.now())));
+  await new Promise<void>((resolve) => holder.on('message', (m) => m === 'locked' && resolve()));
+  let last = performance.now();
+  let worstGap = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    worstGap = Math.max(worstGap, now - last);
+    last = now;
+  }, 5);
+  const result = await work();
+  const done = performance.now();
+  // One more tick measures the stretch up to the end, had the wait blocked the thread.
+  await new Promise((resolve) => setTimeout(resolve, 15));
+  clearInterval(ticker);
+  const freed = await released;
+  await holder.terminate();
+  return { result, done, freed, worstGap };
+}
+
 it("waits for another connection's write lock without blocking the event loop, then commits", async () => {
   const file = join(dir, 'lock.db');
   const handle = openDatabase(file);
   try {
     await sql`CREATE TABLE t (v TEXT NOT NULL)`.execute(handle.db);
-    const holder = new Worker(HOLDER, { eval: true, workerData: { file, holdMs: 300, module: createRequire(import.meta.url).resolve('better-sqlite3') } });
-    const released = new Promise<number>((resolve) => holder.on('message', (m) => m === 'released' && resolve(performance.now())));
-    await new Promise<void>((resolve) => holder.on('message', (m) => m === 'locked' && resolve()));
-
-    let last = performance.now();
-    let worstGap = 0;
-    const ticker = setInterval(() => {
-      const now = performance.now();
-      worstGap = Math.max(worstGap, now - last);
-      last = now;
-    }, 5);
-    const committed = await inTransaction(handle.db, async (uow) => {
+    const { done, freed, worstGap } = await whileLocked(file, () => inTransaction(handle.db, async (uow) => {
       await sql`INSERT INTO t (v) VALUES ('mine')`.execute(uow.tx);
-      return performance.now();
-    });
-    // One more tick measures the stretch up to the commit, had the wait blocked the thread.
-    await new Promise((resolve) => setTimeout(resolve, 15));
-    clearInterval(ticker);
-    const freed = await released;
-    await holder.terminate();
-
-    assert.ok(committed >= freed - 5, 'the transaction began only after the other connection committed');
+    }));
+    assert.ok(done >= freed - 5, 'the transaction began only after the other connection committed');
     assert.ok(worstGap < 100, `the event loop stalled ${worstGap.toFixed(0)} ms while waiting for the lock`);
     const rows = (await sql<{ v: string }>`SELECT v FROM t ORDER BY rowid`.execute(handle.db)).rows.map((r) => r.v);
     assert.deepEqual(rows, ['holder', 'mine']);
+  } finally {
+    await handle.close();
+  }
+});
+
+it('claims jobs without blocking the event loop while another connection holds the lock', async () => {
+  const file = join(dir, 'claim.db');
+  const handle = openDatabase(file);
+  try {
+    await migrate(handle);
+    await sql`CREATE TABLE t (v TEXT NOT NULL)`.execute(handle.db);
+    const queue = createJobQueue({ handle, clock: systemClock, ids: randomIds });
+    await queue.enqueueNow({ kind: 'test.lock', payload: { v: 1 } });
+    const { result, worstGap } = await whileLocked(file, () => queue.claim('me', 10, 30_000, ['test.lock']));
+    assert.equal(result.length, 1);
+    assert.ok(worstGap < 100, `the event loop stalled ${worstGap.toFixed(0)} ms while the claim waited for the lock`);
   } finally {
     await handle.close();
   }
