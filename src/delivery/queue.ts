@@ -1,7 +1,7 @@
 import { CompiledQuery, sql } from 'kysely';
 import type { DatabaseHandle, Db, Tx } from '../storage/db.js';
 import { fromJson, isUniqueViolation, toJson } from '../storage/dialect.js';
-import { inTransaction, insideTransaction, type Uow } from '../storage/uow.js';
+import type { Uow } from '../storage/uow.js';
 import type { Clock } from '../lib/clock.js';
 import { timeOrderedUuid, type Ids } from '../lib/ids.js';
 import type { JobRow } from '../storage/schema.js';
@@ -215,25 +215,21 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
       // SQLite: a single writer makes the UPDATE … WHERE id IN (…) atomic on its own. The two
       // branches are read separately so each walks the (state, run_at) index in order: with the
       // OR, SQLite sorted every due row to take the first few (milliseconds per claim at a
-      // backlog of thousands). On SQLite the UPDATE runs in its own transaction, whose BEGIN
-      // IMMEDIATE waits for another process's write lock without blocking the event loop (as
-      // an autocommit statement it slept in SQLite's busy handler, ~1 ms per claim on average
-      // beside a busy API process, with every response of this process waiting).
-      const sqliteClaim = (ex: Db | Tx) => sql<JobRow>`
-            UPDATE jobs SET ${set}
-            WHERE id IN (SELECT id FROM (
-              SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE state = 'queued' AND run_at <= ${now} ${kindFilter} ORDER BY run_at LIMIT ${limit})
-              UNION ALL
-              SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE state = 'running' AND lease_until < ${now} ${kindFilter} ORDER BY run_at LIMIT ${limit})
-            ) ORDER BY run_at LIMIT ${limit})
-            RETURNING *`.execute(ex);
+      // backlog of thousands).
       const rows = pg
         ? await sql<JobRow>`
             WITH picked AS (
               SELECT id FROM jobs WHERE ${due} ORDER BY run_at LIMIT ${limit} FOR UPDATE SKIP LOCKED
             )
             UPDATE jobs SET ${set} FROM picked WHERE jobs.id = picked.id RETURNING jobs.*`.execute(db)
-        : insideTransaction() ? await sqliteClaim(db) : await inTransaction(db, (uow) => sqliteClaim(uow.tx));
+        : await sql<JobRow>`
+            UPDATE jobs SET ${set}
+            WHERE id IN (SELECT id FROM (
+              SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE state = 'queued' AND run_at <= ${now} ${kindFilter} ORDER BY run_at LIMIT ${limit})
+              UNION ALL
+              SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE state = 'running' AND lease_until < ${now} ${kindFilter} ORDER BY run_at LIMIT ${limit})
+            ) ORDER BY run_at LIMIT ${limit})
+            RETURNING *`.execute(db);
       return rows.rows.map(toJob).sort((a, b) => a.runAt - b.runAt);
     },
     async heartbeat(job, leaseMs) {

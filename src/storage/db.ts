@@ -58,6 +58,8 @@ export function openDatabase(url: string, options: OpenOptions = {}): DatabaseHa
   // NORMAL is durable in WAL mode across process crashes (only an OS crash can lose the last
   // transactions); FULL would add an fsync per commit. See docs/adr/0002-storage.md.
   sqlite.pragma(`synchronous = ${process.env.SQLITE_SYNCHRONOUS ?? 'NORMAL'}`);
+  // For the set-up below only: the dialect then sets it to 0 and waits for locks without blocking
+  // the event loop (storage/uow.ts `waitingForLocks`).
   sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
   sqlite.pragma('foreign_keys = ON');
   // Checkpoints run on a worker thread (storage/checkpointer.ts): a commit that checkpoints would

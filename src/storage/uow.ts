@@ -83,7 +83,7 @@ export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Pr
  * transaction waiting for a connection that only another transaction can free. Both dialects
  * therefore behave alike. A nested transaction fails at once instead of committing the outer one.
  */
-function transactionAware(inner: Driver, begin?: (connection: DatabaseConnection) => Promise<void>): Driver {
+function transactionAware(inner: Driver): Driver {
   const self = {};
   const lent = (s: Scope | undefined): s is Scope & { connection: DatabaseConnection } => !!s?.active && !!s.connection && s.owner === self;
   return {
@@ -102,8 +102,7 @@ function transactionAware(inner: Driver, begin?: (connection: DatabaseConnection
         // Kysely does not roll back a transaction whose BEGIN failed, so the outer one is untouched.
         throw new Error('Nested transaction: pass the outer unit of work (uow) down instead of opening another transaction');
       }
-      if (begin) await begin(connection);
-      else await inner.beginTransaction(connection, settings);
+      await inner.beginTransaction(connection, settings);
       const s = scope.getStore();
       if (s?.active && !s.connection) {
         s.connection = connection;
@@ -131,56 +130,100 @@ function transactionAware(inner: Driver, begin?: (connection: DatabaseConnection
   };
 }
 
-/** The better-sqlite3 call `beginImmediate` uses beyond Kysely's interface. */
-interface Pragmas {
-  pragma(source: string): unknown;
-}
-
-/** How long a transaction waits for another connection's write lock (the connection's busy timeout). */
+/** How long a statement or a transaction waits for another connection's write lock. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
-const isBusy = (err: unknown) => (err as { code?: string } | undefined)?.code === 'SQLITE_BUSY';
+const isBusy = (err: unknown) => (err as { code?: string } | undefined)?.code?.startsWith('SQLITE_BUSY') === true;
+const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
 
-/**
- * `BEGIN IMMEDIATE`, waiting for the write lock without blocking the event loop. Another process
- * on the same file (an API process beside a worker process) may hold the lock; SQLite's own busy
- * handler would sleep the whole thread meanwhile, in growing steps (1, 2, 5, 10 … 100 ms), and
- * every request of this process would wait with it. Here the wait is asynchronous, polled about
- * every millisecond. Taking the lock at BEGIN also means a transaction never fails half-way when
- * its read snapshot cannot be upgraded to a write (SQLITE_BUSY_SNAPSHOT). Statements outside
- * transactions keep the connection's busy timeout.
- */
-async function beginImmediate(connection: DatabaseConnection, db: Pragmas): Promise<void> {
-  const begin = CompiledQuery.raw('begin immediate');
+/** Runs `run` until it does not fail with SQLITE_BUSY, for at most SQLITE_BUSY_TIMEOUT_MS. */
+async function untilFree<T>(run: () => Promise<T>): Promise<T> {
   const started = performance.now();
   for (let attempt = 0; ; attempt++) {
-    db.pragma('busy_timeout = 0');
     try {
-      await connection.executeQuery(begin);
-      return;
+      return await run();
     } catch (err) {
       if (!isBusy(err) || performance.now() - started > SQLITE_BUSY_TIMEOUT_MS) throw err;
-    } finally {
-      db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     }
     await new Promise((resolve) => (attempt < 3 ? setImmediate(resolve) : setTimeout(resolve, 1)));
   }
 }
 
-/** SQLite dialect with transaction-aware connections, a prepared-statement cache and `beginImmediate`. */
-export class TransactionAwareSqliteDialect extends SqliteDialect {
-  /** The database the driver opened (set when it does): `beginImmediate` sets its busy timeout. */
-  readonly #opened: { db?: SqliteDatabase };
+/**
+ * Waits for other connections' locks without blocking the event loop. Another process on the
+ * same file (an API process beside a worker process) may hold the write lock; SQLite's own busy
+ * handler would sleep the whole thread meanwhile, in growing steps (1, 2, 5, 10 … 100 ms), and
+ * every request of this process would wait with it. So the connection runs with
+ * `busy_timeout = 0` and waits here instead, polling about every millisecond: a transaction at
+ * its `BEGIN IMMEDIATE` (taking the lock at BEGIN also means a transaction never fails half-way
+ * when its read snapshot cannot be upgraded to a write, SQLITE_BUSY_SNAPSHOT), and a statement
+ * outside a transaction — its own implicit transaction, which has done nothing when it reports
+ * SQLITE_BUSY — by running it again. Statements inside a transaction hold the lock already.
+ */
+function waitingForLocks(inner: Driver): Driver {
+  const wrapped = new WeakMap<DatabaseConnection, DatabaseConnection>();
+  const innerOf = new WeakMap<DatabaseConnection, DatabaseConnection>();
+  const open = new WeakSet<DatabaseConnection>();
+  const wrap = (c: DatabaseConnection): DatabaseConnection => {
+    let w = wrapped.get(c);
+    if (!w) {
+      w = {
+        executeQuery: (q) => (open.has(c) ? c.executeQuery(q) : untilFree(() => c.executeQuery(q))),
+        streamQuery: (q, chunkSize) => c.streamQuery(q, chunkSize),
+      };
+      wrapped.set(c, w);
+      innerOf.set(w, c);
+    }
+    return w;
+  };
+  const un = (w: DatabaseConnection) => innerOf.get(w) ?? w;
+  return {
+    init: () => inner.init(),
+    acquireConnection: async () => wrap(await inner.acquireConnection()),
+    async beginTransaction(w) {
+      const c = un(w);
+      await untilFree(() => c.executeQuery(BEGIN_IMMEDIATE));
+      open.add(c);
+    },
+    async commitTransaction(w) {
+      const c = un(w);
+      try {
+        await inner.commitTransaction(c);
+      } finally {
+        open.delete(c);
+      }
+    },
+    async rollbackTransaction(w) {
+      const c = un(w);
+      try {
+        await inner.rollbackTransaction(c);
+      } finally {
+        open.delete(c);
+      }
+    },
+    ...(inner.savepoint ? { savepoint: (w, name, compile) => inner.savepoint!(un(w), name, compile) } : {}),
+    ...(inner.rollbackToSavepoint ? { rollbackToSavepoint: (w, name, compile) => inner.rollbackToSavepoint!(un(w), name, compile) } : {}),
+    ...(inner.releaseSavepoint ? { releaseSavepoint: (w, name, compile) => inner.releaseSavepoint!(un(w), name, compile) } : {}),
+    releaseConnection: (w) => inner.releaseConnection(un(w)),
+    destroy: () => inner.destroy(),
+  };
+}
 
+/**
+ * SQLite dialect with transaction-aware connections, a prepared-statement cache, and lock waits
+ * that never block the event loop (`waitingForLocks`; it sets the connection's busy timeout to 0).
+ */
+export class TransactionAwareSqliteDialect extends SqliteDialect {
   constructor(config: SqliteDialectConfig) {
     const db = config.database;
-    const opened: { db?: SqliteDatabase } = {};
-    const keep = (d: SqliteDatabase) => withStatementCache((opened.db = d));
+    const keep = (d: SqliteDatabase) => {
+      (d as unknown as { pragma(source: string): unknown }).pragma('busy_timeout = 0');
+      return withStatementCache(d);
+    };
     super({ ...config, database: typeof db === 'function' ? async () => keep(await db()) : keep(db) });
-    this.#opened = opened;
   }
 
   override createDriver(): Driver {
-    return transactionAware(super.createDriver(), (connection) => beginImmediate(connection, this.#opened.db as unknown as Pragmas));
+    return transactionAware(waitingForLocks(super.createDriver()));
   }
 }
 

@@ -1,8 +1,8 @@
 /**
- * SQLite write-lock waits (storage/uow.ts beginImmediate): while another connection — another
+ * SQLite write-lock waits (storage/uow.ts waitingForLocks): while another connection — another
  * process in a split deployment, a worker thread here — holds the write lock, a transaction waits
- * without stopping this process's event loop, and commits once the lock is free; so does a job
- * claim (delivery/queue.ts), the worker's most frequent write.
+ * without stopping this process's event loop, and commits once the lock is free; so does a statement
+ * outside a transaction, such as a job claim (delivery/queue.ts), the worker's most frequent write.
  */
 import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
