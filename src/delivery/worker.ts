@@ -265,7 +265,9 @@ export function createWorker(opts: WorkerOptions): Worker {
       for (;;) {
         while (running.size) await Promise.allSettled([...running]);
         const next = await queue.nextRunAt(kinds);
-        if (running.size === 0 && (next === undefined || next > clock.now())) return;
+        // A pump still claiming has leased rows that are not running yet (their new lease is
+        // in the future, so they no longer look due): wait for it too.
+        if (running.size === 0 && !pumping && (next === undefined || next > clock.now())) return;
         void pump();
         await new Promise((r) => setTimeout(r, 5));
       }
