@@ -65,6 +65,41 @@ eachDatabase('profiles: import', (dialect: DialectName) => {
     assert.equal((await s().request({ method: 'GET', url: `${base}/00000000-0000-4000-8000-000000000000` })).statusCode, 404);
   });
 
+  it('lets the event loop turn between chunks, so requests are read while an import runs', async () => {
+    const server = await startServer(dialect, { ...profileModules, start: false });
+    try {
+      const space = await server.createSpace();
+      const base = `/apispaces/${space}/profiles/import`;
+      const rows = ['id,n:number', ...Array.from({ length: 3000 }, (_, i) => `r${i},${i}`)].join('\n');
+      const staged = await server.request({ method: 'POST', url: `${base}?start=true`, headers: { 'content-type': 'text/csv' }, payload: rows });
+      assert.equal(staged.statusCode, 201, staged.body);
+      const [claimed] = await server.container.platform.queue.claim('turns-test', 1, 60_000, ['profiles.import']);
+      assert.ok(claimed);
+      let completed = false;
+      const jobCtx: JobContext = {
+        job: claimed, signal: new AbortController().signal, heartbeat: async () => true,
+        completeIn: async () => void (completed = true),
+      };
+      // A check-phase callback runs only when the event loop gets past the microtasks, as it must
+      // to read sockets: count how often that happens while the import runs.
+      let turns = 0;
+      let running = true;
+      const probe = () => {
+        if (!running) return;
+        turns++;
+        setImmediate(probe);
+      };
+      setImmediate(probe);
+      await importHandler(server)(jobCtx);
+      running = false;
+      assert.ok(completed);
+      assert.ok(turns >= 5, `the event loop turned ${turns} times during an import of 6 chunks`);
+    } finally {
+      await server.close();
+      await dropLocation(server.location);
+    }
+  });
+
   it('imports a 10k-row CSV with duplicates, survives a crash mid-run and resumes without duplicates', async () => {
     // First process: no workers; the test runs the job handler itself and interrupts it.
     const first = await startServer(dialect, { ...profileModules, start: false });

@@ -180,6 +180,10 @@ export function createImports(ctx: ModuleContext, writer: ProfileWriter, opts: {
         if (Number(res.numUpdatedRows) !== 1) throw errors.conflict('Import chunk applied concurrently');
       });
       await jobCtx.heartbeat();
+      // Let waiting I/O in between chunks: on SQLite every statement completes synchronously, so
+      // without a macrotask here the loop would run only on promise continuations and keep the
+      // event loop from reading requests until the whole import is done.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 

@@ -283,7 +283,9 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
       try {
         do {
           again = false;
-          while (!stopped && (await step()));
+          // One step per event-loop turn: on SQLite a step completes without waiting for I/O,
+          // so a backlog consumed step after step would keep requests from being read.
+          while (!stopped && (await step())) await new Promise((resolve) => setImmediate(resolve));
         } while (again && !stopped);
       } catch (err) {
         log.error({ err }, 'webhook fan-out failed');
