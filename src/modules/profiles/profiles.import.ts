@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { sql } from 'kysely';
 import type { ModuleContext } from '../module.js';
@@ -183,7 +184,7 @@ export function createImports(ctx: ModuleContext, writer: ProfileWriter, opts: {
       // Let waiting I/O in between chunks: on SQLite every statement completes synchronously, so
       // without a macrotask here the loop would run only on promise continuations and keep the
       // event loop from reading requests until the whole import is done.
-      await new Promise((resolve) => setImmediate(resolve));
+      await nextTurn();
     }
   }
 

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { Platform } from '../../platform.js';
 import type { Tx } from '../../storage/db.js';
@@ -285,7 +286,7 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
           again = false;
           // One step per event-loop turn: on SQLite a step completes without waiting for I/O,
           // so a backlog consumed step after step would keep requests from being read.
-          while (!stopped && (await step())) await new Promise((resolve) => setImmediate(resolve));
+          while (!stopped && (await step())) await nextTurn();
         } while (again && !stopped);
       } catch (err) {
         log.error({ err }, 'webhook fan-out failed');
