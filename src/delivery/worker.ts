@@ -168,6 +168,15 @@ export function createWorker(opts: WorkerOptions): Worker {
     }
   }
 
+  /** A job leased to this worker after it stopped: queued again to run elsewhere at once. */
+  const handingBack = new Set<Promise<unknown>>();
+  function handBack(job: Job): void {
+    const p = queue.fail(job, 'worker stopped before running the job', clock.now()).catch(() => {}).finally(() => handingBack.delete(p));
+    handingBack.add(p);
+  }
+  /** Settles when the pump in progress (if any) has finished its claim. */
+  let pumped: Promise<void> = Promise.resolve();
+
   function launch(job: Job): void {
     const p = runOne(job).finally(() => {
       running.delete(p);
@@ -184,6 +193,8 @@ export function createWorker(opts: WorkerOptions): Worker {
       return;
     }
     pumping = true;
+    let endPump!: () => void;
+    pumped = new Promise((resolve) => (endPump = resolve));
     let rerun = false;
     try {
       let gathering = false;
@@ -202,7 +213,11 @@ export function createWorker(opts: WorkerOptions): Worker {
         }
         gatheringSince = undefined;
         const jobs = await queue.claim(owner, free, leaseMs, kinds);
-        for (const job of jobs) launch(job);
+        // Stopped while the claim was under way: hand the jobs back to run elsewhere at once.
+        for (const job of jobs) {
+          if (stopped) handBack(job);
+          else launch(job);
+        }
         if (jobs.length === free) again = true;
       } while (again && !stopped);
       // Gathering: the timer set above (or a finishing job) claims next.
@@ -223,6 +238,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     } finally {
       pumping = false;
       rerun = again;
+      endPump();
     }
     if (rerun && !stopped) void pump();
   }
@@ -243,7 +259,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     adopt(job) {
       reserved = Math.max(0, reserved - 1);
       // Stopped meanwhile: hand it back to run at once elsewhere instead of waiting for the lease.
-      if (stopped) void queue.fail(job, 'worker stopped before running the job', clock.now()).catch(() => {});
+      if (stopped) handBack(job);
       else launch(job);
     },
     start() {
@@ -260,6 +276,9 @@ export function createWorker(opts: WorkerOptions): Worker {
       const t = setTimeout(() => { for (const ac of controllers) ac.abort(new Error('worker stopping')); }, graceMs);
       await all;
       clearTimeout(t);
+      // A claim under way when stopping hands its jobs back; wait for that too.
+      await pumped;
+      await Promise.allSettled([...handingBack]);
     },
     async idle() {
       for (;;) {

@@ -378,6 +378,28 @@ eachDatabase('durable job queue', (dialect) => {
     assert.equal(w.reserve(1), 0, 'a stopped worker reserves nothing');
   });
 
+  it('hands back what a claim under way when it stops returns, and stop() waits for that claim', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let claims = 0;
+    // The first claim waits at the gate, then runs: it leases the job enqueued meanwhile.
+    const slow: JobQueue = { ...queue, claim: async (...args) => (claims++ === 0 ? gate.then(() => queue.claim(...args)) : queue.claim(...args)) };
+    let ran = 0;
+    const w = worker(slow, clock, { 'test.stop': async () => void ran++ });
+    w.start();
+    const id = await queue.enqueueNow(job('test.stop'));
+    let stopped = false;
+    const stopping = w.stop().then(() => (stopped = true));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(stopped, false, 'stop() waits for the claim under way');
+    release();
+    await stopping;
+    assert.equal(ran, 0, 'a stopped worker runs nothing');
+    const stored = await queue.get(id!);
+    assert.equal(stored?.state, 'queued', 'handed back to run elsewhere at once');
+    assert.equal(stored?.lastError, 'worker stopped before running the job');
+  });
+
   it('a rolled-back enqueue runs the rollback callbacks and stores nothing', async () => {
     const w = worker(queue, clock, { 'test.local': async () => {} }, { concurrency: 2 });
     w.start();
