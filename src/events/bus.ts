@@ -53,6 +53,15 @@ export function createRedisBus(url: string, prefix = 'sb:', onError: (err: unkno
   const sub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: null });
   pub.on('error', () => {});
   sub.on('error', () => {});
+  // ioredis writes a SUBSCRIBE issued while the connection is still in its handshake at once
+  // (Redis accepts it while loading). The connection is then in subscriber mode when ioredis runs
+  // its ready check (INFO); the check fails and the connection is closed and reopened, without
+  // those subscriptions (they were never "ready" to be restored) and with the queued ones
+  // rejected. A server lost its frames, token-invalidation and event channels that way whenever
+  // its modules subscribed in that window (test/platform/bus.test.ts finds the window every run;
+  // the two-process websocket test hit it in about one run in four). So subscription commands
+  // wait until the connection is ready.
+  const whenReady = (): Promise<void> => (sub.status === 'ready' ? Promise.resolve() : new Promise((resolve) => sub.once('ready', () => resolve())));
   const counts = new Map<string, number>();
   const pending = new Set<Promise<unknown>>();
   const track = (p: Promise<unknown>) => {
@@ -68,6 +77,15 @@ export function createRedisBus(url: string, prefix = 'sb:', onError: (err: unkno
     }
     if (parsed.o !== origin && redisChannel.startsWith(prefix)) local.publish(redisChannel.slice(prefix.length), parsed.m);
   });
+  /** SUBSCRIBE once the connection is ready; tried again while the channel is still wanted. */
+  const subscribeRemote = (channel: string): void => {
+    track(whenReady().then(() => sub.subscribe(prefix + channel)).catch((err) => {
+      onError(err, channel);
+      setTimeout(() => {
+        if (counts.has(channel)) subscribeRemote(channel);
+      }, 200).unref();
+    }));
+  };
   return {
     publish(channel, message) {
       local.publish(channel, message);
@@ -84,7 +102,7 @@ export function createRedisBus(url: string, prefix = 'sb:', onError: (err: unkno
       const off = local.subscribe(channel, handler);
       const n = (counts.get(channel) ?? 0) + 1;
       counts.set(channel, n);
-      if (n === 1) track(sub.subscribe(prefix + channel));
+      if (n === 1) subscribeRemote(channel);
       let done = false;
       return () => {
         if (done) return;
@@ -93,7 +111,7 @@ export function createRedisBus(url: string, prefix = 'sb:', onError: (err: unkno
         const left = (counts.get(channel) ?? 1) - 1;
         if (left <= 0) {
           counts.delete(channel);
-          track(sub.unsubscribe(prefix + channel));
+          track(whenReady().then(() => sub.unsubscribe(prefix + channel)));
         } else counts.set(channel, left);
       };
     },

@@ -54,6 +54,25 @@ describe('Redis event bus', { skip: TEST_REDIS_URL ? false : 'TEST_REDIS_URL not
     assert.equal(gotB.length, 4, JSON.stringify(gotB));
   });
 
+  it('subscriptions made while the connection is still opening all take effect', async () => {
+    // Subscribers arrive over the first milliseconds after the bus is created, as in a server
+    // starting up: whatever moment of the connection's handshake they land in, each channel must
+    // receive what another process publishes.
+    for (let delay = 0; delay < 12; delay++) {
+      const prefix = `sbt:${randomBytes(4).toString('hex')}:`;
+      const a = make(prefix);
+      const channels = Array.from({ length: 4 }, (_, i) => `c${i}`);
+      const got = new Set<string>();
+      await new Promise((r) => setTimeout(r, delay / 2));
+      for (const c of channels) a.subscribe(c, () => got.add(c));
+      const b = make(prefix);
+      await Promise.all([a.ready(), b.ready()]);
+      for (const c of channels) b.publish(c, { delay });
+      for (let i = 0; i < 40 && got.size < channels.length; i++) await settle(25);
+      assert.deepEqual([...got].sort(), channels, `subscribed ${delay / 2} ms after creation`);
+    }
+  });
+
   it('isolates prefixes and stops delivering after the last unsubscribe', async () => {
     const prefix = `sbt:${randomBytes(4).toString('hex')}:`;
     const a = make(prefix);
