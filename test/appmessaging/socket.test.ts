@@ -175,8 +175,9 @@ describe('App Messaging websocket across two processes (PostgreSQL + Redis)', { 
     const sent = await a.request({ method: 'POST', url: `/apispaces/${space}/conversations/x/messages`, token: alice.token, payload: { parts: [{ data: 'over redis' }] } });
     const f = await bobWs.next((x) => x.name === 'conversationMessage.sent', 5000);
     assert.equal(f.payload.messageId, sent.json().id);
-    // Typing is best-effort realtime (never stored): a client that misses one sees the next. Under
-    // CI load a frame crossing Redis is occasionally not seen in time, so the test types again.
+    // Typing is best-effort realtime (never stored): a client that misses one sees the next, so
+    // the test may type again. (Frames from B went missing here when A's Redis subscriptions were
+    // lost at start-up; test/platform/bus.test.ts covers that.)
     let seen = false;
     for (let i = 0; i < 3 && !seen; i++) {
       const typing = await b.request({ method: 'POST', url: `/apispaces/${space}/conversations/x/typing`, token: bob.token, payload: {} });
