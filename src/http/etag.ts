@@ -2,11 +2,28 @@ import { createHash } from 'node:crypto';
 import { errors } from './errors.js';
 
 /**
- * Strong ETag `"<revision hex>-<16 base64url chars of SHA-256(representation)>"` (conventions.md §8).
- * Pass the representation without volatile fields such as `_lastActivityOn`.
+ * JSON with object keys sorted (arrays keep their order), so key order does not change it: a
+ * document read back from PostgreSQL's jsonb has its keys in another order than it was written
+ * in, and a request body's keys may come in any order.
+ */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const toJSON = (value as { toJSON?: () => unknown }).toJSON;
+    if (typeof toJSON === 'function') return canonicalJson(toJSON.call(value));
+    const keys = Object.keys(value as object).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+/**
+ * Strong ETag `"<revision hex>-<16 base64url chars of SHA-256(representation)>"` (conventions.md §8),
+ * over the canonical JSON: the ETag a write answers with is the one later reads compute, on both
+ * databases. Pass the representation without volatile fields such as `_lastActivityOn`.
  */
 export function etagFor(revision: number, representation: unknown): string {
-  return etagForJson(revision, JSON.stringify(representation));
+  return etagForJson(revision, canonicalJson(representation));
 }
 
 /** `etagFor` of a representation already serialised. */

@@ -17,6 +17,7 @@ import type { Uow } from '../storage/uow.js';
 import type { Clock } from '../lib/clock.js';
 import type { SchemaMigration } from '../storage/migrations/types.js';
 import { AppError, errors } from './errors.js';
+import { canonicalJson } from './etag.js';
 
 export interface IdempotencyKeyRow {
   scope: string;
@@ -92,16 +93,6 @@ export function idempotencyKeyFrom(headers: Record<string, string | string[] | u
   const v = Array.isArray(raw) ? raw[0]! : raw;
   if (!/^[\x20-\x7e]{1,255}$/.test(v)) throw errors.invalidField('header.idempotency-key', 'Must be 1 to 255 printable ASCII characters');
   return v;
-}
-
-/** JSON with sorted keys, so key order does not change the fingerprint. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const keys = Object.keys(value as object).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(value ?? null);
 }
 
 export function createIdempotency(deps: { db: Db; clock: Clock }): Idempotency {

@@ -11,7 +11,7 @@ import { etagFor, checkIfMatch } from '../../http/etag.js';
 import { errors, type ValidationFailure } from '../../http/errors.js';
 import { isUniqueViolation } from '../../storage/dialect.js';
 import type { ChannelsRepo, StoredConfig } from './channels.repo.js';
-import { MASK, canonical, maskedView, mergeSecrets, resolveMasked, splitSecrets } from './channels.settings.js';
+import { MASK, maskedView, mergeSecrets, resolveMasked, splitSecrets } from './channels.settings.js';
 
 export const BUILT_IN_CHANNELS = ['sms', 'mms', 'email', 'nativePush', 'whatsApp', 'fbMessenger', 'twitterDm', 'appMessaging', 'rcs'] as const;
 /** Channels that need no provider settings; their provider defaults to `internal`. */
@@ -84,7 +84,7 @@ export function createChannelConfigService(ctx: ModuleContext, deps: { repo: Cha
   });
   const withEtag = (c: StoredConfig) => {
     const v = view(c);
-    return { view: v, etag: etagFor(c.revision, canonical(v)) };
+    return { view: v, etag: etagFor(c.revision, v) };
   };
 
   /** Validates the input against the provider; returns the provider name and plaintext settings. */

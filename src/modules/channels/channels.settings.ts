@@ -80,9 +80,3 @@ export function mergeSecrets(open: Record<string, unknown>, secrets: Record<stri
   return out;
 }
 
-/** A copy with object keys sorted at every depth: jsonb does not keep key order, ETags must not change. */
-export function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (!isObj(value)) return value;
-  return Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical(value[k])]));
-}

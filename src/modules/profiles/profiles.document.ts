@@ -121,7 +121,7 @@ export interface ProfileState {
 }
 
 export function stateFromRow(r: ProfileRow): ProfileState {
-  return {
+  const s: ProfileState = {
     id: r.id,
     data: fromJson<ProfileData>(r.data),
     optIn: r.opt_in == null ? null : fromJson(r.opt_in),
@@ -136,6 +136,11 @@ export function stateFromRow(r: ProfileRow): ProfileState {
     deletedOn: r.deleted_on,
     deletedBy: r.deleted_by,
   };
+  // The ETag stored with the row is the one its write answered with. Recomputing it from the
+  // document read back would differ on PostgreSQL, whose jsonb returns keys in its own order
+  // (shorter first), so a client's If-Match from a write would fail (412).
+  if (typeof r.etag === 'string' && r.etag) etags.set(s, r.etag);
+  return s;
 }
 
 /** The representation without `_lastActivityOn` (what the ETag hashes). */
@@ -181,9 +186,14 @@ export function representationJson(s: ProfileState): string {
   return `${out}}`;
 }
 
-// States are never mutated once built (changes make new ones), so their ETag can be cached.
+// States are never mutated once built (changes make new ones), so their ETag can be cached; a
+// state read from a row starts with the row's stored ETag (stateFromRow).
 const etags = new WeakMap<ProfileState, string>();
-/** The strong ETag: `etagFor(revision, representation(s))`, hashing the representation's JSON built once. */
+/**
+ * The strong ETag: `etagForJson(revision, JSON of representation(s))`, hashing the representation's
+ * JSON built once (in the document's own key order, not canonical JSON: it is computed once per
+ * write and stored; reads take the stored one, see stateFromRow).
+ */
 export function etagOf(s: ProfileState): string {
   let e = etags.get(s);
   if (e === undefined) etags.set(s, (e = etagForJson(s.revision, representationJson(s))));

@@ -36,10 +36,6 @@ export interface TemplateInput {
   messageParts: TemplatePart[];
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-/** Sorted keys at every depth: jsonb reorders keys, ETags must not change with it. */
-const canonical = (v: unknown): unknown => (Array.isArray(v) ? v.map(canonical) : isObj(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical(v[k])])) : v);
-
 /** Drops client-written `_` properties (conventions.md §7.1) from parts. */
 const cleanParts = (parts: TemplatePart[]): TemplatePart[] => parts.map((p) => Object.fromEntries(Object.entries(p).filter(([k]) => !k.startsWith('_'))) as TemplatePart);
 
@@ -63,7 +59,7 @@ const view = (r: TemplateRow, withDeleted = false): TemplateView => ({
   _createdOn: r.created_on, _createdBy: r.created_by, _updatedOn: r.updated_on, _updatedBy: r.updated_by,
   ...(withDeleted && r.deleted_on ? { _deleted: true, _deletedOn: r.deleted_on, _deletedBy: r.deleted_by ?? '' } : {}),
 });
-const etagOf = (r: TemplateRow) => etagFor(r.revision, canonical(view(r)));
+const etagOf = (r: TemplateRow) => etagFor(r.revision, view(r));
 
 const LIST_CAP = 5000;
 
