@@ -276,9 +276,14 @@ export function createWorker(opts: WorkerOptions): Worker {
       const t = setTimeout(() => { for (const ac of controllers) ac.abort(new Error('worker stopping')); }, graceMs);
       await all;
       clearTimeout(t);
-      // A claim under way when stopping hands its jobs back; wait for that too.
-      await pumped;
-      await Promise.allSettled([...handingBack]);
+      // A claim under way when stopping hands its jobs back; wait for that too, within the grace
+      // period (a claim waiting for an unreachable database must not hold up shutdown).
+      let graceTimer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        pumped.then(() => Promise.allSettled([...handingBack])),
+        new Promise((resolve) => (graceTimer = setTimeout(resolve, graceMs))),
+      ]);
+      clearTimeout(graceTimer);
     },
     async idle() {
       for (;;) {
