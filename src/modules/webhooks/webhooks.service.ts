@@ -2,7 +2,7 @@ import type { SoftDeleteAuditFields } from '../../lib/audit.js';
 import type { Platform } from '../../platform.js';
 import type { Actor } from '../../auth/actor.js';
 import { errors, type ValidationFailure } from '../../http/errors.js';
-import { etagFor } from '../../http/etag.js';
+import { canonicalJson, etagFor } from '../../http/etag.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
 import { iso } from '../../lib/clock.js';
 import type { WebhookRow } from './webhooks.migrations.js';
@@ -125,7 +125,8 @@ export function createWebhooksService(p: Platform, hooks: { onDeleted(webhookId:
       const oldSecret = current.secret ? secrets.open(current.secret) : null;
       const rotated = oldSecret !== null && oldSecret !== v.secret;
       const oldSubscriptions = fromJson<Subscription[]>(current.subscriptions);
-      const resubscribed = JSON.stringify(oldSubscriptions) !== JSON.stringify(v.subscriptions);
+      // Canonical JSON: on PostgreSQL the stored copy comes back from jsonb with its keys reordered.
+      const resubscribed = canonicalJson(oldSubscriptions) !== canonicalJson(v.subscriptions);
       const next: WebhookRow = {
         ...current, ...v,
         secret: v.secret ? secrets.seal(v.secret) : null,
