@@ -93,6 +93,12 @@ eachDatabase('One API: batch, inbound, history, rule sets', (dialect) => {
     const onlyIn = (await s().request({ method: 'GET', url: `/apispaces/${space}/profiles/pat/messages?direction=inbound`, token })).json();
     assert.ok(onlyIn.every((e: { direction: string }) => e.direction === 'inbound'));
     assert.equal((await s().request({ method: 'GET', url: `/apispaces/${space}/profiles/nobody/messages`, token })).statusCode, 404);
+    // on a custom channel the sender may be identified by the channel's own property (crmId here)
+    const byCrm = (await post('/messages/inbounds', { channel: 'custom_crm', from: { crmId: 'P-1' }, body: 'By CRM id' })).json();
+    assert.equal(byCrm.from.profileId, 'pat');
+    assert.equal(byCrm.correlation.messageId, out.messageId);
+    const unknownCrm = (await post('/messages/inbounds', { channel: 'custom_crm', from: { crmId: 'NOBODY-9' }, body: 'Who?' })).json();
+    assert.equal(unknownCrm.from.profileId, undefined, 'no profile is created from a custom property');
   });
 
   it('manages rule sets and falls back on a failure receipt with fallbackOnFailure', async () => {

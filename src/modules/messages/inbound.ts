@@ -11,7 +11,7 @@ import type { Uow } from '../../storage/uow.js';
 import type { ModuleContext } from '../module.js';
 import type { Ports } from './dispatch.js';
 import { messageId } from './messages.repo.js';
-import { isChannelId, normaliseEmail, normalisePhone } from './validate.js';
+import { isChannelId, isCustomChannel, normaliseEmail, normalisePhone } from './validate.js';
 
 const CORRELATION_WINDOW_MS = 7 * 86_400_000;
 const ORDER: Record<string, number> = { received: 0, delivered: 1, read: 2 };
@@ -59,7 +59,7 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
    * Finds the sender's profile before the transaction (look-ups must not run on the database
    * while a SQLite transaction holds its only connection); creation happens inside it.
    */
-  async function findSender(apiSpaceId: string, from: Record<string, string>): Promise<{ id: string; init: Record<string, string> } | undefined> {
+  async function findSender(apiSpaceId: string, channel: string, from: Record<string, string>): Promise<{ id: string; init: Record<string, string> } | undefined> {
     if (from.profileId) return { id: from.profileId, init: {} };
     const norm: Partial<Record<(typeof IDENTIFIERS)[number], string>> = {};
     for (const f of IDENTIFIERS) {
@@ -72,6 +72,13 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
     for (const f of IDENTIFIERS) {
       if (!norm[f]) continue;
       const p = await profiles.findByIdentifier(apiSpaceId, f, norm[f]!);
+      if (p) return { id: p.id, init: {} };
+    }
+    // A custom channel addresses recipients by its own property (`userIdProperty`, e.g. crmId):
+    // a sender identified by it is the profile holding that value. No profile is created from it.
+    const prop = isCustomChannel(channel) ? (await ports.channels()?.config(apiSpaceId, channel))?.settings?.userIdProperty : undefined;
+    if (typeof prop === 'string' && prop !== 'profileId' && !(IDENTIFIERS as readonly string[]).includes(prop) && typeof from[prop] === 'string' && from[prop]) {
+      const p = await profiles.findByIdentifier(apiSpaceId, prop, from[prop]);
       if (p) return { id: p.id, init: {} };
     }
     const first = IDENTIFIERS.find((f) => norm[f]);
@@ -101,7 +108,7 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
       }
       const accountId = (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
       const from: Record<string, string> = { ...b.from };
-      const sender = await findSender(apiSpaceId, from);
+      const sender = await findSender(apiSpaceId, b.channel, from);
       const profileId = sender?.id;
       if (profileId) from.profileId = profileId;
       return ctx.transaction(async (uow) => {

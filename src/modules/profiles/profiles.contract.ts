@@ -38,8 +38,11 @@ export interface ProfileDirectory {
    * they lack from their primary, one-api.md §2.2). Undefined when the profile does not exist.
    */
   resolveForMessaging(apiSpaceId: string, profileId: string): Promise<{ profile: ProfileDocument; primary?: ProfileDocument } | undefined>;
-  /** First live profile whose identifier field equals the value (phone digits, e-mail lower-case…). */
-  findByIdentifier(apiSpaceId: string, field: 'phoneNumber' | 'email' | 'fbMessengerId' | 'twitterId', value: string): Promise<ProfileDocument | undefined>;
+  /**
+   * First live profile whose identifier field equals the value (phone digits, e-mail lower-case…);
+   * any other top-level string property matches exactly (a custom channel's `userIdProperty`).
+   */
+  findByIdentifier(apiSpaceId: string, field: 'phoneNumber' | 'email' | 'fbMessengerId' | 'twitterId' | (string & {}), value: string): Promise<ProfileDocument | undefined>;
   /**
    * Creates the profile when missing (emits `profile.create`), optionally inside the caller's
    * transaction. Returns the stored document and whether it was created.
