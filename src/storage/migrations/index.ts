@@ -1,4 +1,5 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely';
+import { inTransaction } from '../uow.js';
 import type { DatabaseHandle } from '../db.js';
 import { columnTypes } from '../dialect.js';
 import type { SchemaMigration } from './types.js';
@@ -24,6 +25,7 @@ export async function migrate(handle: DatabaseHandle, moduleMigrations: SchemaMi
   // Each module numbers its own range (types.ts), so a module's new step sorts before steps of
   // later modules a database already ran: unordered application is expected, not corruption.
   const migrator = new Migrator({ db, provider, allowUnorderedMigrations: true, ...(handle.schema ? { migrationTableSchema: handle.schema } : {}) });
+  if (dialect === 'sqlite') return migrateSqlite(handle, migrator);
   for (let attempt = 1; ; attempt++) {
     const { error, results } = await migrator.migrateToLatest();
     if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
@@ -34,5 +36,34 @@ export async function migrate(handle: DatabaseHandle, moduleMigrations: SchemaMi
     const code = (error as { code?: string }).code;
     if ((code !== '3F000' && code !== '42P01') || attempt >= 5) throw error instanceof Error ? error : new Error(String(error));
     await new Promise((r) => setTimeout(r, 50 * attempt));
+  }
+}
+
+/** How long a process waits for another one migrating the same SQLite file. */
+const SQLITE_MIGRATION_WAIT_MS = 120_000;
+
+/**
+ * On SQLite Kysely runs migrations outside a transaction and without a lock, so two processes
+ * starting on one file (an API process and a worker process, ARCHITECTURE.md "Processes") both
+ * found the same migrations pending and the second failed half-way ("table … already exists").
+ * Here the whole run is one `BEGIN IMMEDIATE` transaction (SQLite's DDL is transactional): the
+ * other process waits for it, then finds nothing left to do, and a failed migration leaves
+ * nothing behind. The wait for the lock is retried beyond the usual statement wait (migrations can
+ * take longer than that).
+ */
+async function migrateSqlite(handle: DatabaseHandle, migrator: Migrator): Promise<string[]> {
+  const started = performance.now();
+  for (;;) {
+    try {
+      const results = await inTransaction(handle.db, async () => {
+        const { error, results: done } = await migrator.migrateToLatest();
+        if (error) throw error instanceof Error ? error : new Error(String(error));
+        return done ?? [];
+      });
+      return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+    } catch (err) {
+      const busy = (err as { code?: string } | undefined)?.code?.startsWith('SQLITE_BUSY') === true;
+      if (!busy || performance.now() - started > SQLITE_MIGRATION_WAIT_MS) throw err;
+    }
   }
 }
