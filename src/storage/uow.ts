@@ -132,7 +132,8 @@ function transactionAware(inner: Driver): Driver {
 
 /** How long a statement or a transaction waits for another connection's write lock. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
-const isBusy = (err: unknown) => (err as { code?: string } | undefined)?.code?.startsWith('SQLITE_BUSY') === true;
+/** SQLITE_BUSY or one of its extended codes: another connection holds the lock. */
+export const isSqliteBusy = (err: unknown) => (err as { code?: string } | undefined)?.code?.startsWith('SQLITE_BUSY') === true;
 const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
 
 /** Runs `run` until it does not fail with SQLITE_BUSY, for at most SQLITE_BUSY_TIMEOUT_MS. */
@@ -142,7 +143,7 @@ async function untilFree<T>(run: () => Promise<T>): Promise<T> {
     try {
       return await run();
     } catch (err) {
-      if (!isBusy(err) || performance.now() - started > SQLITE_BUSY_TIMEOUT_MS) throw err;
+      if (!isSqliteBusy(err) || performance.now() - started > SQLITE_BUSY_TIMEOUT_MS) throw err;
     }
     await new Promise((resolve) => (attempt < 3 ? setImmediate(resolve) : setTimeout(resolve, 1)));
   }
@@ -160,50 +161,42 @@ async function untilFree<T>(run: () => Promise<T>): Promise<T> {
  * SQLITE_BUSY — by running it again. Statements inside a transaction hold the lock already.
  */
 function waitingForLocks(inner: Driver): Driver {
-  const wrapped = new WeakMap<DatabaseConnection, DatabaseConnection>();
-  const innerOf = new WeakMap<DatabaseConnection, DatabaseConnection>();
+  /** Connections (as handed out here) with a transaction open. */
   const open = new WeakSet<DatabaseConnection>();
+  const wrapped = new WeakMap<DatabaseConnection, DatabaseConnection>();
   const wrap = (c: DatabaseConnection): DatabaseConnection => {
     let w = wrapped.get(c);
     if (!w) {
-      w = {
-        executeQuery: (q) => (open.has(c) ? c.executeQuery(q) : untilFree(() => c.executeQuery(q))),
+      const self: DatabaseConnection = {
+        executeQuery: (q) => (open.has(self) ? c.executeQuery(q) : untilFree(() => c.executeQuery(q))),
         streamQuery: (q, chunkSize) => c.streamQuery(q, chunkSize),
       };
-      wrapped.set(c, w);
-      innerOf.set(w, c);
+      wrapped.set(c, (w = self));
     }
     return w;
   };
-  const un = (w: DatabaseConnection) => innerOf.get(w) ?? w;
+  // The driver ends a transaction through the connection it is given (COMMIT / ROLLBACK run
+  // directly: the transaction is still open), then the connection is outside one again.
+  const ending = (end: (c: DatabaseConnection) => Promise<void>) => async (c: DatabaseConnection) => {
+    try {
+      await end(c);
+    } finally {
+      open.delete(c);
+    }
+  };
   return {
     init: () => inner.init(),
     acquireConnection: async () => wrap(await inner.acquireConnection()),
-    async beginTransaction(w) {
-      const c = un(w);
-      await untilFree(() => c.executeQuery(BEGIN_IMMEDIATE));
+    async beginTransaction(c) {
+      await c.executeQuery(BEGIN_IMMEDIATE);
       open.add(c);
     },
-    async commitTransaction(w) {
-      const c = un(w);
-      try {
-        await inner.commitTransaction(c);
-      } finally {
-        open.delete(c);
-      }
-    },
-    async rollbackTransaction(w) {
-      const c = un(w);
-      try {
-        await inner.rollbackTransaction(c);
-      } finally {
-        open.delete(c);
-      }
-    },
-    ...(inner.savepoint ? { savepoint: (w, name, compile) => inner.savepoint!(un(w), name, compile) } : {}),
-    ...(inner.rollbackToSavepoint ? { rollbackToSavepoint: (w, name, compile) => inner.rollbackToSavepoint!(un(w), name, compile) } : {}),
-    ...(inner.releaseSavepoint ? { releaseSavepoint: (w, name, compile) => inner.releaseSavepoint!(un(w), name, compile) } : {}),
-    releaseConnection: (w) => inner.releaseConnection(un(w)),
+    commitTransaction: ending((c) => inner.commitTransaction(c)),
+    rollbackTransaction: ending((c) => inner.rollbackTransaction(c)),
+    ...(inner.savepoint ? { savepoint: inner.savepoint.bind(inner) } : {}),
+    ...(inner.rollbackToSavepoint ? { rollbackToSavepoint: inner.rollbackToSavepoint.bind(inner) } : {}),
+    ...(inner.releaseSavepoint ? { releaseSavepoint: inner.releaseSavepoint.bind(inner) } : {}),
+    releaseConnection: (c) => inner.releaseConnection(c),
     destroy: () => inner.destroy(),
   };
 }

@@ -1,5 +1,5 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely';
-import { inTransaction } from '../uow.js';
+import { inTransaction, isSqliteBusy } from '../uow.js';
 import type { DatabaseHandle } from '../db.js';
 import { columnTypes } from '../dialect.js';
 import type { SchemaMigration } from './types.js';
@@ -62,8 +62,7 @@ async function migrateSqlite(handle: DatabaseHandle, migrator: Migrator): Promis
       });
       return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
     } catch (err) {
-      const busy = (err as { code?: string } | undefined)?.code?.startsWith('SQLITE_BUSY') === true;
-      if (!busy || performance.now() - started > SQLITE_MIGRATION_WAIT_MS) throw err;
+      if (!isSqliteBusy(err) || performance.now() - started > SQLITE_MIGRATION_WAIT_MS) throw err;
     }
   }
 }
