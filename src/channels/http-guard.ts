@@ -10,8 +10,7 @@
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
-import http from 'node:http';
-import https from 'node:https';
+import { Agent, request, type Dispatcher } from 'undici';
 
 const blocked = new BlockList();
 for (const [net, prefix] of [
@@ -130,35 +129,55 @@ export interface GuardedRequest {
   /** Refuse `http:` targets (see `checkTargetUrl`). */
   httpsOnly?: boolean;
   /**
-   * Keep-alive agents (`createGuardedAgents`) for callers sending many requests to the same
-   * targets. Default: a fresh connection per request. A pooled socket was checked when it was
-   * connected, so one set of agents must only serve one `allowPrivate` policy.
+   * Keep-alive connection pools (`createGuardedAgents`) for callers sending many requests to the
+   * same targets. Default: a fresh connection per request. A pooled socket was checked when it was
+   * connected; each pool serves one `allowPrivate` policy.
    */
   agents?: GuardedAgents;
 }
 
 export interface GuardedAgents {
-  'http:': http.Agent;
-  'https:': https.Agent;
+  /** The pool for one policy (its connections were checked under that policy). */
+  pool(allowPrivate: boolean): Dispatcher;
   destroy(): void;
 }
 
-/** Keep-alive agents for `guardedRequest` (the guard's `lookup` is passed with each request). */
+/** An undici pool whose connections resolve names through the guard's `lookup`. */
+function guardedAgent(allowPrivate: boolean, connections: number): Agent {
+  return new Agent({
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 4_000,
+    connect: { lookup: allowPrivate ? sharedLookups.open : sharedLookups.strict },
+  });
+}
+
+/**
+ * Keep-alive pools for `guardedRequest`, one per `allowPrivate` policy, made on first use. The
+ * HTTP client is undici: per request it costs about a fifth less CPU than `node:http` with a
+ * keep-alive agent (ADR 0006), and a dispatch worker makes one request per message.
+ */
 export function createGuardedAgents(options: { maxSockets?: number } = {}): GuardedAgents {
-  const opts = { keepAlive: true, maxSockets: options.maxSockets ?? 64, scheduling: 'lifo' as const };
-  const agents = { 'http:': new http.Agent(opts), 'https:': new https.Agent(opts) };
+  const pools = new Map<boolean, Agent>();
   return {
-    ...agents,
+    pool(allowPrivate) {
+      let a = pools.get(allowPrivate);
+      if (!a) pools.set(allowPrivate, (a = guardedAgent(allowPrivate, options.maxSockets ?? 64)));
+      return a;
+    },
     destroy() {
-      agents['http:'].destroy();
-      agents['https:'].destroy();
+      for (const a of pools.values()) void a.destroy().catch(() => {});
+      pools.clear();
     },
   };
 }
 
+/** Shared pools for one-off requests, which close their connection after the response. */
+const oneOff = createGuardedAgents({ maxSockets: 256 });
+
 export interface GuardedResponse {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: Record<string, string | string[] | undefined>;
   body: Buffer;
 }
 
@@ -170,56 +189,82 @@ export class OutboundError extends Error {
   }
 }
 
+/** Hop-by-hop headers the client manages itself (undici refuses them), and the length it computes. */
+const MANAGED_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'content-length', 'host', 'expect']);
+
+function blockedCause(err: unknown): BlockedTargetError | undefined {
+  for (let e = err as { code?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (e instanceof BlockedTargetError || e.code === 'EBLOCKEDTARGET') return e as BlockedTargetError;
+  }
+  return undefined;
+}
+
+/** The body's first `limit` bytes; the rest is read and dropped (the connection stays usable). */
+function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      if (size < limit) chunks.push(chunk.length <= limit - size ? chunk : chunk.subarray(0, limit - size));
+      size += chunk.length;
+    });
+    body.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    body.on('error', reject);
+  });
+}
+
 /** One HTTP(S) request through the guard; never follows redirects. */
-export function guardedRequest(req: GuardedRequest): Promise<GuardedResponse> {
+export async function guardedRequest(req: GuardedRequest): Promise<GuardedResponse> {
   let url: URL;
   try {
     url = new URL(req.url);
   } catch {
-    return Promise.reject(new OutboundError('invalid', `Must be an absolute URL: ${req.url}`));
+    throw new OutboundError('invalid', `Must be an absolute URL: ${req.url}`);
   }
   const problem = urlProblem(url, req.allowPrivate, { httpsOnly: req.httpsOnly });
-  if (problem) return Promise.reject(new OutboundError(problem.includes('private') || problem.includes('localhost') ? 'blocked' : 'invalid', `${problem}: ${req.url}`));
-  const client = url.protocol === 'https:' ? https : http;
+  if (problem) throw new OutboundError(problem.includes('private') || problem.includes('localhost') ? 'blocked' : 'invalid', `${problem}: ${req.url}`);
+  if (req.signal?.aborted) throw new OutboundError('aborted', 'Request aborted');
   const limit = req.maxResponseBytes ?? 64 * 1024;
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const finish = (err: OutboundError | undefined, res?: GuardedResponse) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      req.signal?.removeEventListener('abort', onAbort);
-      if (err) {
-        request.destroy();
-        reject(err);
-      } else resolve(res!);
-    };
-    const request = client.request(url, {
-      method: req.method ?? 'GET',
-      headers: { ...(req.headers ?? {}), ...(req.body !== undefined ? { 'content-length': String(Buffer.byteLength(req.body)) } : {}) },
-      lookup: req.allowPrivate ? sharedLookups.open : sharedLookups.strict,
-      agent: req.agents ? req.agents[url.protocol as 'http:' | 'https:'] : false,
+  let headers: Record<string, string> | undefined;
+  if (req.headers) {
+    headers = {};
+    for (const k in req.headers) if (!MANAGED_HEADERS.has(k.toLowerCase())) headers[k] = req.headers[k]!;
+  }
+  // One signal ends the request: the deadline or the caller's abort, whichever comes first.
+  const ac = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, req.timeoutMs);
+  const onAbort = () => ac.abort();
+  req.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const res = await request(url, {
+      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers,
+      body: req.body,
+      signal: ac.signal,
+      dispatcher: req.agents ? req.agents.pool(req.allowPrivate) : oneOff.pool(req.allowPrivate),
+      reset: !req.agents,
+      headersTimeout: req.timeoutMs,
+      bodyTimeout: req.timeoutMs,
     });
-    const timer = setTimeout(() => finish(new OutboundError('timeout', `No complete response within ${req.timeoutMs} ms`)), req.timeoutMs);
-    const onAbort = () => finish(new OutboundError('aborted', 'Request aborted'));
-    if (req.signal?.aborted) return finish(new OutboundError('aborted', 'Request aborted'));
-    req.signal?.addEventListener('abort', onAbort, { once: true });
-    request.on('error', (err: Error & { code?: string }) => {
-      if (err instanceof BlockedTargetError || err.code === 'EBLOCKEDTARGET') finish(new OutboundError('blocked', err.message));
-      else finish(new OutboundError('network', `${err.code ?? 'error'}: ${err.message}`));
-    });
-    request.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        if (size < limit) chunks.push(chunk.subarray(0, limit - size));
-        size += chunk.length;
-      });
-      res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', (err) => finish(new OutboundError('network', err.message)));
-    });
-    request.end(req.body);
-  });
+    return { status: res.statusCode, headers: res.headers, body: await readLimited(res.body, limit) };
+  } catch (err) {
+    if (timedOut) throw new OutboundError('timeout', `No complete response within ${req.timeoutMs} ms`);
+    if (req.signal?.aborted) throw new OutboundError('aborted', 'Request aborted');
+    const blocked = blockedCause(err);
+    if (blocked) throw new OutboundError('blocked', blocked.message);
+    const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+    if (e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT') throw new OutboundError('timeout', `No complete response within ${req.timeoutMs} ms`);
+    if (e.code === 'UND_ERR_INVALID_ARG') throw new OutboundError('invalid', e.message);
+    const code = e.cause?.code ?? e.code ?? 'error';
+    throw new OutboundError('network', `${code}: ${e.cause?.message ?? e.message}`);
+  } finally {
+    clearTimeout(timer);
+    req.signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 /** `Retry-After` (delta seconds or an HTTP date) in ms from `now`, if present and sensible. */

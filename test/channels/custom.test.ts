@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createCustomAdapter } from '../../src/channels/custom/http-provider.js';
-import { isPublicAddress, guardedRequest, guardedLookup, BlockedTargetError, OutboundError, checkTargetUrl } from '../../src/channels/http-guard.js';
+import { isPublicAddress, guardedRequest, guardedLookup, BlockedTargetError, OutboundError, checkTargetUrl, createGuardedAgents } from '../../src/channels/http-guard.js';
 import { renderTemplate } from '../../src/channels/custom/template.js';
 import type { SendInput } from '../../src/channels/adapter.js';
 import { eachDatabase, useServer } from '../helpers/harness.js';
@@ -114,6 +114,46 @@ describe('custom channel adapter against a local receiver', () => {
     for (const ip of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111']) assert.equal(isPublicAddress(ip), true, ip);
     assert.ok(checkTargetUrl('http://[::1]/x', false));
     assert.equal(checkTargetUrl('http://[::1]/x', true), undefined);
+  });
+
+  it('guardedRequest: checks names at connect time, keeps at most maxResponseBytes, maps failures, manages connections', async () => {
+    const port = new URL(r.base).port;
+    // A name that resolves to loopback passes the static check and is refused when connecting.
+    await assert.rejects(guardedRequest({ url: `http://localhost:${port}/`, timeoutMs: 2000, allowPrivate: false }), (e: unknown) => e instanceof OutboundError && e.kind === 'blocked');
+    const sockets = new Set<unknown>();
+    r.respond((q, res) => {
+      sockets.add(q.socket);
+      res.writeHead(201, { 'x-ref': 'abc' }).end('x'.repeat(10_000));
+    });
+    // Headers the client manages itself (hop-by-hop, a wrong length) do not break the request.
+    const one = await guardedRequest({ url: `${r.base}/cap`, method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain', connection: 'keep-alive', 'content-length': '99' }, timeoutMs: 2000, allowPrivate: true, maxResponseBytes: 100 });
+    assert.equal(one.status, 201);
+    assert.equal(one.headers['x-ref'], 'abc');
+    assert.equal(one.body.length, 100);
+    const seen = r.seen[r.seen.length - 1]!;
+    assert.equal(seen.body, 'hello');
+    assert.equal(seen.headers.connection, 'close', 'a one-off request does not keep its connection');
+    // Pooled: consecutive requests reuse connections (the pool may open a second one while the
+    // first is being released).
+    sockets.clear();
+    const agents = createGuardedAgents({ maxSockets: 4 });
+    try {
+      for (let i = 0; i < 6; i++) assert.equal((await guardedRequest({ url: `${r.base}/pool`, timeoutMs: 2000, allowPrivate: true, agents })).body.length, 10_000);
+      assert.ok(sockets.size <= 2, `${sockets.size} connections for 6 requests`);
+    } finally {
+      agents.destroy();
+    }
+    r.respond(() => {});
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    await assert.rejects(guardedRequest({ url: `${r.base}/slow`, timeoutMs: 5000, allowPrivate: true, signal: ac.signal }), (e: unknown) => e instanceof OutboundError && e.kind === 'aborted');
+    await assert.rejects(guardedRequest({ url: `${r.base}/slow`, timeoutMs: 100, allowPrivate: true }), (e: unknown) => e instanceof OutboundError && e.kind === 'timeout');
+    const closed = http.createServer();
+    await new Promise<void>((ok) => closed.listen(0, '127.0.0.1', ok));
+    const dead = (closed.address() as AddressInfo).port;
+    await new Promise<void>((ok) => closed.close(() => ok()));
+    await assert.rejects(guardedRequest({ url: `http://127.0.0.1:${dead}/`, timeoutMs: 2000, allowPrivate: true }), (e: unknown) => e instanceof OutboundError && e.kind === 'network' && /ECONNREFUSED/.test(e.message));
+    await assert.rejects(guardedRequest({ url: 'not a url', timeoutMs: 2000, allowPrivate: true }), (e: unknown) => e instanceof OutboundError && e.kind === 'invalid');
   });
 
   it('renders templates in a single pass', () => {

@@ -279,6 +279,28 @@ eachDatabase('webhook delivery', (dialect) => {
     assert.equal(bodiesFor(quiet).length, 0);
   });
 
+  it('reads a burst of appends once, however many events it holds', async () => {
+    const { container } = s();
+    const p = container.platform;
+    const fanout = container.services.webhooks.fanout;
+    const quiet = await s().createSpace();
+    await fanout.drain();
+    const readAfter = p.events.readAfter;
+    let reads = 0;
+    p.events.readAfter = (...args) => {
+      reads++;
+      return readAfter.apply(p.events, args);
+    };
+    try {
+      await p.transaction((uow) => p.events.appendMany(uow, Array.from({ length: 20 }, (_, i) => ({ apiSpaceId: quiet, accountId: 1, name: 'profile.update', payload: { id: `burst-${i}` }, meta: {} }))));
+      await sleep(200);
+      // Each appended event is also published on the bus; none of them may start a step of its own.
+      assert.equal(reads, 1);
+    } finally {
+      p.events.readAfter = readAfter;
+    }
+  });
+
   it('matches each event against the subscriptions in force when it was raised', async () => {
     rx.setReply(() => 200);
     const space = await s().createSpace();

@@ -130,7 +130,7 @@ export function createCustomAdapter(ctx: Pick<AdapterContext, 'settings' | 'allo
         });
         const details = { httpStatus: res.status, successful: res.status >= 200 && res.status < 300 };
         if (details.successful) {
-          const providerMessageId = providerIdFrom(res.body, res.headers['content-type'], s.responseIdPath);
+          const providerMessageId = providerIdFrom(res.body, [res.headers['content-type']].flat()[0], s.responseIdPath);
           return { kind: 'accepted', ...(providerMessageId ? { providerMessageId } : {}), acceptedAt: now(), details };
         }
         const snippet = res.body.toString('utf8', 0, 200).replace(/\s+/g, ' ').trim();

@@ -63,6 +63,8 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
    */
   let skipped = 0;
   let skipSave: NodeJS.Timeout | undefined;
+  /** Whether this fan-out listens to the log's local appends (once: the log keeps its listeners). */
+  let listening = false;
 
   type Live = WebhookRow & { subs: Subscription[]; previous: Subscription[] | null };
   async function loadWebhooks(tx: Tx, spaces: string[]): Promise<Map<string, Live[]>> {
@@ -301,15 +303,21 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
     start() {
       if (!stopped) return;
       stopped = false;
-      // Local appends wake it within GATHER_MS (a burst of commits is read in one step); other processes' appends arrive through the bus (Redis).
-      events.onAppended(() => schedule(GATHER_MS));
-      unsubscribe = p.bus.subscribe(EVENTS_CHANNEL, () => kick());
+      // Appends wake it within GATHER_MS, so a burst of commits is read in one step: this
+      // process's through `onAppended`, other processes' through the bus (Redis). The bus also
+      // repeats this process's own appends, at once and once per event: it must not kick a step
+      // per event, each re-reading the log only to find it consumed.
+      if (!listening) events.onAppended(() => schedule(GATHER_MS));
+      listening = true;
+      unsubscribe = p.bus.subscribe(EVENTS_CHANNEL, () => schedule(GATHER_MS));
       kick();
     },
     async stop() {
       stopped = true;
       unsubscribe?.();
       if (timer) clearTimeout(timer);
+      timer = undefined;
+      timerDue = Infinity;
       await running;
       if (skipSave) {
         clearTimeout(skipSave);
