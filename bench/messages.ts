@@ -13,6 +13,7 @@
  * BENCH_SECONDS (default 3) and BENCH_CONCURRENCY (default 32) tune the runs.
  */
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { spawnServer } from '../test/fixtures/spawn.js';
@@ -33,6 +34,33 @@ function request(port: number, method: string, path: string, headers: Record<str
     req.end(body);
   });
 }
+
+/**
+ * CPU time (user + system, µs) a process has used so far, from /proc (Linux); undefined elsewhere.
+ * Throughput on a small shared machine swings from run to run; CPU per request moves much less.
+ */
+function cpuMicros(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** Runs `run` and returns its result with the CPU µs per request each of `pids` used meanwhile. */
+async function withCpu<T extends { n: number }>(pids: Array<number | undefined>, run: () => Promise<T>): Promise<T & { cpu: Array<number | undefined> }> {
+  const before = pids.map(cpuMicros);
+  const r = await run();
+  const cpu = pids.map((pid, i) => {
+    const [a, b] = [before[i], cpuMicros(pid)];
+    return a === undefined || b === undefined || !r.n ? undefined : (b - a) / r.n;
+  });
+  return { ...r, cpu };
+}
+const µs = (v: number | undefined) => (v === undefined ? '?' : `${v.toFixed(0)} µs`);
 
 /** Closed-loop load: `concurrency` workers for `seconds`; returns rate and latency percentiles. */
 async function load(seconds: number, concurrency: number, one: () => Promise<boolean>) {
@@ -186,11 +214,13 @@ async function main() {
         const before = received;
         await load(0.5, CONCURRENCY, sb);
         await load(0.5, CONCURRENCY, bb(space, headers, body));
-        const b = await load(SECONDS, CONCURRENCY, bb(space, headers, body));
+        const b = await withCpu([bare.child.pid], () => load(SECONDS, CONCURRENCY, bb(space, headers, body)));
         const t0 = received;
-        const s = await load(SECONDS, CONCURRENCY, sb);
+        const s = await withCpu([api.child.pid, worker?.child.pid], () => load(SECONDS, CONCURRENCY, sb));
         console.log(`[${mode}] bare Fastify:   ${b.rate.toFixed(0)} req/s, p50 ${b.p50.toFixed(2)} ms, p99 ${b.p99.toFixed(2)} ms`);
         console.log(`[${mode}] POST /messages: ${s.rate.toFixed(0)} req/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors} (concurrency ${CONCURRENCY})`);
+        // The worker's share is what it used while the load ran (it may still be catching up).
+        console.log(`[${mode}] server CPU per request: bare ${µs(b.cpu[0])}; Switchboard ${split ? `API ${µs(s.cpu[0])} + worker ${µs(s.cpu[1])}` : `${µs(s.cpu[0])} (accepting and dispatching)`}`);
         console.log(`[${mode}] ratio ${(s.rate / b.rate).toFixed(2)} (target ≥ 0.25), p99 ${s.p99 <= 10 ? 'within' : 'over'} 10 ms; dispatched to the receiver during the run: ${((received - t0) / SECONDS).toFixed(0)}/s (${received - before} in all so far)`);
         // The latency target at the target rate: closed-loop p99 at saturation is concurrency ÷
         // throughput (Little's law), so it is also measured with requests arriving at 0.25× the
