@@ -5,7 +5,7 @@ import type { Uow } from '../storage/uow.js';
 import type { Clock } from '../lib/clock.js';
 import { timeOrderedUuid, type Ids } from '../lib/ids.js';
 import type { JobRow } from '../storage/schema.js';
-import { deferInsert, insertStatements, mark, valuesText } from '../storage/raw.js';
+import { deferInsert, deferNotify, insertStatements, mark, valuesText } from '../storage/raw.js';
 
 const JOB_COLUMNS = [
   'id', 'kind', 'api_space_id', 'payload', 'state', 'run_at', 'attempts', 'max_attempts', 'lease_owner', 'lease_until', 'last_error', 'dedupe_key', 'created_at', 'updated_at',
@@ -166,15 +166,18 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
     const uow = 'tx' in target ? target : undefined;
     const ex = uow ? uow.tx : db;
     if (uow && !job.dedupeKey) {
-      // Every accepted message enqueues: a group commit's jobs go in one statement at its end.
+      // Every accepted message enqueues: a group commit's jobs go in one statement at its end,
+      // with its NOTIFY (delivered at commit, and only if the transaction commits). A leased job
+      // wakes nobody.
       deferInsert(uow, handle.dialect, 'jobs', JOB_COLUMNS, [row]);
-    } else {
-      const [q] = insertStatements(handle.dialect, 'jobs', JOB_COLUMNS, [row], job.dedupeKey ? 'ON CONFLICT DO NOTHING' : '');
-      const res = await ex.executeQuery(q!);
-      if (Number(res.numAffectedRows ?? 0) === 0) return undefined;
+      if (pg && !lease) deferNotify(uow, channel);
+      return row;
     }
-    // One NOTIFY per transaction is enough (a batch may enqueue thousands of jobs); it is
-    // delivered at commit, and only if the transaction commits. A leased job wakes nobody.
+    const [q] = insertStatements(handle.dialect, 'jobs', JOB_COLUMNS, [row], job.dedupeKey ? 'ON CONFLICT DO NOTHING' : '');
+    const res = await ex.executeQuery(q!);
+    if (Number(res.numAffectedRows ?? 0) === 0) return undefined;
+    // One NOTIFY per transaction is enough; it is delivered at commit, and only if the
+    // transaction commits. A leased job wakes nobody.
     if (pg && !lease && !(uow && notified.has(uow.tx))) {
       await sql`SELECT pg_notify(${channel}, '')`.execute(ex);
       if (uow) notified.add(uow.tx);

@@ -1,6 +1,6 @@
 import { CompiledQuery } from 'kysely';
 import type { DialectName, Tx } from './db.js';
-import type { Uow } from './uow.js';
+import { asWholeTransaction, type Uow } from './uow.js';
 
 /**
  * Statements written directly for the hottest writes. Kysely's builder costs tens of
@@ -73,29 +73,77 @@ interface Deferred {
   columns: readonly string[];
   rows: unknown[];
 }
-const deferred = new WeakMap<Tx, Map<string, Deferred>>();
+/** What a transaction defers to its end: rows by table (in first-deferred order), NOTIFY channels. */
+interface DeferredWork {
+  tables: Map<string, Deferred>;
+  notify: Set<string>;
+}
+const deferred = new WeakMap<Tx, DeferredWork>();
+
+function deferredWork(uow: Uow, dialect: DialectName): DeferredWork {
+  let work = deferred.get(uow.tx);
+  if (!work) {
+    const mine: DeferredWork = (work = { tables: new Map(), notify: new Set() });
+    deferred.set(uow.tx, mine);
+    uow.lastly(async () => {
+      deferred.delete(uow.tx);
+      const statements = deferredStatements(dialect, mine);
+      // One statement after nothing else: on PostgreSQL it is the whole transaction.
+      if (statements.length === 1) asWholeTransaction(statements[0]!);
+      for (const q of statements) await uow.tx.executeQuery(q);
+    });
+  }
+  return work;
+}
+
+/**
+ * The statements that write a transaction's deferred work. On PostgreSQL, where every statement is
+ * a round trip, all of it goes in one when it fits under the parameter limit: each table's rows
+ * in a data-modifying `WITH` clause and the notifications in its `SELECT` (an accepted message
+ * costs BEGIN, one statement and COMMIT instead of an insert per table and a NOTIFY between them).
+ * The clauses of one statement run against the same snapshot in no promised order, which deferred
+ * rows allow: nothing in the transaction reads them back and no table here references another.
+ */
+function deferredStatements(dialect: DialectName, work: DeferredWork): CompiledQuery[] {
+  const tables = [...work.tables];
+  let params = work.notify.size;
+  for (const [, d] of tables) params += d.rows.length * d.columns.length;
+  if (dialect === 'postgres' && tables.length + (work.notify.size ? 1 : 0) > 1 && params <= MAX_PARAMS) {
+    const values: unknown[] = [];
+    const clauses = tables.map(([name, d], i) => {
+      const first = values.length + 1;
+      for (const row of d.rows as Array<Record<string, unknown>>) for (const c of d.columns) values.push(row[c]);
+      return `d${i} AS (INSERT INTO ${name} (${d.columns.join(',')}) VALUES ${valuesText(dialect, d.rows.length, d.columns.length, undefined, first)})`;
+    });
+    const notices = [...work.notify].map((channel) => {
+      values.push(channel);
+      return `pg_notify($${values.length}, '')`;
+    });
+    return [CompiledQuery.raw(`WITH ${clauses.join(', ')} SELECT ${notices.length ? notices.join(', ') : '1'}`, values)];
+  }
+  const out: CompiledQuery[] = [];
+  for (const [name, d] of tables) out.push(...insertStatements(dialect, name, d.columns as ReadonlyArray<string>, d.rows as Array<Record<string, unknown>>));
+  for (const channel of work.notify) out.push(CompiledQuery.raw(`SELECT pg_notify($1, '')`, [channel]));
+  return out;
+}
 
 /**
  * Inserts `rows` at the end of the transaction, together with every other row deferred to the
  * same table in it: units sharing a group commit then cost one multi-row statement per table
- * instead of one each (on PostgreSQL every statement is a round trip). Only for rows nothing in
- * the transaction reads back, and without conflict handling: an error surfaces at commit and fails
- * the transaction. Tables are written in the order they were first deferred to.
+ * instead of one each (on PostgreSQL every statement is a round trip, and there the tables go in
+ * one statement). Only for rows nothing in the transaction reads back, and without conflict
+ * handling: an error surfaces at commit and fails the transaction. Tables are written in the order
+ * they were first deferred to, or, on PostgreSQL, in one statement in no promised order.
  */
 export function deferInsert<R>(uow: Uow, dialect: DialectName, table: string, columns: ReadonlyArray<keyof R & string>, rows: readonly R[]): void {
-  let tables = deferred.get(uow.tx);
-  if (!tables) {
-    const mine = (tables = new Map());
-    deferred.set(uow.tx, mine);
-    uow.beforeCommit(async () => {
-      deferred.delete(uow.tx);
-      for (const [name, d] of mine) {
-        for (const q of insertStatements(dialect, name, d.columns as ReadonlyArray<string>, d.rows as Array<Record<string, unknown>>)) await uow.tx.executeQuery(q);
-      }
-    });
-  }
+  const { tables } = deferredWork(uow, dialect);
   let d = tables.get(table);
   if (!d) tables.set(table, (d = { columns, rows: [] }));
   else if (d.columns !== columns) throw new Error(`deferInsert: ${table} deferred with two column lists`);
   for (const r of rows) d.rows.push(r);
+}
+
+/** PostgreSQL `NOTIFY channel` sent with the transaction's deferred rows (one per channel). */
+export function deferNotify(uow: Uow, channel: string): void {
+  deferredWork(uow, 'postgres').notify.add(channel);
 }

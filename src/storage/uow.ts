@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { CompiledQuery, PostgresDialect, SqliteDialect, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteDialectConfig } from 'kysely';
+import { CompiledQuery, PostgresDialect, SqliteDialect, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteDialectConfig, type TransactionSettings } from 'kysely';
 import type { Db, Tx } from './db.js';
 
 /**
@@ -13,6 +13,12 @@ export interface Uow {
   afterRollback(fn: () => void): void;
   /** Runs inside the transaction after the unit's own work, just before COMMIT (deferred writes). */
   beforeCommit(fn: () => Promise<void>): void;
+  /**
+   * Runs after every `beforeCommit` hook: the transaction's last statements (`storage/raw.ts`
+   * writes deferred rows here). Register before the transaction ends; neither hook may be added
+   * once these run.
+   */
+  lastly(fn: () => Promise<void>): void;
 }
 
 const runAll = (fns: Array<() => void>) => {
@@ -56,9 +62,25 @@ export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Pr
   try {
     result = await scope.run(current, () => db.transaction().execute(async (tx) => {
       const before: Array<() => Promise<void>> = [];
-      const r = await fn({ tx, afterCommit: (cb) => callbacks.push(cb), afterRollback: (cb) => undo.push(cb), beforeCommit: (cb) => before.push(cb) });
+      const last: Array<() => Promise<void>> = [];
+      let ending = false;
+      const r = await fn({
+        tx,
+        afterCommit: (cb) => callbacks.push(cb),
+        afterRollback: (cb) => undo.push(cb),
+        beforeCommit: (cb) => {
+          if (ending) throw new Error('beforeCommit after the last statements of the transaction began');
+          before.push(cb);
+        },
+        lastly: (cb) => {
+          if (ending) throw new Error('lastly while the last statements of the transaction run');
+          last.push(cb);
+        },
+      });
       // A hook may add another (a deferred write that defers more): run until none is left.
       for (let i = 0; i < before.length; i++) await before[i]!();
+      ending = true;
+      for (const hook of last) await hook();
       return r;
     }));
   } catch (err) {
@@ -220,10 +242,90 @@ export class TransactionAwareSqliteDialect extends SqliteDialect {
   }
 }
 
-/** PostgreSQL dialect with transaction-aware connections. */
+/** Statements that may make up a whole transaction on their own (`asWholeTransaction`). */
+const wholeTransactions = new WeakSet<CompiledQuery>();
+
+/**
+ * Marks `q`, a transaction's last statement (run in `Uow.lastly`), as one that may run as the
+ * whole transaction: on PostgreSQL, when nothing ran in the transaction before it, it runs without
+ * BEGIN and COMMIT (a single statement is atomic on its own). A group of accepted messages, whose
+ * units only defer rows, then commits in one round trip instead of three.
+ */
+export function asWholeTransaction(q: CompiledQuery): CompiledQuery {
+  wholeTransactions.add(q);
+  return q;
+}
+
+/**
+ * PostgreSQL transactions that send BEGIN with their first statement instead of at once (every
+ * statement is a round trip), and none at all when their only statement is marked with
+ * `asWholeTransaction`. A transaction in which nothing ran sends neither BEGIN nor COMMIT.
+ */
+function lazyBegin(inner: Driver): Driver {
+  interface State { pending: boolean; alone: boolean; settings: TransactionSettings }
+  const states = new WeakMap<DatabaseConnection, State>();
+  const innerOf = new WeakMap<DatabaseConnection, DatabaseConnection>();
+  const wrapped = new WeakMap<DatabaseConnection, DatabaseConnection>();
+  /** Sends the pending BEGIN, unless `q` may run as the whole transaction. */
+  const begin = async (self: DatabaseConnection, q?: CompiledQuery) => {
+    const st = states.get(self);
+    // Anything after a statement that ran as the whole transaction would run outside one.
+    if (st?.alone) throw new Error('A statement ran after the one marked as the whole transaction');
+    if (!st?.pending) return;
+    st.pending = false;
+    if (q && wholeTransactions.has(q)) st.alone = true;
+    else await inner.beginTransaction(innerOf.get(self)!, st.settings);
+  };
+  const wrap = (c: DatabaseConnection): DatabaseConnection => {
+    let w = wrapped.get(c);
+    if (!w) {
+      const self: DatabaseConnection = {
+        async executeQuery(q) {
+          await begin(self, q);
+          return c.executeQuery(q);
+        },
+        async *streamQuery(q, chunkSize) {
+          await begin(self);
+          yield* c.streamQuery(q, chunkSize);
+        },
+      };
+      wrapped.set(c, (w = self));
+      innerOf.set(self, c);
+    }
+    return w;
+  };
+  /** Ends the transaction on the server only if one was begun there. */
+  const ending = (end: (c: DatabaseConnection) => Promise<void>) => async (self: DatabaseConnection) => {
+    const st = states.get(self);
+    states.delete(self);
+    if (st && (st.pending || st.alone)) return;
+    await end(innerOf.get(self)!);
+  };
+  const begun = <A extends unknown[]>(fn: ((c: DatabaseConnection, ...a: A) => Promise<void>) | undefined) =>
+    fn && (async (self: DatabaseConnection, ...a: A) => {
+      await begin(self);
+      await fn.call(inner, innerOf.get(self)!, ...a);
+    });
+  return {
+    init: () => inner.init(),
+    acquireConnection: async () => wrap(await inner.acquireConnection()),
+    async beginTransaction(self, settings) {
+      states.set(self, { pending: true, alone: false, settings });
+    },
+    commitTransaction: ending((c) => inner.commitTransaction(c)),
+    rollbackTransaction: ending((c) => inner.rollbackTransaction(c)),
+    ...(inner.savepoint ? { savepoint: begun(inner.savepoint) } : {}),
+    ...(inner.rollbackToSavepoint ? { rollbackToSavepoint: begun(inner.rollbackToSavepoint) } : {}),
+    ...(inner.releaseSavepoint ? { releaseSavepoint: begun(inner.releaseSavepoint) } : {}),
+    releaseConnection: (self) => inner.releaseConnection(innerOf.get(self)!),
+    destroy: () => inner.destroy(),
+  };
+}
+
+/** PostgreSQL dialect with transaction-aware connections that begin lazily (`lazyBegin`). */
 export class TransactionAwarePostgresDialect extends PostgresDialect {
   override createDriver(): Driver {
-    return transactionAware(super.createDriver());
+    return transactionAware(lazyBegin(super.createDriver()));
   }
 }
 
