@@ -9,7 +9,8 @@ import { sleep, startReceiver, waitFor } from './receiver.js';
 const SECRET = 'Kq3v9Zt7Lm2Xw8Rb5Np1Hs6Gd4Fj0Ce';
 
 eachDatabase('webhook delivery', (dialect) => {
-  const s = useServer(dialect, { modules: fastWebhookModules(), env: { WEBHOOK_TIMEOUT_SECONDS: '1' } });
+  // No idle poll within a test's time: what wakes the fan-out is under test here.
+  const s = useServer(dialect, { modules: fastWebhookModules({ idlePollMs: 60_000 }), env: { WEBHOOK_TIMEOUT_SECONDS: '1' } });
   let rx: Awaited<ReturnType<typeof startReceiver>>;
   before(async () => {
     rx = await startReceiver();

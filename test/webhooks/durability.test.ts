@@ -67,6 +67,29 @@ eachDatabase('webhook durability', (dialect: DialectName) => {
   });
 });
 
+eachDatabase('webhook fan-out across processes without Redis', (dialect: DialectName) => {
+  it('delivers events appended by a process without workers (an API process beside a worker process)', async () => {
+    const rx = await startReceiver(() => 200);
+    // Two containers on one database, each with its own in-process bus, as two processes are.
+    const api = await startServer(dialect, { modules: fastWebhookModules({ idlePollMs: 200 }), start: false });
+    const worker = await startServer(dialect, { modules: fastWebhookModules({ idlePollMs: 200 }), location: api.location });
+    try {
+      const space = await api.createSpace();
+      await api.request({ method: 'POST', url: `/apispaces/${space}/webhooks`, payload: { name: 'r', url: rx.url, subscriptions: [{ type: 'profile.*' }] } });
+      await sleep(300);
+      const created = await api.request({ method: 'POST', url: `/apispaces/${space}/profiles`, payload: { id: 'from-api', name: 'x' } });
+      assert.equal(created.statusCode, 201);
+      // Nothing in the worker's process appends meanwhile: its idle poll finds the event.
+      await waitFor(() => rx.requests.some((r) => r.body.toString().includes('from-api')), 5000, 'the event appended in the other process');
+    } finally {
+      await worker.close();
+      await api.close();
+      await rx.close();
+      await dropLocation(api.location);
+    }
+  });
+});
+
 eachDatabase('webhook target safety at send time', (dialect: DialectName) => {
   it('refuses a private target when sending, counting it as a failed attempt', async () => {
     const rx = await startReceiver(() => 200);

@@ -25,6 +25,12 @@ export interface FanoutOptions {
   gapWaitMs: number;
   /** How long a skipped id is re-checked for a late commit before it is forgotten. */
   holeTtlMs: number;
+  /**
+   * How often the log is read with nothing waking the fan-out. Appends in another process wake it
+   * only through Redis; without Redis (an API process beside a worker process) this poll is what
+   * finds them.
+   */
+  idlePollMs: number;
 }
 
 export interface Fanout {
@@ -295,6 +301,7 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
         schedule(1000);
       } finally {
         running = undefined;
+        schedule(options.idlePollMs);
       }
     })();
   }

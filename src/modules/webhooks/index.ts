@@ -37,6 +37,7 @@ export function createWebhooksModule(options: WebhooksModuleOptions = {}): Modul
         batchSize: options.batchSize ?? 500,
         gapWaitMs: options.gapWaitMs ?? 1000,
         holeTtlMs: options.holeTtlMs ?? 10 * 60_000,
+        idlePollMs: options.idlePollMs ?? 500,
       });
       ctx.services.webhooks = Object.assign(service, { fanout, dispatcher: d });
       return {
