@@ -69,8 +69,6 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
    */
   let skipped = 0;
   let skipSave: NodeJS.Timeout | undefined;
-  /** Whether this fan-out listens to the log's local appends (once: the log keeps its listeners). */
-  let listening = false;
 
   type Live = WebhookRow & { subs: Subscription[]; previous: Subscription[] | null };
   async function loadWebhooks(tx: Tx, spaces: string[]): Promise<Map<string, Live[]>> {
@@ -310,12 +308,9 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
     start() {
       if (!stopped) return;
       stopped = false;
-      // Appends wake it within GATHER_MS, so a burst of commits is read in one step: this
-      // process's through `onAppended`, other processes' through the bus (Redis). The bus also
-      // repeats this process's own appends, at once and once per event: it must not kick a step
-      // per event, each re-reading the log only to find it consumed.
-      if (!listening) events.onAppended(() => schedule(GATHER_MS));
-      listening = true;
+      // Appends wake it within GATHER_MS, so a burst of commits is read in one step. The bus
+      // carries this process's appends (at once, one message per event) and other processes'
+      // (through Redis); a step per message would re-read the log only to find it consumed.
       unsubscribe = p.bus.subscribe(EVENTS_CHANNEL, () => schedule(GATHER_MS));
       kick();
     },
