@@ -42,6 +42,25 @@ eachDatabase('transactional event log', (dialect) => {
     off();
   });
 
+  it('appends many events in one statement, in order, with payloads intact', async () => {
+    const { platform } = s().container;
+    const space = await s().createSpace('events-many');
+    // Quotes, backslashes, braces, commas, unicode and NULL-like text survive the array transfer.
+    const tricky = { text: 'a "quoted" \\ back\\slash, {brace} NULL', emoji: '✉️ 日本', list: [1, 'two', null, { three: 3 }], empty: '' };
+    const list = Array.from({ length: 1200 }, (_, i) => ({ apiSpaceId: space, accountId: 1 + (i % 3), name: `test.many.${i}`, payload: { i, ...tricky }, meta: i % 2 ? { revision: i } : undefined }));
+    const ids = await platform.transaction((uow) => platform.events.appendMany(uow, list));
+    assert.equal(ids.length, list.length);
+    assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]!));
+    const stored = (await platform.events.readAfter(ids[0]! - 1, 2000)).filter((e) => e.apiSpaceId === space);
+    assert.deepEqual(stored.map((e) => e.id), ids);
+    stored.forEach((e, i) => {
+      assert.equal(e.name, `test.many.${i}`);
+      assert.equal(e.accountId, 1 + (i % 3));
+      assert.deepEqual(e.payload, { i, ...tricky });
+      assert.deepEqual(e.meta, i % 2 ? { revision: i } : {});
+    });
+  });
+
   it('keeps consumer cursors, also inside a transaction', async () => {
     const { platform } = s().container;
     assert.equal(await platform.events.cursor('test-consumer'), 0);
