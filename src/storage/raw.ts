@@ -69,6 +69,47 @@ export function insertStatements<R>(dialect: DialectName, table: string, columns
   return out;
 }
 
+/** Column types and constant columns of `unnestInsert`. */
+export interface UnnestOptions {
+  /** PostgreSQL element type per column; `text` when absent. */
+  types?: Readonly<Record<string, string>>;
+  /** Columns holding JSON text, cast to `jsonb` as they are inserted. */
+  json?: ReadonlySet<string>;
+  /** Columns with one value for every row, sent once instead of as an array. */
+  fixed?: Readonly<Record<string, unknown>>;
+  /** Appended to the statement, e.g. `RETURNING id`. */
+  suffix?: string;
+}
+
+/**
+ * PostgreSQL `INSERT … SELECT … FROM unnest(<one array per column>)` of `rows`: one short
+ * statement whatever their number. A `VALUES` list with a parameter per value makes PostgreSQL
+ * parse and plan thousands of parameters (a bulk request writes thousands of rows).
+ */
+export function unnestInsert<R>(table: string, columns: ReadonlyArray<keyof R & string>, rows: readonly R[], options: UnnestOptions = {}): CompiledQuery {
+  const { types, json, fixed, suffix } = options;
+  const params: unknown[] = [];
+  const select: string[] = [];
+  const varying: Array<keyof R & string> = [];
+  for (const c of columns) {
+    if (fixed && c in fixed) {
+      params.push(fixed[c]);
+      select.push(`$${params.length}`);
+    } else {
+      varying.push(c);
+      select.push(json?.has(c) ? `${c}::jsonb` : c);
+    }
+  }
+  const arrays = varying.map((c) => {
+    params.push(rows.map((r) => r[c]));
+    return `$${params.length}::${types?.[c] ?? 'text'}[]`;
+  });
+  return CompiledQuery.raw(
+    `INSERT INTO ${table} (${columns.join(',')}) SELECT ${select.join(', ')} FROM unnest(${arrays.join(', ')}) AS u(${varying.join(',')})${suffix ? ` ${suffix}` : ''}`,
+    params,
+  );
+}
+
 interface Deferred {
   columns: readonly string[];
   rows: unknown[];

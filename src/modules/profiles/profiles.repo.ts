@@ -1,7 +1,7 @@
 import { CompiledQuery, sql, type Generated } from 'kysely';
 import type { DialectName, Executor, Tx } from '../../storage/db.js';
 import { toJson } from '../../storage/dialect.js';
-import { insertText } from '../../storage/raw.js';
+import { insertText, unnestInsert } from '../../storage/raw.js';
 import { dataJson, etagOf, stateFromRow, type ProfileState } from './profiles.document.js';
 import { containerRows } from './profiles.query.js';
 
@@ -448,18 +448,9 @@ export function createProfilesRepo(dialect: DialectName) {
     async insertMany(tx: Tx, apiSpaceId: string, states: ProfileState[]): Promise<void> {
       if (dialect === 'postgres') {
         // Column arrays through unnest (see reindex): one short statement per batch.
-        const cols = PROFILE_COLUMNS.slice(1).map(() => [] as unknown[]);
-        for (const s of states) {
-          const r = toRow(apiSpaceId, s);
-          PROFILE_COLUMNS.slice(1).forEach((c, k) => cols[k]!.push(r[c]));
-        }
         if (states.length) {
-          const args = PROFILE_COLUMNS.slice(1).map((c, k) => `$${k + 2}::${PG_ARRAY_TYPES[c]}[]`).join(', ');
-          const select = PROFILE_COLUMNS.slice(1).map((c) => (PG_ARRAY_TYPES[c] === 'text' && JSON_COLUMNS.has(c) ? `${c}::jsonb` : c)).join(', ');
-          await tx.executeQuery(CompiledQuery.raw(
-            `INSERT INTO profiles (${PROFILE_COLUMNS.join(',')}) SELECT $1, ${select} FROM unnest(${args}) AS u(${PROFILE_COLUMNS.slice(1).join(',')})`,
-            [apiSpaceId, ...cols],
-          ));
+          const rows = states.map((s) => toRow(apiSpaceId, s));
+          await tx.executeQuery(unnestInsert('profiles', PROFILE_COLUMNS, rows, { types: PG_ARRAY_TYPES, json: JSON_COLUMNS, fixed: { api_space_id: apiSpaceId } }));
         }
         await reindex(tx, apiSpaceId, states, true);
         return;
