@@ -138,7 +138,6 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
   }
 
   const completeSql = `DELETE FROM jobs WHERE id = ${mark(handle.dialect, 1)} AND lease_owner = ${mark(handle.dialect, 2)} AND attempts = ${mark(handle.dialect, 3)}`;
-  const notified = new WeakSet<Tx>();
   /** Jobs `completeAtCommit` deletes just before their transaction commits. */
   const completing = new WeakMap<Tx, Job[]>();
   const wakeQueued = new WeakSet<Tx>();
@@ -164,23 +163,19 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
       updated_at: now,
     };
     const uow = 'tx' in target ? target : undefined;
-    const ex = uow ? uow.tx : db;
     if (uow && !job.dedupeKey) {
-      // Every accepted message enqueues: a group commit's jobs go in one statement at its end,
-      // with its NOTIFY (delivered at commit, and only if the transaction commits). A leased job
-      // wakes nobody.
+      // Every accepted message enqueues: a group commit's jobs go in one statement at its end.
       deferInsert(uow, handle.dialect, 'jobs', JOB_COLUMNS, [row]);
-      if (pg && !lease) deferNotify(uow, channel);
-      return row;
+    } else {
+      const [q] = insertStatements(handle.dialect, 'jobs', JOB_COLUMNS, [row], job.dedupeKey ? 'ON CONFLICT DO NOTHING' : '');
+      const res = await (uow ? uow.tx : db).executeQuery(q!);
+      if (Number(res.numAffectedRows ?? 0) === 0) return undefined;
     }
-    const [q] = insertStatements(handle.dialect, 'jobs', JOB_COLUMNS, [row], job.dedupeKey ? 'ON CONFLICT DO NOTHING' : '');
-    const res = await ex.executeQuery(q!);
-    if (Number(res.numAffectedRows ?? 0) === 0) return undefined;
-    // One NOTIFY per transaction is enough; it is delivered at commit, and only if the
-    // transaction commits. A leased job wakes nobody.
-    if (pg && !lease && !(uow && notified.has(uow.tx))) {
-      await sql`SELECT pg_notify(${channel}, '')`.execute(ex);
-      if (uow) notified.add(uow.tx);
+    // One NOTIFY per transaction, sent with its deferred rows: delivered at commit, and only if
+    // the transaction commits. A leased job wakes nobody.
+    if (pg && !lease) {
+      if (uow) deferNotify(uow, channel);
+      else await sql`SELECT pg_notify(${channel}, '')`.execute(db);
     }
     return row;
   };
