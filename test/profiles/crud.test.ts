@@ -20,6 +20,10 @@ eachDatabase('profiles: documents, ETags, delete/undelete', (dialect) => {
     assert.equal(p._createdBy, 'interactive:admin');
     assert.match(res.headers.etag as string, /^"0-[A-Za-z0-9_-]{16}"$/);
     assert.equal(res.headers.location, `/apispaces/${space}/profiles/jane`);
+    // The UK way of writing the trunk prefix after the country code.
+    const trunk = (await s().request({ method: 'POST', url: url(), payload: { id: 'trunk', phoneNumber: '+44 (0)7400 123456' } })).json();
+    assert.equal(trunk.phoneNumber, '447400123456');
+    assert.equal(trunk.phoneNumberCountryCode, 'GB');
     const dup = await s().request({ method: 'POST', url: url(), payload: { id: 'jane' } });
     assert.equal(dup.statusCode, 409);
     assert.equal(dup.json().code, 'AlreadyExists');

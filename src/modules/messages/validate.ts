@@ -3,6 +3,7 @@
  * stops the others. Returns the request as it is stored and echoed (unknown properties dropped,
  * `to.phoneNumber` normalised to digits, `to.email` with a lower-case domain).
  */
+import { phoneDigits } from '../../lib/phone.js';
 import type { ValidationFailure } from '../../http/errors.js';
 import { clientIdProblem } from '../../lib/ids.js';
 import { parseDateTime } from '../../lib/clock.js';
@@ -16,11 +17,8 @@ const SUCCESS_STATUSES = ['sent', 'delivered', 'read'];
 export const isChannelId = (id: string): boolean => BUILT_IN_CHANNELS.has(id) || (CUSTOM_ID.test(id) && id !== 'facebook');
 export const isCustomChannel = (id: string): boolean => !BUILT_IN_CHANNELS.has(id);
 
-/** Digits only after stripping `+`, spaces, dashes, dots and brackets; undefined if not 7–15 digits. */
-export function normalisePhone(raw: string): string | undefined {
-  const digits = raw.trim().replace(/^\+/, '').replace(/[\s\-.()]/g, '');
-  return /^\d{7,15}$/.test(digits) ? digits : undefined;
-}
+/** International digits of a recipient's number (`phoneDigits`); undefined if not 7–15 digits. */
+export const normalisePhone = (raw: string): string | undefined => phoneDigits(raw, 7);
 
 export function normaliseEmail(raw: string): string | undefined {
   const v = raw.trim();

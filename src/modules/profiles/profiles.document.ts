@@ -1,4 +1,4 @@
-import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import { phoneCountry, phoneDigits } from '../../lib/phone.js';
 import type { ValidationFailure } from '../../http/errors.js';
 import { clientIdProblem } from '../../lib/ids.js';
 import { etagForJson } from '../../http/etag.js';
@@ -39,12 +39,8 @@ function clean(value: unknown, path: string, failures: ValidationFailure[]): unk
 export function normalisePhone(value: unknown): { digits: string; country?: string } | string {
   const raw = typeof value === 'number' && Number.isInteger(value) ? String(value) : value;
   if (typeof raw !== 'string') return 'Must be a string of international digits';
-  let s = raw.trim().replace(/[\s().-]/g, '');
-  if (s.startsWith('+')) s = s.slice(1);
-  else if (s.startsWith('00')) s = s.slice(2);
-  if (!/^\d{6,15}$/.test(s)) return 'Not a valid international phone number';
-  const parsed = parsePhoneNumberFromString(`+${s}`);
-  return { digits: s, country: parsed?.country };
+  const digits = phoneDigits(raw);
+  return digits ? { digits, country: phoneCountry(digits) } : 'Not a valid international phone number';
 }
 
 /**

@@ -1,3 +1,4 @@
+import { phoneDigits } from '../../lib/phone.js';
 import { sql } from 'kysely';
 import type { ModuleContext } from '../module.js';
 import type { Actor } from '../../auth/actor.js';
@@ -109,7 +110,7 @@ export function createProfilesService(ctx: ModuleContext) {
       // E-mail matches case-insensitively: the folded form is in `lv` for addresses with upper-case
       // letters and in `sv` for those already lower-case (repo `folded`).
       if (field === 'email') conds = [sql`f.lv = ${value.toLowerCase()}`, sql`f.sv = ${value.toLowerCase()} AND f.t = 's'`];
-      else if (field === 'phoneNumber') conds = [sql`f.t = 's' AND f.sv = ${value.replace(/^\+/, '').replace(/[\s().-]/g, '')}`];
+      else if (field === 'phoneNumber') conds = [sql`f.t = 's' AND f.sv = ${phoneDigits(value) ?? value}`];
       else conds = [sql`f.t = 's' AND f.sv = ${value}`];
       const sub = sql.join(conds.map((cond) => sql`SELECT f.profile_id FROM profile_fields f WHERE ${fieldsOf(apiSpaceId)} AND f.path = ${field} AND ${cond}`), sql` UNION ALL `);
       const rows = await sql<ProfileRow>`SELECT p.* FROM profiles p WHERE p.api_space_id = ${apiSpaceId} AND p.deleted_on IS NULL AND p.id IN (${sub}) ORDER BY p.created_on, p.id LIMIT 1`.execute(db);
