@@ -41,6 +41,30 @@ eachDatabase('profiles: bulk, paging, opt-in, relationships, audiences, devices,
     assert.equal((await s().request({ method: 'GET', url: url('?$limit=1&$includeDeleted=true') })).headers['x-total-count'], '2000');
   });
 
+  it('applies a 1,000-item bulk with repeated ids in order, each occurrence on top of the one before', async () => {
+    // 400 ids, most of them more than once, spread through the request (on PostgreSQL the items
+    // are written by two transactions at once, split by id).
+    const own = await s().createSpace();
+    const at = (p = '') => `/apispaces/${own}/profiles${p}`;
+    const items = Array.from({ length: 1000 }, (_, i) => ({ id: `r${i % 400}`, [`f${Math.floor(i / 400)}`]: i, last: i }));
+    const res = await s().request({ method: 'PATCH', url: at('/bulk'), payload: items });
+    assert.equal(res.statusCode, 200);
+    const results = res.json() as Array<{ id: string; result: string }>;
+    assert.deepEqual(results.map((r) => r.id), items.map((it) => it.id));
+    assert.deepEqual(results.map((r) => r.result), items.map((_, i) => (i < 400 ? 'created' : 'updated')));
+    for (const id of ['r0', 'r199', 'r399']) {
+      const n = Number(id.slice(1));
+      const got = await s().request({ method: 'GET', url: at(`/${id}`) });
+      const doc = got.json();
+      assert.equal(doc.f0, n);
+      assert.equal(doc.f1, n + 400);
+      assert.equal(doc.last, n < 200 ? n + 800 : n + 400);
+      assert.equal(doc.f2, n < 200 ? n + 800 : undefined);
+      assert.equal(got.headers.etag !== undefined, true);
+    }
+    assert.equal((await s().request({ method: 'GET', url: at('?$limit=1&id=^r') })).headers['x-total-count'], '400');
+  });
+
   it('opts in and out per channel, with space defaults', async () => {
     await s().request({ method: 'POST', url: url(), payload: { id: 'ann' } });
     assert.equal((await s().request({ method: 'GET', url: url('/optin') })).json().sms, true);
