@@ -108,4 +108,18 @@ export const messagesMigrations: SchemaMigration[] = [
         .execute();
     },
   },
+  {
+    // The message's JSON columns are only ever read back whole (no query looks inside them):
+    // text on PostgreSQL too, as on SQLite, so no write parses them into jsonb and no read prints
+    // them again; every accepted and dispatched message writes and reads them (ADR 0006).
+    name: '0205_messages_json_text',
+    async up({ db, dialect }) {
+      if (dialect !== 'postgres') return;
+      await sql`ALTER TABLE messages
+        ALTER COLUMN request TYPE text USING request::text,
+        ALTER COLUMN status_details TYPE text USING status_details::text,
+        ALTER COLUMN state TYPE text USING state::text,
+        ALTER COLUMN rendered TYPE text USING rendered::text`.execute(db);
+    },
+  },
 ];

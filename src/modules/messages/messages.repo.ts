@@ -361,10 +361,11 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
 
 /** Rows per multi-row UPDATE (13 parameters each at most: far below both databases' limits). */
 const UPDATE_CHUNK = 100;
-/** PostgreSQL types of the columns a change writes (parameters in a VALUES list need them). */
-const PG_TYPES: Partial<Record<keyof MessageRow, string>> = {
-  revision: 'integer', deleted: 'integer', status_details: 'jsonb', state: 'jsonb', rendered: 'jsonb', request: 'jsonb',
-};
+/**
+ * PostgreSQL types of the columns a change writes that are not text (parameters in a VALUES list
+ * need them); the JSON columns are text (migration 0205).
+ */
+const PG_TYPES: Partial<Record<keyof MessageRow, string>> = { revision: 'integer', deleted: 'integer' };
 
 /**
  * `UPDATE messages SET <cols> = v.<cols> FROM (VALUES …) v WHERE <key> = v.<key> AND revision =

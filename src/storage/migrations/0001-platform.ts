@@ -105,4 +105,13 @@ export const platformMigrations: SchemaMigration[] = [
         .execute();
     },
   },
+  {
+    // A job's payload is only ever read back whole: text on PostgreSQL too (like SQLite), so the
+    // server does not parse every accepted message's job into jsonb and print it again for the
+    // worker (docs/adr/0006-one-api-hot-path.md, "JSON read back whole is text").
+    name: '0002_jobs_payload_text',
+    async up({ db, dialect }) {
+      if (dialect === 'postgres') await sql`ALTER TABLE jobs ALTER COLUMN payload TYPE text USING payload::text`.execute(db);
+    },
+  },
 ];
