@@ -82,6 +82,16 @@ export interface UnnestOptions {
 }
 
 /**
+ * `unnest($first::type[], …) AS <alias>(<columns>)` with one array parameter per column of
+ * `rows` (`types`: PostgreSQL element type per column, `text` when absent), and its parameters.
+ */
+export function unnestFrom<R>(columns: ReadonlyArray<keyof R & string>, rows: readonly R[], alias: string, types?: Readonly<Record<string, string>>, first = 1): { sql: string; params: unknown[][] } {
+  const params = columns.map((c) => rows.map((r) => r[c]));
+  const arrays = columns.map((c, k) => `$${first + k}::${types?.[c] ?? 'text'}[]`);
+  return { sql: `unnest(${arrays.join(', ')}) AS ${alias}(${columns.join(',')})`, params };
+}
+
+/**
  * PostgreSQL `INSERT … SELECT … FROM unnest(<one array per column>)` of `rows`: one short
  * statement whatever their number. A `VALUES` list with a parameter per value makes PostgreSQL
  * parse and plan thousands of parameters (a bulk request writes thousands of rows).
@@ -100,13 +110,10 @@ export function unnestInsert<R>(table: string, columns: ReadonlyArray<keyof R & 
       select.push(json?.has(c) ? `${c}::jsonb` : c);
     }
   }
-  const arrays = varying.map((c) => {
-    params.push(rows.map((r) => r[c]));
-    return `$${params.length}::${types?.[c] ?? 'text'}[]`;
-  });
+  const from = unnestFrom(varying, rows, 'u', types, params.length + 1);
   return CompiledQuery.raw(
-    `INSERT INTO ${table} (${columns.join(',')}) SELECT ${select.join(', ')} FROM unnest(${arrays.join(', ')}) AS u(${varying.join(',')})${suffix ? ` ${suffix}` : ''}`,
-    params,
+    `INSERT INTO ${table} (${columns.join(',')}) SELECT ${select.join(', ')} FROM ${from.sql}${suffix ? ` ${suffix}` : ''}`,
+    [...params, ...from.params],
   );
 }
 

@@ -1,7 +1,7 @@
 import { CompiledQuery, sql, type Generated } from 'kysely';
 import type { DialectName, Executor, Tx } from '../../storage/db.js';
 import { toJson } from '../../storage/dialect.js';
-import { insertText, unnestInsert } from '../../storage/raw.js';
+import { insertText, unnestFrom, unnestInsert } from '../../storage/raw.js';
 import { dataJson, etagOf, stateFromRow, type ProfileState } from './profiles.document.js';
 import { containerRows } from './profiles.query.js';
 
@@ -183,9 +183,10 @@ const UPDATE_COLUMNS = ['data', 'opt_in', 'rels', 'system', 'revision', 'etag', 
 /** PostgreSQL types of the VALUES columns (id, previous revision, then UPDATE_COLUMNS). */
 const UPDATE_CASTS = ['::text', '::integer', '::jsonb', '::jsonb', '::jsonb', '::integer', '::integer', '::text', '::text', '::text', '::text', '::text'];
 const FIELD_COLUMNS = ['space_key', 'profile_id', 'seq', 'path', 't', 'sv', 'lv', 'nv'] as const;
-/** PostgreSQL element types of the profile columns sent as arrays (JSON travels as text). */
-const PG_ARRAY_TYPES: Record<string, string> = { system: 'integer', revision: 'integer' };
-for (const c of PROFILE_COLUMNS) PG_ARRAY_TYPES[c] ??= 'text';
+/** PostgreSQL element types of the profile columns sent as arrays, other than text (JSON travels as text). */
+const PG_ARRAY_TYPES: Record<string, string> = { system: 'integer', revision: 'integer', prev_revision: 'integer' };
+/** A batched update's rows: the key, the revision read, then the columns written. */
+const UPDATE_KEYED = ['id', 'prev_revision', ...UPDATE_COLUMNS] as const;
 const JSON_COLUMNS = new Set(['data', 'opt_in', 'rels']);
 
 /**
@@ -475,19 +476,12 @@ export function createProfilesRepo(dialect: DialectName) {
       const pg = dialect === 'postgres';
       if (pg && states.length > 1) {
         // One UPDATE … FROM unnest(column arrays) for the whole batch (see insertMany).
-        const cols: unknown[][] = [[], [], ...UPDATE_COLUMNS.map(() => [])];
-        for (const { next, prevRevision } of states) {
-          const row = toRow(apiSpaceId, next);
-          cols[0]!.push(next.id);
-          cols[1]!.push(prevRevision);
-          UPDATE_COLUMNS.forEach((c, k) => cols[k + 2]!.push(row[c]));
-        }
-        const names = ['id', 'prev_revision', ...UPDATE_COLUMNS];
-        const args = names.map((c, k) => `$${k + 2}::${c === 'prev_revision' ? 'integer' : PG_ARRAY_TYPES[c]}[]`).join(', ');
+        const rows = states.map(({ next, prevRevision }) => ({ ...toRow(apiSpaceId, next), prev_revision: prevRevision }));
+        const from = unnestFrom(UPDATE_KEYED, rows, 'v', PG_ARRAY_TYPES, 2);
         const set = UPDATE_COLUMNS.map((c) => `${c} = v.${c}${JSON_COLUMNS.has(c) ? '::jsonb' : ''}`).join(', ');
         const res = await tx.executeQuery(CompiledQuery.raw(
-          `UPDATE profiles SET ${set} FROM unnest(${args}) AS v(${names.join(',')}) WHERE profiles.api_space_id = $1 AND profiles.id = v.id AND profiles.revision = v.prev_revision`,
-          [apiSpaceId, ...cols],
+          `UPDATE profiles SET ${set} FROM ${from.sql} WHERE profiles.api_space_id = $1 AND profiles.id = v.id AND profiles.revision = v.prev_revision`,
+          [apiSpaceId, ...from.params],
         ));
         if (Number(res.numAffectedRows ?? 0) !== states.length) return false;
         if (reindexData) await reindex(tx, apiSpaceId, states.map((s) => s.next));
