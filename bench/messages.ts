@@ -198,21 +198,23 @@ async function main() {
   const bb = (space: string, headers: Record<string, string>, body: string) => () => request(bare.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
   const locations: DatabaseLocation[] = [];
   try {
-    // `acceptOnly`: the API process alone (no worker anywhere): what accepting costs when dispatch
-    // runs elsewhere. It shows which side limits the runs above; it does not meet the target on
-    // its own, since the target asks for dispatch keeping up on the same machine.
-    const runs: Array<{ mode: string; db: 'sqlite' | 'postgres'; split: boolean; acceptOnly?: boolean }> = [
-      { mode: 'embedded, SQLite', db: 'sqlite', split: false },
-      { mode: 'split, SQLite', db: 'sqlite', split: true },
-      ...(process.env.TEST_DATABASE_URL ? [{ mode: 'split, PostgreSQL', db: 'postgres' as const, split: true }] : []),
-      { mode: 'accept only, SQLite', db: 'sqlite', split: true, acceptOnly: true },
+    // Workers: `embedded` in the API process, `split` in a worker process beside it, `none` (the API
+    // process alone: what accepting costs when dispatch runs elsewhere; it shows which side limits
+    // the other runs and is not the target's condition, which asks for dispatch keeping up).
+    type Workers = 'embedded' | 'split' | 'none';
+    const runs: Array<{ mode: string; db: 'sqlite' | 'postgres'; workers: Workers }> = [
+      { mode: 'embedded, SQLite', db: 'sqlite', workers: 'embedded' },
+      { mode: 'split, SQLite', db: 'sqlite', workers: 'split' },
+      ...(process.env.TEST_DATABASE_URL ? [{ mode: 'split, PostgreSQL', db: 'postgres' as const, workers: 'split' as const }] : []),
+      { mode: 'accept only, SQLite', db: 'sqlite', workers: 'none' },
     ];
-    for (const { mode, db, split, acceptOnly } of runs) {
+    for (const { mode, db, workers } of runs) {
+      const acceptOnly = workers === 'none';
       const location = freshLocation(db);
       locations.push(location);
       const env = testEnv(location, { LOG_LEVEL: 'silent', ...(location.schema ? { TEST_DB_SCHEMA: location.schema } : {}) });
-      const api = await spawnServer(split ? { ...env, WORKERS_ENABLED: 'false' } : env);
-      const worker = split && !acceptOnly ? await spawnServer(env) : undefined;
+      const api = await spawnServer(workers === 'embedded' ? env : { ...env, WORKERS_ENABLED: 'false' });
+      const worker = workers === 'split' ? await spawnServer(env) : undefined;
       try {
         const { space, headers } = await setup(api.port, receiverUrl);
         const body = JSON.stringify({ to: { crmId: 'C-1' }, rules: ['custom_bench'], body: 'Hello {{profile.crmId}}', metadata: { orderId: 'SO-1' } });
@@ -226,7 +228,7 @@ async function main() {
         console.log(`[${mode}] bare Fastify:   ${b.rate.toFixed(0)} req/s, p50 ${b.p50.toFixed(2)} ms, p99 ${b.p99.toFixed(2)} ms`);
         console.log(`[${mode}] POST /messages: ${s.rate.toFixed(0)} req/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors} (concurrency ${CONCURRENCY})`);
         // The worker's share is what it used while the load ran (it may still be catching up).
-        console.log(`[${mode}] server CPU per request: bare ${µs(b.cpu[0])}; Switchboard ${acceptOnly ? `API ${µs(s.cpu[0])} (no worker)` : split ? `API ${µs(s.cpu[0])} + worker ${µs(s.cpu[1])}` : `${µs(s.cpu[0])} (accepting and dispatching)`}`);
+        console.log(`[${mode}] server CPU per request: bare ${µs(b.cpu[0])}; Switchboard ${{ none: `API ${µs(s.cpu[0])} (no worker)`, split: `API ${µs(s.cpu[0])} + worker ${µs(s.cpu[1])}`, embedded: `${µs(s.cpu[0])} (accepting and dispatching)` }[workers]}`);
         if (acceptOnly) console.log(`[${mode}] ratio ${(s.rate / b.rate).toFixed(2)} with no dispatch running (not the target's condition)`);
         else console.log(`[${mode}] ratio ${(s.rate / b.rate).toFixed(2)} (target ≥ 0.25), p99 ${s.p99 <= 10 ? 'within' : 'over'} 10 ms; dispatched to the receiver during the run: ${((received - t0) / SECONDS).toFixed(0)}/s (${received - before} in all so far)`);
         // The latency target at the target rate: closed-loop p99 at saturation is concurrency ÷

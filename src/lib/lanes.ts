@@ -20,7 +20,10 @@ export async function inLanes<T, R>(
   failed: (err: unknown, part: T[]) => R[],
 ): Promise<Array<{ part: T[]; results: R[] }>> {
   if (!items.length) return [];
-  if (lanes <= 1) return [{ part: [...items], results: await run([...items]) }];
+  if (lanes <= 1) {
+    const part = [...items];
+    return [{ part, results: await run(part) }];
+  }
   const split: T[][] = Array.from({ length: lanes }, () => []);
   for (const item of items) split[laneOf(key(item), lanes)]!.push(item);
   const parts = split.filter((p) => p.length);

@@ -1,10 +1,10 @@
-import { phoneDigits } from '../../lib/phone.js';
-import { inLanes } from '../../lib/lanes.js';
 import { sql } from 'kysely';
 import type { ModuleContext } from '../module.js';
 import type { Actor } from '../../auth/actor.js';
 import type { Uow } from '../../storage/uow.js';
 import { iso } from '../../lib/clock.js';
+import { inLanes } from '../../lib/lanes.js';
+import { phoneDigits } from '../../lib/phone.js';
 import { AppError, errors, type ValidationFailure } from '../../http/errors.js';
 import { checkIfMatch } from '../../http/etag.js';
 import { fromJson } from '../../storage/dialect.js';
