@@ -81,12 +81,34 @@ export interface UnnestOptions {
   suffix?: string;
 }
 
+const QUOTED = /["\\]/;
+
+/**
+ * A PostgreSQL array literal (`{"a","b",NULL}`) of scalar values, for an array parameter cast to
+ * its element type. The driver builds the same text for a JavaScript array, but runs two regular
+ * expressions over every element; bulk writes send tens of thousands of elements per statement.
+ */
+export function pgArray(values: readonly unknown[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    if (i) out += ',';
+    const v = values[i];
+    if (v === null || v === undefined) {
+      out += 'NULL';
+      continue;
+    }
+    const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
+    out += QUOTED.test(text) ? `"${text.replace(/["\\]/g, '\\$&')}"` : `"${text}"`;
+  }
+  return `${out}}`;
+}
+
 /**
  * `unnest($first::type[], …) AS <alias>(<columns>)` with one array parameter per column of
  * `rows` (`types`: PostgreSQL element type per column, `text` when absent), and its parameters.
  */
-export function unnestFrom<R>(columns: ReadonlyArray<keyof R & string>, rows: readonly R[], alias: string, types?: Readonly<Record<string, string>>, first = 1): { sql: string; params: unknown[][] } {
-  const params = columns.map((c) => rows.map((r) => r[c]));
+export function unnestFrom<R>(columns: ReadonlyArray<keyof R & string>, rows: readonly R[], alias: string, types?: Readonly<Record<string, string>>, first = 1): { sql: string; params: string[] } {
+  const params = columns.map((c) => pgArray(rows.map((r) => r[c])));
   const arrays = columns.map((c, k) => `$${first + k}::${types?.[c] ?? 'text'}[]`);
   return { sql: `unnest(${arrays.join(', ')}) AS ${alias}(${columns.join(',')})`, params };
 }

@@ -31,6 +31,7 @@ export const profilesModule: ModuleDefinition = {
         await audiencesRoutes(audiences, profiles)(app);
       },
       jobs: { [IMPORT_JOB]: imports.handler },
+      stop: () => profiles.close(),
     };
   },
 };

@@ -4,6 +4,7 @@ import type { Actor } from '../../auth/actor.js';
 import type { Uow } from '../../storage/uow.js';
 import { iso } from '../../lib/clock.js';
 import { inLanes } from '../../lib/lanes.js';
+import { createStatistics } from '../../storage/statistics.js';
 import { phoneDigits } from '../../lib/phone.js';
 import { AppError, errors, type ValidationFailure } from '../../http/errors.js';
 import { checkIfMatch } from '../../http/etag.js';
@@ -39,7 +40,9 @@ const read = (s: ProfileState): ProfileRead => ({ profile: toDocument(s), etag: 
 export function createProfilesService(ctx: ModuleContext) {
   const { db, clock } = ctx;
   const repo = createProfilesRepo(ctx.handle.dialect);
-  const writer = createProfileWriter(ctx, repo);
+  // Bulk upserts and imports grow the tables in bursts (storage/statistics.ts).
+  const statistics = createStatistics(ctx.handle, ctx.log, [{ table: 'profiles', columns: ['api_space_id', 'id'] }, { table: 'profile_fields', columns: ['space_key', 'profile_id'] }]);
+  const writer = createProfileWriter(ctx, repo, statistics.grew);
   const optIn = createOptIn(ctx, repo, writer);
   const deviceRemovedHooks: Array<(apiSpaceId: string, profileId: string, deviceId: string) => Promise<void>> = [];
   const deletedHooks: ProfileDeletedHook[] = [];
@@ -176,6 +179,8 @@ export function createProfilesService(ctx: ModuleContext) {
     ...directory,
     repo,
     writer,
+    /** Waits for background work (a running ANALYZE) before the database closes. */
+    close: () => statistics.close(),
     optIn,
 
     async read(actor: Actor, apiSpaceId: string, id: string, includeDeleted = false): Promise<ProfileRead> {

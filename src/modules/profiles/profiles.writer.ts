@@ -22,7 +22,7 @@ export type ItemResult = { id: string; result: 'created' | 'updated' } | { id: s
  * new states, revision bumps, the revision-guarded write and the event for each change, all in
  * the caller's unit of work.
  */
-export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
+export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo, grew: (profiles: number) => void = () => {}) {
   const { clock } = ctx;
 
   // Account ids never change for a space. Read through the caller's transaction: on SQLite a
@@ -80,6 +80,7 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
     if (existing) return false;
     try {
       await repo.insertMany(uow.tx, apiSpaceId, [s]);
+      uow.afterCommit(() => grew(1));
     } catch (err) {
       if (isUniqueViolation(err)) throw errors.conflict(`Profile ${s.id} was created by another request`);
       throw err;
@@ -132,6 +133,7 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo) {
     const updates = [...working.values()].filter((s) => !created.has(s.id)).map((next) => ({ next, prevRevision: existing.get(next.id)!.revision }));
     try {
       await repo.insertMany(uow.tx, apiSpaceId, inserts);
+      if (inserts.length) uow.afterCommit(() => grew(inserts.length));
     } catch (err) {
       if (isUniqueViolation(err)) throw errors.conflict('Profiles were created by another request at the same time');
       throw err;

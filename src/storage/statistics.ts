@@ -1,0 +1,48 @@
+import type { Logger } from 'pino';
+import { sql } from 'kysely';
+import type { DatabaseHandle } from './db.js';
+
+/**
+ * Keeps PostgreSQL's planner statistics in step with tables that grow in bursts (bulk upserts,
+ * imports). Until a table has been analysed the planner takes `column = value` to match 0.5 % of
+ * its rows; after a burst its last statistics describe a table a fraction of today's size. Either
+ * way a condition on the space alone looks selective, and batch statements keyed by ids read the
+ * whole space instead of probing the primary key (a bulk merge on a freshly loaded space of 40k
+ * profiles spent 90 µs of server CPU per row instead of 27, docs/adr/0003-profile-storage.md).
+ * autovacuum corrects this within a minute or so where it runs; a burst is over by then, and some
+ * installations turn it off.
+ *
+ * `grew(n)` after a commit that added `n` rows: once the rows added since the last ANALYZE reach
+ * half of what the tables held then (at least `minRows`), the tables are analysed in the
+ * background, one run at a time, so the cost stays logarithmic in the table's growth. A no-op on
+ * SQLite, whose planner here needs no statistics (ADR 0003).
+ */
+export function createStatistics(handle: DatabaseHandle, log: Logger, tables: ReadonlyArray<{ table: string; columns: readonly string[] }>, minRows = 2_000) {
+  let added = 0;
+  let base = 0;
+  let running: Promise<void> | undefined;
+  let closed = false;
+  async function analyze(): Promise<void> {
+    await sql`ANALYZE ${sql.join(tables.map((t) => sql`${sql.table(t.table)} (${sql.join(t.columns.map((c) => sql.ref(c)))})`))}`.execute(handle.db);
+    const r = await sql<{ n: number }>`SELECT reltuples::float8 AS n FROM pg_class WHERE oid = to_regclass(${tables[0]!.table})`.execute(handle.db);
+    base = Math.max(0, Number(r.rows[0]?.n ?? 0));
+  }
+  return {
+    grew(rows: number): void {
+      if (handle.dialect !== 'postgres' || closed) return;
+      added += rows;
+      if (running || added < Math.max(minRows, base)) return;
+      added = 0;
+      running = analyze()
+        .catch((err: unknown) => log.warn({ err, tables }, 'ANALYZE after a burst of writes failed'))
+        .finally(() => (running = undefined));
+    },
+    /** Waits for a running ANALYZE; later growth is ignored (the pool is closing). */
+    async close(): Promise<void> {
+      closed = true;
+      await running;
+    },
+  };
+}
+
+export type Statistics = ReturnType<typeof createStatistics>;

@@ -1,0 +1,68 @@
+import { it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { sql } from 'kysely';
+import pino from 'pino';
+import { createStatistics } from '../../src/storage/statistics.js';
+import { pgArray } from '../../src/storage/raw.js';
+import { eachDatabase } from '../helpers/harness.js';
+import { createQueueDb, type QueueDb } from '../fixtures/queue-db.js';
+
+it('pgArray writes array literals with quotes, backslashes and NULLs escaped', () => {
+  assert.equal(pgArray(['a', null, 'say "hi"', 'back\\slash', '', 'NULL', 3, 1.5, true]), '{"a",NULL,"say \\"hi\\"","back\\\\slash","","NULL","3","1.5","true"}');
+  assert.equal(pgArray([]), '{}');
+});
+
+eachDatabase('planner statistics after bursts of writes', (dialect) => {
+  let qdb: QueueDb;
+  before(async () => {
+    qdb = await createQueueDb(dialect);
+    await sql`CREATE TABLE burst (k INTEGER NOT NULL, v TEXT NOT NULL)`.execute(qdb.handle.db);
+  });
+  after(() => qdb.close());
+
+  // -1 until PostgreSQL has analysed the table (or vacuumed it).
+  const tuples = async () => Number((await sql<{ n: number }>`SELECT reltuples::float8 AS n FROM pg_class WHERE oid = to_regclass('burst')`.execute(qdb.handle.db)).rows[0]!.n);
+
+  if (dialect === 'postgres') {
+    it('round-trips pgArray literals through PostgreSQL', async () => {
+      const values = ['a', null, 'say "hi"', 'back\\slash', '', 'NULL', '{braces},commas', 'ünïcödé ✓', ' spaced '];
+      const r = await sql<{ a: Array<string | null> }>`SELECT ${pgArray(values)}::text[] AS a`.execute(qdb.handle.db);
+      assert.deepEqual(r.rows[0]!.a, values);
+      const n = await sql<{ a: number[] }>`SELECT ${pgArray([1, -2.5, 1e21, 0.1])}::float8[] AS a`.execute(qdb.handle.db);
+      assert.deepEqual(n.rows[0]!.a, [1, -2.5, 1e21, 0.1]);
+    });
+
+    it('analyses once the rows added since the last run reach the threshold or the table\'s size then', async () => {
+      const stats = createStatistics(qdb.handle, pino({ level: 'silent' }), [{ table: 'burst', columns: ['k'] }], 100);
+      const insert = async (n: number) => {
+        await sql`INSERT INTO burst (k, v) SELECT g, 'x' FROM generate_series(1, ${n}::int) g`.execute(qdb.handle.db);
+        stats.grew(n);
+      };
+      const settle = async (expected: number) => {
+        for (let i = 0; i < 100 && (await tuples()) !== expected; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(await tuples(), expected);
+      };
+      await insert(60);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await tuples(), -1, 'below the threshold: not analysed');
+      await insert(100);
+      await settle(160);
+      await insert(150);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await tuples(), 160, 'less than the table held at the last run: not yet');
+      await insert(20);
+      await settle(330);
+      await stats.close();
+      await insert(1_000);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await tuples(), 330, 'closed: nothing more runs');
+    });
+  } else {
+    it('does nothing on SQLite', async () => {
+      const stats = createStatistics(qdb.handle, pino({ level: 'silent' }), [{ table: 'burst', columns: ['k'] }], 1);
+      stats.grew(1_000);
+      await stats.close();
+      assert.equal((await sql<{ n: number }>`SELECT count(*) AS n FROM sqlite_master WHERE name = 'sqlite_stat1'`.execute(qdb.handle.db)).rows[0]!.n, 0);
+    });
+  }
+});
