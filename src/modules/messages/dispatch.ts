@@ -41,8 +41,8 @@ const RETRY_SCHEDULE_MS = [30_000, 120_000, 600_000, 1_800_000, 3_600_000];
 const MAX_RETRIES = RETRY_SCHEDULE_MS.length;
 const WINDOW_MS = 24 * 3600_000;
 const CHANNEL_CAP = 64;
-/** Most single-message dispatch jobs gathered into one group (one read, one transaction). */
-const GROUP_MAX = 64;
+/** Most messages dispatched as one group (one read, one transaction): single-message jobs gathered, or one job's. */
+export const GROUP_MAX = 64;
 const IDENTIFIERS = ['phoneNumber', 'email', 'fbMessengerId', 'twitterId'] as const;
 
 interface Recipient {
@@ -395,23 +395,26 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     }
   }
 
-  interface GroupItem {
+  /** A job's messages, dispatched within one group. */
+  interface GroupJob {
     space: string;
-    id: string;
-    /** The job's completion, written with the outcomes (absent for the ids of a batch job). */
+    ids: readonly string[];
+    /** The job's completion, written with the outcomes (absent for a part of a batch job). */
     completeIn?: (tx: Tx, uow?: Uow) => Promise<void>;
   }
 
   /**
-   * Dispatches several messages together: one read for all rows, shared look-ups, sends in
-   * parallel (per-channel caps still apply), then ONE transaction recording every outcome, its
-   * events and follow-up jobs, and the jobs' completions. If that transaction fails (a lost lease,
-   * a conflict), each outcome is written on its own as before, so one item cannot fail the rest.
-   * Resolves to one settled result per item.
+   * Dispatches the messages of several jobs together: one read for all rows, shared look-ups,
+   * sends in parallel (per-channel caps still apply), then ONE transaction recording every
+   * outcome, its events and follow-up jobs, and the completion of each job whose messages were
+   * all recorded. If that transaction fails (a lost lease, a conflict), each outcome is written on
+   * its own as before, so one message cannot fail the rest, and each job whose messages all
+   * succeeded is completed after them. Resolves to one settled result per job (its first failure).
    */
   const primed = new Map<string, { m: Message; at: number }>();
 
-  async function runGroup(items: GroupItem[]): Promise<PromiseSettledResult<void>[]> {
+  async function runGroup(jobs: readonly GroupJob[]): Promise<PromiseSettledResult<void>[]> {
+    const items = jobs.flatMap((j, job) => j.ids.map((id) => ({ space: j.space, id, job })));
     const memo = newMemo();
     const loaded = new Map<string, Message>();
     const bySpace = new Map<string, string[]>();
@@ -434,61 +437,68 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
         if (read.length) for (const [id, m] of await loadMessages(ctx.db, space, read)) loaded.set(`${space}:${id}`, m);
       }
     } catch (err) {
-      return items.map(() => ({ status: 'rejected', reason: err }));
+      return jobs.map(() => ({ status: 'rejected', reason: err }));
     }
-    const steps = new Map<GroupItem, MutationItem>();
-    const ran = await Promise.allSettled(items.map((it) => process(it.space, it.id, memo, undefined, {
+    const steps = new Map<number, MutationItem>();
+    const ran: PromiseSettledResult<void>[] = await Promise.allSettled(items.map((it, i) => process(it.space, it.id, memo, undefined, {
       preloaded: loaded.get(`${it.space}:${it.id}`),
-      collect: (step, known) => steps.set(it, { apiSpaceId: it.space, id: it.id, step, known }),
+      collect: (step, known) => steps.set(i, { apiSpaceId: it.space, id: it.id, step, known }),
     })));
-    const ok = items.filter((_, i) => ran[i]!.status === 'fulfilled');
-    const results: PromiseSettledResult<void>[] = ran.map((r) => (r.status === 'fulfilled' ? { status: 'fulfilled', value: undefined } : r));
-    if (ok.length === 0) return results;
+    const byJob = (): PromiseSettledResult<void>[] => jobs.map((_, k) => items.map((it, i) => (it.job === k ? ran[i]! : undefined)).find((r) => r?.status === 'rejected') ?? { status: 'fulfilled', value: undefined });
+    const ok = items.flatMap((_, i) => (ran[i]!.status === 'fulfilled' ? [i] : []));
+    if (ok.length === 0) return byJob();
+    const done = byJob();
     try {
-      await mutator.mutateAll(ok.flatMap((it) => steps.get(it) ?? []), async (tx, uow) => {
-        for (const it of ok) await it.completeIn?.(tx, uow);
+      await mutator.mutateAll(ok.flatMap((i) => steps.get(i) ?? []), async (tx, uow) => {
+        for (let k = 0; k < jobs.length; k++) if (done[k]!.status === 'fulfilled') await jobs[k]!.completeIn?.(tx, uow);
       });
-      return results;
+      return done;
     } catch (err) {
       log.debug({ err }, 'group dispatch commit failed; recording the outcomes one by one');
     }
-    await Promise.all(items.map(async (it, i) => {
-      if (ran[i]!.status !== 'fulfilled') return;
-      const s = steps.get(it);
+    await Promise.all(ok.map(async (i) => {
+      const s = steps.get(i);
       try {
-        if (s) {
-          await mutator.mutate(it.space, it.id, (cur) => {
-            const r = s.step(cur);
-            return r.change && it.completeIn ? { ...r, change: { ...r.change, also: it.completeIn } } : r;
-          }, s.known);
-        } else if (it.completeIn) {
-          // The rolled-back group may have marked the job complete: delete it for real here.
-          const complete = it.completeIn;
-          await ctx.transaction(async (uow) => complete(uow.tx));
-        }
+        if (s) await mutator.mutate(s.apiSpaceId, s.id, s.step, s.known);
       } catch (err) {
-        results[i] = { status: 'rejected', reason: err };
+        ran[i] = { status: 'rejected', reason: err };
+      }
+    }));
+    const results = byJob();
+    await Promise.all(jobs.map(async (j, k) => {
+      // The rolled-back group may have marked the job complete: complete it for real here.
+      const complete = j.completeIn;
+      if (!complete || results[k]!.status !== 'fulfilled') return;
+      try {
+        await ctx.transaction(async (uow) => complete(uow.tx));
+      } catch (err) {
+        results[k] = { status: 'rejected', reason: err };
       }
     }));
     return results;
   }
 
-  /** Single-message jobs started together (one claim) are gathered into groups. */
-  let gathering: Array<GroupItem & { done: (r: PromiseSettledResult<void>) => void }> = [];
+  /** Jobs started together (one claim, or handed over by one commit) are gathered into groups. */
+  let gathering: Array<GroupJob & { done: (r: PromiseSettledResult<void>) => void }> = [];
+  let gathered = 0;
   let flushQueued = false;
   const flush = () => {
     flushQueued = false;
     const batch = gathering;
     gathering = [];
+    gathered = 0;
     if (!batch.length) return;
     void runGroup(batch).then(
       (rs) => batch.forEach((b, i) => b.done(rs[i]!)),
       (err) => batch.forEach((b) => b.done({ status: 'rejected', reason: err })),
     );
   };
-  const gather = (item: GroupItem): Promise<void> => new Promise<void>((resolve, reject) => {
-    gathering.push({ ...item, done: (r) => (r.status === 'fulfilled' ? resolve() : reject(r.reason)) });
-    if (gathering.length >= GROUP_MAX) flush();
+  const gather = (job: GroupJob): Promise<void> => new Promise<void>((resolve, reject) => {
+    // A job is never split: a group ends before the job that would take it past GROUP_MAX.
+    if (gathered && gathered + job.ids.length > GROUP_MAX) flush();
+    gathering.push({ ...job, done: (r) => (r.status === 'fulfilled' ? resolve() : reject(r.reason)) });
+    gathered += job.ids.length;
+    if (gathered >= GROUP_MAX) flush();
     else if (!flushQueued) {
       flushQueued = true;
       // A claim starts its jobs in one synchronous loop: a microtask sees all of them.
@@ -496,22 +506,24 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     }
   });
 
+  /** Throws a failure of a job's messages: the job runs again (a message already moved on is left as it is). */
+  const failing = (r: PromiseSettledResult<void>, ids: readonly string[]) => {
+    if (r.status === 'fulfilled') return;
+    log.error({ err: r.reason, messageIds: ids }, 'message dispatch failed');
+    throw r.reason;
+  };
+
   const dispatchJob: JobHandler = async ({ job, completeIn }) => {
     const space = job.apiSpaceId!;
     const ids = (job.payload.ids ?? []) as string[];
-    if (ids.length === 1) return gather({ space, id: ids[0]!, completeIn });
+    // Single sends and the sends of one group commit: gathered with other jobs, completed with them.
+    if (ids.length <= GROUP_MAX) return gather({ space, ids, completeIn });
     // A batch chunk: groups of GROUP_MAX, two at a time; the worker completes the job at the end.
     let i = 0;
     const lane = async () => {
       while (i < ids.length) {
         const chunk = ids.slice(i, (i += GROUP_MAX));
-        const rs = await runGroup(chunk.map((id) => ({ space, id })));
-        const failed = rs.findIndex((r) => r.status === 'rejected');
-        if (failed >= 0) {
-          const reason = (rs[failed] as PromiseRejectedResult).reason;
-          log.error({ err: reason, messageId: chunk[failed] }, 'message dispatch failed');
-          throw reason;
-        }
+        failing((await runGroup([{ space, ids: chunk }]))[0]!, chunk);
       }
     };
     await Promise.all(Array.from({ length: Math.min(2, Math.ceil(ids.length / GROUP_MAX)) }, lane));

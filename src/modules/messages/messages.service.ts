@@ -13,7 +13,7 @@ import type { Uow } from '../../storage/uow.js';
 import type { NewJob } from '../../delivery/queue.js';
 import type { ModuleContext } from '../module.js';
 import type { RuleSetsService } from './rulesets.js';
-import type { Ports } from './dispatch.js';
+import { GROUP_MAX, type Ports } from './dispatch.js';
 import { canTransition, eventName, eventPayload, rank, type Attempt, type DispatchState } from './lifecycle.js';
 import { deferMessages, etagOf, loadMessage, messageId, type Message, type MessageRow, type Mutator } from './messages.repo.js';
 import { inboundPermission, sendPermission, validateRequest } from './validate.js';
@@ -140,6 +140,36 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
   }
 
   /**
+   * Messages due now, gathered per transaction: every send that shares a group commit (and every
+   * item of an expanded batch) joins one dispatch job per space and GROUP_MAX messages, written
+   * just before commit — one job row to insert, claim and delete for the group instead of one per
+   * message (docs/adr/0006-one-api-hot-path.md, decision 15). A job taken by a worker of this
+   * process gets the rows as written, so it neither claims the job nor reads the messages back.
+   */
+  type Due = Map<string, { now: number; messages: Message[] }>;
+  const dueAtCommit = new WeakMap<object, Due>();
+  function dispatchAtCommit(uow: Uow, apiSpaceId: string, now: number, list: readonly Message[]): void {
+    let bySpace = dueAtCommit.get(uow.tx);
+    if (!bySpace) {
+      const mine: Due = (bySpace = new Map());
+      dueAtCommit.set(uow.tx, mine);
+      uow.beforeCommit(async () => {
+        dueAtCommit.delete(uow.tx);
+        for (const [space, { now: at, messages }] of mine) {
+          for (let i = 0; i < messages.length; i += GROUP_MAX) {
+            const chunk = messages.slice(i, i + GROUP_MAX);
+            const job: NewJob = { kind: 'message.dispatch', apiSpaceId: space, payload: { v: 1, ids: chunk.map((m) => m.row.id) }, runAt: at };
+            await ctx.localJobs.enqueue(uow, job, () => prime(chunk));
+          }
+        }
+      });
+    }
+    const pending = bySpace.get(apiSpaceId);
+    if (pending) pending.messages.push(...list);
+    else bySpace.set(apiSpaceId, { now, messages: [...list] });
+  }
+
+  /**
    * Writes accepted messages in `uow`: their rows, their first dispatch jobs (taken by a worker of
    * this process when it has room, with the rows as written), and the `failed` event of a
    * message no listed channel can carry (§3.1).
@@ -184,13 +214,12 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
     }
     deferMessages(uow, ctx.handle.dialect, rows);
     for (const [runAt, list] of due) {
+      if (runAt <= now) {
+        dispatchAtCommit(uow, apiSpaceId, now, list);
+        continue;
+      }
       for (let i = 0; i < list.length; i += JOB_CHUNK) {
-        const chunk = list.slice(i, i + JOB_CHUNK);
-        const job: NewJob = { kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: chunk.map((m) => m.row.id) }, runAt };
-        // Due now and taken by a worker of this process: it gets the rows as written, so it
-        // neither claims the job nor reads the messages back.
-        if (runAt > now) await ctx.queue.enqueue(uow, job);
-        else await ctx.localJobs.enqueue(uow, job, () => prime(chunk));
+        await ctx.queue.enqueue(uow, { kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: list.slice(i, i + JOB_CHUNK).map((m) => m.row.id) }, runAt });
       }
     }
     for (const m of failed) {
