@@ -119,7 +119,7 @@ export function createWorker(opts: WorkerOptions): Worker {
 
   const runs = opts.metrics ? runHistogram(opts.metrics) : undefined;
 
-  async function runOne(job: Job): Promise<void> {
+  async function runOne(job: Job): Promise<Outcome> {
     const started = performance.now();
     let outcome: Outcome = 'done';
     const handler = handlers.get(job.kind);
@@ -166,6 +166,7 @@ export function createWorker(opts: WorkerOptions): Worker {
       controllers.delete(ac);
       runs?.observe({ kind: job.kind, outcome }, (performance.now() - started) / 1000);
     }
+    return outcome;
   }
 
   /** A job leased to this worker after it stopped: queued again to run elsewhere at once. */
@@ -177,10 +178,18 @@ export function createWorker(opts: WorkerOptions): Worker {
   /** Settles when the pump in progress (if any) has finished its claim. */
   let pumped: Promise<void> = Promise.resolve();
 
-  function launch(job: Job): void {
-    const p = runOne(job).finally(() => {
+  /**
+   * The last claim came back short and nothing has woken the worker since: as far as this process
+   * knows, no job is due. A job handed over at commit (`adopt`) that finishes then frees its slot
+   * without a claim — in a process that accepts and dispatches, every finishing job used to run a
+   * claim and two look-ups that found nothing. The poll timer, wake-ups and failures still claim.
+   */
+  let quiet = false;
+
+  function launch(job: Job, adopted = false): void {
+    const p = runOne(job).catch((): Outcome => 'dead').then((outcome) => {
       running.delete(p);
-      soon();
+      if (!(adopted && quiet && outcome === 'done')) soon();
     });
     running.add(p);
   }
@@ -213,6 +222,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         }
         gatheringSince = undefined;
         const jobs = await queue.claim(owner, free, leaseMs, kinds);
+        quiet = jobs.length < free;
         // Stopped while the claim was under way: hand the jobs back to run elsewhere at once.
         for (const job of jobs) {
           if (stopped) handBack(job);
@@ -260,12 +270,15 @@ export function createWorker(opts: WorkerOptions): Worker {
       reserved = Math.max(0, reserved - 1);
       // Stopped meanwhile: hand it back to run at once elsewhere instead of waiting for the lease.
       if (stopped) handBack(job);
-      else launch(job);
+      else launch(job, true);
     },
     start() {
       if (!stopped) return;
       stopped = false;
-      unsubscribe = queue.onWake(() => void pump());
+      unsubscribe = queue.onWake(() => {
+        quiet = false;
+        void pump();
+      });
       void pump();
     },
     async stop(graceMs = 10_000) {

@@ -353,6 +353,36 @@ eachDatabase('durable job queue', (dialect) => {
     }
   });
 
+  it('does not claim after handed-over jobs finish while the queue is known empty; a queued job is still found', async () => {
+    let claims = 0;
+    const counting: JobQueue = { ...queue, claim: (...args) => (claims++, queue.claim(...args)) };
+    const ran: number[] = [];
+    const w = worker(counting, clock, { 'test.local': async ({ job }) => void ran.push(job.payload.n as number) }, { idlePollMs: 200 });
+    w.start();
+    try {
+      await w.idle();
+      const before = claims;
+      for (let n = 0; n < 20; n++) {
+        assert.equal(w.reserve(1), 1);
+        const job = await inTransaction(qdb.handle.db, (uow) => queue.enqueueLeased(uow, { kind: 'test.local', payload: { v: 1, n } }, w.owner, w.leaseMs));
+        w.adopt(job);
+        await new Promise((r) => setImmediate(r));
+      }
+      while (ran.length < 20) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(claims - before <= 1, `claims while handed-over jobs ran: ${claims - before}`);
+      // Queued by another process (no wake-up here): the poll finds it.
+      await qdb.open().db.insertInto('jobs').values({
+        id: 'zz-queued-elsewhere', kind: 'test.local', api_space_id: null, payload: JSON.stringify({ v: 1, n: 99 }), state: 'queued', run_at: clock.now(), attempts: 0, max_attempts: 3,
+        lease_owner: null, lease_until: null, last_error: null, dedupe_key: null, created_at: clock.now(), updated_at: clock.now(),
+      }).execute();
+      const t = performance.now();
+      while (!ran.includes(99) && performance.now() - t < 2000) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(ran.includes(99), 'the poll found the job queued elsewhere');
+    } finally {
+      await w.stop();
+    }
+  });
+
   it('is taken over by another worker when its process dies before running it (lease expiry)', async () => {
     const job = await inTransaction(qdb.handle.db, (uow) => queue.enqueueLeased(uow, { kind: 'test.local', payload: { v: 1 } }, 'dead-process', 1000));
     assert.deepEqual(await queue.claim('other', 10, 1000), []);
