@@ -27,7 +27,7 @@ export interface StoredEvent extends DomainEvent {
 
 const EVENT_COLUMNS = ['api_space_id', 'account_id', 'name', 'payload', 'meta', 'created_on'] as const satisfies ReadonlyArray<keyof EventRow>;
 
-const EVENT_PG = { types: { account_id: 'integer' }, json: new Set(['payload', 'meta']), suffix: 'RETURNING id' };
+const EVENT_PG = { types: { account_id: 'integer' }, suffix: 'RETURNING id' };
 
 /** Bus channel on which every committed event is announced (payload: StoredEvent). */
 export const EVENTS_CHANNEL = 'events';

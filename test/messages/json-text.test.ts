@@ -5,9 +5,9 @@ import { eachDatabase, startServer, dropLocation, type DatabaseLocation, type Te
 import { customChannel, receiver } from './helpers.js';
 
 /**
- * Messages' JSON documents and jobs' payloads are text on PostgreSQL too (migrations 0002 and
- * 0205): a database that holds them as jsonb is converted in place, and what it held reads back
- * the same (a queued job still runs).
+ * Messages' JSON documents, jobs' payloads and events' documents are text on PostgreSQL too
+ * (migrations 0002, 0003 and 0205): a database that holds them as jsonb is converted in place, and
+ * what it held reads back the same (a queued job still runs).
  */
 eachDatabase('messages and jobs: JSON stored as text', (dialect) => {
   it('converts jsonb columns in place; stored messages and queued jobs read back the same', async () => {
@@ -32,12 +32,16 @@ eachDatabase('messages and jobs: JSON stored as text', (dialect) => {
       const db = s.container.platform.db;
       const jobsBefore = await s.container.platform.queue.list({ kind: 'message.dispatch' });
       assert.equal(jobsBefore.length, 1);
+      const platform = s.container.platform;
+      await platform.transaction((uow) => platform.events.append(uow, { apiSpaceId: space, accountId: 1, name: 'test.json', payload: { text: 'Hi "there" \\ ✓', n: 1.5, list: [1, null, { a: true }] }, meta: { revision: 3 } }));
+      const eventsBefore = await platform.events.readAfter(0, 1000);
       if (dialect === 'postgres') {
         // Back to the shape before the two steps: jsonb columns, the steps not run.
         await sql`ALTER TABLE messages ALTER COLUMN request TYPE jsonb USING request::jsonb, ALTER COLUMN status_details TYPE jsonb USING status_details::jsonb,
           ALTER COLUMN state TYPE jsonb USING state::jsonb, ALTER COLUMN rendered TYPE jsonb USING rendered::jsonb`.execute(db);
         await sql`ALTER TABLE jobs ALTER COLUMN payload TYPE jsonb USING payload::jsonb`.execute(db);
-        await sql`DELETE FROM kysely_migration WHERE name IN ('0002_jobs_payload_text', '0205_messages_json_text')`.execute(db);
+        await sql`ALTER TABLE events ALTER COLUMN payload TYPE jsonb USING payload::jsonb, ALTER COLUMN meta TYPE jsonb USING meta::jsonb`.execute(db);
+        await sql`DELETE FROM kysely_migration WHERE name IN ('0002_jobs_payload_text', '0003_events_json_text', '0205_messages_json_text')`.execute(db);
       }
       await s.close();
       s = undefined;
@@ -46,14 +50,16 @@ eachDatabase('messages and jobs: JSON stored as text', (dialect) => {
       if (dialect === 'postgres') {
         const types = await sql<{ table_name: string; column_name: string; data_type: string }>`
           SELECT table_name, column_name, data_type FROM information_schema.columns
-          WHERE table_schema = current_schema() AND ((table_name = 'messages' AND column_name IN ('request', 'status_details', 'state', 'rendered')) OR (table_name = 'jobs' AND column_name = 'payload'))`.execute(s.container.platform.db);
-        assert.equal(types.rows.length, 5);
+          WHERE table_schema = current_schema() AND ((table_name = 'messages' AND column_name IN ('request', 'status_details', 'state', 'rendered')) OR (table_name = 'jobs' AND column_name = 'payload')
+            OR (table_name = 'events' AND column_name IN ('payload', 'meta')))`.execute(s.container.platform.db);
+        assert.equal(types.rows.length, 7);
         for (const r of types.rows) assert.equal(r.data_type, 'text', `${r.table_name}.${r.column_name}`);
       }
       const after = await s.request({ method: 'GET', url: `/apispaces/${space}/messages/${id}`, token });
       assert.equal(after.statusCode, 200, after.body);
       assert.deepEqual(after.json(), before.json());
       assert.equal(after.headers.etag, before.headers.etag);
+      assert.deepEqual(await s.container.platform.events.readAfter(0, 1000), eventsBefore);
       const jobsAfter = await s.container.platform.queue.list({ kind: 'message.dispatch' });
       assert.deepEqual(jobsAfter.map((j) => j.payload), jobsBefore.map((j) => j.payload));
       // The converted job runs: the message reaches the receiver rendered as before.
