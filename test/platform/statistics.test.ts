@@ -25,7 +25,8 @@ eachDatabase('planner statistics after bursts of writes', (dialect) => {
 
   if (dialect === 'postgres') {
     it('round-trips pgArray literals through PostgreSQL', async () => {
-      const values = ['a', null, 'say "hi"', 'back\\slash', '', 'NULL', '{braces},commas', 'ünïcödé ✓', ' spaced '];
+      const values = ['a', null, 'say "hi"', 'back\\slash', '', 'NULL', '{braces},commas', 'ünïcödé ✓', ' spaced ', JSON.stringify({ t: 'a "q" \\ b\nc\u0001', e: '😀' }),
+        'raw "line"\nbreak\ttab', '"quoted" 😀 emoji', '\u2028 sep "x"', 'C:\\path\\"x"'];
       const r = await sql<{ a: Array<string | null> }>`SELECT ${pgArray(values)}::text[] AS a`.execute(qdb.handle.db);
       assert.deepEqual(r.rows[0]!.a, values);
       const n = await sql<{ a: number[] }>`SELECT ${pgArray([1, -2.5, 1e21, 0.1])}::float8[] AS a`.execute(qdb.handle.db);
