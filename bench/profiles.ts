@@ -38,8 +38,9 @@ async function run(label: string, databaseUrl: string, schema?: string): Promise
     const { space } = await container.services.apiSpaces.create(actor, 'bench');
     const profiles = container.services.profiles;
 
-    // 1. Bulk upsert, 1000 per call (the API's batch size). The process CPU time is reported too:
-    // on the shared development machine wall-clock rates vary ±2× with other developers' load.
+    // 1. Bulk upsert, 1000 per call (the API's batch size), one call at a time. The process CPU
+    // time is reported too: on the shared development machine wall-clock rates vary ±2× with
+    // other developers' load.
     const cpu0 = process.cpuUsage();
     let t0 = performance.now();
     for (let b = 0; b < N; b += 1000) {
@@ -59,6 +60,23 @@ async function run(label: string, databaseUrl: string, schema?: string): Promise
       await profiles.bulkUpsert(actor, space.id, Array.from({ length: 1000 }, (_, j) => ({ id: `user${b + j}`, seen: true })));
     }
     const updateRate = U / ((performance.now() - t0) / 1000);
+    // The same with two clients sending at once (in a space of its own, so the queries below see
+    // the same data): what an importer that keeps two requests in flight gets.
+    const { space: second } = await container.services.apiSpaces.create(actor, 'bench-2');
+    const P = Math.min(N, 40_000);
+    const twoClients = async (item: (i: number) => Record<string, unknown>) => {
+      let next = 0;
+      const t = performance.now();
+      await Promise.all([0, 1].map(async () => {
+        for (let b = next; b < P; b = next) {
+          next += 1000;
+          await profiles.bulkUpsert(actor, second.id, Array.from({ length: 1000 }, (_, j) => item(b + j)));
+        }
+      }));
+      return P / ((performance.now() - t) / 1000);
+    };
+    const parallelCreate = await twoClients((i) => ({ id: `user${i}`, email: `user${i}@example.com`, name: `User ${i}`, code: `c${i % 1000}`, loyalty: { tier: ['gold', 'silver', 'bronze'][i % 3], points: i % 5000 } }));
+    const parallelMerge = await twoClients((i) => ({ id: `user${i}`, seen: true }));
     // Steady state: PostgreSQL's autovacuum would have analysed the freshly loaded tables.
     if (container.platform.handle.dialect === 'postgres') await sql`ANALYZE profiles, profile_fields`.execute(container.platform.db);
 
@@ -118,6 +136,7 @@ async function run(label: string, databaseUrl: string, schema?: string): Promise
     console.log(`\n## ${label} — ${N.toLocaleString('en')} profiles`);
     console.log(`bulk upsert (create)     ${Math.round(upsertRate).toLocaleString('en')} rows/s   (target ≥ 20,000; this process's CPU ${upsertCpuUs.toFixed(0)} µs/row)`);
     console.log(`bulk upsert (merge)      ${Math.round(updateRate).toLocaleString('en')} rows/s`);
+    console.log(`bulk upsert, 2 clients   create ${Math.round(parallelCreate).toLocaleString('en')} rows/s, merge ${Math.round(parallelMerge).toLocaleString('en')} rows/s (${P.toLocaleString('en')} profiles in another space)`);
     console.log(`baseline 100 rows by PK  p50 ${f(baseline.p50)} ms  p95 ${f(baseline.p95)} ms`);
     console.log(`equality code=cN         p50 ${f(eq.p50)} ms  p95 ${f(eq.p95)} ms   (${f(eq.p50 / baseline.p50)}× baseline; target p50 ≤ 5 ms on SQLite)`);
     console.log(`equality loyalty.points  p50 ${f(eqNested.p50)} ms  p95 ${f(eqNested.p95)} ms`);
