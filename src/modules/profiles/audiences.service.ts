@@ -42,7 +42,7 @@ export function createAudiences(ctx: ModuleContext) {
     filters: (r: { query: string }) => parseFilterString(r.query, 'query'),
 
     async count(apiSpaceId: string, query: string): Promise<number> {
-      const res = await sql<{ c: number }>`SELECT count(*) AS c FROM profiles p WHERE ${whereClause(ctx.handle.dialect, apiSpaceId, parseFilterString(query, 'query'), {})}`.execute(db);
+      const res = await sql<{ c: number }>`SELECT count(*) AS c FROM profiles p WHERE ${whereClause(apiSpaceId, parseFilterString(query, 'query'), {})}`.execute(db);
       return Number(res.rows[0]?.c ?? 0);
     },
 

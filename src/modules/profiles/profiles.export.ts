@@ -57,7 +57,7 @@ export function createExporter(ctx: ModuleContext) {
   const dataText = ctx.handle.dialect === 'postgres' ? sql`p.data::text AS data` : sql`p.data`;
 
   async function* rowPages(apiSpaceId: string, filters: readonly Filter[]): AsyncGenerator<ProfileRow[]> {
-    const where = whereClause(ctx.handle.dialect, apiSpaceId, filters, {});
+    const where = whereClause(apiSpaceId, filters, {});
     let after: string | undefined;
     for (;;) {
       const rows = await sql<ProfileRow>`SELECT p.api_space_id, p.id, ${dataText}, p.opt_in, p.rels, p.system, p.revision, p.etag, p.created_on, p.created_by,
@@ -96,7 +96,7 @@ export function createExporter(ctx: ModuleContext) {
 
   return {
     async count(apiSpaceId: string, filters: readonly Filter[]): Promise<number> {
-      const r = await sql<{ c: number }>`SELECT count(*) AS c FROM profiles p WHERE ${whereClause(ctx.handle.dialect, apiSpaceId, filters, {})}`.execute(ctx.db);
+      const r = await sql<{ c: number }>`SELECT count(*) AS c FROM profiles p WHERE ${whereClause(apiSpaceId, filters, {})}`.execute(ctx.db);
       return Number(r.rows[0]?.c ?? 0);
     },
 

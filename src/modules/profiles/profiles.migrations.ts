@@ -144,4 +144,14 @@ export const profilesMigrations: SchemaMigration[] = [
       await db.schema.createIndex('profile_fields_nv').on('profile_fields').columns(['space_key', 'path', 'nv']).where(sql.ref('nv'), 'is not', null).execute();
     },
   },
+  {
+    // Paths compare in byte order on PostgreSQL too (as on SQLite), so a non-empty container is
+    // found through the range of its children's paths and needs no row of its own: one index row
+    // fewer per object or array (docs/adr/0003-profile-storage.md). Rows that earlier versions
+    // wrote for non-empty containers still match and go at the profile's next write.
+    name: '0102_profile_fields_path_c',
+    async up({ db, dialect }) {
+      if (dialect === 'postgres') await sql`ALTER TABLE profile_fields ALTER COLUMN path TYPE text COLLATE "C"`.execute(db);
+    },
+  },
 ];

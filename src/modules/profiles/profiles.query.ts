@@ -1,6 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
 import { AppError, errors, type ValidationFailure } from '../../http/errors.js';
-import type { DialectName } from '../../storage/db.js';
 
 /**
  * The `mongo-querystring` filter syntax of profiles.md §2.2, compiled to SQL over the field index
@@ -314,20 +313,8 @@ export interface ScopeOptions {
   includeSystem?: boolean;
 }
 
-/**
- * Whether the index has a row for every object and array (`o`/`a`), or only for empty ones.
- * Without them a non-empty container exists through its children, whose paths start with
- * `path.`: "exists" adds the range `path >= 'p.' AND path < 'p/'`, which is exactly "starts with
- * p." in byte order. SQLite compares `path` byte-wise (BINARY); PostgreSQL's `path` column uses the
- * database's collation, where that range can miss children (e.g. locales that ignore punctuation),
- * so PostgreSQL keeps the container rows and a single-path lookup.
- */
-export function containerRows(dialect: DialectName): boolean {
-  return dialect === 'postgres';
-}
-
 /** The WHERE clause over `profiles p` for a space, its filters and the visibility flags. */
-export function whereClause(dialect: DialectName, apiSpaceId: string, filters: readonly Filter[], scope: ScopeOptions): RawBuilder<unknown> {
+export function whereClause(apiSpaceId: string, filters: readonly Filter[], scope: ScopeOptions): RawBuilder<unknown> {
   const parts: RawBuilder<unknown>[] = [sql`p.api_space_id = ${apiSpaceId}`];
   if (!scope.includeDeleted) parts.push(sql`p.deleted_on IS NULL`);
   if (!scope.includeSystem) parts.push(sql`p.system = 0`);
@@ -338,7 +325,10 @@ export function whereClause(dialect: DialectName, apiSpaceId: string, filters: r
     else {
       const a = atomConds(atom);
       subs = a.conds.map((cond) => sql`SELECT f.profile_id FROM profile_fields f WHERE ${fieldsOf(apiSpaceId)} AND f.path = ${path} AND ${cond}`);
-      if ((atom.op === 'exists' || atom.op === 'missing') && !containerRows(dialect)) {
+      // The index has rows for empty containers only: a non-empty one exists through its
+      // children, whose paths start with `path.` — the range `path >= 'p.' AND path < 'p/'` in
+      // byte order (BINARY on SQLite, COLLATE "C" on PostgreSQL; repo `visitFields`).
+      if (atom.op === 'exists' || atom.op === 'missing') {
         subs.push(sql`SELECT f.profile_id FROM profile_fields f WHERE ${fieldsOf(apiSpaceId)} AND f.path >= ${`${path}.`} AND f.path < ${`${path}/`}`);
       }
       negate = a.negate;

@@ -3,7 +3,6 @@ import type { DialectName, Executor, Tx } from '../../storage/db.js';
 import { toJson } from '../../storage/dialect.js';
 import { insertText, pgArray, unnestFrom, unnestInsert } from '../../storage/raw.js';
 import { dataJson, etagOf, stateFromRow, type ProfileState } from './profiles.document.js';
-import { containerRows } from './profiles.query.js';
 
 export interface ProfileRow {
   api_space_id: string;
@@ -121,33 +120,29 @@ export function folded(v: string): string | null {
 type FieldSink = (path: string, t: string, sv: string | null, lv: string | null, nv: number | null) => void;
 
 /**
- * Emits the rows of one value; returns how many. `containers`: a row for every object and array
- * (`o`/`a`); without it only for those that have no row of their own below them (empty ones): a
- * non-empty container is then found through its children's paths (query.ts, "exists").
+ * Emits the rows of one value; returns how many. Objects and arrays get a row (`o`/`a`) only when
+ * nothing below them has one (empty ones): a non-empty container is found through its children's
+ * paths (query.ts, "exists").
  */
-function visitValue(path: string, v: unknown, emit: FieldSink, containers: boolean): number {
+function visitValue(path: string, v: unknown, emit: FieldSink): number {
   if (v === null) emit(path, 'z', null, null, null);
   else if (typeof v === 'string') emit(path, 's', v, folded(v), null);
   else if (typeof v === 'number') emit(path, 'n', null, null, v);
   else if (typeof v === 'boolean') emit(path, 'b', v ? 'true' : 'false', null, null);
   else if (Array.isArray(v)) {
-    if (containers) emit(path, 'a', null, null, null);
     let n = 0;
     for (const e of v) {
       if (Array.isArray(e)) {
         emit(path, 'a', null, null, null);
         n++;
-      } else n += visitValue(path, e, emit, containers);
+      } else n += visitValue(path, e, emit);
     }
-    if (containers) return n + 1;
     if (n === 0) emit(path, 'a', null, null, null);
     return n || 1;
   } else if (typeof v === 'object') {
-    if (containers) emit(path, 'o', null, null, null);
     const o = v as Record<string, unknown>;
     let n = 0;
-    for (const k of Object.keys(o)) n += visitValue(`${path}.${k}`, o[k], emit, containers);
-    if (containers) return n + 1;
+    for (const k of Object.keys(o)) n += visitValue(`${path}.${k}`, o[k], emit);
     if (n === 0) emit(path, 'o', null, null, null);
     return n || 1;
   } else return 0;
@@ -157,22 +152,22 @@ function visitValue(path: string, v: unknown, emit: FieldSink, containers: boole
 /**
  * Calls `emit` for every index row of a document: every path that exists gets a row, and array
  * elements are indexed under the array's own path (a filter on an array matches any element, as
- * in MongoDB). Containers get an `o`/`a` row of their own on PostgreSQL; on SQLite only when empty
- * (`containers` false: "exists" also looks under `path.`, a byte-order range there — see
- * query.ts). No intermediate objects: bulk writes push straight into their parameter arrays.
+ * in MongoDB). Containers get a row only when empty: "exists" also looks under `path.`, a range
+ * in byte order (`path` is BINARY on SQLite and COLLATE "C" on PostgreSQL — query.ts). No
+ * intermediate objects: bulk writes push straight into their parameter arrays.
  */
-export function visitFields(id: string, data: Record<string, unknown>, emit: FieldSink, containers: boolean): void {
+export function visitFields(id: string, data: Record<string, unknown>, emit: FieldSink): void {
   // The id itself is the primary key of `profiles`, which filters on `id` read; the index only
   // needs its case-folded form, for ids with upper-case letters (query.ts `idSubqueries`).
   const lv = folded(id);
   if (lv !== null) emit('id', 's', id, lv, null);
-  for (const k of Object.keys(data)) visitValue(k, data[k], emit, containers);
+  for (const k of Object.keys(data)) visitValue(k, data[k], emit);
 }
 
 /** The index rows of a document as objects (see visitFields). */
-export function flatten(id: string, data: Record<string, unknown>, containers: boolean): FieldValue[] {
+export function flatten(id: string, data: Record<string, unknown>): FieldValue[] {
   const out: FieldValue[] = [];
-  visitFields(id, data, (path, t, sv, lv, nv) => out.push({ path, t, sv, lv, nv }), containers);
+  visitFields(id, data, (path, t, sv, lv, nv) => out.push({ path, t, sv, lv, nv }));
   return out;
 }
 
@@ -253,8 +248,6 @@ export function toRow(apiSpaceId: string, s: ProfileState): ProfileRow {
 
 export function createProfilesRepo(dialect: DialectName) {
   const forUpdate = dialect === 'postgres';
-  /** Rows for non-empty containers: PostgreSQL only (see visitFields, query.ts `containerRows`). */
-  const containers = containerRows(dialect);
 
   // A space's key never changes once committed, so it is cached; a key this process allocated in
   // a transaction that has not committed yet is not (a rollback would take it back). The index
@@ -326,7 +319,7 @@ export function createProfilesRepo(dialect: DialectName) {
         else unmatched.set(k, [r.seq]);
       }
       const add: FieldValue[] = [];
-      for (const r of flatten(s.id, s.data, containers)) {
+      for (const r of flatten(s.id, s.data)) {
         const seqs = unmatched.get(key(r));
         if (seqs?.length) seqs.pop();
         else add.push(r);
@@ -372,7 +365,7 @@ export function createProfilesRepo(dialect: DialectName) {
     if (fresh) {
       rowsOf = (s, push) => {
         let seq = 0;
-        visitFields(s.id, s.data, (path, t, sv, lv, nv) => push(seq++, path, t, sv, lv, nv), containers);
+        visitFields(s.id, s.data, (path, t, sv, lv, nv) => push(seq++, path, t, sv, lv, nv));
       };
     } else {
       const changed = await changedRows(tx, key, states);

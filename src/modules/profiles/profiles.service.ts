@@ -320,7 +320,7 @@ export function createProfilesService(ctx: ModuleContext) {
     async query(actor: Actor | undefined, apiSpaceId: string, parsed: ParsedQuery): Promise<{ items: ProfileDocument[]; total: number }> {
       const c = parsed.controls;
       const scope = { includeDeleted: c.includeDeleted && actor?.kind !== 'session', includeSystem: c.includeSystem };
-      const where = whereClause(ctx.handle.dialect, apiSpaceId, parsed.filters, scope);
+      const where = whereClause(apiSpaceId, parsed.filters, scope);
       const rows = await sql<ProfileRow>`SELECT p.* FROM profiles p WHERE ${where} ORDER BY ${orderClause(apiSpaceId, c.sort)} LIMIT ${c.limit} OFFSET ${c.skip}`.execute(db);
       // A partial page tells the total without counting (selective filters, last pages).
       const partial = rows.rows.length < c.limit && (rows.rows.length > 0 || c.skip === 0);
@@ -339,7 +339,7 @@ export function createProfilesService(ctx: ModuleContext) {
     },
 
     async schemaSummary(apiSpaceId: string, filters: readonly Filter[]) {
-      const where = whereClause(ctx.handle.dialect, apiSpaceId, filters, {});
+      const where = whereClause(apiSpaceId, filters, {});
       const rows = await sql<{ id: string; data: unknown }>`SELECT p.id, p.data FROM profiles p WHERE ${where} ORDER BY p.updated_on DESC, p.id LIMIT 1000`.execute(db);
       return schemaSummary(rows.rows.map((r) => fromJson<Record<string, unknown>>(r.data)));
     },
