@@ -177,9 +177,9 @@ export function flatten(id: string, data: Record<string, unknown>): FieldValue[]
  * five fields (it runs for every stored and every new row of a merge).
  */
 function fieldKey(r: FieldValue): string {
-  const text = (v: string | null) => (v === null ? '-' : `${v.length}:${v}`);
-  return `${r.t}${text(r.path)}${text(r.sv)}${text(r.lv)}${r.nv === null ? '-' : r.nv}`;
+  return `${r.t}${keyPart(r.path)}${keyPart(r.sv)}${keyPart(r.lv)}${r.nv === null ? '-' : r.nv}`;
 }
+const keyPart = (v: string | null) => (v === null ? '-' : `${v.length}:${v}`);
 
 const PROFILE_CHUNK = 500;
 
