@@ -44,4 +44,21 @@ eachDatabase('profiles: container rows of earlier versions', (dialect) => {
       assert.equal(c.rows[0]?.collation_name, 'C');
     }
   });
+
+  if (dialect === 'postgres') {
+    it('keeps the index rows of unchanged values when another field changes (keys built by the server match)', async () => {
+      const space = await s().createSpace();
+      const doc = { id: 'keys', plain: 'plain', mixed: 'MiXed Case', odd: 'with "quotes" \\ and: colon', n: 42, neg: -3.5, frac: 0.1, big: 1e21, yes: true, nothing: null, none: [], empty: {}, list: ['a', 2, 'A'], nested: { deep: { v: 'x' } } };
+      assert.equal((await s().request({ method: 'POST', url: `/apispaces/${space}/profiles`, payload: doc })).statusCode, 201);
+      const db = s().container.platform.db;
+      const rows = async () => (await sql<{ seq: number; path: string; x: string }>`SELECT f.seq, f.path, f.xmin::text AS x FROM profile_fields f JOIN profile_space_keys k ON k.space_key = f.space_key
+        WHERE k.api_space_id = ${space} AND f.profile_id = 'keys' ORDER BY f.seq`.execute(db)).rows;
+      const before = await rows();
+      const patch = await s().request({ method: 'PATCH', url: `/apispaces/${space}/profiles/keys`, payload: { plain: 'changed' } });
+      assert.equal(patch.statusCode, 200, patch.body);
+      const after = await rows();
+      const rewritten = after.filter((r) => !before.some((b) => b.seq === r.seq && b.x === r.x)).map((r) => r.path);
+      assert.deepEqual(rewritten, ['plain'], 'only the changed value is written again');
+    });
+  }
 });
