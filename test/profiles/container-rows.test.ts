@@ -48,7 +48,7 @@ eachDatabase('profiles: container rows of earlier versions', (dialect) => {
   if (dialect === 'postgres') {
     it('keeps the index rows of unchanged values when another field changes (keys built by the server match)', async () => {
       const space = await s().createSpace();
-      const doc = { id: 'keys', plain: 'plain', mixed: 'MiXed Case', odd: 'with "quotes" \\ and: colon', n: 42, neg: -3.5, frac: 0.1, big: 1e21, yes: true, nothing: null, none: [], empty: {}, list: ['a', 2, 'A'], nested: { deep: { v: 'x' } } };
+      const doc = { id: 'keys', plain: 'plain', mixed: 'MiXed Case', odd: 'with "quotes" \\ and: colon', n: 42, neg: -3.5, frac: 0.1, big: 1e21, tiny: 1e-7, yes: true, nothing: null, none: [], empty: {}, list: ['a', 2, 'A'], nested: { deep: { v: 'x' } } };
       assert.equal((await s().request({ method: 'POST', url: `/apispaces/${space}/profiles`, payload: doc })).statusCode, 201);
       const db = s().container.platform.db;
       const rows = async () => (await sql<{ seq: number; path: string; x: string }>`SELECT f.seq, f.path, f.xmin::text AS x FROM profile_fields f JOIN profile_space_keys k ON k.space_key = f.space_key

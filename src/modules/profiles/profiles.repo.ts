@@ -177,16 +177,18 @@ export function flatten(id: string, data: Record<string, unknown>): FieldValue[]
  * five fields (it runs for every stored and every new row of a merge).
  */
 function fieldKey(r: FieldValue): string {
-  return `${r.t}${keyPart(r.path)}${keyPart(r.sv)}${keyPart(r.lv)}${r.nv === null ? '-' : r.nv}`;
+  return `${r.t}${keyPart(r.path)}${keyPart(r.sv)}${keyPart(r.lv)}${keyNumber(r.nv)}`;
 }
 const keyPart = (v: string | null) => (v === null ? '-' : `${v.length}:${v}`);
+const keyNumber = (v: number | null) => (v === null ? '-' : String(v));
 /**
- * `fieldKey` written by PostgreSQL for stored rows. Its lengths count characters where JavaScript
- * counts UTF-16 units, and it prints some numbers differently (`1e-07`): such a row never matches
- * its new twin, so it is deleted and written again — more work, never a wrong match (each form is
- * unambiguous on its own, and they differ only in the length or number printed).
+ * `fieldKey` but for the number, written by the database for stored rows (the number is added
+ * here, printed as JavaScript prints it). Both databases count a text's length in characters
+ * where JavaScript counts UTF-16 units, so a value with characters outside the BMP never matches
+ * its new twin: that row is deleted and written again — more work, never a wrong match (each form
+ * is unambiguous on its own).
  */
-const PG_FIELD_KEY = `t || length(path) || ':' || path || COALESCE(length(sv) || ':' || sv, '-') || COALESCE(length(lv) || ':' || lv, '-') || COALESCE(nv::text, '-')`;
+const FIELD_KEY_TEXT = `t || length(path) || ':' || path || COALESCE(length(sv) || ':' || sv, '-') || COALESCE(length(lv) || ':' || lv, '-')`;
 
 const PROFILE_CHUNK = 500;
 
@@ -294,23 +296,24 @@ export function createProfilesRepo(dialect: DialectName) {
    * versions (an `id` row, `lv = sv`) exact: they match nothing and are deleted.
    */
   async function changedRows(tx: Executor, spaceKey: number, states: ProfileState[]): Promise<Map<string, Array<FieldValue & { seq: number }>>> {
-    type Stored = { profile_id: string; seq: number; k: string };
+    type Stored = { profile_id: string; seq: number; k: string; nv: number | null };
     const stored = new Map<string, Stored[]>();
-    const collect = (r: Stored) => {
-      const list = stored.get(r.profile_id);
-      if (list) list.push(r);
-      else stored.set(r.profile_id, [r]);
+    const collect = (rows: Stored[]) => {
+      for (const r of rows) {
+        const list = stored.get(r.profile_id);
+        if (list) list.push(r);
+        else stored.set(r.profile_id, [r]);
+      }
     };
+    // The database builds each stored row's key but for the number (FIELD_KEY_TEXT): four columns
+    // to send and read instead of seven, and little left to build here.
+    const select = `SELECT profile_id, seq, ${FIELD_KEY_TEXT} AS k, nv FROM profile_fields WHERE space_key = `;
     if (dialect === 'postgres') {
-      // The server builds each stored row's key (PG_FIELD_KEY): three columns to send and parse
-      // instead of seven, and no key to build here.
-      const res = await tx.executeQuery<Stored>(CompiledQuery.raw(`SELECT profile_id, seq, ${PG_FIELD_KEY} AS k FROM profile_fields WHERE space_key = $1 AND profile_id = ANY($2::text[])`, [spaceKey, pgArray(states.map((s) => s.id))]));
-      for (const r of res.rows) collect(r);
+      collect((await tx.executeQuery<Stored>(CompiledQuery.raw(`${select}$1 AND profile_id = ANY($2::text[])`, [spaceKey, pgArray(states.map((s) => s.id))]))).rows);
     } else {
       for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
         const ids = states.slice(i, i + PROFILE_CHUNK).map((s) => s.id);
-        const res = await tx.executeQuery<FieldValue & { profile_id: string; seq: number }>(CompiledQuery.raw(`SELECT profile_id, seq, path, t, sv, lv, nv FROM profile_fields WHERE space_key = ? AND profile_id IN (${ids.map(() => '?').join(',')})`, [spaceKey, ...ids]));
-        for (const r of res.rows) collect({ profile_id: r.profile_id, seq: r.seq, k: fieldKey(r) });
+        collect((await tx.executeQuery<Stored>(CompiledQuery.raw(`${select}? AND profile_id IN (${ids.map(() => '?').join(',')})`, [spaceKey, ...ids]))).rows);
       }
     }
     const inserts = new Map<string, Array<FieldValue & { seq: number }>>();
@@ -320,9 +323,10 @@ export function createProfilesRepo(dialect: DialectName) {
       const old = stored.get(s.id) ?? [];
       const unmatched = new Map<string, number[]>();
       for (const r of old) {
-        const seqs = unmatched.get(r.k);
+        const k = r.k + keyNumber(r.nv);
+        const seqs = unmatched.get(k);
         if (seqs) seqs.push(r.seq);
-        else unmatched.set(r.k, [r.seq]);
+        else unmatched.set(k, [r.seq]);
       }
       const add: FieldValue[] = [];
       for (const r of flatten(s.id, s.data)) {
