@@ -13,9 +13,10 @@ import type { DatabaseHandle } from './db.js';
  * installations turn it off.
  *
  * `grew(n)` after a commit that added `n` rows: once the rows added since the last ANALYZE reach
- * half of what the tables held then (at least `minRows`), the tables are analysed in the
- * background, one run at a time, so the cost stays logarithmic in the table's growth. A no-op on
- * SQLite, whose planner here needs no statistics (ADR 0003).
+ * what the first table held then (at least `minRows`), the listed columns — those the plans turn
+ * on, which keeps each run short — are analysed in the background, one run at a time, so the cost
+ * stays logarithmic in the table's growth. A no-op on SQLite, whose planner here needs no
+ * statistics (ADR 0003).
  */
 export function createStatistics(handle: DatabaseHandle, log: Logger, tables: ReadonlyArray<{ table: string; columns: readonly string[] }>, minRows = 2_000) {
   let added = 0;
