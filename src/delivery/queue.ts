@@ -2,7 +2,7 @@ import { CompiledQuery, sql } from 'kysely';
 import { escapeLiteral } from 'pg';
 import type { DatabaseHandle, Db, Tx } from '../storage/db.js';
 import { fromJson, isUniqueViolation, toJson } from '../storage/dialect.js';
-import type { Uow } from '../storage/uow.js';
+import { perTransaction, type Uow } from '../storage/uow.js';
 import type { Clock } from '../lib/clock.js';
 import { timeOrderedUuid, type Ids } from '../lib/ids.js';
 import type { JobRow } from '../storage/schema.js';
@@ -140,7 +140,18 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
 
   const completeSql = `DELETE FROM jobs WHERE id = ${mark(handle.dialect, 1)} AND lease_owner = ${mark(handle.dialect, 2)} AND attempts = ${mark(handle.dialect, 3)}`;
   /** Jobs `completeAtCommit` deletes just before their transaction commits. */
-  const completing = new WeakMap<Tx, Job[]>();
+  const completing = perTransaction((): Job[] => [], async (jobs, uow) => {
+    for (let i = 0; i < jobs.length; i += 300) {
+      const chunk = jobs.slice(i, i + 300);
+      const params = chunk.flatMap((j) => [j.id, j.leaseOwner, j.attempts]);
+      const tuples = valuesText(handle.dialect, chunk.length, 3, [undefined, undefined, 'integer']);
+      const res = await uow.tx.executeQuery<{ id: string }>(CompiledQuery.raw(`DELETE FROM jobs WHERE (id, lease_owner, attempts) IN (VALUES ${tuples}) RETURNING id`, params));
+      if (res.rows.length !== chunk.length) {
+        const gone = new Set(res.rows.map((r) => r.id));
+        throw new Error(`lease lost on job ${chunk.find((j) => !gone.has(j.id))?.id}`);
+      }
+    }
+  });
   const wakeQueued = new WeakSet<Tx>();
   /** `uow`: inside the caller's transaction (the row is written just before its commit, with the others). */
   const insert = async (target: Uow | Db, job: NewJob, lease?: { owner: string; ms: number }): Promise<JobRow | undefined> => {
@@ -263,25 +274,7 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
       return Number(res.numAffectedRows ?? 0) === 1;
     },
     completeAtCommit(uow, job) {
-      let list = completing.get(uow.tx);
-      if (!list) {
-        const mine: Job[] = (list = []);
-        completing.set(uow.tx, mine);
-        uow.beforeCommit(async () => {
-          completing.delete(uow.tx);
-          for (let i = 0; i < mine.length; i += 300) {
-            const chunk = mine.slice(i, i + 300);
-            const params = chunk.flatMap((j) => [j.id, j.leaseOwner, j.attempts]);
-            const tuples = valuesText(handle.dialect, chunk.length, 3, [undefined, undefined, 'integer']);
-            const res = await uow.tx.executeQuery<{ id: string }>(CompiledQuery.raw(`DELETE FROM jobs WHERE (id, lease_owner, attempts) IN (VALUES ${tuples}) RETURNING id`, params));
-            if (res.rows.length !== chunk.length) {
-              const gone = new Set(res.rows.map((r) => r.id));
-              throw new Error(`lease lost on job ${chunk.find((j) => !gone.has(j.id))?.id}`);
-            }
-          }
-        });
-      }
-      list.push(job);
+      completing(uow).push(job);
     },
     async fail(job, error, retryAt) {
       const res = await db

@@ -1,6 +1,6 @@
 import { CompiledQuery } from 'kysely';
-import type { DialectName, Tx } from './db.js';
-import { asWholeTransaction, type Uow } from './uow.js';
+import type { DialectName } from './db.js';
+import { asWholeTransaction, perTransaction, type Uow } from './uow.js';
 
 /**
  * Statements written directly for the hottest writes. Kysely's builder costs tens of
@@ -151,26 +151,17 @@ interface Deferred {
 }
 /** What a transaction defers to its end: rows by table (in first-deferred order), NOTIFY channels. */
 interface DeferredWork {
+  dialect: DialectName;
   tables: Map<string, Deferred>;
   notify: Set<string>;
 }
-const deferred = new WeakMap<Tx, DeferredWork>();
 
-function deferredWork(uow: Uow, dialect: DialectName): DeferredWork {
-  let work = deferred.get(uow.tx);
-  if (!work) {
-    const mine: DeferredWork = (work = { tables: new Map(), notify: new Set() });
-    deferred.set(uow.tx, mine);
-    uow.lastly(async () => {
-      deferred.delete(uow.tx);
-      const statements = deferredStatements(dialect, mine);
-      // One statement after nothing else: on PostgreSQL it is the whole transaction.
-      if (statements.length === 1) asWholeTransaction(statements[0]!);
-      for (const q of statements) await uow.tx.executeQuery(q);
-    });
-  }
-  return work;
-}
+const deferredWork = perTransaction((dialect: DialectName): DeferredWork => ({ dialect, tables: new Map(), notify: new Set() }), async (work, uow) => {
+  const statements = deferredStatements(work.dialect, work);
+  // One statement after nothing else: on PostgreSQL it is the whole transaction.
+  if (statements.length === 1) asWholeTransaction(statements[0]!);
+  for (const q of statements) await uow.tx.executeQuery(q);
+}, 'lastly');
 
 /**
  * The statements that write a transaction's deferred work. On PostgreSQL, where every statement is

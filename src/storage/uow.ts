@@ -51,6 +51,28 @@ export function detached<T>(fn: () => T): T {
   return scope.exit(fn);
 }
 
+/**
+ * Something a transaction gathers as it goes and writes at its end — deferred rows, jobs to
+ * complete, messages to dispatch: `get(uow, arg)` makes the value on its first use in that
+ * transaction (`make(arg)`) and registers `flush` for the `phase` hook, which receives it once.
+ * Units sharing a group commit share one transaction, so they share one value.
+ */
+export function perTransaction<T, A = void>(make: (arg: A) => T, flush: (value: T, uow: Uow) => Promise<void>, phase: 'beforeCommit' | 'lastly' = 'beforeCommit'): (uow: Uow, arg: A) => T {
+  const values = new WeakMap<Tx, T>();
+  return (uow, arg) => {
+    let value = values.get(uow.tx);
+    if (value === undefined) {
+      const mine = (value = make(arg));
+      values.set(uow.tx, mine);
+      uow[phase](async () => {
+        values.delete(uow.tx);
+        await flush(mine, uow);
+      });
+    }
+    return value;
+  };
+}
+
 export async function inTransaction<T>(db: Db, fn: (uow: Uow) => Promise<T>): Promise<T> {
   const callbacks: Array<() => void> = [];
   const undo: Array<() => void> = [];

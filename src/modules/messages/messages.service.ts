@@ -9,7 +9,7 @@ import { iso } from '../../lib/clock.js';
 import { TtlCache } from '../../lib/cache.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
 import { deferInsert } from '../../storage/raw.js';
-import type { Uow } from '../../storage/uow.js';
+import { perTransaction, type Uow } from '../../storage/uow.js';
 import type { NewJob } from '../../delivery/queue.js';
 import type { ModuleContext } from '../module.js';
 import type { RuleSetsService } from './rulesets.js';
@@ -146,24 +146,17 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
    * message (docs/adr/0006-one-api-hot-path.md, decision 15). A job taken by a worker of this
    * process gets the rows as written, so it neither claims the job nor reads the messages back.
    */
-  type Due = Map<string, { now: number; messages: Message[] }>;
-  const dueAtCommit = new WeakMap<object, Due>();
-  function dispatchAtCommit(uow: Uow, apiSpaceId: string, now: number, list: readonly Message[]): void {
-    let bySpace = dueAtCommit.get(uow.tx);
-    if (!bySpace) {
-      const mine: Due = (bySpace = new Map());
-      dueAtCommit.set(uow.tx, mine);
-      uow.beforeCommit(async () => {
-        dueAtCommit.delete(uow.tx);
-        for (const [space, { now: at, messages }] of mine) {
-          for (let i = 0; i < messages.length; i += GROUP_MAX) {
-            const chunk = messages.slice(i, i + GROUP_MAX);
-            const job: NewJob = { kind: 'message.dispatch', apiSpaceId: space, payload: { v: 1, ids: chunk.map((m) => m.row.id) }, runAt: at };
-            await ctx.localJobs.enqueue(uow, job, () => prime(chunk));
-          }
-        }
-      });
+  const dueAtCommit = perTransaction((): Map<string, { now: number; messages: Message[] }> => new Map(), async (bySpace, uow) => {
+    for (const [space, { now, messages }] of bySpace) {
+      for (let i = 0; i < messages.length; i += GROUP_MAX) {
+        const chunk = messages.slice(i, i + GROUP_MAX);
+        const job: NewJob = { kind: 'message.dispatch', apiSpaceId: space, payload: { v: 1, ids: chunk.map((m) => m.row.id) }, runAt: now };
+        await ctx.localJobs.enqueue(uow, job, () => prime(chunk));
+      }
     }
+  });
+  function dispatchAtCommit(uow: Uow, apiSpaceId: string, now: number, list: readonly Message[]): void {
+    const bySpace = dueAtCommit(uow);
     const pending = bySpace.get(apiSpaceId);
     if (pending) pending.messages.push(...list);
     else bySpace.set(apiSpaceId, { now, messages: [...list] });
