@@ -7,7 +7,8 @@
  * Conventions for both dialects: dates are ISO 8601 text (`…Z`, milliseconds), instants used for
  * scheduling are epoch milliseconds (bigint), booleans are integers 0/1, JSON is text on SQLite
  * and jsonb on PostgreSQL (read it back through `fromJson`) — except JSON that is only ever read
- * back whole on a hot path (jobs' payloads, messages' documents), which is text on both.
+ * back whole on a hot path (jobs' payloads, messages' documents, events' payloads and metadata),
+ * which is text on both.
  */
 export interface Database {
   accounts: AccountRow;

@@ -45,5 +45,3 @@ export function createStatistics(handle: DatabaseHandle, log: Logger, tables: Re
     },
   };
 }
-
-export type Statistics = ReturnType<typeof createStatistics>;
