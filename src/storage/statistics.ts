@@ -23,10 +23,20 @@ export function createStatistics(handle: DatabaseHandle, log: Logger, tables: Re
   let base = 0;
   let running: Promise<void> | undefined;
   let closed = false;
-  async function analyze(): Promise<void> {
-    await sql`ANALYZE ${sql.join(tables.map((t) => sql`${sql.table(t.table)} (${sql.join(t.columns.map((c) => sql.ref(c)))})`))}`.execute(handle.db);
+  async function analyze(all: boolean): Promise<void> {
+    await sql`ANALYZE ${sql.join(tables.map((t) => (all ? sql.table(t.table) : sql`${sql.table(t.table)} (${sql.join(t.columns.map((c) => sql.ref(c)))})`)))}`.execute(handle.db);
     const r = await sql<{ n: number }>`SELECT reltuples::float8 AS n FROM pg_class WHERE oid = to_regclass(${tables[0]!.table})`.execute(handle.db);
     base = Math.max(0, Number(r.rows[0]?.n ?? 0));
+  }
+  /** Runs an ANALYZE in the background, after the one under way if any. */
+  function start(all: boolean): void {
+    const run: Promise<void> = (running ?? Promise.resolve())
+      .then(() => analyze(all))
+      .catch((err: unknown) => log.warn({ err, tables }, 'ANALYZE after a burst of writes failed'))
+      .finally(() => {
+        if (running === run) running = undefined;
+      });
+    running = run;
   }
   return {
     grew(rows: number): void {
@@ -34,14 +44,23 @@ export function createStatistics(handle: DatabaseHandle, log: Logger, tables: Re
       added += rows;
       if (running || added < Math.max(minRows, base)) return;
       added = 0;
-      running = analyze()
-        .catch((err: unknown) => log.warn({ err, tables }, 'ANALYZE after a burst of writes failed'))
-        .finally(() => (running = undefined));
+      start(false);
+    },
+    /**
+     * After a large change of the data itself (an import's end): every column of the tables,
+     * so that filters on values are planned on today's distribution too.
+     */
+    refresh(): void {
+      if (handle.dialect !== 'postgres' || closed) return;
+      added = 0;
+      start(true);
     },
     /** Waits for a running ANALYZE; later growth is ignored (the pool is closing). */
     async close(): Promise<void> {
       closed = true;
-      await running;
+      while (running) await running;
     },
   };
 }
+
+export type Statistics = ReturnType<typeof createStatistics>;

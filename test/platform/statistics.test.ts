@@ -33,7 +33,7 @@ eachDatabase('planner statistics after bursts of writes', (dialect) => {
       assert.deepEqual(n.rows[0]!.a, [1, -2.5, 1e21, 0.1]);
     });
 
-    it('analyses once the rows added since the last run reach the threshold or the table\'s size then', async () => {
+    it('analyses the listed columns once the rows added reach the threshold or the table\'s size then; a refresh analyses all', async () => {
       const stats = createStatistics(qdb.handle, pino({ level: 'silent' }), [{ table: 'burst', columns: ['k'] }], 100);
       const insert = async (n: number) => {
         await sql`INSERT INTO burst (k, v) SELECT g, 'x' FROM generate_series(1, ${n}::int) g`.execute(qdb.handle.db);
@@ -53,7 +53,11 @@ eachDatabase('planner statistics after bursts of writes', (dialect) => {
       assert.equal(await tuples(), 160, 'less than the table held at the last run: not yet');
       await insert(20);
       await settle(330);
+      const columnsAnalysed = async () => (await sql<{ c: string }>`SELECT attname AS c FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'burst' ORDER BY attname`.execute(qdb.handle.db)).rows.map((r) => r.c);
+      assert.deepEqual(await columnsAnalysed(), ['k'], 'growth analyses the listed columns only');
+      stats.refresh();
       await stats.close();
+      assert.deepEqual(await columnsAnalysed(), ['k', 'v'], 'a refresh analyses every column');
       await insert(1_000);
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(await tuples(), 330, 'closed: nothing more runs');

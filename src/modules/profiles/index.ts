@@ -22,7 +22,7 @@ export const profilesModule: ModuleDefinition = {
     ctx.services.profiles = profiles;
     // Creating an access token creates its identity as a system profile.
     ctx.services.accessTokens.setProfileEnsurer((apiSpaceId, profileId, actor) => profiles.ensureSystemProfile(apiSpaceId, profileId, actor));
-    const imports = createImports(ctx, profiles.writer);
+    const imports = createImports(ctx, profiles.writer, profiles.statistics);
     const audiences = createAudiences(ctx);
     return {
       routes: async (app) => {

@@ -1,6 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { sql } from 'kysely';
 import type { ModuleContext } from '../module.js';
 import type { Actor } from '../../auth/actor.js';
 import type { JobHandler } from '../../delivery/worker.js';
@@ -9,6 +8,7 @@ import { errors } from '../../http/errors.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
 import type { ProfileImportRow } from './profiles.repo.js';
 import type { MergeItem, ProfileWriter } from './profiles.writer.js';
+import type { Statistics } from '../../storage/statistics.js';
 import { validPath } from './profiles.query.js';
 
 export const IMPORT_JOB = 'profiles.import';
@@ -106,7 +106,7 @@ export type ImportView = ReturnType<typeof view>;
  * cursor and counters, so a crash resumes after the last committed chunk and never applies a row
  * twice.
  */
-export function createImports(ctx: ModuleContext, writer: ProfileWriter, opts: { chunkSize?: number } = {}) {
+export function createImports(ctx: ModuleContext, writer: ProfileWriter, statistics: Pick<Statistics, 'refresh'>, opts: { chunkSize?: number } = {}) {
   const { db, clock } = ctx;
   const chunkSize = opts.chunkSize ?? 500;
 
@@ -161,8 +161,8 @@ export function createImports(ctx: ModuleContext, writer: ProfileWriter, opts: {
           await jobCtx.completeIn(uow.tx);
         });
         // A large import changes the data distribution at once: refresh the planner's statistics
-        // now rather than when autovacuum next gets to it.
-        if (ctx.handle.dialect === 'postgres' && imp.processed_count >= 10_000) await sql`ANALYZE profiles, profile_fields`.execute(db).catch(() => {});
+        // now rather than when autovacuum next gets to it (in the background).
+        if (imp.processed_count >= 10_000) statistics.refresh();
         return;
       }
       await ctx.transaction(async (uow) => {

@@ -179,6 +179,8 @@ export function createProfilesService(ctx: ModuleContext) {
     ...directory,
     repo,
     writer,
+    /** Planner statistics of the profile tables (storage/statistics.ts); imports refresh them. */
+    statistics,
     /** Waits for background work (a running ANALYZE) before the database closes. */
     close: () => statistics.close(),
     optIn,
