@@ -152,9 +152,9 @@ eachDatabase('profiles: documents, ETags, delete/undelete', (dialect) => {
     await s().request({ method: 'POST', url: url(), payload: { id: 'racer', v: 0 } });
     const base = await profiles.repo.loadOne(s().container.platform.db, space, 'racer');
     assert.ok(base);
-    await s().container.platform.transaction((uow) => profiles.writer.save(uow, space, base.revision, profiles.writer.bump(base, 'system', { data: { v: 1 } }), ['profile.update']));
+    await s().container.platform.transaction((uow) => profiles.writer.save(uow, space, base, profiles.writer.bump(base, 'system', { data: { v: 1 } }), ['profile.update']));
     await assert.rejects(
-      s().container.platform.transaction((uow) => profiles.writer.save(uow, space, base.revision, profiles.writer.bump(base, 'system', { data: { v: 2 } }), ['profile.update'])),
+      s().container.platform.transaction((uow) => profiles.writer.save(uow, space, base, profiles.writer.bump(base, 'system', { data: { v: 2 } }), ['profile.update'])),
       (err: { status?: number }) => err.status === 409,
     );
     assert.equal((await s().request({ method: 'GET', url: url('/racer') })).json().v, 1);

@@ -45,7 +45,7 @@ export function createOptIn(ctx: ModuleContext, repo: ProfilesRepo, writer: Prof
     const cur = await repo.loadOne(uow.tx, apiSpaceId, id, true);
     if (!cur || cur.deletedOn) throw errors.notFound(`Profile ${id}`);
     const next = writer.bump(cur, actor, { optIn: { ...(cur.optIn ?? {}), ...values } });
-    await writer.save(uow, apiSpaceId, cur.revision, next, ['profile.update'], false);
+    await writer.save(uow, apiSpaceId, cur, next, ['profile.update']);
     return next;
   }
 

@@ -171,24 +171,65 @@ export function flatten(id: string, data: Record<string, unknown>): FieldValue[]
   return out;
 }
 
-/**
- * An index row's value as one string, for matching stored rows with new ones: each text part is
- * length-prefixed so no two rows share a key, and it costs a fraction of `JSON.stringify` of the
- * five fields (it runs for every stored and every new row of a merge).
- */
-function fieldKey(r: FieldValue): string {
-  return `${r.t}${keyPart(r.path)}${keyPart(r.sv)}${keyPart(r.lv)}${keyNumber(r.nv)}`;
+/** Whether two JSON values are equal (object members in any order). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = Object.keys(x);
+  if (keys.length !== Object.keys(y).length) return false;
+  for (const k of keys) if (!(k in y) || !sameJson(x[k], y[k])) return false;
+  return true;
 }
-const keyPart = (v: string | null) => (v === null ? '-' : `${v.length}:${v}`);
-const keyNumber = (v: number | null) => (v === null ? '-' : String(v));
+
+const isFilledObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0;
+
 /**
- * `fieldKey` but for the number, written by the database for stored rows (the number is added
- * here, printed as JavaScript prints it). Both databases count a text's length in characters
- * where JavaScript counts UTF-16 units, so a value with characters outside the BMP never matches
- * its new twin: that row is deleted and written again — more work, never a wrong match (each form
- * is unambiguous on its own).
+ * The index rows that change when the value at `path` goes from `a` to `b` (undefined: absent):
+ * the paths whose rows go (each with every path under it) and, through `emit`, the rows to add.
+ * Two non-empty objects are compared member by member (neither has a row of its own, see
+ * visitValue); any other change replaces the path's rows whole.
  */
-const FIELD_KEY_TEXT = `t || length(path) || ':' || path || COALESCE(length(sv) || ':' || sv, '-') || COALESCE(length(lv) || ':' || lv, '-')`;
+function diffValue(path: string, a: unknown, b: unknown, drop: string[], emit: FieldSink): void {
+  if (a === b) return;
+  if (a === undefined) {
+    visitValue(path, b, emit);
+    return;
+  }
+  if (b === undefined) {
+    drop.push(path);
+    return;
+  }
+  if (isFilledObject(a) && isFilledObject(b)) {
+    diffMembers(path, a, b, drop, emit);
+    return;
+  }
+  if (sameJson(a, b)) return;
+  drop.push(path);
+  visitValue(path, b, emit);
+}
+
+function diffMembers(prefix: string | undefined, a: Record<string, unknown>, b: Record<string, unknown>, drop: string[], emit: FieldSink): void {
+  const at = (k: string) => (prefix === undefined ? k : `${prefix}.${k}`);
+  for (const k of Object.keys(a)) diffValue(at(k), a[k], b[k], drop, emit);
+  for (const k of Object.keys(b)) if (!(k in a)) visitValue(at(k), b[k], emit);
+}
+
+/**
+ * The index rows a document change makes stale and new (see visitFields): comparing the two
+ * documents, not reading the stored rows, so a merge that changes one field reads nothing and
+ * writes that field's rows only. The id never changes, nor its row.
+ */
+export function diffFields(prev: Record<string, unknown>, next: Record<string, unknown>, drop: string[], emit: FieldSink): void {
+  if (prev !== next) diffMembers(undefined, prev, next, drop, emit);
+}
 
 const PROFILE_CHUNK = 500;
 
@@ -287,102 +328,89 @@ export function createProfilesRepo(dialect: DialectName) {
   }
 
   /**
-   * Before rewriting the index rows of existing profiles: reads their stored rows, keeps those
-   * equal to a new row (matched by value, not position: `seq` only makes the key unique, and on
-   * PostgreSQL a document read back from jsonb has its keys in another order), deletes the others
-   * and returns the new rows still to insert, each with a free `seq`. A merge that adds a field
-   * writes one row; one that changes a value replaces that value's row. Comparing with what is
-   * stored, not with what the previous document would give, keeps rows written by earlier
-   * versions (an `id` row, `lv = sv`) exact: they match nothing and are deleted.
+   * Before writing the new rows of changed profiles: deletes the rows of the paths that changed
+   * (diffFields) and returns the rows to insert, each numbered after the highest `seq` its profile
+   * still holds. Rows an earlier version wrote for a path (a non-empty container's own row, an `id`
+   * row) match queries as the current ones do, and go when their path next changes.
    */
-  async function changedRows(tx: Executor, spaceKey: number, states: ProfileState[]): Promise<Map<string, Array<FieldValue & { seq: number }>>> {
-    type Stored = { profile_id: string; seq: number; k: string; nv: number | null };
-    const stored = new Map<string, Stored[]>();
-    const collect = (rows: Stored[]) => {
-      for (const r of rows) {
-        const list = stored.get(r.profile_id);
-        if (list) list.push(r);
-        else stored.set(r.profile_id, [r]);
-      }
-    };
-    // The database builds each stored row's key but for the number (FIELD_KEY_TEXT): four columns
-    // to send and read instead of seven, and little left to build here.
-    const select = `SELECT profile_id, seq, ${FIELD_KEY_TEXT} AS k, nv FROM profile_fields WHERE space_key = `;
-    if (dialect === 'postgres') {
-      collect((await tx.executeQuery<Stored>(CompiledQuery.raw(`${select}$1 AND profile_id = ANY($2::text[])`, [spaceKey, pgArray(states.map((s) => s.id))]))).rows);
-    } else {
-      for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
-        const ids = states.slice(i, i + PROFILE_CHUNK).map((s) => s.id);
-        collect((await tx.executeQuery<Stored>(CompiledQuery.raw(`${select}? AND profile_id IN (${ids.map(() => '?').join(',')})`, [spaceKey, ...ids]))).rows);
-      }
-    }
-    const inserts = new Map<string, Array<FieldValue & { seq: number }>>();
-    const dropAll: string[] = [];
-    const drop: Array<{ id: string; seq: number }> = [];
-    for (const s of states) {
-      const old = stored.get(s.id) ?? [];
-      const unmatched = new Map<string, number[]>();
-      for (const r of old) {
-        const k = r.k + keyNumber(r.nv);
-        const seqs = unmatched.get(k);
-        if (seqs) seqs.push(r.seq);
-        else unmatched.set(k, [r.seq]);
-      }
+  async function changedRows(tx: Executor, spaceKey: number, changes: ReadonlyArray<{ prev: ProfileState; next: ProfileState }>): Promise<Map<string, Array<FieldValue & { seq: number }>>> {
+    const dropIds: string[] = [];
+    const dropPaths: string[] = [];
+    const adds = new Map<string, FieldValue[]>();
+    const drop: string[] = [];
+    for (const { prev, next } of changes) {
       const add: FieldValue[] = [];
-      for (const r of flatten(s.id, s.data)) {
-        const seqs = unmatched.get(fieldKey(r));
-        if (seqs?.length) seqs.pop();
-        else add.push(r);
+      drop.length = 0;
+      diffFields(prev.data, next.data, drop, (path, t, sv, lv, nv) => add.push({ path, t, sv, lv, nv }));
+      for (const path of drop) {
+        dropIds.push(next.id);
+        dropPaths.push(path);
       }
-      const freed = [...unmatched.values()].flat().sort((a, b) => a - b);
-      if (freed.length && freed.length === old.length) dropAll.push(s.id);
-      else for (const seq of freed) drop.push({ id: s.id, seq });
-      // New rows take the freed positions first, then those after the highest stored one.
-      let next = old.reduce((m, r) => Math.max(m, r.seq + 1), 0);
-      inserts.set(s.id, add.map((r, i) => ({ ...r, seq: i < freed.length ? freed[i]! : next++ })));
+      if (add.length) adds.set(next.id, add);
     }
+    // A path's rows and those under it: `path.` up to `path/`, a range in byte order (query.ts).
     if (dialect === 'postgres') {
-      if (dropAll.length) await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE space_key = $1 AND profile_id = ANY($2::text[])', [spaceKey, pgArray(dropAll)]));
-      if (drop.length) {
+      if (dropIds.length) {
         await tx.executeQuery(CompiledQuery.raw(
           // `profile_id = ANY($4)` bounds the scan by the batch (see updateMany).
-          'DELETE FROM profile_fields f USING unnest($2::text[], $3::integer[]) AS d(profile_id, seq) WHERE f.space_key = $1 AND f.profile_id = ANY($4::text[]) AND f.profile_id = d.profile_id AND f.seq = d.seq',
-          [spaceKey, pgArray(drop.map((d) => d.id)), pgArray(drop.map((d) => d.seq)), pgArray([...new Set(drop.map((d) => d.id))])],
+          `DELETE FROM profile_fields f USING unnest($2::text[], $3::text[]) AS d(profile_id, path) WHERE f.space_key = $1 AND f.profile_id = ANY($4::text[]) AND f.profile_id = d.profile_id AND (f.path = d.path OR (f.path >= d.path || '.' AND f.path < d.path || '/'))`,
+          [spaceKey, pgArray(dropIds), pgArray(dropPaths), pgArray([...new Set(dropIds)])],
         ));
       }
     } else {
-      for (let i = 0; i < dropAll.length; i += PROFILE_CHUNK) {
-        const ids = dropAll.slice(i, i + PROFILE_CHUNK);
-        await tx.executeQuery(CompiledQuery.raw(`DELETE FROM profile_fields WHERE space_key = ? AND profile_id IN (${ids.map(() => '?').join(',')})`, [spaceKey, ...ids]));
+      for (let i = 0; i < dropIds.length; i++) {
+        const path = dropPaths[i]!;
+        await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE space_key = ? AND profile_id = ? AND (path = ? OR (path >= ? AND path < ?))', [spaceKey, dropIds[i], path, `${path}.`, `${path}/`]));
       }
-      for (const d of drop) {
-        await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE profile_id = ? AND space_key = ? AND seq = ?', [d.id, spaceKey, d.seq]));
+    }
+    const inserts = new Map<string, Array<FieldValue & { seq: number }>>();
+    if (!adds.size) return inserts;
+    const highest = new Map<string, number>();
+    const collect = (rows: Array<{ profile_id: string; m: number | string }>) => {
+      for (const r of rows) highest.set(r.profile_id, Number(r.m));
+    };
+    const ids = [...adds.keys()];
+    const select = 'SELECT profile_id, max(seq) AS m FROM profile_fields WHERE space_key = ';
+    if (dialect === 'postgres') {
+      collect((await tx.executeQuery<{ profile_id: string; m: number }>(CompiledQuery.raw(`${select}$1 AND profile_id = ANY($2::text[]) GROUP BY profile_id`, [spaceKey, pgArray(ids)]))).rows);
+    } else {
+      for (let i = 0; i < ids.length; i += PROFILE_CHUNK) {
+        const part = ids.slice(i, i + PROFILE_CHUNK);
+        collect((await tx.executeQuery<{ profile_id: string; m: number }>(CompiledQuery.raw(`${select}? AND profile_id IN (${part.map(() => '?').join(',')}) GROUP BY profile_id`, [spaceKey, ...part]))).rows);
       }
+    }
+    for (const [id, add] of adds) {
+      let seq = (highest.get(id) ?? -1) + 1;
+      inserts.set(id, add.map((r) => ({ ...r, seq: seq++ })));
     }
     return inserts;
   }
 
   type RowSink = (seq: number, path: string, t: string, sv: string | null, lv: string | null, nv: number | null) => void;
 
-  /**
-   * Writes index rows: all of each profile's rows when `fresh` (new profiles have none yet),
-   * otherwise only those that changed (see changedRows).
-   */
-  async function reindex(tx: Executor, apiSpaceId: string, states: ProfileState[], fresh = false): Promise<void> {
+  /** Index rows of new profiles (they have none yet). */
+  async function indexNew(tx: Executor, apiSpaceId: string, states: readonly ProfileState[]): Promise<void> {
     if (!states.length) return;
+    await insertRows(tx, await spaceKey(tx, apiSpaceId, true), states, (s, push) => {
+      let seq = 0;
+      visitFields(s.id, s.data, (path, t, sv, lv, nv) => push(seq++, path, t, sv, lv, nv));
+    });
+  }
+
+  /** Index rows of existing profiles: those that changed between two versions (changedRows). */
+  async function indexChanges(tx: Executor, apiSpaceId: string, changes: ReadonlyArray<{ prev: ProfileState; next: ProfileState }>): Promise<void> {
+    const changed = changes.filter((c) => c.prev.data !== c.next.data);
+    if (!changed.length) return;
     const key = await spaceKey(tx, apiSpaceId, true);
-    let rowsOf: (s: ProfileState, push: RowSink) => void;
-    if (fresh) {
-      rowsOf = (s, push) => {
-        let seq = 0;
-        visitFields(s.id, s.data, (path, t, sv, lv, nv) => push(seq++, path, t, sv, lv, nv));
-      };
-    } else {
-      const changed = await changedRows(tx, key, states);
-      rowsOf = (s, push) => {
-        for (const r of changed.get(s.id) ?? []) push(r.seq, r.path, r.t, r.sv, r.lv, r.nv);
-      };
-    }
+    const rows = await changedRows(tx, key, changed);
+    await insertRows(tx, key, changed.map((c) => c.next).filter((s) => rows.has(s.id)), (s, push) => {
+      for (const r of rows.get(s.id)!) push(r.seq, r.path, r.t, r.sv, r.lv, r.nv);
+    });
+  }
+
+  /** Inserts the index rows `rowsOf` gives for each of `states`. */
+  async function insertRows(tx: Executor, key: number, states: readonly ProfileState[], rowsOf: (s: ProfileState, push: RowSink) => void): Promise<void> {
+    if (!states.length) return;
     if (dialect === 'postgres') {
       // One INSERT … SELECT FROM unnest(arrays) per 50k rows: 7 array parameters instead of 8 per
       // row, so PostgreSQL parses and plans a short statement instead of a 28k-parameter VALUES list.
@@ -462,12 +490,12 @@ export function createProfilesRepo(dialect: DialectName) {
     /** Inserts new profiles and their index rows. */
     async insertMany(tx: Tx, apiSpaceId: string, states: ProfileState[]): Promise<void> {
       if (dialect === 'postgres') {
-        // Column arrays through unnest (see reindex): one short statement per batch.
+        // Column arrays through unnest (see insertRows): one short statement per batch.
         if (states.length) {
           const rows = states.map((s) => toRow(apiSpaceId, s));
           await tx.executeQuery(unnestInsert('profiles', PROFILE_COLUMNS, rows, { types: PG_ARRAY_TYPES, json: JSON_COLUMNS, fixed: { api_space_id: apiSpaceId } }));
         }
-        await reindex(tx, apiSpaceId, states, true);
+        await indexNew(tx, apiSpaceId, states);
         return;
       }
       const ins = sqliteInserter(tx, 'profiles', PROFILE_COLUMNS, SQLITE_PROFILE_ROWS);
@@ -479,18 +507,18 @@ export function createProfilesRepo(dialect: DialectName) {
         if (ins.full()) await ins.flush();
       }
       await ins.end();
-      await reindex(tx, apiSpaceId, states, true);
+      await indexNew(tx, apiSpaceId, states);
     },
 
     /**
-     * Writes new versions of existing profiles: each update is guarded by the revision it was
-     * read at; a lost race answers false (the caller turns it into 409).
+     * Writes new versions of existing profiles: each update is guarded by the revision of `prev`,
+     * the version it was made from; a lost race answers false (the caller turns it into 409).
      */
-    async updateMany(tx: Tx, apiSpaceId: string, states: Array<{ next: ProfileState; prevRevision: number }>, reindexData = true): Promise<boolean> {
+    async updateMany(tx: Tx, apiSpaceId: string, states: ReadonlyArray<{ prev: ProfileState; next: ProfileState }>): Promise<boolean> {
       const pg = dialect === 'postgres';
       if (pg && states.length > 1) {
         // One UPDATE … FROM unnest(column arrays) for the whole batch (see insertMany).
-        const rows = states.map(({ next, prevRevision }) => ({ ...toRow(apiSpaceId, next), prev_revision: prevRevision }));
+        const rows = states.map(({ prev, next }) => ({ ...toRow(apiSpaceId, next), prev_revision: prev.revision }));
         const from = unnestFrom(UPDATE_KEYED, rows, 'v', PG_ARRAY_TYPES, 2);
         const set = UPDATE_COLUMNS.map((c) => `${c} = v.${c}${JSON_COLUMNS.has(c) ? '::jsonb' : ''}`).join(', ');
         const res = await tx.executeQuery(CompiledQuery.raw(
@@ -501,16 +529,16 @@ export function createProfilesRepo(dialect: DialectName) {
           [apiSpaceId, ...from.params],
         ));
         if (Number(res.numAffectedRows ?? 0) !== states.length) return false;
-        if (reindexData) await reindex(tx, apiSpaceId, states.map((s) => s.next));
+        await indexChanges(tx, apiSpaceId, states);
         return true;
       }
       // One UPDATE … FROM (VALUES …) per 500 profiles; VALUES columns are column1…N on both dialects.
       for (let i = 0; i < states.length; i += PROFILE_CHUNK) {
         const chunk = states.slice(i, i + PROFILE_CHUNK);
         const params: unknown[] = [apiSpaceId];
-        const tuples = chunk.map(({ next, prevRevision }) => {
+        const tuples = chunk.map(({ prev, next }) => {
           const row = toRow(apiSpaceId, next);
-          const values: unknown[] = [next.id, prevRevision, ...UPDATE_COLUMNS.map((c) => row[c])];
+          const values: unknown[] = [next.id, prev.revision, ...UPDATE_COLUMNS.map((c) => row[c])];
           const base = params.length;
           params.push(...values);
           return `(${values.map((_, k) => (pg ? `$${base + k + 1}${UPDATE_CASTS[k]}` : '?')).join(',')})`;
@@ -521,7 +549,7 @@ export function createProfilesRepo(dialect: DialectName) {
         const res = await tx.executeQuery(CompiledQuery.raw(text, pg ? params : [...params.slice(1), apiSpaceId]));
         if (Number(res.numAffectedRows ?? 0) !== chunk.length) return false;
       }
-      if (reindexData) await reindex(tx, apiSpaceId, states.map((s) => s.next));
+      await indexChanges(tx, apiSpaceId, states);
       return true;
     },
 
@@ -535,9 +563,6 @@ export function createProfilesRepo(dialect: DialectName) {
     async touch(ex: Executor, apiSpaceId: string, id: string, at: string): Promise<void> {
       await ex.updateTable('profiles').set({ last_activity_on: at }).where('api_space_id', '=', apiSpaceId).where('id', '=', id).execute();
     },
-
-    /** Rebuilds the index of deleted-then-restored profiles (and helps tools). */
-    reindex,
 
     async count(ex: Executor, apiSpaceId: string): Promise<number> {
       const r = await sql<{ c: number }>`SELECT count(*) AS c FROM profiles WHERE api_space_id = ${apiSpaceId}`.execute(ex);

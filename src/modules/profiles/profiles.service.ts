@@ -103,7 +103,7 @@ export function createProfilesService(ctx: ModuleContext) {
       }
       const next = writer.bump(cur, actor, { data: writer.applyItem(cur.data, { id: profileId, data, mode: 'merge' }, failures) });
       if (failures.length) throw errors.validation(failures);
-      await writer.save(u, apiSpaceId, cur.revision, next, ['profile.update']);
+      await writer.save(u, apiSpaceId, cur, next, ['profile.update']);
       return { state: next, created: false };
     });
   }
@@ -233,7 +233,7 @@ export function createProfilesService(ctx: ModuleContext) {
           next = { ...(next === cur ? writer.bump(cur, actor.actor) : next), data: replaced };
           names.push('profile.update');
         }
-        await writer.save(uow, apiSpaceId, cur.revision, next, names);
+        await writer.save(uow, apiSpaceId, cur, next, names);
         return read(next);
       });
     },
@@ -258,7 +258,7 @@ export function createProfilesService(ctx: ModuleContext) {
         checkIfMatch(opts.ifMatch, etagOf(cur));
         const next = writer.bump(cur, actor.actor, { data: writer.applyItem(cur.data, { id, data, mode: 'merge', deletes: opts.deletes }, failures) });
         if (failures.length) throw errors.validation(failures);
-        await writer.save(uow, apiSpaceId, cur.revision, next, ['profile.update']);
+        await writer.save(uow, apiSpaceId, cur, next, ['profile.update']);
         return { ...read(next), created: false };
       });
     },
@@ -278,7 +278,7 @@ export function createProfilesService(ctx: ModuleContext) {
           await writer.emit(uow, apiSpaceId, 'profile.delete', { ...cur, revision: cur.revision + 1 }, { date: now, by: actor.actor, id, forget: true });
         } else {
           const next = writer.bump(cur, actor.actor, { deletedOn: now, deletedBy: actor.actor });
-          await repo.updateMany(uow.tx, apiSpaceId, [{ next, prevRevision: cur.revision }], false);
+          await repo.updateMany(uow.tx, apiSpaceId, [{ prev: cur, next }]);
           await writer.emit(uow, apiSpaceId, 'profile.delete', next, { date: now, by: actor.actor, id });
         }
       });
@@ -309,8 +309,8 @@ export function createProfilesService(ctx: ModuleContext) {
         const found = await repo.load(uow.tx, apiSpaceId, unique, true);
         const now = iso(clock.now());
         const accountId = await writer.accountOf(apiSpaceId, uow.tx);
-        const updates = [...found.values()].filter((s) => !s.deletedOn).map((cur) => ({ next: writer.bump(cur, actor.actor, { deletedOn: now, deletedBy: actor.actor }), prevRevision: cur.revision }));
-        if (!(await repo.updateMany(uow.tx, apiSpaceId, updates, false))) throw errors.conflict('Profiles were changed by another request at the same time');
+        const updates = [...found.values()].filter((s) => !s.deletedOn).map((cur) => ({ prev: cur, next: writer.bump(cur, actor.actor, { deletedOn: now, deletedBy: actor.actor }) }));
+        if (!(await repo.updateMany(uow.tx, apiSpaceId, updates))) throw errors.conflict('Profiles were changed by another request at the same time');
         for (const u of updates) deleted.add(u.next.id);
         await writer.emitMany(uow, apiSpaceId, updates.map((u) => ({ name: 'profile.delete', state: u.next, payload: { date: now, by: actor.actor, id: u.next.id } })), accountId);
       });
@@ -358,12 +358,12 @@ export function createProfilesService(ctx: ModuleContext) {
         if (child.rels?.primary === primaryId) return read(answerFor === childId ? child : primary);
         if (child.rels?.primary) {
           const old = await repo.loadOne(uow.tx, apiSpaceId, child.rels.primary, true);
-          if (old) await writer.save(uow, apiSpaceId, old.revision, writer.bump(old, actor.actor, { rels: relsWithout(old, childId) }), ['profile.update'], false);
+          if (old) await writer.save(uow, apiSpaceId, old, writer.bump(old, actor.actor, { rels: relsWithout(old, childId) }), ['profile.update']);
         }
         const nextChild = writer.bump(child, actor.actor, { rels: { primary: primaryId } });
         const nextPrimary = writer.bump(primary, actor.actor, { rels: { links: [...(primary.rels?.links ?? []), childId] } });
-        await writer.save(uow, apiSpaceId, child.revision, nextChild, ['profile.update'], false);
-        await writer.save(uow, apiSpaceId, primary.revision, nextPrimary, ['profile.update'], false);
+        await writer.save(uow, apiSpaceId, child, nextChild, ['profile.update']);
+        await writer.save(uow, apiSpaceId, primary, nextPrimary, ['profile.update']);
         return read(answerFor === childId ? nextChild : nextPrimary);
       });
     },
@@ -377,8 +377,8 @@ export function createProfilesService(ctx: ModuleContext) {
         if (child.rels?.primary !== primaryId) throw errors.notFound('Link');
         const nextChild = writer.bump(child, actor.actor, { rels: null });
         const nextPrimary = writer.bump(primary, actor.actor, { rels: relsWithout(primary, childId) });
-        await writer.save(uow, apiSpaceId, child.revision, nextChild, ['profile.update'], false);
-        await writer.save(uow, apiSpaceId, primary.revision, nextPrimary, ['profile.update'], false);
+        await writer.save(uow, apiSpaceId, child, nextChild, ['profile.update']);
+        await writer.save(uow, apiSpaceId, primary, nextPrimary, ['profile.update']);
         return read(answerFor === childId ? nextChild : nextPrimary);
       });
     },
@@ -418,7 +418,7 @@ export function createProfilesService(ctx: ModuleContext) {
       const o = await repo.loadOne(uow.tx, apiSpaceId, otherId, true);
       if (!o) continue;
       const rels = o.rels?.primary === s.id ? null : relsWithout(o, s.id);
-      await writer.save(uow, apiSpaceId, o.revision, writer.bump(o, actor, { rels }), ['profile.update'], false);
+      await writer.save(uow, apiSpaceId, o, writer.bump(o, actor, { rels }), ['profile.update']);
     }
   }
 }

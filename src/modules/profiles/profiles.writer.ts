@@ -66,9 +66,9 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo, grew
     })));
   }
 
-  /** Writes one changed profile (revision-guarded) and emits its events. */
-  async function save(uow: Uow, apiSpaceId: string, prevRevision: number, next: ProfileState, names: string[], reindex = true): Promise<void> {
-    if (!(await repo.updateMany(uow.tx, apiSpaceId, [{ next, prevRevision }], reindex))) {
+  /** Writes one changed profile (guarded by the revision of `prev`) and emits its events. */
+  async function save(uow: Uow, apiSpaceId: string, prev: ProfileState, next: ProfileState, names: string[]): Promise<void> {
+    if (!(await repo.updateMany(uow.tx, apiSpaceId, [{ prev, next }]))) {
       throw errors.conflict(`Profile ${next.id} was changed by another request`);
     }
     for (const n of names) await emit(uow, apiSpaceId, n, next, n === 'profile.undelete' ? { id: next.id } : undefined);
@@ -130,7 +130,7 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo, grew
       results.push({ id: item.id, result: cur ? 'updated' : 'created' });
     }
     const inserts = [...created].map((id) => working.get(id)!);
-    const updates = [...working.values()].filter((s) => !created.has(s.id)).map((next) => ({ next, prevRevision: existing.get(next.id)!.revision }));
+    const updates = [...working.values()].filter((s) => !created.has(s.id)).map((next) => ({ prev: existing.get(next.id)!, next }));
     try {
       await repo.insertMany(uow.tx, apiSpaceId, inserts);
       if (inserts.length) uow.afterCommit(() => grew(inserts.length));
