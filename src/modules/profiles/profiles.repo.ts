@@ -349,39 +349,51 @@ export function createProfilesRepo(dialect: DialectName) {
       if (add.length) adds.set(next.id, add);
     }
     // A path's rows and those under it: `path.` up to `path/`, a range in byte order (query.ts).
+    // The positions freed are read back: new rows of the same profile take them first.
+    const freed = new Map<string, number[]>();
+    const collectFreed = (rows: Array<{ profile_id: string; seq: number }>) => {
+      for (const r of rows) {
+        const list = freed.get(r.profile_id);
+        if (list) list.push(r.seq);
+        else freed.set(r.profile_id, [r.seq]);
+      }
+    };
     if (dialect === 'postgres') {
       if (dropIds.length) {
-        await tx.executeQuery(CompiledQuery.raw(
+        collectFreed((await tx.executeQuery<{ profile_id: string; seq: number }>(CompiledQuery.raw(
           // `profile_id = ANY($4)` bounds the scan by the batch (see updateMany).
-          `DELETE FROM profile_fields f USING unnest($2::text[], $3::text[]) AS d(profile_id, path) WHERE f.space_key = $1 AND f.profile_id = ANY($4::text[]) AND f.profile_id = d.profile_id AND (f.path = d.path OR (f.path >= d.path || '.' AND f.path < d.path || '/'))`,
+          `DELETE FROM profile_fields f USING unnest($2::text[], $3::text[]) AS d(profile_id, path) WHERE f.space_key = $1 AND f.profile_id = ANY($4::text[]) AND f.profile_id = d.profile_id AND (f.path = d.path OR (f.path >= d.path || '.' AND f.path < d.path || '/')) RETURNING f.profile_id, f.seq`,
           [spaceKey, pgArray(dropIds), pgArray(dropPaths), pgArray([...new Set(dropIds)])],
-        ));
+        ))).rows);
       }
     } else {
       for (let i = 0; i < dropIds.length; i++) {
         const path = dropPaths[i]!;
-        await tx.executeQuery(CompiledQuery.raw('DELETE FROM profile_fields WHERE space_key = ? AND profile_id = ? AND (path = ? OR (path >= ? AND path < ?))', [spaceKey, dropIds[i], path, `${path}.`, `${path}/`]));
+        collectFreed((await tx.executeQuery<{ profile_id: string; seq: number }>(CompiledQuery.raw('DELETE FROM profile_fields WHERE space_key = ? AND profile_id = ? AND (path = ? OR (path >= ? AND path < ?)) RETURNING profile_id, seq', [spaceKey, dropIds[i], path, `${path}.`, `${path}/`]))).rows);
       }
     }
+    // New rows take the freed positions; a profile with more new rows than that numbers them all
+    // after its highest remaining row, written as -1, -2 …: the INSERT resolves
+    // them on PostgreSQL, a read per 500 profiles does on SQLite.
     const inserts = new Map<string, Array<FieldValue & { seq: number }>>();
-    if (!adds.size) return inserts;
-    const highest = new Map<string, number>();
-    const collect = (rows: Array<{ profile_id: string; m: number | string }>) => {
-      for (const r of rows) highest.set(r.profile_id, Number(r.m));
-    };
-    const ids = [...adds.keys()];
-    const select = 'SELECT profile_id, max(seq) AS m FROM profile_fields WHERE space_key = ';
-    if (dialect === 'postgres') {
-      collect((await tx.executeQuery<{ profile_id: string; m: number }>(CompiledQuery.raw(`${select}$1 AND profile_id = ANY($2::text[]) GROUP BY profile_id`, [spaceKey, pgArray(ids)]))).rows);
-    } else {
-      for (let i = 0; i < ids.length; i += PROFILE_CHUNK) {
-        const part = ids.slice(i, i + PROFILE_CHUNK);
-        collect((await tx.executeQuery<{ profile_id: string; m: number }>(CompiledQuery.raw(`${select}? AND profile_id IN (${part.map(() => '?').join(',')}) GROUP BY profile_id`, [spaceKey, ...part]))).rows);
+    const after: string[] = [];
+    for (const [id, add] of adds) {
+      const free = freed.get(id) ?? [];
+      if (add.length <= free.length) inserts.set(id, add.map((r, i) => ({ ...r, seq: free[i]! })));
+      else {
+        inserts.set(id, add.map((r, i) => ({ ...r, seq: -1 - i })));
+        after.push(id);
       }
     }
-    for (const [id, add] of adds) {
-      let seq = (highest.get(id) ?? -1) + 1;
-      inserts.set(id, add.map((r) => ({ ...r, seq: seq++ })));
+    if (dialect === 'sqlite') {
+      for (let i = 0; i < after.length; i += PROFILE_CHUNK) {
+        const part = after.slice(i, i + PROFILE_CHUNK);
+        const highest = await tx.executeQuery<{ profile_id: string; m: number }>(CompiledQuery.raw(
+          `SELECT profile_id, max(seq) AS m FROM profile_fields WHERE space_key = ? AND profile_id IN (${part.map(() => '?').join(',')}) GROUP BY profile_id`, [spaceKey, ...part],
+        ));
+        const top = new Map(highest.rows.map((r) => [r.profile_id, r.m]));
+        for (const id of part) for (const r of inserts.get(id)!) r.seq = (top.get(id) ?? -1) - r.seq;
+      }
     }
     return inserts;
   }
@@ -418,7 +430,9 @@ export function createProfilesRepo(dialect: DialectName) {
       const flush = async () => {
         if (!cols[0]!.length) return;
         await tx.executeQuery(CompiledQuery.raw(
-          `INSERT INTO profile_fields (space_key,profile_id,seq,path,t,sv,lv,nv) SELECT $1, * FROM unnest($2::text[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])`,
+          // A negative seq counts from the profile's highest row (changedRows); the subquery reads
+          // the rows as they were before this statement.
+          `INSERT INTO profile_fields (space_key,profile_id,seq,path,t,sv,lv,nv) SELECT $1, d.profile_id, CASE WHEN d.seq >= 0 THEN d.seq ELSE COALESCE((SELECT max(f.seq) FROM profile_fields f WHERE f.space_key = $1 AND f.profile_id = d.profile_id), -1) - d.seq END, d.path, d.t, d.sv, d.lv, d.nv FROM unnest($2::text[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[]) AS d(profile_id, seq, path, t, sv, lv, nv)`,
           [key, ...cols.map(pgArray)],
         ));
         for (const c of cols) c.length = 0;
