@@ -14,6 +14,8 @@ export interface DomainEvent {
   /** Catalogue name, e.g. `profile.update`, `message.delivered` (webhooks.md §5). */
   name: string;
   payload: unknown;
+  /** `payload` already serialised, when the writer has its JSON at hand (stored instead of serialising it again). */
+  payloadJson?: string;
   /** Envelope extras: revision, etag, conversationId, conversationEventId, profileId, actor… */
   meta?: Record<string, unknown>;
 }
@@ -69,7 +71,7 @@ export function createEventLog(deps: { db: Db; dialect: DialectName; bus: EventB
     const createdOn = iso(clock.now());
     const rows: Array<Omit<EventRow, 'id'>> = list.map((event) => ({
       api_space_id: event.apiSpaceId, account_id: event.accountId, name: event.name,
-      payload: toJson(event.payload), meta: toJson(event.meta ?? {}), created_on: createdOn,
+      payload: event.payloadJson ?? toJson(event.payload), meta: toJson(event.meta ?? {}), created_on: createdOn,
     }));
     // Written directly (`storage/raw.ts`): every message state change appends. On PostgreSQL the
     // rows go as column arrays (1,000 events of a bulk upsert: ~40 ms as a VALUES list).
@@ -82,7 +84,7 @@ export function createEventLog(deps: { db: Db; dialect: DialectName; bus: EventB
     }
     // Ids are assigned in row order, statement after statement; RETURNING order is not promised.
     ids.sort((a, b) => a - b);
-    const stored = list.map((event, j): StoredEvent => ({ ...event, meta: event.meta ?? {}, id: ids[j]!, createdOn }));
+    const stored = list.map(({ payloadJson: _json, ...event }, j): StoredEvent => ({ ...event, meta: event.meta ?? {}, id: ids[j]!, createdOn }));
     uow.afterCommit(() => {
       for (const e of stored) {
         bus.publish(EVENTS_CHANNEL, e);

@@ -1,7 +1,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { etagForJson } from '../../src/http/etag.js';
-import { etagOf, finishData, representation, representationJson, type ProfileState } from '../../src/modules/profiles/profiles.document.js';
+import { documentJson, etagOf, finishData, representation, representationJson, toDocument, type ProfileState } from '../../src/modules/profiles/profiles.document.js';
 
 const base: ProfileState = {
   id: 'p1', data: {}, optIn: null, rels: null, system: false, revision: 3,
@@ -23,6 +23,15 @@ it('the representation JSON and ETag equal those of the representation object', 
   for (const s of states) {
     assert.equal(representationJson(s), JSON.stringify(representation(s)));
     assert.equal(etagOf(s), etagForJson(s.revision, JSON.stringify(representation(s))));
+  }
+});
+
+it("the document's JSON (event payloads) equals that of the document object, before and after the ETag", () => {
+  for (const s of states) {
+    const fresh = { ...s };
+    assert.equal(documentJson(fresh), JSON.stringify(toDocument(fresh)));
+    etagOf(fresh);
+    assert.equal(documentJson(fresh), JSON.stringify(toDocument(fresh)));
   }
 });
 

@@ -192,8 +192,20 @@ const etags = new WeakMap<ProfileState, string>();
  */
 export function etagOf(s: ProfileState): string {
   let e = etags.get(s);
-  if (e === undefined) etags.set(s, (e = etagForJson(s.revision, representationJson(s))));
+  if (e === undefined) {
+    const json = representationJson(s);
+    representationJsons.set(s, json);
+    etags.set(s, (e = etagForJson(s.revision, json)));
+  }
   return e;
+}
+/** The representation's JSON of states whose ETag was computed here (documentJson reuses it). */
+const representationJsons = new WeakMap<ProfileState, string>();
+
+/** `JSON.stringify(toDocument(s))`, reusing the representation's JSON built for the ETag. */
+export function documentJson(s: ProfileState): string {
+  const json = representationJsons.get(s) ?? representationJson(s);
+  return s.lastActivityOn ? `${json.slice(0, -1)},"_lastActivityOn":${JSON.stringify(s.lastActivityOn)}}` : json;
 }
 
 /** The full document as the API shows it. */

@@ -4,7 +4,7 @@ import type { Executor } from '../../storage/db.js';
 import { iso } from '../../lib/clock.js';
 import { errors, type ValidationFailure } from '../../http/errors.js';
 import { isUniqueViolation } from '../../storage/dialect.js';
-import { cleanInput, deletePath, etagOf, finishData, profileIdProblem, toDocument, type ProfileData, type ProfileState } from './profiles.document.js';
+import { cleanInput, deletePath, documentJson, etagOf, finishData, profileIdProblem, toDocument, type ProfileData, type ProfileState } from './profiles.document.js';
 import type { ProfilesRepo } from './profiles.repo.js';
 
 export interface MergeItem {
@@ -52,6 +52,7 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo, grew
       accountId: accountId ?? (await accountOf(apiSpaceId, uow.tx)),
       name,
       payload: payload ?? toDocument(s),
+      payloadJson: payload === undefined ? documentJson(s) : undefined,
       meta: name === 'profile.delete' ? { revision: s.revision, profileId: s.id } : { revision: s.revision, etag, profileId: s.id },
     });
   }
@@ -61,7 +62,7 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo, grew
     if (!list.length) return;
     const account = accountId ?? (await accountOf(apiSpaceId, uow.tx));
     await ctx.events.appendMany(uow, list.map(({ name, state, payload }) => ({
-      apiSpaceId, accountId: account, name, payload: payload ?? toDocument(state),
+      apiSpaceId, accountId: account, name, payload: payload ?? toDocument(state), payloadJson: payload === undefined ? documentJson(state) : undefined,
       meta: name === 'profile.delete' ? { revision: state.revision, profileId: state.id } : { revision: state.revision, etag: etagOf(state), profileId: state.id },
     })));
   }
