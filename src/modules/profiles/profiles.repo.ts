@@ -329,9 +329,10 @@ export function createProfilesRepo(dialect: DialectName) {
 
   /**
    * Before writing the new rows of changed profiles: deletes the rows of the paths that changed
-   * (diffFields) and returns the rows to insert, each numbered after the highest `seq` its profile
-   * still holds. Rows an earlier version wrote for a path (a non-empty container's own row, an `id`
-   * row) match queries as the current ones do, and go when their path next changes.
+   * (diffFields) and returns the rows to insert, numbered in the positions freed or after the
+   * highest `seq` the profile still holds. Rows an earlier version wrote for a path (a non-empty
+   * container's own row, an `id` row) match queries as the current ones do, and go when the value
+   * at their path is replaced or removed.
    */
   async function changedRows(tx: Executor, spaceKey: number, changes: ReadonlyArray<{ prev: ProfileState; next: ProfileState }>): Promise<Map<string, Array<FieldValue & { seq: number }>>> {
     const dropIds: string[] = [];
