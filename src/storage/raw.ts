@@ -81,7 +81,6 @@ export interface UnnestOptions {
   suffix?: string;
 }
 
-const QUOTED = /["\\]/;
 /** Characters that `JSON.stringify` escapes differently from an array literal. */
 // eslint-disable-next-line no-control-regex -- control characters are what it looks for
 const NOT_JSON_SAFE = /[\u0000-\u001f\ud800-\udfff]/;
@@ -103,8 +102,13 @@ export function pgArray(values: readonly unknown[]): string {
       out += 'NULL';
       continue;
     }
-    const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
-    out += !QUOTED.test(text) ? `"${text}"` : NOT_JSON_SAFE.test(text) ? `"${text.replace(/["\\]/g, '\\$&')}"` : JSON.stringify(text);
+    // Numbers need no quotes in any array type (a text[] reads them as their digits).
+    if (typeof v === 'number') {
+      out += v;
+      continue;
+    }
+    const text = typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    out += text.indexOf('"') === -1 && text.indexOf('\\') === -1 ? `"${text}"` : NOT_JSON_SAFE.test(text) ? `"${text.replace(/["\\]/g, '\\$&')}"` : JSON.stringify(text);
   }
   return `${out}}`;
 }

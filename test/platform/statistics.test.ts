@@ -7,8 +7,8 @@ import { pgArray } from '../../src/storage/raw.js';
 import { eachDatabase } from '../helpers/harness.js';
 import { createQueueDb, type QueueDb } from '../fixtures/queue-db.js';
 
-it('pgArray writes array literals with quotes, backslashes and NULLs escaped', () => {
-  assert.equal(pgArray(['a', null, 'say "hi"', 'back\\slash', '', 'NULL', 3, 1.5, true]), '{"a",NULL,"say \\"hi\\"","back\\\\slash","","NULL","3","1.5","true"}');
+it('pgArray writes array literals with quotes, backslashes and NULLs escaped, numbers bare', () => {
+  assert.equal(pgArray(['a', null, 'say "hi"', 'back\\slash', '', 'NULL', 3, 1.5, -2, 1e21, true]), '{"a",NULL,"say \\"hi\\"","back\\\\slash","","NULL",3,1.5,-2,1e+21,"true"}');
   assert.equal(pgArray([]), '{}');
 });
 
@@ -29,8 +29,10 @@ eachDatabase('planner statistics after bursts of writes', (dialect) => {
         'raw "line"\nbreak\ttab', '"quoted" 😀 emoji', '\u2028 sep "x"', 'C:\\path\\"x"'];
       const r = await sql<{ a: Array<string | null> }>`SELECT ${pgArray(values)}::text[] AS a`.execute(qdb.handle.db);
       assert.deepEqual(r.rows[0]!.a, values);
-      const n = await sql<{ a: number[] }>`SELECT ${pgArray([1, -2.5, 1e21, 0.1])}::float8[] AS a`.execute(qdb.handle.db);
-      assert.deepEqual(n.rows[0]!.a, [1, -2.5, 1e21, 0.1]);
+      const n = await sql<{ a: number[] }>`SELECT ${pgArray([1, -2.5, 1e21, 0.1, 1e-7, null])}::float8[] AS a`.execute(qdb.handle.db);
+      assert.deepEqual(n.rows[0]!.a, [1, -2.5, 1e21, 0.1, 1e-7, null]);
+      const t = await sql<{ a: string[] }>`SELECT ${pgArray([7, 'x', -0.5])}::text[] AS a`.execute(qdb.handle.db);
+      assert.deepEqual(t.rows[0]!.a, ['7', 'x', '-0.5']);
     });
 
     it('analyses the listed columns once the rows added reach the threshold or the table\'s size then; a refresh analyses all', async () => {
