@@ -148,6 +148,17 @@ describe('custom channel adapter against a local receiver', () => {
     setTimeout(() => ac.abort(), 50);
     await assert.rejects(guardedRequest({ url: `${r.base}/slow`, timeoutMs: 5000, allowPrivate: true, signal: ac.signal }), (e: unknown) => e instanceof OutboundError && e.kind === 'aborted');
     await assert.rejects(guardedRequest({ url: `${r.base}/slow`, timeoutMs: 100, allowPrivate: true }), (e: unknown) => e instanceof OutboundError && e.kind === 'timeout');
+    // A request still queued for a connection ends at its own deadline.
+    const single = createGuardedAgents({ maxSockets: 1 });
+    try {
+      const first = guardedRequest({ url: `${r.base}/slow`, timeoutMs: 1500, allowPrivate: true, agents: single });
+      const started = performance.now();
+      await assert.rejects(guardedRequest({ url: `${r.base}/slow`, timeoutMs: 100, allowPrivate: true, agents: single }), (e: unknown) => e instanceof OutboundError && e.kind === 'timeout');
+      assert.ok(performance.now() - started < 1000, `the queued request waited ${performance.now() - started} ms`);
+      await assert.rejects(first, (e: unknown) => e instanceof OutboundError && e.kind === 'timeout');
+    } finally {
+      single.destroy();
+    }
     const closed = http.createServer();
     await new Promise<void>((ok) => closed.listen(0, '127.0.0.1', ok));
     const dead = (closed.address() as AddressInfo).port;
