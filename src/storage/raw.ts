@@ -129,24 +129,48 @@ export function unnestFrom<R>(columns: ReadonlyArray<keyof R & string>, rows: re
  * parse and plan thousands of parameters (a bulk request writes thousands of rows).
  */
 export function unnestInsert<R>(table: string, columns: ReadonlyArray<keyof R & string>, rows: readonly R[], options: UnnestOptions = {}): CompiledQuery {
-  const { types, json, fixed, suffix } = options;
-  const params: unknown[] = [];
-  const select: string[] = [];
-  const varying: Array<keyof R & string> = [];
-  for (const c of columns) {
-    if (fixed && c in fixed) {
-      params.push(fixed[c]);
-      select.push(`$${params.length}`);
-    } else {
-      varying.push(c);
-      select.push(json?.has(c) ? `${c}::jsonb` : c);
-    }
-  }
-  const from = unnestFrom(varying, rows, 'u', types, params.length + 1);
+  const { fixed, suffix } = options;
+  const isFixed = (c: string) => !!fixed && c in fixed;
+  const fixedColumns = columns.filter(isFixed);
+  const params: unknown[] = fixedColumns.map((c) => fixed![c]);
+  const rest = columns.filter((c) => !isFixed(c));
+  const u = unnestColumns(rest, rows, 'u', options, params.length + 1);
+  const select = columns.map((c) => (isFixed(c) ? `$${fixedColumns.indexOf(c) + 1}` : u.exprs[rest.indexOf(c)]!));
   return CompiledQuery.raw(
-    `INSERT INTO ${table} (${columns.join(',')}) SELECT ${select.join(', ')} FROM ${from.sql}${suffix ? ` ${suffix}` : ''}`,
-    [...params, ...from.params],
+    `INSERT INTO ${table} (${columns.join(',')}) SELECT ${select.join(', ')} FROM ${u.from}${suffix ? ` ${suffix}` : ''}`,
+    [...params, ...u.params],
   );
+}
+
+/**
+ * The values of `columns` in `rows` for a statement reading `FROM <from>`: one expression per
+ * column (`exprs`, JSON columns cast to `jsonb`) and the parameters, numbered from `first`: the
+ * arrays of the columns that vary, in column order, then the others. A column with one value in
+ * every row (a batch's timestamps and actor, nulls) is one parameter, not an array for PostgreSQL
+ * to parse element by element; one array at least makes the rows.
+ */
+function unnestColumns<R>(columns: ReadonlyArray<keyof R & string>, rows: readonly R[], alias: string, options: Pick<UnnestOptions, 'types' | 'json'> = {}, first = 1): { exprs: string[]; from: string; params: unknown[] } {
+  const { types, json } = options;
+  const constant = new Set<string>();
+  if (rows.length > 1) for (const c of columns) if (sameInEvery(rows, c)) constant.add(c);
+  if (columns.length && constant.size === columns.length) constant.delete(columns[0]!);
+  const varying = columns.filter((c) => !constant.has(c));
+  const from = unnestFrom(varying, rows, alias, types, first);
+  const params: unknown[] = from.params;
+  const exprs = columns.map((c) => {
+    if (!constant.has(c)) return json?.has(c) ? `${alias}.${c}::jsonb` : `${alias}.${c}`;
+    params.push(rows[0]![c]);
+    return `$${first + params.length - 1}::${json?.has(c) ? 'jsonb' : (types?.[c] ?? 'text')}`;
+  });
+  return { exprs, from: from.sql, params };
+}
+
+/** Whether column `c` holds the same scalar (or null) in every row. */
+function sameInEvery<R>(rows: readonly R[], c: keyof R): boolean {
+  const v = rows[0]![c];
+  if (v !== null && v !== undefined && typeof v === 'object') return false;
+  for (let i = 1; i < rows.length; i++) if (rows[i]![c] !== v) return false;
+  return true;
 }
 
 interface Deferred {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { createStatistics } from '../../src/storage/statistics.js';
-import { pgArray } from '../../src/storage/raw.js';
+import { pgArray, unnestInsert } from '../../src/storage/raw.js';
 import { eachDatabase } from '../helpers/harness.js';
 import { createQueueDb, type QueueDb } from '../fixtures/queue-db.js';
 
@@ -33,6 +33,26 @@ eachDatabase('planner statistics after bursts of writes', (dialect) => {
       assert.deepEqual(n.rows[0]!.a, [1, -2.5, 1e21, 0.1, 1e-7, null]);
       const t = await sql<{ a: string[] }>`SELECT ${pgArray([7, 'x', -0.5])}::text[] AS a`.execute(qdb.handle.db);
       assert.deepEqual(t.rows[0]!.a, ['7', 'x', '-0.5']);
+    });
+
+    it('unnestInsert sends a column with one value in every row once, and still inserts every row', async () => {
+      await sql`CREATE TABLE un (k TEXT, n INTEGER, j JSONB, t TEXT)`.execute(qdb.handle.db);
+      type Row = { k: string; n: number | null; j: string | null; t: string | null };
+      const cols = ['k', 'n', 'j', 't'] as const;
+      const opts = { types: { n: 'integer' }, json: new Set(['j']) };
+      const mixed: Row[] = [{ k: 'a', n: 7, j: '{"x":1}', t: null }, { k: 'b', n: 7, j: '{"x":1}', t: null }, { k: 'c', n: 7, j: '{"x":1}', t: null }];
+      const q = unnestInsert('un', cols, mixed, opts);
+      assert.deepEqual(q.parameters, ['{"a","b","c"}', 7, '{"x":1}', null], 'k as an array; n, j and t once');
+      await qdb.handle.db.executeQuery(q);
+      // Identical rows: one column stays an array, so every row is inserted.
+      const same: Row[] = [{ k: 'z', n: null, j: null, t: 'q' }, { k: 'z', n: null, j: null, t: 'q' }];
+      await qdb.handle.db.executeQuery(unnestInsert('un', cols, same, opts));
+      await qdb.handle.db.executeQuery(unnestInsert('un', cols, [{ k: 'one', n: 1, j: '[1]', t: 'x' }], opts));
+      const rows = (await sql<Row & { j: unknown }>`SELECT k, n, j, t FROM un ORDER BY k`.execute(qdb.handle.db)).rows;
+      assert.deepEqual(rows, [
+        { k: 'a', n: 7, j: { x: 1 }, t: null }, { k: 'b', n: 7, j: { x: 1 }, t: null }, { k: 'c', n: 7, j: { x: 1 }, t: null },
+        { k: 'one', n: 1, j: [1], t: 'x' }, { k: 'z', n: null, j: null, t: 'q' }, { k: 'z', n: null, j: null, t: 'q' },
+      ]);
     });
 
     it('analyses the listed columns once the rows added reach the threshold or the table\'s size then; a refresh analyses all', async () => {
