@@ -164,8 +164,16 @@ const INDEX_KEY = /^(0|[1-9]\d{0,9})$/;
  * `JSON.stringify(representation(s))`, reusing the data's JSON: `{"id":…` + the data's members +
  * the `_` members in the order `representation` adds them. When the data's first key is an array
  * index the spread would move it before `id`, so that (rare) case is serialised as an object.
+ * Built once per state (states are never mutated): the ETag and the event payload share it.
  */
 export function representationJson(s: ProfileState): string {
+  let json = representationJsons.get(s);
+  if (json === undefined) representationJsons.set(s, (json = buildRepresentationJson(s)));
+  return json;
+}
+const representationJsons = new WeakMap<ProfileState, string>();
+
+function buildRepresentationJson(s: ProfileState): string {
   const data = dataJson(s.data);
   let first: string | undefined;
   for (const k in s.data) {
@@ -192,19 +200,13 @@ const etags = new WeakMap<ProfileState, string>();
  */
 export function etagOf(s: ProfileState): string {
   let e = etags.get(s);
-  if (e === undefined) {
-    const json = representationJson(s);
-    representationJsons.set(s, json);
-    etags.set(s, (e = etagForJson(s.revision, json)));
-  }
+  if (e === undefined) etags.set(s, (e = etagForJson(s.revision, representationJson(s))));
   return e;
 }
-/** The representation's JSON of states whose ETag was computed here (documentJson reuses it). */
-const representationJsons = new WeakMap<ProfileState, string>();
 
-/** `JSON.stringify(toDocument(s))`, reusing the representation's JSON built for the ETag. */
+/** `JSON.stringify(toDocument(s))`, from the representation's JSON (built once, see representationJson). */
 export function documentJson(s: ProfileState): string {
-  const json = representationJsons.get(s) ?? representationJson(s);
+  const json = representationJson(s);
   return s.lastActivityOn ? `${json.slice(0, -1)},"_lastActivityOn":${JSON.stringify(s.lastActivityOn)}}` : json;
 }
 
