@@ -76,7 +76,7 @@ export function createEventLog(deps: { db: Db; dialect: DialectName; bus: EventB
     // Written directly (`storage/raw.ts`): every message state change appends. On PostgreSQL the
     // rows go as column arrays (1,000 events of a bulk upsert: ~40 ms as a VALUES list).
     const statements = dialect === 'postgres'
-      ? [unnestInsert('events', EVENT_COLUMNS, rows, { ...EVENT_PG, fixed: { created_on: createdOn } })]
+      ? [unnestInsert('events', EVENT_COLUMNS, rows, EVENT_PG)]
       : insertStatements(dialect, 'events', EVENT_COLUMNS, rows, 'RETURNING id');
     const ids: number[] = [];
     for (const q of statements) {

@@ -69,14 +69,12 @@ export function insertStatements<R>(dialect: DialectName, table: string, columns
   return out;
 }
 
-/** Column types and constant columns of `unnestInsert`. */
+/** Column types and suffix of `unnestInsert` (a column with one value in every row is sent once by itself). */
 export interface UnnestOptions {
   /** PostgreSQL element type per column; `text` when absent. */
   types?: Readonly<Record<string, string>>;
   /** Columns holding JSON text, cast to `jsonb` as they are inserted. */
   json?: ReadonlySet<string>;
-  /** Columns with one value for every row, sent once instead of as an array. */
-  fixed?: Readonly<Record<string, unknown>>;
   /** Appended to the statement, e.g. `RETURNING id`. */
   suffix?: string;
 }
@@ -129,16 +127,10 @@ export function unnestFrom<R>(columns: ReadonlyArray<keyof R & string>, rows: re
  * parse and plan thousands of parameters (a bulk request writes thousands of rows).
  */
 export function unnestInsert<R>(table: string, columns: ReadonlyArray<keyof R & string>, rows: readonly R[], options: UnnestOptions = {}): CompiledQuery {
-  const { fixed, suffix } = options;
-  const isFixed = (c: string) => !!fixed && c in fixed;
-  const fixedColumns = columns.filter(isFixed);
-  const params: unknown[] = fixedColumns.map((c) => fixed![c]);
-  const rest = columns.filter((c) => !isFixed(c));
-  const u = unnestColumns(rest, rows, 'u', options, params.length + 1);
-  const select = columns.map((c) => (isFixed(c) ? `$${fixedColumns.indexOf(c) + 1}` : u.exprs[rest.indexOf(c)]!));
+  const u = unnestColumns(columns, rows, 'u', options);
   return CompiledQuery.raw(
-    `INSERT INTO ${table} (${columns.join(',')}) SELECT ${select.join(', ')} FROM ${u.from}${suffix ? ` ${suffix}` : ''}`,
-    [...params, ...u.params],
+    `INSERT INTO ${table} (${columns.join(',')}) SELECT ${u.exprs.join(', ')} FROM ${u.from}${options.suffix ? ` ${options.suffix}` : ''}`,
+    u.params,
   );
 }
 

@@ -227,8 +227,8 @@ function diffMembers(prefix: string | undefined, a: Record<string, unknown>, b: 
  * documents, not reading the stored rows, so a merge that changes one field reads nothing and
  * writes that field's rows only. The id never changes, nor its row.
  */
-export function diffFields(prev: Record<string, unknown>, next: Record<string, unknown>, drop: string[], emit: FieldSink): void {
-  if (prev !== next) diffMembers(undefined, prev, next, drop, emit);
+function diffFields(prev: Record<string, unknown>, next: Record<string, unknown>, drop: string[], emit: FieldSink): void {
+  diffMembers(undefined, prev, next, drop, emit);
 }
 
 const PROFILE_CHUNK = 500;
@@ -508,7 +508,7 @@ export function createProfilesRepo(dialect: DialectName) {
         // Column arrays through unnest (see insertRows): one short statement per batch.
         if (states.length) {
           const rows = states.map((s) => toRow(apiSpaceId, s));
-          await tx.executeQuery(unnestInsert('profiles', PROFILE_COLUMNS, rows, { types: PG_ARRAY_TYPES, json: JSON_COLUMNS, fixed: { api_space_id: apiSpaceId } }));
+          await tx.executeQuery(unnestInsert('profiles', PROFILE_COLUMNS, rows, { types: PG_ARRAY_TYPES, json: JSON_COLUMNS }));
         }
         await indexNew(tx, apiSpaceId, states);
         return;
