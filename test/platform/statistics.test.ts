@@ -77,9 +77,13 @@ eachDatabase('planner statistics after bursts of writes', (dialect) => {
       await settle(330);
       const columnsAnalysed = async () => (await sql<{ c: string }>`SELECT attname AS c FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'burst' ORDER BY attname`.execute(qdb.handle.db)).rows.map((r) => r.c);
       assert.deepEqual(await columnsAnalysed(), ['k'], 'growth analyses the listed columns only');
+      // At the growth runs' small target a histogram has at most 11 bounds; the default allows 101.
+      const bounds = async () => Number((await sql<{ n: number }>`SELECT cardinality(histogram_bounds::text::text[]) AS n FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'burst' AND attname = 'k'`.execute(qdb.handle.db)).rows[0]!.n);
+      assert.equal(await bounds(), 11, 'growth runs take a small sample');
       stats.refresh();
       await stats.close();
       assert.deepEqual(await columnsAnalysed(), ['k', 'v'], 'a refresh analyses every column');
+      assert.ok((await bounds()) > 11, 'a refresh uses the default target');
       await insert(1_000);
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(await tuples(), 330, 'closed: nothing more runs');
