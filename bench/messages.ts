@@ -12,7 +12,9 @@
  *     which side limits the runs that dispatch.
  *  2. POST /messages/batch with 1,000 items on SQLite (workers off: the accepted rate), and on
  *     PostgreSQL when TEST_DATABASE_URL is set. Target ≥ 100k messages/s accepted on SQLite.
- * BENCH_SECONDS (default 3) and BENCH_CONCURRENCY (default 32) tune the runs.
+ * The closed-loop runs alternate with the bare route's in BENCH_ROUNDS slices (default 3) that add
+ * up to BENCH_SECONDS per side (default 3), after BENCH_WARMUP seconds of sends (default 3);
+ * BENCH_CONCURRENCY (default 32) sets the requests in flight.
  */
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -23,6 +25,8 @@ import { ADMIN_TOKEN, dropLocation, freshLocation, testEnv, type DatabaseLocatio
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
 function request(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
@@ -79,9 +83,21 @@ async function load(seconds: number, concurrency: number, one: () => Promise<boo
     }
   }));
   const elapsed = (performance.now() - start) / 1000;
+  return summary(lat, errors, elapsed);
+}
+
+type LoadResult = ReturnType<typeof summary>;
+function summary(lat: number[], errors: number, elapsed: number) {
   lat.sort((a, b) => a - b);
   const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? 0;
-  return { rate: lat.length / elapsed, p50: pct(0.5), p99: pct(0.99), errors, n: lat.length };
+  return { rate: lat.length / elapsed, p50: pct(0.5), p99: pct(0.99), errors, n: lat.length, lat, elapsed };
+}
+
+/** Several runs as one: requests and time added up, latencies pooled, CPU per request weighted by requests. */
+function pooled(runs: Array<LoadResult & { cpu: Array<number | undefined> }>) {
+  const all = summary(runs.flatMap((r) => r.lat), runs.reduce((a, r) => a + r.errors, 0), runs.reduce((a, r) => a + r.elapsed, 0));
+  const cpu = runs[0]!.cpu.map((_, i) => (runs.some((r) => r.cpu[i] === undefined) ? undefined : runs.reduce((a, r) => a + r.cpu[i]! * r.n, 0) / all.n));
+  return { ...all, cpu };
 }
 
 /**
@@ -110,10 +126,7 @@ async function openLoad(rate: number, seconds: number, one: () => Promise<boolea
     }));
   }
   await Promise.all(pending);
-  const elapsed = (performance.now() - start) / 1000;
-  lat.sort((a, b) => a - b);
-  const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? 0;
-  return { rate: lat.length / elapsed, p50: pct(0.5), p99: pct(0.99), errors, n: lat.length };
+  return summary(lat, errors, (performance.now() - start) / 1000);
 }
 
 const BARE = `
@@ -220,17 +233,29 @@ async function main() {
         const body = JSON.stringify({ to: { crmId: 'C-1' }, rules: ['custom_bench'], body: 'Hello {{profile.crmId}}', metadata: { orderId: 'SO-1' } });
         const sb = () => request(api.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
         const before = received;
-        await load(0.5, CONCURRENCY, sb);
+        // Warm-up: a fresh server process runs its first seconds unoptimised (the JIT compiles hot
+        // code as it goes), which slowed the first of three slices by a third to a half.
+        await load(WARMUP, CONCURRENCY, sb);
         await load(0.5, CONCURRENCY, bb(space, headers, body));
-        const b = await withCpu([bare.child.pid], () => load(SECONDS, CONCURRENCY, bb(space, headers, body)));
+        // The bare route and Switchboard take turns in ROUNDS slices, so a change of the shared
+        // machine's speed during the run weighs on both alike; the ratio is of the summed rates.
+        const bares: Array<LoadResult & { cpu: Array<number | undefined> }> = [];
+        const sbs: typeof bares = [];
         const t0 = received;
-        const s = await withCpu([api.child.pid, worker?.child.pid], () => load(SECONDS, CONCURRENCY, sb));
+        let sbSeconds = 0;
+        for (let round = 0; round < ROUNDS; round++) {
+          bares.push(await withCpu([bare.child.pid], () => load(SECONDS / ROUNDS, CONCURRENCY, bb(space, headers, body))));
+          sbs.push(await withCpu([api.child.pid, worker?.child.pid], () => load(SECONDS / ROUNDS, CONCURRENCY, sb)));
+          sbSeconds += sbs[round]!.elapsed;
+        }
+        const [b, s] = [pooled(bares), pooled(sbs)];
+        const slices = sbs.map((x, i) => (x.rate / bares[i]!.rate).toFixed(2)).join(', ');
         console.log(`[${mode}] bare Fastify:   ${b.rate.toFixed(0)} req/s, p50 ${b.p50.toFixed(2)} ms, p99 ${b.p99.toFixed(2)} ms`);
         console.log(`[${mode}] POST /messages: ${s.rate.toFixed(0)} req/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors} (concurrency ${CONCURRENCY})`);
         // The worker's share is what it used while the load ran (it may still be catching up).
         console.log(`[${mode}] server CPU per request: bare ${µs(b.cpu[0])}; Switchboard ${{ none: `API ${µs(s.cpu[0])} (no worker)`, split: `API ${µs(s.cpu[0])} + worker ${µs(s.cpu[1])}`, embedded: `${µs(s.cpu[0])} (accepting and dispatching)` }[workers]}`);
-        if (acceptOnly) console.log(`[${mode}] ratio ${(s.rate / b.rate).toFixed(2)} with no dispatch running (not the target's condition)`);
-        else console.log(`[${mode}] ratio ${(s.rate / b.rate).toFixed(2)} (target ≥ 0.25), p99 ${s.p99 <= 10 ? 'within' : 'over'} 10 ms; dispatched to the receiver during the run: ${((received - t0) / SECONDS).toFixed(0)}/s (${received - before} in all so far)`);
+        if (acceptOnly) console.log(`[${mode}] ratio ${(s.rate / b.rate).toFixed(2)} (slices ${slices}) with no dispatch running (not the target's condition)`);
+        else console.log(`[${mode}] ratio ${(s.rate / b.rate).toFixed(2)} (slices ${slices}; target ≥ 0.25), p99 ${s.p99 <= 10 ? 'within' : 'over'} 10 ms; dispatched to the receiver meanwhile: ${((received - t0) / sbSeconds).toFixed(0)}/s of Switchboard's time (${received - before} in all so far)`);
         // The latency target at the target rate: closed-loop p99 at saturation is concurrency ÷
         // throughput (Little's law), so it is also measured with requests arriving at 0.25× the
         // bare route's rate. Dispatch keeps up when the receiver has every message of the run
