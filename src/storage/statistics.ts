@@ -2,6 +2,9 @@ import type { Logger } from 'pino';
 import { sql } from 'kysely';
 import type { DatabaseHandle } from './db.js';
 
+/** `default_statistics_target` of the growth runs (300 × this many rows sampled a table). */
+const GROWTH_SAMPLE_TARGET = 10;
+
 /**
  * Keeps PostgreSQL's planner statistics in step with tables that grow in bursts (bulk upserts,
  * imports). Until a table has been analysed the planner takes `column = value` to match 0.5 % of
@@ -18,9 +21,6 @@ import type { DatabaseHandle } from './db.js';
  * stays logarithmic in the table's growth. A no-op on SQLite, whose planner here needs no
  * statistics (ADR 0003).
  */
-/** `default_statistics_target` of the growth runs (300 × this many rows sampled a table). */
-const GROWTH_SAMPLE_TARGET = 10;
-
 export function createStatistics(handle: DatabaseHandle, log: Logger, tables: ReadonlyArray<{ table: string; columns: readonly string[] }>, minRows = 2_000) {
   let added = 0;
   let base = 0;
