@@ -7,7 +7,7 @@ import { profileModules } from './helpers.js';
 
 /**
  * A write rewrites only the index rows of the values that changed, found by comparing the two
- * versions of the document (profiles.repo.ts `diffFields`). Whatever the sequence of merges,
+ * versions of the document (profiles.repo.ts `diffMembers`). Whatever the sequence of merges,
  * replacements and deletions, the stored rows are exactly those of the stored document.
  */
 eachDatabase('profiles: index rows follow the document', (dialect) => {

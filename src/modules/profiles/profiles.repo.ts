@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { CompiledQuery, sql, type Generated } from 'kysely';
 import type { DialectName, Executor, Tx } from '../../storage/db.js';
 import { toJson } from '../../storage/dialect.js';
@@ -171,24 +172,6 @@ export function flatten(id: string, data: Record<string, unknown>): FieldValue[]
   return out;
 }
 
-/** Whether two JSON values are equal (object members in any order). */
-function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
-    return true;
-  }
-  if (Array.isArray(b)) return false;
-  const x = a as Record<string, unknown>;
-  const y = b as Record<string, unknown>;
-  const keys = Object.keys(x);
-  if (keys.length !== Object.keys(y).length) return false;
-  for (const k of keys) if (!(k in y) || !sameJson(x[k], y[k])) return false;
-  return true;
-}
-
 const isFilledObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0;
 
 /**
@@ -211,24 +194,21 @@ function diffValue(path: string, a: unknown, b: unknown, drop: string[], emit: F
     diffMembers(path, a, b, drop, emit);
     return;
   }
-  if (sameJson(a, b)) return;
+  if (isDeepStrictEqual(a, b)) return;
   drop.push(path);
   visitValue(path, b, emit);
 }
 
+/**
+ * The index rows a document change makes stale and new (see visitFields), from the members of
+ * `a` and `b` under `prefix` (the documents' top level when undefined): comparing the two
+ * documents, not reading the stored rows, so a merge that changes one field reads nothing and
+ * writes that field's rows only. The id never changes, nor its row.
+ */
 function diffMembers(prefix: string | undefined, a: Record<string, unknown>, b: Record<string, unknown>, drop: string[], emit: FieldSink): void {
   const at = (k: string) => (prefix === undefined ? k : `${prefix}.${k}`);
   for (const k of Object.keys(a)) diffValue(at(k), a[k], b[k], drop, emit);
   for (const k of Object.keys(b)) if (!(k in a)) visitValue(at(k), b[k], emit);
-}
-
-/**
- * The index rows a document change makes stale and new (see visitFields): comparing the two
- * documents, not reading the stored rows, so a merge that changes one field reads nothing and
- * writes that field's rows only. The id never changes, nor its row.
- */
-function diffFields(prev: Record<string, unknown>, next: Record<string, unknown>, drop: string[], emit: FieldSink): void {
-  diffMembers(undefined, prev, next, drop, emit);
 }
 
 const PROFILE_CHUNK = 500;
@@ -329,7 +309,7 @@ export function createProfilesRepo(dialect: DialectName) {
 
   /**
    * Before writing the new rows of changed profiles: deletes the rows of the paths that changed
-   * (diffFields) and returns the rows to insert, numbered in the positions freed or after the
+   * (diffMembers) and returns the rows to insert, numbered in the positions freed or after the
    * highest `seq` the profile still holds. Rows an earlier version wrote for a path (a non-empty
    * container's own row, an `id` row) match queries as the current ones do, and go when the value
    * at their path is replaced or removed.
@@ -342,7 +322,7 @@ export function createProfilesRepo(dialect: DialectName) {
     for (const { prev, next } of changes) {
       const add: FieldValue[] = [];
       drop.length = 0;
-      diffFields(prev.data, next.data, drop, (path, t, sv, lv, nv) => add.push({ path, t, sv, lv, nv }));
+      diffMembers(undefined, prev.data, next.data, drop, (path, t, sv, lv, nv) => add.push({ path, t, sv, lv, nv }));
       for (const path of drop) {
         dropIds.push(next.id);
         dropPaths.push(path);
