@@ -124,37 +124,24 @@ export function unnestFrom<R>(columns: ReadonlyArray<keyof R & string>, rows: re
 /**
  * PostgreSQL `INSERT … SELECT … FROM unnest(<one array per column>)` of `rows`: one short
  * statement whatever their number. A `VALUES` list with a parameter per value makes PostgreSQL
- * parse and plan thousands of parameters (a bulk request writes thousands of rows).
+ * parse and plan thousands of parameters (a bulk request writes thousands of rows). A column with
+ * one value in every row (a batch's timestamps and actor, nulls) is one parameter after the
+ * arrays, not an array for PostgreSQL to parse element by element; one array at least makes the
+ * rows. JSON columns are cast to `jsonb`.
  */
 export function unnestInsert<R>(table: string, columns: ReadonlyArray<keyof R & string>, rows: readonly R[], options: UnnestOptions = {}): CompiledQuery {
-  const u = unnestColumns(columns, rows, 'u', options);
-  return CompiledQuery.raw(
-    `INSERT INTO ${table} (${columns.join(',')}) SELECT ${u.exprs.join(', ')} FROM ${u.from}${options.suffix ? ` ${options.suffix}` : ''}`,
-    u.params,
-  );
-}
-
-/**
- * The values of `columns` in `rows` for a statement reading `FROM <from>`: one expression per
- * column (`exprs`, JSON columns cast to `jsonb`) and the parameters, numbered from `first`: the
- * arrays of the columns that vary, in column order, then the others. A column with one value in
- * every row (a batch's timestamps and actor, nulls) is one parameter, not an array for PostgreSQL
- * to parse element by element; one array at least makes the rows.
- */
-function unnestColumns<R>(columns: ReadonlyArray<keyof R & string>, rows: readonly R[], alias: string, options: Pick<UnnestOptions, 'types' | 'json'> = {}, first = 1): { exprs: string[]; from: string; params: unknown[] } {
-  const { types, json } = options;
+  const { types, json, suffix } = options;
   const constant = new Set<string>();
   if (rows.length > 1) for (const c of columns) if (sameInEvery(rows, c)) constant.add(c);
   if (columns.length && constant.size === columns.length) constant.delete(columns[0]!);
-  const varying = columns.filter((c) => !constant.has(c));
-  const from = unnestFrom(varying, rows, alias, types, first);
+  const from = unnestFrom(columns.filter((c) => !constant.has(c)), rows, 'u', types);
   const params: unknown[] = from.params;
   const exprs = columns.map((c) => {
-    if (!constant.has(c)) return json?.has(c) ? `${alias}.${c}::jsonb` : `${alias}.${c}`;
+    if (!constant.has(c)) return json?.has(c) ? `u.${c}::jsonb` : `u.${c}`;
     params.push(rows[0]![c]);
-    return `$${first + params.length - 1}::${json?.has(c) ? 'jsonb' : (types?.[c] ?? 'text')}`;
+    return `$${params.length}::${json?.has(c) ? 'jsonb' : (types?.[c] ?? 'text')}`;
   });
-  return { exprs, from: from.sql, params };
+  return CompiledQuery.raw(`INSERT INTO ${table} (${columns.join(',')}) SELECT ${exprs.join(', ')} FROM ${from.sql}${suffix ? ` ${suffix}` : ''}`, params);
 }
 
 /** Whether column `c` holds the same scalar (or null) in every row. */
