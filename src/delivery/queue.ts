@@ -92,7 +92,9 @@ const toJob = (r: JobRow): Job & { state: JobState } => ({
 /**
  * The durable job table behind one port for both dialects. SQLite has a single writer, so the
  * claiming UPDATE … RETURNING is atomic; PostgreSQL adds `FOR UPDATE SKIP LOCKED` so concurrent
- * workers never lease the same row, and `NOTIFY` (delivered at commit) wakes other processes.
+ * workers never lease the same row, and `NOTIFY` (delivered at commit) wakes other processes. On
+ * SQLite, a worker beside other processes on the same file wakes when one of them commits
+ * (`onCommitElsewhere`), not only at its idle poll.
  */
 export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids: Ids }): JobQueue {
   const { handle, clock, ids } = deps;
@@ -104,6 +106,7 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
     for (const w of wakers) w();
   };
   let listener: { release(destroy?: boolean): void; removeAllListeners(): void } | undefined;
+  let stopWatching: (() => void) | undefined;
   let closed = false;
   let markReady: () => void = () => {};
   const listening = new Promise<void>((resolve) => (markReady = resolve));
@@ -328,13 +331,23 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
       return (await q.execute()).map(toJob);
     },
     onWake(fn) {
+      // SQLite: another process's commit may have added due jobs (PostgreSQL: NOTIFY above).
+      if (!wakers.size) stopWatching = handle.onCommitElsewhere?.(wake);
       wakers.add(fn);
-      return () => void wakers.delete(fn);
+      return () => {
+        wakers.delete(fn);
+        if (!wakers.size) {
+          stopWatching?.();
+          stopWatching = undefined;
+        }
+      };
     },
     wake,
     ready: () => listening,
     async close() {
       closed = true;
+      stopWatching?.();
+      stopWatching = undefined;
       markReady();
       if (listener) {
         listener.removeAllListeners();

@@ -20,7 +20,59 @@ export interface DatabaseHandle {
   readonly pool?: pg.Pool;
   /** PostgreSQL only: the schema this handle works in (tests isolate by schema). */
   readonly schema?: string;
+  /**
+   * SQLite only: calls `fn` soon after another connection to the file (another process, such as
+   * an API process beside a worker process) committed. PostgreSQL processes tell each other with
+   * NOTIFY instead. Returns the unsubscribe function.
+   */
+  readonly onCommitElsewhere?: (fn: () => void) => () => void;
   close(): Promise<void>;
+}
+
+/** How often `onCommitElsewhere` looks at SQLite's `data_version` while anyone listens. */
+const COMMIT_WATCH_MS = 25;
+
+/**
+ * `PRAGMA data_version` on this connection changes when any other connection has committed since
+ * it was last read, and costs about a microsecond to read: polled only while someone listens.
+ */
+function commitWatcher(sqlite: SqliteDatabase.Database) {
+  const listeners = new Set<() => void>();
+  const version = sqlite.prepare('PRAGMA data_version').pluck();
+  const read = (): unknown => {
+    try {
+      return version.get();
+    } catch {
+      return undefined; // the connection is busy iterating a result, or closed: look next time
+    }
+  };
+  let last: unknown;
+  let timer: NodeJS.Timeout | undefined;
+  const look = () => {
+    const now = read();
+    if (now === undefined || now === last) return;
+    last = now;
+    for (const fn of listeners) fn();
+  };
+  const stop = () => {
+    if (timer) clearInterval(timer);
+    timer = undefined;
+  };
+  return {
+    subscribe(fn: () => void): () => void {
+      listeners.add(fn);
+      if (!timer) {
+        last = read();
+        timer = setInterval(look, COMMIT_WATCH_MS);
+        timer.unref();
+      }
+      return () => {
+        listeners.delete(fn);
+        if (!listeners.size) stop();
+      };
+    },
+    stop,
+  };
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -71,9 +123,12 @@ export function openDatabase(url: string, options: OpenOptions = {}): DatabaseHa
   sqlite.pragma('cache_size = -65536');
   sqlite.pragma('temp_store = MEMORY');
   const db = new Kysely<Database>({ dialect: new TransactionAwareSqliteDialect({ database: sqlite }) });
+  const commits = commitWatcher(sqlite);
   return {
     db, dialect: 'sqlite',
+    onCommitElsewhere: commits.subscribe,
     async close() {
+      commits.stop();
       await checkpointer?.close();
       await db.destroy();
     },

@@ -27,8 +27,8 @@ export interface FanoutOptions {
   holeTtlMs: number;
   /**
    * How often the log is read with nothing waking the fan-out. Appends in another process wake it
-   * only through Redis; without Redis (an API process beside a worker process) this poll is what
-   * finds them.
+   * through Redis, or on SQLite as that process's commits to the file (`onCommitElsewhere`);
+   * without either (several processes on PostgreSQL without Redis) this poll is what finds them.
    */
   idlePollMs: number;
 }
@@ -311,7 +311,13 @@ export function createFanout(p: Platform, repo: DeliveriesRepo, onQueued: (webho
       // Appends wake it within GATHER_MS, so a burst of commits is read in one step. The bus
       // carries this process's appends (at once, one message per event) and other processes'
       // (through Redis); a step per message would re-read the log only to find it consumed.
-      unsubscribe = p.bus.subscribe(EVENTS_CHANNEL, () => schedule(GATHER_MS));
+      const fromBus = p.bus.subscribe(EVENTS_CHANNEL, () => schedule(GATHER_MS));
+      // On SQLite without Redis, another process's appends show as its commits to the file.
+      const fromFile = p.handle.onCommitElsewhere?.(() => schedule(GATHER_MS));
+      unsubscribe = () => {
+        fromBus();
+        fromFile?.();
+      };
       kick();
     },
     async stop() {

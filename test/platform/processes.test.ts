@@ -1,0 +1,64 @@
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { eachDatabase, startServer, dropLocation, type DatabaseLocation, type TestServer } from '../helpers/harness.js';
+import { customChannel, receiver } from '../messages/helpers.js';
+import { appendEvent, fastWebhookModules } from '../webhooks/harness.js';
+import { startReceiver, waitFor } from '../webhooks/receiver.js';
+
+/**
+ * An API process with WORKERS_ENABLED=false beside a worker process on the same database: the
+ * worker takes work committed by the other process at once, not at its idle poll (here a minute).
+ * PostgreSQL tells the worker with NOTIFY; on SQLite it sees the other connection's commits
+ * (`onCommitElsewhere`). Both containers run in this test process, each with its own connection.
+ */
+eachDatabase('processes on one database', (dialect) => {
+  const IDLE = 60_000;
+
+  async function pair(modules?: ReturnType<typeof fastWebhookModules>) {
+    const api = await startServer(dialect, { env: { WORKERS_ENABLED: 'false' }, ...(modules ? { modules } : {}) });
+    const worker = await startServer(dialect, { location: api.location, worker: { idlePollMs: IDLE }, ...(modules ? { modules } : {}) });
+    return { api, worker, location: api.location };
+  }
+  async function close(servers: Array<TestServer | undefined>, location: DatabaseLocation | undefined) {
+    for (const s of servers) await s?.close();
+    if (location) await dropLocation(location);
+  }
+
+  it('a message accepted by the API process is dispatched by the worker process at once', async () => {
+    const r = receiver();
+    await r.start();
+    const { api, worker, location } = await pair();
+    try {
+      const space = await api.createSpace('split');
+      const token = await api.createToken(space, ['msg:any:s', 'msg:r']);
+      await customChannel(api, space, 'custom_crm', `${r.base}/in`);
+      // Let the worker's first polls pass, so that only a wake-up can find the next job in time.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const sent = await api.request({ method: 'POST', url: `/apispaces/${space}/messages`, token, payload: { to: { crmId: 'C-1' }, rules: ['custom_crm'], body: 'Hello' } });
+      assert.equal(sent.statusCode, 201, sent.body);
+      await waitFor(() => r.seen.length === 1, 10_000, 'the worker process to deliver');
+      assert.equal(r.seen[0]!.body.ref, sent.json().messageId);
+    } finally {
+      await close([worker, api], location);
+      await r.stop();
+    }
+  });
+
+  // On PostgreSQL another process's events reach the fan-out through Redis (or its idle poll).
+  it('an event appended by the API process reaches the worker process\'s webhook fan-out at once', { skip: dialect === 'postgres' ? 'SQLite only' : false }, async () => {
+    const rx = await startReceiver();
+    const { api, worker, location } = await pair(fastWebhookModules({ idlePollMs: IDLE }));
+    try {
+      const space = await api.createSpace('split hooks');
+      const hook = await api.request({ method: 'POST', url: `/apispaces/${space}/webhooks`, payload: { name: 'test', url: rx.url, subscriptions: [{ type: 'profile.*' }] } });
+      assert.equal(hook.statusCode, 201, hook.body);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await appendEvent(api.container, space, 'profile.update', { id: 'sam@example.com', name: 'Sam' }, { revision: 1, etag: '"1-abc"' });
+      await waitFor(() => rx.requests.length === 1, 10_000, 'the worker process to deliver the webhook');
+      assert.equal(rx.json(0).name, 'profile.update');
+    } finally {
+      await close([worker, api], location);
+      await rx.close();
+    }
+  });
+});
