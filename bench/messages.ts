@@ -14,12 +14,11 @@
  *     PostgreSQL when TEST_DATABASE_URL is set. Target ≥ 100k messages/s accepted on SQLite.
  * The closed-loop runs alternate with the bare route's in BENCH_ROUNDS slices (default 3) that add
  * up to BENCH_SECONDS per side (default 3), after BENCH_WARMUP seconds of sends (default 3);
- * BENCH_CONCURRENCY (default 32) sets the requests in flight.
+ * BENCH_CONCURRENCY (default 32) sets the requests in flight; BENCH_MODES picks runs by label.
  */
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { AddressInfo } from 'node:net';
 import { spawnServer } from '../test/fixtures/spawn.js';
 import { ADMIN_TOKEN, dropLocation, freshLocation, testEnv, type DatabaseLocation } from '../test/helpers/harness.js';
 
@@ -27,6 +26,9 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
+/** BENCH_MODES, a regular expression: only the runs whose label matches (e.g. '^split, SQLite|batch'). */
+const MODES = process.env.BENCH_MODES ? new RegExp(process.env.BENCH_MODES) : undefined;
+const selected = (label: string) => !MODES || MODES.test(label);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
 function request(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
@@ -137,14 +139,33 @@ await app.listen({ port: 0, host: '127.0.0.1' });
 process.stdout.write('LISTENING ' + app.server.address().port + '\\n');
 `;
 
-function spawnBare(): Promise<{ child: ChildProcess; port: number }> {
+/**
+ * The channel's receiver, in a process of its own like the bare route: it answers every POST at
+ * once and counts them (GET /count), so the load generator's event loop measures only its own
+ * requests instead of also serving the deliveries.
+ */
+const RECEIVER = `
+import http from 'node:http';
+let received = 0;
+const server = http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    if (req.method === 'GET') return res.writeHead(200).end(String(received));
+    received++;
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write('LISTENING ' + server.address().port + '\\n'));
+`;
+
+function spawnChild(source: string, name: string): Promise<{ child: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', BARE], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', source], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
     child.stdout!.on('data', (d: Buffer) => {
       const m = /LISTENING (\d+)/.exec(d.toString());
       if (m) resolve({ child, port: Number(m[1]) });
     });
-    child.once('exit', (c) => reject(new Error(`bare server exited ${c}`)));
+    child.once('exit', (c) => reject(new Error(`${name} exited ${c}`)));
   });
 }
 
@@ -152,12 +173,12 @@ function spawnBare(): Promise<{ child: ChildProcess; port: number }> {
  * Waits until `done()` holds (a number: until it stops changing for 300 ms); resolves to the
  * milliseconds waited, or undefined after `limitMs`.
  */
-async function drain(done: () => boolean | number, limitMs: number): Promise<number | undefined> {
+async function drain(done: () => Promise<boolean | number>, limitMs: number): Promise<number | undefined> {
   const start = performance.now();
-  let last = done();
+  let last = await done();
   let still = performance.now();
   while (performance.now() - start < limitMs) {
-    const v = done();
+    const v = await done();
     if (v === true) return performance.now() - start;
     if (typeof v === 'number') {
       if (v !== last) [last, still] = [v, performance.now()];
@@ -196,18 +217,11 @@ async function batchRun(location: DatabaseLocation, label: string, receiverUrl: 
 }
 
 async function main() {
-  let received = 0;
-  const receiver = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      received++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((ok) => receiver.listen(0, '127.0.0.1', ok));
-  const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/in`;
+  const receiver = await spawnChild(RECEIVER, 'receiver');
+  const receivedNow = async () => Number((await request(receiver.port, 'GET', '/count', {})).text);
+  const receiverUrl = `http://127.0.0.1:${receiver.port}/in`;
 
-  const bare = await spawnBare();
+  const bare = await spawnChild(BARE, 'bare server');
   const bb = (space: string, headers: Record<string, string>, body: string) => () => request(bare.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
   const locations: DatabaseLocation[] = [];
   try {
@@ -221,7 +235,7 @@ async function main() {
       ...(process.env.TEST_DATABASE_URL ? [{ mode: 'split, PostgreSQL', db: 'postgres' as const, workers: 'split' as const }] : []),
       { mode: 'accept only, SQLite', db: 'sqlite', workers: 'none' },
     ];
-    for (const { mode, db, workers } of runs) {
+    for (const { mode, db, workers } of runs.filter((r) => selected(r.mode))) {
       const acceptOnly = workers === 'none';
       const location = freshLocation(db);
       locations.push(location);
@@ -232,7 +246,7 @@ async function main() {
         const { space, headers } = await setup(api.port, receiverUrl);
         const body = JSON.stringify({ to: { crmId: 'C-1' }, rules: ['custom_bench'], body: 'Hello {{profile.crmId}}', metadata: { orderId: 'SO-1' } });
         const sb = () => request(api.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
-        const before = received;
+        const before = await receivedNow();
         // Warm-up: a fresh server process runs its first seconds unoptimised (the JIT compiles hot
         // code as it goes), which slowed the first of three slices by a third to a half.
         await load(WARMUP, CONCURRENCY, sb);
@@ -241,13 +255,14 @@ async function main() {
         // machine's speed during the run weighs on both alike; the ratio is of the summed rates.
         const bares: Array<LoadResult & { cpu: Array<number | undefined> }> = [];
         const sbs: typeof bares = [];
-        const t0 = received;
+        const t0 = await receivedNow();
         let sbSeconds = 0;
         for (let round = 0; round < ROUNDS; round++) {
           bares.push(await withCpu([bare.child.pid], () => load(SECONDS / ROUNDS, CONCURRENCY, bb(space, headers, body))));
           sbs.push(await withCpu([api.child.pid, worker?.child.pid], () => load(SECONDS / ROUNDS, CONCURRENCY, sb)));
           sbSeconds += sbs[round]!.elapsed;
         }
+        const received = await receivedNow();
         const [b, s] = [pooled(bares), pooled(sbs)];
         const slices = sbs.map((x, i) => (x.rate / bares[i]!.rate).toFixed(2)).join(', ');
         console.log(`[${mode}] bare Fastify:   ${b.rate.toFixed(0)} req/s, p50 ${b.p50.toFixed(2)} ms, p99 ${b.p99.toFixed(2)} ms`);
@@ -260,12 +275,12 @@ async function main() {
         // throughput (Little's law), so it is also measured with requests arriving at 0.25× the
         // bare route's rate. Dispatch keeps up when the receiver has every message of the run
         // shortly after the last request.
-        await drain(() => received, 5_000);
+        await drain(receivedNow, 5_000);
         const target = Math.round(b.rate * 0.25);
-        const r0 = received;
+        const r0 = await receivedNow();
         const o = await openLoad(target, SECONDS, sb);
-        const lag = acceptOnly ? undefined : await drain(() => received - r0 >= o.n - o.errors, 10_000);
-        const dispatch = acceptOnly ? 'no dispatch in this mode' : `dispatch ${lag === undefined ? `behind: ${received - r0} of ${o.n} delivered 10 s after the run` : `kept up: all ${o.n} delivered ${lag.toFixed(0)} ms after the last answer`}`;
+        const lag = acceptOnly ? undefined : await drain(async () => (await receivedNow()) - r0 >= o.n - o.errors, 10_000);
+        const dispatch = acceptOnly ? 'no dispatch in this mode' : `dispatch ${lag === undefined ? `behind: ${(await receivedNow()) - r0} of ${o.n} delivered 10 s after the run` : `kept up: all ${o.n} delivered ${lag.toFixed(0)} ms after the last answer`}`;
         console.log(`[${mode}] open loop at ${target} req/s (0.25× bare): ${o.rate.toFixed(0)} req/s answered, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms (target ≤ 10), errors ${o.errors}; ${dispatch}`);
       } finally {
         api.child.kill('SIGTERM');
@@ -276,13 +291,13 @@ async function main() {
     bare.child.kill('SIGTERM');
   }
   const cleanup = async () => { for (const l of locations) await dropLocation(l).catch(() => {}); };
-  await batchRun(freshLocation('sqlite'), 'SQLite', receiverUrl);
-  if (process.env.TEST_DATABASE_URL) {
+  if (selected('batch, SQLite')) await batchRun(freshLocation('sqlite'), 'SQLite', receiverUrl);
+  if (process.env.TEST_DATABASE_URL && selected('batch, PostgreSQL')) {
     const pg = freshLocation('postgres');
     await batchRun(pg, 'PostgreSQL', receiverUrl);
     await dropLocation(pg);
   }
-  receiver.close();
+  receiver.child.kill('SIGTERM');
   agent.destroy();
   await cleanup();
 }
