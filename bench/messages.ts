@@ -228,9 +228,10 @@ async function main() {
     // Workers: `embedded` in the API process, `split` in a worker process beside it, `none` (the API
     // process alone: what accepting costs when dispatch runs elsewhere; it shows which side limits
     // the other runs and is not the target's condition, which asks for dispatch keeping up).
-    type Workers = 'embedded' | 'split' | 'none';
+    type Workers = 'embedded' | 'thread' | 'split' | 'none';
     const runs: Array<{ mode: string; db: 'sqlite' | 'postgres'; workers: Workers }> = [
       { mode: 'embedded, SQLite', db: 'sqlite', workers: 'embedded' },
+      { mode: 'worker thread, SQLite', db: 'sqlite', workers: 'thread' },
       { mode: 'split, SQLite', db: 'sqlite', workers: 'split' },
       ...(process.env.TEST_DATABASE_URL ? [{ mode: 'split, PostgreSQL', db: 'postgres' as const, workers: 'split' as const }] : []),
       { mode: 'accept only, SQLite', db: 'sqlite', workers: 'none' },
@@ -240,7 +241,7 @@ async function main() {
       const location = freshLocation(db);
       locations.push(location);
       const env = testEnv(location, { LOG_LEVEL: 'silent', ...(location.schema ? { TEST_DB_SCHEMA: location.schema } : {}) });
-      const api = await spawnServer(workers === 'embedded' ? env : { ...env, WORKERS_ENABLED: 'false' });
+      const api = await spawnServer(workers === 'embedded' ? env : workers === 'thread' ? { ...env, WORKER_THREAD: 'true' } : { ...env, WORKERS_ENABLED: 'false' });
       const worker = workers === 'split' ? await spawnServer(env) : undefined;
       try {
         const { space, headers } = await setup(api.port, receiverUrl);
@@ -268,7 +269,7 @@ async function main() {
         console.log(`[${mode}] bare Fastify:   ${b.rate.toFixed(0)} req/s, p50 ${b.p50.toFixed(2)} ms, p99 ${b.p99.toFixed(2)} ms`);
         console.log(`[${mode}] POST /messages: ${s.rate.toFixed(0)} req/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, errors ${s.errors} (concurrency ${CONCURRENCY})`);
         // The worker's share is what it used while the load ran (it may still be catching up).
-        console.log(`[${mode}] server CPU per request: bare ${µs(b.cpu[0])}; Switchboard ${{ none: `API ${µs(s.cpu[0])} (no worker)`, split: `API ${µs(s.cpu[0])} + worker ${µs(s.cpu[1])}`, embedded: `${µs(s.cpu[0])} (accepting and dispatching)` }[workers]}`);
+        console.log(`[${mode}] server CPU per request: bare ${µs(b.cpu[0])}; Switchboard ${{ none: `API ${µs(s.cpu[0])} (no worker)`, split: `API ${µs(s.cpu[0])} + worker ${µs(s.cpu[1])}`, embedded: `${µs(s.cpu[0])} (accepting and dispatching)`, thread: `${µs(s.cpu[0])} (accepting on the main thread, dispatching on the workers' thread)` }[workers]}`);
         if (acceptOnly) console.log(`[${mode}] ratio ${(s.rate / b.rate).toFixed(2)} (slices ${slices}) with no dispatch running (not the target's condition)`);
         else console.log(`[${mode}] ratio ${(s.rate / b.rate).toFixed(2)} (slices ${slices}; target ≥ 0.25), p99 ${s.p99 <= 10 ? 'within' : 'over'} 10 ms; dispatched to the receiver meanwhile: ${((received - t0) / sbSeconds).toFixed(0)}/s of Switchboard's time (${received - before} in all so far)`);
         // The latency target at the target rate: closed-loop p99 at saturation is concurrency ÷

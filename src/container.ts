@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
-import { Registry } from 'prom-client';
+import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Config, SigningKey } from './config/config.js';
 import { openDatabase, type DatabaseHandle } from './storage/db.js';
 import { migrate } from './storage/migrations/index.js';
@@ -11,7 +11,7 @@ import { inTransaction } from './storage/uow.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { randomIds, type Ids } from './lib/ids.js';
 import { createSecretBox } from './lib/secrets.js';
-import { createLocalBus, createRedisBus, type EventBus } from './events/bus.js';
+import { createLocalBus, createRedisBus, createThreadBus, type EventBus } from './events/bus.js';
 import { createEventLog } from './events/log.js';
 import { createJobQueue } from './delivery/queue.js';
 import { createLocalJobs } from './delivery/local-jobs.js';
@@ -24,6 +24,7 @@ import type { Platform } from './platform.js';
 import type { ModuleDefinition, ModuleInstance } from './modules/module.js';
 import type { Services } from './modules/services.js';
 import { moduleDefinitions } from './modules/index.js';
+import { startWorkerThread, threadBusName, type WorkerThread } from './worker-thread.js';
 
 export interface Container {
   platform: Platform;
@@ -33,8 +34,10 @@ export interface Container {
   modules: Array<{ definition: ModuleDefinition; instance: ModuleInstance }>;
   worker: Worker | undefined;
   state: { closing: boolean };
-  /** Starts workers and module background tasks. */
+  /** Starts workers (or their thread, WORKER_THREAD) and module background tasks. */
   start(): Promise<void>;
+  /** The text of `/metrics`: this container's registry, with the workers' thread's when there is one. */
+  metrics(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -46,6 +49,8 @@ export interface ContainerOptions {
   schema?: string;
   /** Redis channel prefix (tests isolate by prefix). */
   busPrefix?: string;
+  /** The bus to use instead of a local or Redis one (a process with a worker thread, src/worker-thread.ts). */
+  bus?: EventBus;
   /** Overrides for worker timing (tests). */
   worker?: { leaseMs?: number; idlePollMs?: number; backoffBaseMs?: number; owner?: string };
   modules?: ModuleDefinition[];
@@ -71,7 +76,12 @@ function localSecrets(config: Config): { signingKeys: SigningKey[]; installation
 }
 
 /** The composition root: the only place that knows concrete implementations. */
-export async function createContainer(config: Config, options: ContainerOptions = {}): Promise<Container> {
+export async function createContainer(given: Config, options: ContainerOptions = {}): Promise<Container> {
+  // WORKER_THREAD: this container serves with its workers off; a second one on a worker thread
+  // runs them (src/worker-thread.ts).
+  const threaded = given.workersEnabled && given.workerThread;
+  const config: Config = threaded ? Object.freeze({ ...given, workersEnabled: false }) : given;
+  const busName = threaded ? threadBusName(given) : undefined;
   const log = options.log ?? pino({ level: config.logLevel });
   const clock = options.clock ?? systemClock;
   const ids = options.ids ?? randomIds;
@@ -83,7 +93,7 @@ export async function createContainer(config: Config, options: ContainerOptions 
   const definitions = options.modules ?? moduleDefinitions;
   await migrate(handle, definitions.flatMap((d) => d.migrations ?? []));
 
-  const bus: EventBus = config.redisUrl ? createRedisBus(config.redisUrl, options.busPrefix) : createLocalBus();
+  const bus: EventBus = options.bus ?? (busName ? createThreadBus(busName) : config.redisUrl ? createRedisBus(config.redisUrl, options.busPrefix) : createLocalBus());
   const metrics = new Registry();
   const events = createEventLog({ db: handle.db, dialect: handle.dialect, bus, clock });
   const queue = createJobQueue({ handle, clock, ids });
@@ -114,6 +124,8 @@ export async function createContainer(config: Config, options: ContainerOptions 
   registerQueueMetrics(queue, metrics);
 
   const state = { closing: false };
+  let thread: WorkerThread | undefined;
+  let stopWaking: (() => void) | undefined;
   return {
     platform, credentials, spaces, services, modules, state,
     get worker() {
@@ -132,10 +144,21 @@ export async function createContainer(config: Config, options: ContainerOptions 
         });
         worker.start();
       }
+      if (threaded && !thread) {
+        const names = options.modules?.map((m) => m.name);
+        thread = await startWorkerThread(given, busName, { schema: options.schema, busPrefix: options.busPrefix, worker: options.worker, modules: names }, log);
+        stopWaking = queue.onWake(() => thread!.wake(), { otherProcesses: false });
+      }
       for (const m of modules) await m.instance.start?.();
+    },
+    async metrics() {
+      if (!thread) return metrics.metrics();
+      return AggregatorRegistry.aggregate([await metrics.getMetricsAsJSON(), await thread.metrics()]).metrics();
     },
     async close() {
       state.closing = true;
+      stopWaking?.();
+      await thread?.stop();
       for (const m of [...modules].reverse()) await m.instance.stop?.();
       await worker?.stop();
       await queue.close();

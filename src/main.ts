@@ -30,8 +30,10 @@ async function main(argv: string[]): Promise<number> {
     };
     process.on('SIGINT', () => void shutdown('SIGINT'));
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
-    await app.listen({ port: config.port, host: config.host });
+    // Workers first: with WORKER_THREAD their thread takes a moment to load, and a request
+    // answered before it runs would wait for it.
     await container.start();
+    await app.listen({ port: config.port, host: config.host });
     app.log.info({ database: container.platform.handle.dialect, url: config.publicBaseUrl }, 'switchboard ready');
     return -1; // keep running
   }

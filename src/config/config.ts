@@ -40,6 +40,8 @@ export interface Config {
   readonly legacySmsEnabled: boolean;
   /** Run the job workers in this process (off for API-only processes). */
   readonly workersEnabled: boolean;
+  /** Run the workers on a worker thread of this process instead of its main thread (src/worker-thread.ts). */
+  readonly workerThread: boolean;
   readonly workerConcurrency: number;
   /** PostgreSQL connections per process. */
   readonly databasePoolSize: number;
@@ -132,6 +134,7 @@ export function loadConfig(env: Env = process.env): Config {
     pnvOfflineStatus: env.PNV_OFFLINE_STATUS?.trim() || 'On',
     legacySmsEnabled: bool(env, 'LEGACY_SMS_ENABLED', false),
     workersEnabled: bool(env, 'WORKERS_ENABLED', true),
+    workerThread: bool(env, 'WORKER_THREAD', false),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 32, 1, 1024),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
   };
@@ -165,6 +168,7 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['PNV_OFFLINE_STATUS', 'On', 'phone validation status reported without a live lookup'],
   ['LEGACY_SMS_ENABLED', 'false', 'serve the legacy POST /webapi/sms endpoint (sms.md §9)'],
   ['WORKERS_ENABLED', 'true', 'run durable job workers in this process'],
+  ['WORKER_THREAD', 'false', 'run those workers on a worker thread with its own database connection, so that serving requests and dispatching use two cores'],
   ['WORKER_CONCURRENCY', '32', 'jobs run at once per process'],
   ['DATABASE_POOL_SIZE', '20', 'PostgreSQL connections per process; half of them may commit accepted messages at once (group commit)'],
 ];

@@ -12,7 +12,8 @@ export function registerQueueMetrics(queue: JobQueue, registry: Registry): void 
     return pending;
   };
   new Gauge({
-    name: 'jobs_queue_depth', help: 'Durable jobs by state', labelNames: ['state'], registers: [registry],
+    // Read from the table: a process whose workers run on a thread reports it once, not summed.
+    name: 'jobs_queue_depth', help: 'Durable jobs by state', labelNames: ['state'], registers: [registry], aggregator: 'first',
     async collect() {
       const d = await depth();
       this.set({ state: 'queued' }, d.queued);
@@ -21,7 +22,7 @@ export function registerQueueMetrics(queue: JobQueue, registry: Registry): void 
     },
   });
   new Gauge({
-    name: 'jobs_oldest_due_seconds', help: 'How long the oldest queued job has been due (0 when none)', registers: [registry],
+    name: 'jobs_oldest_due_seconds', help: 'How long the oldest queued job has been due (0 when none)', registers: [registry], aggregator: 'first',
     async collect() {
       this.set(((await depth()).oldestDueMs ?? 0) / 1000);
     },

@@ -67,8 +67,11 @@ export interface JobQueue {
   depth(): Promise<{ queued: number; running: number; dead: number; oldestDueMs: number | undefined }>;
   get(id: string): Promise<(Job & { state: JobState }) | undefined>;
   list(filter: { state?: JobState; kind?: string; limit?: number }): Promise<Array<Job & { state: JobState }>>;
-  /** Wake-up signal: called after commit of an enqueue in this process (and on NOTIFY). */
-  onWake(fn: () => void): () => void;
+  /**
+   * Wake-up signal: called after commit of an enqueue in this process, on NOTIFY, and on SQLite
+   * after another process's commit — unless `otherProcesses: false` (this process's enqueues only).
+   */
+  onWake(fn: () => void, opts?: { otherProcesses?: boolean }): () => void;
   wake(): void;
   /** Resolves once cross-process wake-ups are live (PostgreSQL: LISTEN issued); at once on SQLite. */
   ready(): Promise<void>;
@@ -107,6 +110,7 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
   };
   let listener: { release(destroy?: boolean): void; removeAllListeners(): void } | undefined;
   let stopWatching: (() => void) | undefined;
+  let watchers = 0;
   let closed = false;
   let markReady: () => void = () => {};
   const listening = new Promise<void>((resolve) => (markReady = resolve));
@@ -330,13 +334,14 @@ export function createJobQueue(deps: { handle: DatabaseHandle; clock: Clock; ids
       if (filter.kind) q = q.where('kind', '=', filter.kind);
       return (await q.execute()).map(toJob);
     },
-    onWake(fn) {
+    onWake(fn, opts = {}) {
       // SQLite: another process's commit may have added due jobs (PostgreSQL: NOTIFY above).
-      if (!wakers.size) stopWatching = handle.onCommitElsewhere?.(wake);
+      const watching = opts.otherProcesses !== false;
+      if (watching && !watchers++) stopWatching = handle.onCommitElsewhere?.(wake);
       wakers.add(fn);
       return () => {
-        wakers.delete(fn);
-        if (!wakers.size) {
+        if (!wakers.delete(fn)) return;
+        if (watching && !--watchers) {
           stopWatching?.();
           stopWatching = undefined;
         }

@@ -125,3 +125,40 @@ export function createRedisBus(url: string, prefix = 'sb:', onError: (err: unkno
     },
   };
 }
+
+/**
+ * The bus of a process whose workers run on a worker thread (`WORKER_THREAD`, src/worker-thread.ts)
+ * without Redis: the main thread's container and the worker thread's each hold one, joined by a
+ * `BroadcastChannel` named `name`. Messages cross as JSON, as they would through Redis.
+ */
+export function createThreadBus(name: string, onError: (err: unknown, channel: string) => void = () => {}): EventBus {
+  const origin = randomUUID();
+  const local = createLocalBus(onError);
+  const link = new BroadcastChannel(name);
+  (link as unknown as { unref(): void }).unref();
+  link.onmessage = (event) => {
+    let parsed: { o: string; c: string; m: unknown };
+    try {
+      parsed = JSON.parse((event as { data: string }).data) as typeof parsed;
+    } catch {
+      return;
+    }
+    if (parsed.o !== origin) local.publish(parsed.c, parsed.m);
+  };
+  return {
+    publish(channel, message) {
+      local.publish(channel, message);
+      try {
+        link.postMessage(JSON.stringify({ o: origin, c: channel, m: message }));
+      } catch (err) {
+        onError(err, channel);
+      }
+    },
+    subscribe: local.subscribe,
+    ready: local.ready,
+    async close() {
+      link.close();
+      await local.close();
+    },
+  };
+}

@@ -20,7 +20,7 @@ export function registerSystemRoutes(app: FastifyInstance, container: Container)
   });
   app.get('/metrics', { schema: hidden, config: none }, async (_req, reply) => {
     reply.type(platform.metrics.contentType);
-    return platform.metrics.metrics();
+    return container.metrics();
   });
   app.get('/openapi.json', { schema: hidden, config: none }, async () => (app as unknown as { swagger(): unknown }).swagger());
 }

@@ -1,25 +1,28 @@
 /**
  * Crash safety (ARCHITECTURE.md "Tests, by tier"): a spawned server is killed with SIGKILL while
  * 16 clients send (four of them batches); after a restart on the same database every acknowledged
- * message exists and reaches the receiver.
+ * message exists and reaches the receiver. Once with the workers on the main thread, once on a
+ * worker thread (WORKER_THREAD).
  */
 import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { eachDatabase, freshLocation, testEnv, dropLocation, ADMIN_TOKEN } from '../helpers/harness.js';
+import { eachDatabase, freshLocation, testEnv, dropLocation, ADMIN_TOKEN, type DatabaseLocation } from '../helpers/harness.js';
 import { spawnServer } from '../fixtures/spawn.js';
 import { receiver } from './helpers.js';
 
 eachDatabase('One API: crash under load', (dialect) => {
   const r = receiver();
-  const location = freshLocation(dialect);
+  const locations: DatabaseLocation[] = [];
   after(async () => {
     await r.stop();
-    await dropLocation(location);
+    for (const location of locations) await dropLocation(location);
   });
 
-  it('keeps every acknowledged message across kill -9 and delivers it after restart', { timeout: 150_000 }, async () => {
-    await r.start();
-    const env = testEnv(location, { TEST_LEASE_MS: '1500', LOG_LEVEL: 'silent', ...(location.schema ? { TEST_DB_SCHEMA: location.schema } : {}) });
+  for (const thread of [false, true]) it(`keeps every acknowledged message across kill -9 and delivers it after restart${thread ? ' (workers on a thread)' : ''}`, { timeout: 150_000 }, async () => {
+    const location = freshLocation(dialect);
+    locations.push(location);
+    if (!thread) await r.start();
+    const env = testEnv(location, { TEST_LEASE_MS: '1500', LOG_LEVEL: 'silent', ...(thread ? { WORKER_THREAD: 'true' } : {}), ...(location.schema ? { TEST_DB_SCHEMA: location.schema } : {}) });
     let server = await spawnServer(env);
     const base = () => `http://127.0.0.1:${server.port}`;
     const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };

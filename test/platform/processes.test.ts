@@ -4,6 +4,7 @@ import { eachDatabase, startServer, dropLocation, type DatabaseLocation, type Te
 import { customChannel, receiver } from '../messages/helpers.js';
 import { appendEvent, fastWebhookModules } from '../webhooks/harness.js';
 import { startReceiver, waitFor } from '../webhooks/receiver.js';
+import { EVENTS_CHANNEL } from '../../src/events/log.js';
 
 /**
  * An API process with WORKERS_ENABLED=false beside a worker process on the same database: the
@@ -58,6 +59,52 @@ eachDatabase('processes on one database', (dialect) => {
       assert.equal(rx.json(0).name, 'profile.update');
     } finally {
       await close([worker, api], location);
+      await rx.close();
+    }
+  });
+});
+
+/**
+ * WORKER_THREAD: the same split inside one process (src/worker-thread.ts). The workers' container
+ * runs on a thread; the bus, job wake-ups and /metrics cross between the threads.
+ */
+eachDatabase('workers on a thread', (dialect) => {
+  it('dispatches, raises events on the main thread\'s bus, reports the thread\'s metrics and stops', { timeout: 60_000 }, async () => {
+    const r = receiver();
+    await r.start();
+    const rx = await startReceiver();
+    const s = await startServer(dialect, { env: { WORKER_THREAD: 'true' } });
+    try {
+      assert.equal(s.container.worker, undefined, 'no worker on the main thread');
+      assert.equal(s.container.platform.config.workersEnabled, false, 'the main thread\'s modules see their workers off');
+      const space = await s.createSpace('thread');
+      const token = await s.createToken(space, ['msg:any:s', 'msg:r']);
+      await customChannel(s, space, 'custom_crm', `${r.base}/in`);
+      const hook = await s.request({ method: 'POST', url: `/apispaces/${space}/webhooks`, payload: { name: 'test', url: rx.url, subscriptions: [{ type: 'message.*' }] } });
+      assert.equal(hook.statusCode, 201, hook.body);
+      const seenOnBus: string[] = [];
+      const off = s.container.platform.bus.subscribe(EVENTS_CHANNEL, (m) => seenOnBus.push((m as { name: string }).name));
+
+      const sent = await s.request({ method: 'POST', url: `/apispaces/${space}/messages`, token, payload: { to: { crmId: 'C-1' }, rules: ['custom_crm'], body: 'Hello {{profile.crmId}}' } });
+      assert.equal(sent.statusCode, 201, sent.body);
+      const id = sent.json().messageId as string;
+      await waitFor(() => r.seen.length === 1, 10_000, 'the thread to deliver');
+      assert.equal(r.seen[0]!.body.ref, id);
+      await waitFor(async () => (await s.request({ method: 'GET', url: `/apispaces/${space}/messages/${id}`, token })).json().status === 'sent', 10_000, 'the message to read as sent');
+      // The thread's append of message.sent reaches subscribers on the main thread (websocket frames travel the same way).
+      await waitFor(() => seenOnBus.includes('message.sent'), 10_000, 'message.sent on the main thread\'s bus');
+      off();
+      // The thread's webhook fan-out and dispatcher deliver it.
+      await waitFor(() => rx.requests.some((q) => q.body.toString().includes('message.sent')), 10_000, 'the webhook');
+
+      const metrics = (await s.request({ method: 'GET', url: '/metrics' })).body;
+      assert.match(metrics, /jobs_run_duration_seconds_count\{kind="message\.dispatch",outcome="done"\} 1\b/, 'the thread\'s job metrics');
+      assert.match(metrics, /http_request_duration_seconds_count\{operation="messages\.send"/, 'the main thread\'s request metrics');
+      assert.equal(metrics.match(/^jobs_queue_depth\{state="queued"\} /gm)?.length, 1, 'the queue depth once');
+    } finally {
+      await s.close();
+      await dropLocation(s.location);
+      await r.stop();
       await rx.close();
     }
   });

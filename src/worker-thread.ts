@@ -1,0 +1,131 @@
+/**
+ * `WORKER_THREAD`: the durable job workers (dispatch, webhooks, imports, SMPP binds, …) run on a
+ * worker thread with a container and a database connection of its own, as a worker process beside
+ * an API process would (ARCHITECTURE.md "Processes"), while the main thread serves HTTP and
+ * websockets with WORKERS_ENABLED off. The two event loops use two cores.
+ *
+ * What crosses between the threads: the event bus (a `BroadcastChannel`, or Redis when
+ * configured), a wake-up when the main thread commits jobs, the thread's metrics for `/metrics`,
+ * and stop. Everything else goes through the database, as between processes. A thread that fails
+ * takes the process down (exit code 1) so that its supervisor restarts it; no job is lost, they
+ * are rows.
+ */
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
+import pino, { type Logger } from 'pino';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { Config } from './config/config.js';
+import type { ContainerOptions } from './container.js';
+
+type Metrics = Array<MetricObjectWithValues<MetricValue<string>>>;
+
+/** What the thread is started with: plain data only (structured clone). */
+interface ThreadData {
+  switchboardWorkerThread: true;
+  config: Config;
+  /** The `BroadcastChannel` joining the two buses (absent with Redis). */
+  busName?: string;
+  options: Pick<ContainerOptions, 'schema' | 'busPrefix' | 'worker'> & { modules?: string[] };
+}
+
+type ToThread = { type: 'wake' } | { type: 'metrics'; id: number } | { type: 'stop' };
+type FromThread = { type: 'ready' } | { type: 'metrics'; id: number; metrics: Metrics } | { type: 'stopped' } | { type: 'failed'; message: string };
+
+export interface WorkerThread {
+  /** The main thread committed jobs: look now rather than at the next poll. */
+  wake(): void;
+  metrics(): Promise<Metrics>;
+  stop(): Promise<void>;
+}
+
+/** The bus name for a container whose workers run on a thread, or undefined when Redis joins them. */
+export const threadBusName = (config: Config): string | undefined => (config.redisUrl ? undefined : `switchboard:${randomUUID()}`);
+
+/**
+ * The thread runs this module. Run from TypeScript (`tsx`), it first loads tsx's loader itself:
+ * on Node 20 a worker thread does not inherit the main thread's module hooks.
+ */
+function threadEntry(): { source: string | URL; eval: boolean } {
+  const self = new URL(import.meta.url);
+  if (!self.pathname.endsWith('.ts')) return { source: self, eval: false };
+  const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  return { source: `import(${api}).then(({ register }) => { register(); return import(${JSON.stringify(self.href)}); })`, eval: true };
+}
+
+/** Starts the workers' thread; resolves once its container has started. */
+export function startWorkerThread(config: Config, busName: string | undefined, options: ThreadData['options'], log: Logger): Promise<WorkerThread> {
+  const data: ThreadData = { switchboardWorkerThread: true, config: { ...config, workersEnabled: true, workerThread: false }, busName, options };
+  const entry = threadEntry();
+  const thread = new Worker(entry.source, { eval: entry.eval, workerData: data });
+  const asked = new Map<number, (m: Metrics) => void>();
+  let next = 0;
+  let stopping: Promise<void> | undefined;
+  return new Promise((resolve, reject) => {
+    let started = false;
+    const fail = (err: Error) => {
+      if (!started) return reject(err);
+      if (stopping) return;
+      log.fatal({ err }, 'the workers\' thread failed; exiting so that the process is restarted');
+      process.exit(1);
+    };
+    thread.on('error', fail);
+    thread.on('exit', (code) => fail(new Error(`the workers' thread exited (${code})`)));
+    thread.on('message', (m: FromThread) => {
+      if (m.type === 'failed') fail(new Error(m.message));
+      else if (m.type === 'metrics') {
+        asked.get(m.id)?.(m.metrics);
+        asked.delete(m.id);
+      } else if (m.type === 'ready') {
+        started = true;
+        resolve({
+          wake: () => thread.postMessage({ type: 'wake' } satisfies ToThread),
+          metrics: () => new Promise((done) => {
+            const id = next++;
+            asked.set(id, done);
+            thread.postMessage({ type: 'metrics', id } satisfies ToThread);
+          }),
+          // The thread closes its container (in-flight jobs finish or are handed back), then ends.
+          stop: () => (stopping ??= new Promise<void>((done) => {
+            const end = () => void thread.terminate().then(() => done(), () => done());
+            thread.on('message', (m: FromThread) => m.type === 'stopped' && end());
+            thread.once('exit', () => done());
+            thread.postMessage({ type: 'stop' } satisfies ToThread);
+          })),
+        });
+      }
+    });
+  });
+}
+
+async function runThread(data: ThreadData): Promise<void> {
+  const port = parentPort!;
+  const post = (m: FromThread) => port.postMessage(m);
+  try {
+    const [{ createContainer }, { moduleDefinitions }, { createThreadBus }] = await Promise.all([
+      import('./container.js'), import('./modules/index.js'), import('./events/bus.js'),
+    ]);
+    const { config, options } = data;
+    const container = await createContainer(config, {
+      log: pino({ level: config.logLevel }).child({ thread: 'workers' }),
+      bus: data.busName ? createThreadBus(data.busName) : undefined,
+      schema: options.schema,
+      busPrefix: options.busPrefix,
+      worker: options.worker,
+      modules: options.modules ? moduleDefinitions.filter((m) => options.modules!.includes(m.name)) : undefined,
+    });
+    port.on('message', (m: ToThread) => {
+      if (m.type === 'wake') container.platform.queue.wake();
+      else if (m.type === 'metrics') void container.platform.metrics.getMetricsAsJSON().then((metrics) => post({ type: 'metrics', id: m.id, metrics }));
+      else if (m.type === 'stop') {
+        void container.close().finally(() => post({ type: 'stopped' }));
+      }
+    });
+    await container.start();
+    post({ type: 'ready' });
+  } catch (err) {
+    post({ type: 'failed', message: err instanceof Error ? err.stack ?? err.message : String(err) });
+    port.close();
+  }
+}
+
+if (!isMainThread && (workerData as Partial<ThreadData> | undefined)?.switchboardWorkerThread) void runThread(workerData as ThreadData);
