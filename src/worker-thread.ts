@@ -25,6 +25,10 @@ interface ThreadData {
   config: Config;
   /** The `BroadcastChannel` joining the two buses (absent with Redis). */
   busName?: string;
+  /**
+   * The container options that can cross: modules go by name (the thread builds the default
+   * definitions of those modules), and a test's clock or ids stay on the main thread.
+   */
   options: Pick<ContainerOptions, 'schema' | 'busPrefix' | 'worker'> & { modules?: string[] };
 }
 
