@@ -169,6 +169,14 @@ function spawnChild(source: string, name: string): Promise<{ child: ChildProcess
   });
 }
 
+/** SIGTERM, then resolves once the process has exited. */
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  return exited;
+}
+
 /**
  * Waits until `done()` holds (a number: until it stops changing for 300 ms); resolves to the
  * milliseconds waited, or undefined after `limitMs`.
@@ -212,7 +220,7 @@ async function batchRun(location: DatabaseLocation, label: string, receiverUrl: 
     console.log(`batch of 1,000 (${label}, accepted, workers off): ${(r.rate * 1000).toFixed(0)} msgs/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms per batch, errors ${r.errors}`);
     return r.rate * 1000;
   } finally {
-    server.child.kill('SIGTERM');
+    await stopChild(server.child);
   }
 }
 
@@ -284,8 +292,9 @@ async function main() {
         const dispatch = acceptOnly ? 'no dispatch in this mode' : `dispatch ${lag === undefined ? `behind: ${(await receivedNow()) - r0} of ${o.n} delivered 10 s after the run` : `kept up: all ${o.n} delivered ${lag.toFixed(0)} ms after the last answer`}`;
         console.log(`[${mode}] open loop at ${target} req/s (0.25× bare): ${o.rate.toFixed(0)} req/s answered, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms (target ≤ 10), errors ${o.errors}; ${dispatch}`);
       } finally {
-        api.child.kill('SIGTERM');
-        worker?.child.kill('SIGTERM');
+        // Gone before their database is dropped at the end (a schema dropped under a live
+        // connection could stay behind).
+        await Promise.all([stopChild(api.child), worker && stopChild(worker.child)]);
       }
     }
   } finally {
