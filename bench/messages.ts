@@ -2,10 +2,11 @@
  * One API benchmark (`npx tsx bench/messages.ts`). In the same run:
  *  1. POST /messages with an access token to a custom channel whose receiver answers at once,
  *     versus a bare Fastify route in a separate process: rates, ratio, p99. Targets: ratio ≥ 0.25,
- *     p99 ≤ 10 ms. Measured twice on SQLite: embedded (one process accepts and dispatches) and
+ *     p99 ≤ 10 ms. Measured three times on SQLite: embedded (one process accepts and dispatches),
+ *     worker thread (the same process with WORKER_THREAD=true: dispatch on a worker thread) and
  *     split (an API process with WORKERS_ENABLED=false plus a worker process on the same database,
  *     ARCHITECTURE.md "Processes"), and split on PostgreSQL when TEST_DATABASE_URL is set; every
- *     run dispatches to the receiver while the load runs.
+ *     run dispatches to the receiver (a process of its own) while the load runs.
  *     Then the same send in an open loop at 0.25× the bare route's rate: p99 from each request's
  *     scheduled time, and whether dispatch delivers every message of that run. Last, the API
  *     process alone with no worker anywhere ("accept only"): the accept path's own share, to tell
