@@ -21,6 +21,7 @@ import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { spawnServer } from '../test/fixtures/spawn.js';
+import { stopProcess } from './lib/processes.js';
 import { ADMIN_TOKEN, dropLocation, freshLocation, testEnv, type DatabaseLocation } from '../test/helpers/harness.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -170,14 +171,6 @@ function spawnChild(source: string, name: string): Promise<{ child: ChildProcess
   });
 }
 
-/** SIGTERM, then resolves once the process has exited. */
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  return exited;
-}
-
 /**
  * Waits until `done()` holds (a number: until it stops changing for 300 ms); resolves to the
  * milliseconds waited, or undefined after `limitMs`.
@@ -221,7 +214,7 @@ async function batchRun(location: DatabaseLocation, label: string, receiverUrl: 
     console.log(`batch of 1,000 (${label}, accepted, workers off): ${(r.rate * 1000).toFixed(0)} msgs/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms per batch, errors ${r.errors}`);
     return r.rate * 1000;
   } finally {
-    await stopChild(server.child);
+    await stopProcess(server.child);
   }
 }
 
@@ -295,11 +288,11 @@ async function main() {
       } finally {
         // Gone before their database is dropped at the end (a schema dropped under a live
         // connection could stay behind).
-        await Promise.all([stopChild(api.child), worker && stopChild(worker.child)]);
+        await Promise.all([stopProcess(api.child), worker && stopProcess(worker.child)]);
       }
     }
   } finally {
-    bare.child.kill('SIGTERM');
+    await stopProcess(bare.child);
   }
   const cleanup = async () => { for (const l of locations) await dropLocation(l).catch(() => {}); };
   if (selected('batch, SQLite')) await batchRun(freshLocation('sqlite'), 'SQLite', receiverUrl);
@@ -308,7 +301,7 @@ async function main() {
     await batchRun(pg, 'PostgreSQL', receiverUrl);
     await dropLocation(pg);
   }
-  receiver.child.kill('SIGTERM');
+  await stopProcess(receiver.child);
   agent.destroy();
   await cleanup();
 }

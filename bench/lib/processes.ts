@@ -39,15 +39,19 @@ export async function http(method: string, url: string, opts: { headers?: Record
   return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
 }
 
+/** SIGTERM (SIGKILL after 5 s), resolved once the process has exited. */
+export async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const gone = new Promise<void>((r) => proc.once('exit', () => r()));
+  proc.kill('SIGTERM');
+  const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+  await gone;
+  clearTimeout(t);
+}
+
 function stopper(proc: ChildProcess, cleanup: () => void = () => {}) {
   return async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      const gone = new Promise<void>((r) => proc.once('exit', () => r()));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await gone;
-      clearTimeout(t);
-    }
+    await stopProcess(proc);
     cleanup();
   };
 }
