@@ -9,17 +9,34 @@ import { Worker } from 'node:worker_threads';
  * for, nor block, the main connection's readers and writers (SQLite's WAL allows a checkpoint
  * alongside them). The main connection keeps a much larger `wal_autocheckpoint` as a backstop in
  * case this thread falls behind.
+ *
+ * A PASSIVE checkpoint copies frames but never starts the WAL over: SQLite writes from the start
+ * of the file again only when a write transaction begins while every frame is already copied, and
+ * under steady writes some commit always lands between a checkpoint and the next transaction. The
+ * WAL then grew to the backstop's 100,000 pages (400 MB) — every commit extending the file and
+ * every page look-up searching a larger WAL index — and at the backstop the main connection ran a
+ * checkpoint itself, stopping the process for as long as the thread was behind. So once the WAL
+ * holds more than `restartPages`, the thread follows its PASSIVE pass with a RESTART checkpoint,
+ * which holds the write lock while it copies what was committed during the pass and waits for
+ * readers to finish, so that the next writer starts the WAL over (the main connection's writers
+ * wait for it asynchronously, storage/uow.ts `waitingForLocks`). It waits at most 25 ms for the
+ * write lock and, holding it, for readers (an export reads for seconds): a RESTART that cannot
+ * finish by then leaves the WAL as it is and the thread tries again later. docs/adr/0002-storage.md.
  */
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.file);
-db.pragma('busy_timeout = 5000');
+// Only RESTART waits (PASSIVE never does), and never long: see above.
+db.pragma('busy_timeout = 25');
 let stopping = false;
 const tick = () => {
   if (stopping) return;
   try {
-    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    let [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    if (r && r.log > workerData.restartPages) {
+      [r] = db.pragma('wal_checkpoint(RESTART)');
+    }
     // More frames than one interval's worth still to copy: go again at once.
     setTimeout(tick, r && r.log - r.checkpointed > workerData.pages ? 0 : workerData.intervalMs);
   } catch {
@@ -38,9 +55,18 @@ export interface Checkpointer {
   close(): Promise<void>;
 }
 
-export function startCheckpointer(file: string, options: { intervalMs?: number; pages?: number } = {}): Checkpointer {
+export interface CheckpointerOptions {
+  intervalMs?: number;
+  /** Frames a PASSIVE pass may leave before the thread goes again at once. */
+  pages?: number;
+  /** WAL size (frames) from which the thread starts the WAL over (RESTART). */
+  restartPages?: number;
+}
+
+export function startCheckpointer(file: string, options: CheckpointerOptions = {}): Checkpointer {
   const module = createRequire(import.meta.url).resolve('better-sqlite3');
-  const worker = new Worker(WORKER, { eval: true, workerData: { file, module, intervalMs: options.intervalMs ?? 500, pages: options.pages ?? 2000 } });
+  const workerData = { file, module, intervalMs: options.intervalMs ?? 500, pages: options.pages ?? 2000, restartPages: options.restartPages ?? 16_384 };
+  const worker = new Worker(WORKER, { eval: true, workerData });
   // A checkpointer that cannot start leaves checkpoints to the main connection's backstop.
   worker.on('error', () => {});
   worker.unref();

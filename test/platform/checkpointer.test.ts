@@ -2,7 +2,9 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { sql } from 'kysely';
+import Database from 'better-sqlite3';
 import { openDatabase } from '../../src/storage/db.js';
+import { startCheckpointer } from '../../src/storage/checkpointer.js';
 import { dropLocation, freshLocation } from '../helpers/harness.js';
 
 it('SQLite: the WAL is copied into the database file by the background checkpointer, not by commits', async () => {
@@ -19,6 +21,42 @@ it('SQLite: the WAL is copied into the database file by the background checkpoin
     assert.equal(Number((await sql<{ n: number }>`SELECT COUNT(*) AS n FROM t`.execute(handle.db)).rows[0]!.n), 200);
   } finally {
     await handle.close();
+    await dropLocation(location);
+  }
+});
+
+it('SQLite: under steady writes the checkpointer starts the WAL over instead of letting it grow', async () => {
+  const location = freshLocation('sqlite');
+  const db = new Database(location.url);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  // As the server's connection: the backstop far away, lock waits in the caller, not in SQLite.
+  db.pragma('wal_autocheckpoint = 100000');
+  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+  const checkpointer = startCheckpointer(location.url, { intervalMs: 5, restartPages: 256 });
+  const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+  const write = db.transaction((n: number) => {
+    for (let i = 0; i < n; i++) insert.run('x'.repeat(1000));
+  });
+  try {
+    // 40 MB of commits with no pause long enough for a PASSIVE checkpoint to catch up before the
+    // next transaction: without a RESTART, SQLite would keep appending to the WAL.
+    let written = 0;
+    while (written < 40_000) {
+      try {
+        write(100);
+        written += 100;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err; // the RESTART holds the write lock
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const walBytes = statSync(`${location.url}-wal`).size;
+    assert.ok(walBytes < 12_000_000, `the WAL reached ${walBytes} bytes`);
+    assert.equal((db.prepare('SELECT COUNT(*) AS n FROM t').get() as { n: number }).n, 40_000);
+  } finally {
+    await checkpointer.close();
+    db.close();
     await dropLocation(location);
   }
 });
