@@ -21,7 +21,8 @@ import { Worker } from 'node:worker_threads';
  * readers to finish, so that the next writer starts the WAL over (the main connection's writers
  * wait for it asynchronously, storage/uow.ts `waitingForLocks`). It waits at most 25 ms for the
  * write lock and, holding it, for readers (an export reads for seconds): a RESTART that cannot
- * finish by then leaves the WAL as it is and the thread tries again later. docs/adr/0002-storage.md.
+ * finish by then leaves the WAL as it is and the thread tries again an interval later, not at once.
+ * docs/adr/0002-storage.md.
  */
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -30,18 +31,21 @@ const db = new Database(workerData.file);
 // Only RESTART waits (PASSIVE never does), and never long: see above.
 db.pragma('busy_timeout = 25');
 let stopping = false;
+// Frames copied as of the last pass (the WAL's, so it falls when the WAL starts over).
+let copied = 0;
 const tick = () => {
   if (stopping) return;
+  let delay = workerData.intervalMs;
   try {
-    let [r] = db.pragma('wal_checkpoint(PASSIVE)');
-    if (r && r.log > workerData.restartPages) {
-      [r] = db.pragma('wal_checkpoint(RESTART)');
-    }
-    // More frames than one interval's worth still to copy: go again at once.
-    setTimeout(tick, r && r.log - r.checkpointed > workerData.pages ? 0 : workerData.intervalMs);
-  } catch {
-    setTimeout(tick, workerData.intervalMs);
-  }
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    const [x] = r && r.log > workerData.restartPages ? db.pragma('wal_checkpoint(RESTART)') : [];
+    // More frames than one interval's worth still to copy: go again at once, as long as the pass
+    // got somewhere (a long read holds the frames after its snapshot back: no spinning meanwhile)
+    // and no RESTART was just refused (it held the write lock for its wait: not again at once).
+    if (r && r.log - r.checkpointed > workerData.pages && r.checkpointed > copied && !(x && x.busy)) delay = 0;
+    copied = r ? r.checkpointed : 0;
+  } catch {}
+  setTimeout(tick, delay);
 };
 setTimeout(tick, workerData.intervalMs);
 parentPort.on('message', () => {
