@@ -54,6 +54,8 @@ export interface ContainerOptions {
   /** Overrides for worker timing (tests). */
   worker?: { leaseMs?: number; idlePollMs?: number; backoffBaseMs?: number; owner?: string };
   modules?: ModuleDefinition[];
+  /** SQLite: another container of this process checkpoints the file (the workers' thread's, src/worker-thread.ts). */
+  checkpointedElsewhere?: boolean;
 }
 
 /** Keys and secrets generated at first start and kept in DATA_DIR (zero-configuration start). */
@@ -86,7 +88,7 @@ export async function createContainer(given: Config, options: ContainerOptions =
   const clock = options.clock ?? systemClock;
   const ids = options.ids ?? randomIds;
   const { signingKeys, installationSecret } = localSecrets(config);
-  const handle: DatabaseHandle = openDatabase(config.databaseUrl, { schema: options.schema, poolSize: config.databasePoolSize });
+  const handle: DatabaseHandle = openDatabase(config.databaseUrl, { schema: options.schema, poolSize: config.databasePoolSize, checkpointer: !options.checkpointedElsewhere });
   if (handle.dialect === 'postgres' && options.schema) {
     await handle.pool!.query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`);
   }

@@ -116,6 +116,8 @@ async function runThread(data: ThreadData): Promise<void> {
       busPrefix: options.busPrefix,
       worker: options.worker,
       modules: options.modules ? moduleDefinitions.filter((m) => options.modules!.includes(m.name)) : undefined,
+      // The main thread's connection runs the file's checkpointer for both.
+      checkpointedElsewhere: true,
     });
     port.on('message', (m: ToThread) => {
       if (m.type === 'wake') container.platform.queue.wake();

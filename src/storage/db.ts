@@ -98,6 +98,12 @@ export interface OpenOptions {
   /** PostgreSQL: work inside this schema (created if missing). */
   schema?: string;
   poolSize?: number;
+  /**
+   * SQLite: false when another connection of this process runs the background checkpointer on
+   * the same file (the workers' thread beside the main thread): one is enough, and two would both
+   * take the write lock for their RESTARTs.
+   */
+  checkpointer?: boolean;
 }
 
 /** Opens the database named by a URL: PostgreSQL for postgres URLs, otherwise a SQLite file. */
@@ -129,8 +135,9 @@ export function openDatabase(url: string, options: OpenOptions = {}): DatabaseHa
   // stop the whole process while the WAL is copied and fsynced. The main connection's automatic
   // checkpoint stays as a backstop at a much larger WAL. Keep more pages cached. See
   // docs/adr/0002-storage.md.
-  const checkpointer = file === ':memory:' ? undefined : startCheckpointer(file);
-  sqlite.pragma(`wal_autocheckpoint = ${checkpointer ? 100_000 : 10_000}`);
+  const backgroundCheckpoints = file !== ':memory:';
+  const checkpointer = backgroundCheckpoints && options.checkpointer !== false ? startCheckpointer(file) : undefined;
+  sqlite.pragma(`wal_autocheckpoint = ${backgroundCheckpoints ? 100_000 : 10_000}`);
   sqlite.pragma('cache_size = -65536');
   sqlite.pragma('temp_store = MEMORY');
   const db = new Kysely<Database>({ dialect: new TransactionAwareSqliteDialect({ database: sqlite }) });
