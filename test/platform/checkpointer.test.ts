@@ -5,7 +5,28 @@ import { sql } from 'kysely';
 import Database from 'better-sqlite3';
 import { openDatabase } from '../../src/storage/db.js';
 import { startCheckpointer } from '../../src/storage/checkpointer.js';
-import { dropLocation, freshLocation } from '../helpers/harness.js';
+import { dropLocation, freshLocation, type DatabaseLocation } from '../helpers/harness.js';
+
+/**
+ * A table written through its own connection as the server's connection writes: in WAL mode with
+ * the automatic checkpoint as a far backstop, and a write that finds the lock taken failing at
+ * once with SQLITE_BUSY (the server waits for locks itself, storage/uow.ts `waitingForLocks`).
+ */
+function walTable(location: DatabaseLocation) {
+  const db = new Database(location.url);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('wal_autocheckpoint = 100000');
+  db.pragma('busy_timeout = 0');
+  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+  const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+  const write = db.transaction((rows: number) => {
+    for (let i = 0; i < rows; i++) insert.run('x'.repeat(1000));
+  });
+  return { db, write };
+}
+
+const isBusy = (err: unknown) => (err as { code?: string }).code === 'SQLITE_BUSY';
 
 it('SQLite: the WAL is copied into the database file by the background checkpointer, not by commits', async () => {
   const location = freshLocation('sqlite');
@@ -27,17 +48,8 @@ it('SQLite: the WAL is copied into the database file by the background checkpoin
 
 it('SQLite: under steady writes the checkpointer starts the WAL over instead of letting it grow', async () => {
   const location = freshLocation('sqlite');
-  const db = new Database(location.url);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  // As the server's connection: the backstop far away, lock waits in the caller, not in SQLite.
-  db.pragma('wal_autocheckpoint = 100000');
-  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+  const { db, write } = walTable(location);
   const checkpointer = startCheckpointer(location.url, { intervalMs: 5, restartPages: 256 });
-  const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
-  const write = db.transaction((n: number) => {
-    for (let i = 0; i < n; i++) insert.run('x'.repeat(1000));
-  });
   try {
     // 40 MB of commits with no pause long enough for a PASSIVE checkpoint to catch up before the
     // next transaction: without a RESTART, SQLite would keep appending to the WAL.
@@ -47,7 +59,7 @@ it('SQLite: under steady writes the checkpointer starts the WAL over instead of 
         write(100);
         written += 100;
       } catch (err) {
-        if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err; // the RESTART holds the write lock
+        if (!isBusy(err)) throw err; // the RESTART holds the write lock
       }
       await new Promise((r) => setTimeout(r, 1));
     }
@@ -61,18 +73,10 @@ it('SQLite: under steady writes the checkpointer starts the WAL over instead of 
   }
 });
 
-it('SQLite: while a long read holds the WAL back, the checkpointer neither spins nor keeps writers waiting', async () => {
+it('SQLite: while a long read holds the WAL back, the checkpointer waits between passes and does not keep writers waiting', async () => {
   const location = freshLocation('sqlite');
-  const db = new Database(location.url);
-  db.pragma('journal_mode = WAL');
-  db.pragma('wal_autocheckpoint = 100000');
-  db.pragma('busy_timeout = 0'); // a write that finds the lock taken fails at once: counted below
-  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
-  const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
-  const write = db.transaction(() => {
-    for (let i = 0; i < 20; i++) insert.run('x'.repeat(1000));
-  });
-  write(); // the reader's snapshot holds these frames
+  const { db, write } = walTable(location); // a write that finds the lock taken is counted below
+  write(20); // the reader's snapshot holds these frames
   // An export reading for seconds: its snapshot keeps every later frame in the WAL.
   const reader = new Database(location.url);
   reader.exec('BEGIN');
@@ -85,10 +89,10 @@ it('SQLite: while a long read holds the WAL back, the checkpointer neither spins
     const until = Date.now() + 1500;
     while (Date.now() < until) {
       try {
-        write();
+        write(20);
         done++;
       } catch (err) {
-        if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+        if (!isBusy(err)) throw err;
         refused++;
       }
       await new Promise((r) => setTimeout(r, 1));
@@ -103,7 +107,25 @@ it('SQLite: while a long read holds the WAL back, the checkpointer neither spins
     db.close();
     await dropLocation(location);
   }
-  // The thread's CPU counts in this process's: it waits between passes instead of spinning.
+  // The thread's CPU counts in this process's: it waits between passes that copy nothing.
   const cpu = process.cpuUsage(cpu0);
   assert.ok(cpu.user + cpu.system < 1_200_000, `${(cpu.user + cpu.system) / 1000} ms of CPU in 1.5 s`);
+});
+
+it('SQLite: a connection opened with checkpointer: false leaves the copying to another connection', async () => {
+  const location = freshLocation('sqlite');
+  // The workers' thread opens the file so: the main thread's connection checkpoints for both.
+  const handle = openDatabase(location.url, { checkpointer: false });
+  try {
+    await sql`CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)`.execute(handle.db);
+    const before = statSync(location.url).size;
+    for (let i = 0; i < 200; i++) await sql`INSERT INTO t (v) VALUES (${'x'.repeat(10_000)})`.execute(handle.db);
+    // The first test's checkpointer copies this much within a second (it runs every 500 ms).
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(statSync(location.url).size, before, 'no checkpoint wrote the database file');
+    assert.ok(statSync(`${location.url}-wal`).size > 2_000_000);
+  } finally {
+    await handle.close();
+    await dropLocation(location);
+  }
 });
