@@ -6,7 +6,7 @@
  *   npx tsx bench/profiles.ts                      (SQLite; adds PostgreSQL when TEST_DATABASE_URL is set)
  *   BENCH_PROFILES=20000 npx tsx bench/profiles.ts
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +28,35 @@ const N = Number(process.env.BENCH_PROFILES ?? 100_000);
 const QUERIES = Number(process.env.BENCH_QUERIES ?? 200);
 const actor: Actor = { kind: 'admin', accountId: 1, actor: 'interactive:admin', role: 'admin' };
 
+/**
+ * CPU time (µs) used so far by every process named `postgres` on this machine (its server, when it
+ * runs here), from /proc; undefined when there is none to read. The server shares the machine's
+ * cores with this process, so its CPU per profile tells which side bounds the rate.
+ */
+function postgresCpuMicros(): number | undefined {
+  let total = 0;
+  let found = false;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return undefined;
+  }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
+      const fields = stat.slice(close + 2).split(' ');
+      total += ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+      found = true;
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return found ? total : undefined;
+}
+
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
 async function run(label: string, databaseUrl: string, schema?: string): Promise<void> {
@@ -42,6 +71,7 @@ async function run(label: string, databaseUrl: string, schema?: string): Promise
     // time is reported too: on the shared development machine wall-clock rates vary ±2× with
     // other developers' load.
     const cpu0 = process.cpuUsage();
+    const pg0 = container.platform.handle.dialect === 'postgres' ? postgresCpuMicros() : undefined;
     let t0 = performance.now();
     for (let b = 0; b < N; b += 1000) {
       const items = Array.from({ length: Math.min(1000, N - b) }, (_, j) => {
@@ -53,6 +83,8 @@ async function run(label: string, databaseUrl: string, schema?: string): Promise
     const upsertRate = N / ((performance.now() - t0) / 1000);
     const cpu = process.cpuUsage(cpu0);
     const upsertCpuUs = (cpu.user + cpu.system) / N;
+    const pg1 = pg0 === undefined ? undefined : postgresCpuMicros();
+    const serverCpuUs = pg0 === undefined || pg1 === undefined ? undefined : (pg1 - pg0) / N;
     // Updating existing profiles (merge) goes through the revision-guarded path.
     t0 = performance.now();
     const U = Math.min(N, 20_000);
@@ -134,7 +166,7 @@ async function run(label: string, databaseUrl: string, schema?: string): Promise
 
     const f = (x: number) => x.toFixed(2);
     console.log(`\n## ${label} — ${N.toLocaleString('en')} profiles`);
-    console.log(`bulk upsert (create)     ${Math.round(upsertRate).toLocaleString('en')} rows/s   (target ≥ 20,000; this process's CPU ${upsertCpuUs.toFixed(0)} µs/row)`);
+    console.log(`bulk upsert (create)     ${Math.round(upsertRate).toLocaleString('en')} rows/s   (target ≥ 20,000; this process's CPU ${upsertCpuUs.toFixed(0)} µs/row${serverCpuUs === undefined ? '' : `, the local PostgreSQL server's ${serverCpuUs.toFixed(0)} µs/row`})`);
     console.log(`bulk upsert (merge)      ${Math.round(updateRate).toLocaleString('en')} rows/s`);
     console.log(`bulk upsert, 2 clients   create ${Math.round(parallelCreate).toLocaleString('en')} rows/s, merge ${Math.round(parallelMerge).toLocaleString('en')} rows/s (${P.toLocaleString('en')} profiles in another space)`);
     console.log(`baseline 100 rows by PK  p50 ${f(baseline.p50)} ms  p95 ${f(baseline.p95)} ms`);
