@@ -65,6 +65,61 @@ eachDatabase('profiles: bulk, paging, opt-in, relationships, audiences, devices,
     assert.equal((await s().request({ method: 'GET', url: at('?$limit=1&id=^r') })).headers['x-total-count'], '400');
   });
 
+  it('answers bulks after one that created profiles as it does after any other', async () => {
+    // On PostgreSQL a batch that follows one that created profiles only is first tried as if none
+    // of its ids existed (writer `applyMany`): inserted at once when they are all free, rolled back
+    // and read first when one is taken. The answers must not tell the difference.
+    const own = await s().createSpace();
+    const at = (p = '') => `/apispaces/${own}/profiles${p}`;
+    const bulk = async (items: Array<Record<string, unknown>>) => {
+      const res = await s().request({ method: 'PATCH', url: at('/bulk'), payload: items });
+      assert.equal(res.statusCode, 200);
+      return res.json() as Array<{ id: string; result: string; message?: string }>;
+    };
+    const doc = async (id: string) => (await s().request({ method: 'GET', url: at(`/${id}`) })).json();
+    const seed = await bulk(Array.from({ length: 300 }, (_, i) => ({ id: `m${i}`, city: 'Leeds', n: i })));
+    assert.ok(seed.every((r) => r.result === 'created'));
+    assert.equal((await s().request({ method: 'DELETE', url: at('/m5') })).statusCode, 204);
+
+    // New ids only (one repeated, one first failing): inserted without a read.
+    const fresh = await bulk([{ id: 'k1', phoneNumber: 'abc' }, { id: 'k1', tier: 'gold' }, { id: 'k2', x: 1 }, { id: 'k2', y: 2 }, ...Array.from({ length: 250 }, (_, i) => ({ id: `z${i}`, i }))]);
+    assert.deepEqual(fresh.slice(0, 4).map((r) => r.result), ['failed', 'created', 'created', 'updated']);
+    assert.match(fresh[0]!.message!, /phoneNumber/);
+    assert.ok(fresh.slice(4).every((r) => r.result === 'created'));
+    assert.deepEqual([(await doc('k1')).tier, (await doc('k1')).phoneNumber, (await doc('k2')).x, (await doc('k2')).y], ['gold', undefined, 1, 2]);
+
+    // Mostly new ids, a few taken (one of them deleted): the insert is rolled back, the batch read first.
+    const mixed = await bulk([
+      { id: 'n1', phoneNumber: 'abc' }, { id: 'n1', tier: 'gold' },
+      { id: 'm1', a: 1 }, { id: 'm1', b: 2 },
+      { id: 'm5', a: 1 },
+      { id: 'n2', x: 1 }, { id: 'n2', y: 2 },
+      ...Array.from({ length: 250 }, (_, i) => ({ id: `y${i}`, i })),
+    ]);
+    assert.deepEqual(mixed.slice(0, 7).map((r) => [r.id, r.result]), [
+      ['n1', 'failed'], ['n1', 'created'], ['m1', 'updated'], ['m1', 'updated'], ['m5', 'failed'], ['n2', 'created'], ['n2', 'updated'],
+    ]);
+    assert.match(mixed[4]!.message!, /deleted/);
+    assert.ok(mixed.slice(7).every((r) => r.result === 'created'));
+    assert.deepEqual([(await doc('m1')).city, (await doc('m1')).n, (await doc('m1')).a, (await doc('m1')).b], ['Leeds', 1, 1, 2]);
+    assert.deepEqual([(await doc('n1')).tier, (await doc('n2')).x, (await doc('n2')).y, (await doc('y7')).i], ['gold', 1, 2, 7]);
+
+    // Each profile's events in the order of its items, revisions counting up; none for the rolled-back insert.
+    const events = await s().container.platform.db.selectFrom('events').select(['name', 'meta']).where('api_space_id', '=', own).orderBy('id').execute();
+    const of = (id: string) => events.map((e) => ({ name: e.name, meta: JSON.parse(String(e.meta)) as { profileId: string; revision: number } })).filter((e) => e.meta.profileId === id).map((e) => [e.name, e.meta.revision]);
+    assert.deepEqual(of('k2'), [['profile.create', 0], ['profile.update', 1]]);
+    assert.deepEqual(of('n2'), [['profile.create', 0], ['profile.update', 1]]);
+    assert.deepEqual(of('m1'), [['profile.create', 0], ['profile.update', 1], ['profile.update', 2]]);
+    assert.equal(events.filter((e) => e.name === 'profile.create').length, 300 + 252 + 252);
+
+    // Existing ids right after: all updated, and queries see every profile once.
+    const again = await bulk(Array.from({ length: 250 }, (_, i) => ({ id: `z${i}`, seen: true })));
+    assert.ok(again.every((r) => r.result === 'updated'));
+    assert.deepEqual([(await doc('z7')).seen, (await doc('z7')).i], [true, 7]);
+    assert.equal((await s().request({ method: 'GET', url: at('?$limit=1&i=7') })).headers['x-total-count'], '2');
+    assert.equal((await s().request({ method: 'GET', url: at('?$limit=1') })).headers['x-total-count'], String(299 + 252 + 252));
+  });
+
   it('opts in and out per channel, with space defaults', async () => {
     await s().request({ method: 'POST', url: url(), payload: { id: 'ann' } });
     assert.equal((await s().request({ method: 'GET', url: url('/optin') })).json().sms, true);

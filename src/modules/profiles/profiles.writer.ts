@@ -97,21 +97,12 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo, grew
     return finishData(item.id, next, failures);
   }
 
-  /**
-   * Applies many merge/replace items in order (ids may repeat: each is applied on top of the
-   * previous), creating missing profiles. Set-based: one locked read, batched inserts, guarded
-   * updates, one event per applied item.
-   */
-  async function applyMany(uow: Uow, apiSpaceId: string, actor: string, items: MergeItem[]): Promise<ItemResult[]> {
-    const accountId = await accountOf(apiSpaceId, uow.tx);
-    const ids = [...new Set(items.map((i) => i.id))];
-    const existing = await repo.load(uow.tx, apiSpaceId, ids, true);
+  /** The states, results and events of `items` applied in order on top of `existing`; ids absent from it are created. */
+  function applyAll(items: readonly MergeItem[], existing: ReadonlyMap<string, ProfileState>, actor: string, now: string) {
     const working = new Map<string, ProfileState>();
     const created = new Set<string>();
     const results: ItemResult[] = [];
-    const pending: Array<{ name: string; state: ProfileState }> = [];
-    // One timestamp for the batch (one request or import chunk, one transaction).
-    const now = iso(clock.now());
+    const events: Array<{ name: string; state: ProfileState }> = [];
     for (const item of items) {
       const cur = working.get(item.id) ?? existing.get(item.id);
       if (cur?.deletedOn) {
@@ -127,21 +118,55 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo, grew
       const next = cur ? bump(cur, actor, { data }, now) : fresh(item.id, data, actor, false, now);
       if (!cur) created.add(item.id);
       working.set(item.id, next);
-      pending.push({ name: cur ? 'profile.update' : 'profile.create', state: next });
+      events.push({ name: cur ? 'profile.update' : 'profile.create', state: next });
       results.push({ id: item.id, result: cur ? 'updated' : 'created' });
     }
     const inserts = [...created].map((id) => working.get(id)!);
     const updates = [...working.values()].filter((s) => !created.has(s.id)).map((next) => ({ prev: existing.get(next.id)!, next }));
-    try {
-      await repo.insertMany(uow.tx, apiSpaceId, inserts);
-      if (inserts.length) uow.afterCommit(() => grew(inserts.length));
-    } catch (err) {
-      if (isUniqueViolation(err)) throw errors.conflict('Profiles were created by another request at the same time');
-      throw err;
+    return { results, events, inserts, updates };
+  }
+
+  // PostgreSQL, per space: whether the last batch created profiles only. The next one then tries
+  // to insert before reading (applyMany).
+  const creating = new Map<string, boolean>();
+
+  /**
+   * Applies many merge/replace items in order (ids may repeat: each is applied on top of the
+   * previous), creating missing profiles. Set-based: one locked read, batched inserts, guarded
+   * updates, one event per applied item.
+   *
+   * On PostgreSQL, after a batch that created profiles only, the next one is first applied as if
+   * none of its ids existed; when every id then makes a new profile, they are inserted without the
+   * read (`insertAllNew`: one unique-index probe per id, which the insert makes anyway, instead of
+   * two). An id already taken rolls that insert back and the batch goes the read-first way. So a
+   * bulk load skips the read, and a batch of existing profiles is tried that way only once.
+   */
+  async function applyMany(uow: Uow, apiSpaceId: string, actor: string, items: MergeItem[]): Promise<ItemResult[]> {
+    const accountId = await accountOf(apiSpaceId, uow.tx);
+    const ids = [...new Set(items.map((i) => i.id))];
+    // One timestamp for the batch (one request or import chunk, one transaction).
+    const now = iso(clock.now());
+    const pg = ctx.handle.dialect === 'postgres';
+    let plan: ReturnType<typeof applyAll> | undefined;
+    if (pg && creating.get(apiSpaceId)) {
+      const fresh = applyAll(items, new Map(), actor, now);
+      if (fresh.inserts.length === ids.length && (await repo.insertAllNew(uow.tx, apiSpaceId, fresh.inserts))) plan = fresh;
     }
-    if (!(await repo.updateMany(uow.tx, apiSpaceId, updates))) throw errors.conflict('Profiles were changed by another request at the same time');
-    await emitMany(uow, apiSpaceId, pending, accountId);
-    return results;
+    if (!plan) {
+      plan = applyAll(items, await repo.load(uow.tx, apiSpaceId, ids, true), actor, now);
+      try {
+        await repo.insertMany(uow.tx, apiSpaceId, plan.inserts);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw errors.conflict('Profiles were created by another request at the same time');
+        throw err;
+      }
+    }
+    const created = plan.inserts.length;
+    if (created) uow.afterCommit(() => grew(created));
+    if (pg) creating.set(apiSpaceId, created === ids.length);
+    if (!(await repo.updateMany(uow.tx, apiSpaceId, plan.updates))) throw errors.conflict('Profiles were changed by another request at the same time');
+    await emitMany(uow, apiSpaceId, plan.events, accountId);
+    return plan.results;
   }
 
   /** Validates and cleans one raw bulk/import item. */
