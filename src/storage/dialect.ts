@@ -35,6 +35,14 @@ export function isUniqueViolation(err: unknown): boolean {
 }
 
 /**
+ * PostgreSQL detected a deadlock and chose this transaction's statement to fail: the race was lost,
+ * as with a unique violation, and callers that can go on (under a savepoint) or answer 409 do.
+ */
+export function isDeadlock(err: unknown): boolean {
+  return (err as { code?: string } | undefined)?.code === '40P01';
+}
+
+/**
  * A text value at a JSON path of a JSON column, for filters and indexes.
  * `path` is a list of object keys (array indexes as numbers).
  */

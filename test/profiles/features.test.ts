@@ -120,6 +120,37 @@ eachDatabase('profiles: bulk, paging, opt-in, relationships, audiences, devices,
     assert.equal((await s().request({ method: 'GET', url: at('?$limit=1') })).headers['x-total-count'], String(299 + 252 + 252));
   });
 
+  it('answers two bulks creating the same profiles at once, in opposite orders, as stored', async () => {
+    const own = await s().createSpace();
+    const at = (p = '') => `/apispaces/${own}/profiles${p}`;
+    // A first batch of new profiles (on PostgreSQL the next ones then insert before reading).
+    await s().request({ method: 'PATCH', url: at('/bulk'), payload: Array.from({ length: 300 }, (_, i) => ({ id: `seed${i}` })) });
+    for (let round = 0; round < 4; round++) {
+      const ids = Array.from({ length: 400 }, (_, i) => `c${round}-${String(i).padStart(3, '0')}`);
+      const [a, b] = await Promise.all([
+        s().request({ method: 'PATCH', url: at('/bulk'), payload: ids.map((id) => ({ id, a: 1 })) }),
+        s().request({ method: 'PATCH', url: at('/bulk'), payload: [...ids].reverse().map((id) => ({ id, b: 2 })) }),
+      ]);
+      // Each request's items are written by two transactions (split by id); a transaction that
+      // loses a race answers its items failed, and when both lose, the request answers 409.
+      const applied = (res: typeof a) => {
+        if (res.statusCode === 409) return new Set<string>();
+        assert.equal(res.statusCode, 200, res.body);
+        const results = res.json() as Array<{ id: string; result: string; message?: string }>;
+        for (const r of results) if (r.result === 'failed') assert.match(r.message!, /at the same time/);
+        return new Set(results.filter((r) => r.result !== 'failed').map((r) => r.id));
+      };
+      const [byA, byB] = [applied(a), applied(b)];
+      assert.ok(byA.size + byB.size >= ids.length, `round ${round}: ${byA.size} + ${byB.size} applied`);
+      for (const id of [ids[0]!, ids[137]!, ids[262]!, ids[399]!]) {
+        const got = await s().request({ method: 'GET', url: at(`/${id}`) });
+        const doc = got.statusCode === 200 ? got.json() : {};
+        assert.equal(doc.a === 1, byA.has(id), `${id} a`);
+        assert.equal(doc.b === 2, byB.has(id), `${id} b`);
+      }
+    }
+  });
+
   it('opts in and out per channel, with space defaults', async () => {
     await s().request({ method: 'POST', url: url(), payload: { id: 'ann' } });
     assert.equal((await s().request({ method: 'GET', url: url('/optin') })).json().sms, true);

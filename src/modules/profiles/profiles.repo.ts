@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { CompiledQuery, sql, type Generated } from 'kysely';
 import type { DialectName, Executor, Tx } from '../../storage/db.js';
-import { isUniqueViolation, toJson } from '../../storage/dialect.js';
+import { isDeadlock, isUniqueViolation, toJson } from '../../storage/dialect.js';
 import { insertText, pgArray, unnestFrom, unnestInsert } from '../../storage/raw.js';
 import { dataJson, etagOf, stateFromRow, type ProfileState } from './profiles.document.js';
 
@@ -508,10 +508,11 @@ export function createProfilesRepo(dialect: DialectName) {
     /**
      * PostgreSQL only: inserts `states` (distinct ids) with their index rows when none of the ids
      * is taken, and answers true; answers false, having written nothing, when one is (by a
-     * committed row, or by another transaction's insert that this one waits for and that commits).
-     * The insert runs under a savepoint, rolled back on a unique violation so that the transaction
-     * goes on. Lets a batch of new profiles skip the locked read of its ids (the writer's
-     * `applyMany`).
+     * committed row, or by another transaction's insert that this one waits for and that commits)
+     * or when inserting them deadlocked with another transaction inserting some of them in another
+     * order. The insert runs under a savepoint, rolled back then so that the transaction goes on
+     * (and the other one with it). Lets a batch of new profiles skip the locked read of its ids
+     * (the writer's `applyMany`).
      */
     async insertAllNew(tx: Tx, apiSpaceId: string, states: ProfileState[]): Promise<boolean> {
       if (dialect !== 'postgres') throw new Error('insertAllNew is PostgreSQL only');
@@ -521,7 +522,7 @@ export function createProfilesRepo(dialect: DialectName) {
       try {
         await tx.executeQuery(unnestInsert('profiles', PROFILE_COLUMNS, rows, { types: PG_ARRAY_TYPES, json: JSON_COLUMNS }));
       } catch (err) {
-        if (!isUniqueViolation(err)) throw err;
+        if (!isUniqueViolation(err) && !isDeadlock(err)) throw err;
         await tx.executeQuery(CompiledQuery.raw('ROLLBACK TO SAVEPOINT profiles_new'));
         await tx.executeQuery(CompiledQuery.raw('RELEASE SAVEPOINT profiles_new'));
         return false;

@@ -3,7 +3,7 @@ import type { Uow } from '../../storage/uow.js';
 import type { Executor } from '../../storage/db.js';
 import { iso } from '../../lib/clock.js';
 import { errors, type ValidationFailure } from '../../http/errors.js';
-import { isUniqueViolation } from '../../storage/dialect.js';
+import { isDeadlock, isUniqueViolation } from '../../storage/dialect.js';
 import { cleanInput, deletePath, documentJson, etagOf, finishData, profileIdProblem, toDocument, type ProfileData, type ProfileState } from './profiles.document.js';
 import type { ProfilesRepo } from './profiles.repo.js';
 
@@ -157,7 +157,7 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo, grew
       try {
         await repo.insertMany(uow.tx, apiSpaceId, plan.inserts);
       } catch (err) {
-        if (isUniqueViolation(err)) throw errors.conflict('Profiles were created by another request at the same time');
+        if (isUniqueViolation(err) || isDeadlock(err)) throw errors.conflict('Profiles were created by another request at the same time');
         throw err;
       }
     }
