@@ -132,8 +132,8 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo, grew
 
   /**
    * Applies many merge/replace items in order (ids may repeat: each is applied on top of the
-   * previous), creating missing profiles. Set-based: one locked read, batched inserts, guarded
-   * updates, one event per applied item.
+   * previous), creating missing profiles. Set-based: one locked read (or none, below), batched
+   * inserts, guarded updates, one event per applied item.
    *
    * On PostgreSQL, after a batch that created profiles only, the next one is first applied as if
    * none of its ids existed; when every id then makes a new profile, they are inserted without the
@@ -149,8 +149,8 @@ export function createProfileWriter(ctx: ModuleContext, repo: ProfilesRepo, grew
     const pg = ctx.handle.dialect === 'postgres';
     let plan: ReturnType<typeof applyAll> | undefined;
     if (pg && creating.get(apiSpaceId)) {
-      const fresh = applyAll(items, new Map(), actor, now);
-      if (fresh.inserts.length === ids.length && (await repo.insertAllNew(uow.tx, apiSpaceId, fresh.inserts))) plan = fresh;
+      const asNew = applyAll(items, new Map(), actor, now);
+      if (asNew.inserts.length === ids.length && (await repo.insertAllNew(uow.tx, apiSpaceId, asNew.inserts))) plan = asNew;
     }
     if (!plan) {
       plan = applyAll(items, await repo.load(uow.tx, apiSpaceId, ids, true), actor, now);
