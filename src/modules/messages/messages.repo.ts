@@ -278,8 +278,10 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
       const { set, next } = prepareWrite(x.m, x.change);
       const key = Object.keys(set).join();
       const list = byColumns.get(key);
-      if (list) list.push({ ...x, set, next });
-      else byColumns.set(key, [{ ...x, set, next }]);
+      // Not `{ ...x, set, next }`: see events/log.ts on spreads followed by new keys.
+      const item = { it: x.it, m: x.m, change: x.change, set, next };
+      if (list) list.push(item);
+      else byColumns.set(key, [item]);
     }
     const stale: MutationItem[] = [];
     for (const list of byColumns.values()) {

@@ -360,9 +360,11 @@ export function createProfilesRepo(dialect: DialectName) {
     const after: string[] = [];
     for (const [id, add] of adds) {
       const free = freed.get(id) ?? [];
-      if (add.length <= free.length) inserts.set(id, add.map((r, i) => ({ ...r, seq: free[i]! })));
+      // Member by member, not `{ ...r, seq }` (see events/log.ts on spreads followed by new keys).
+      const at = (r: FieldValue, seq: number) => ({ path: r.path, t: r.t, sv: r.sv, lv: r.lv, nv: r.nv, seq });
+      if (add.length <= free.length) inserts.set(id, add.map((r, i) => at(r, free[i]!)));
       else {
-        inserts.set(id, add.map((r, i) => ({ ...r, seq: -1 - i })));
+        inserts.set(id, add.map((r, i) => at(r, -1 - i)));
         after.push(id);
       }
     }
@@ -540,7 +542,7 @@ export function createProfilesRepo(dialect: DialectName) {
       const pg = dialect === 'postgres';
       if (pg && states.length > 1) {
         // One UPDATE … FROM unnest(column arrays) for the whole batch (see insertMany).
-        const rows = states.map(({ prev, next }) => ({ ...toRow(apiSpaceId, next), prev_revision: prev.revision }));
+        const rows = states.map(({ prev, next }) => ({ prev_revision: prev.revision, ...toRow(apiSpaceId, next) }));
         const from = unnestFrom(UPDATE_KEYED, rows, 'v', PG_ARRAY_TYPES, 2);
         const set = UPDATE_COLUMNS.map((c) => `${c} = v.${c}${JSON_COLUMNS.has(c) ? '::jsonb' : ''}`).join(', ');
         const res = await tx.executeQuery(CompiledQuery.raw(
