@@ -18,10 +18,9 @@
  * BENCH_CONCURRENCY (default 32) sets the requests in flight; BENCH_MODES picks runs by label.
  */
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { spawnServer } from '../test/fixtures/spawn.js';
-import { stopProcess } from './lib/processes.js';
+import { processCpuMicros as cpuMicros, stopProcess } from './lib/processes.js';
 import { ADMIN_TOKEN, dropLocation, freshLocation, testEnv, type DatabaseLocation } from '../test/helpers/harness.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -45,20 +44,6 @@ function request(port: number, method: string, path: string, headers: Record<str
   });
 }
 
-/**
- * CPU time (user + system, µs) a process has used so far, from /proc (Linux); undefined elsewhere.
- * Throughput on a small shared machine swings from run to run; CPU per request moves much less.
- */
-function cpuMicros(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
-const CLOCK_TICKS = 100;
 
 /** Runs `run` and returns its result with the CPU µs per request each of `pids` used meanwhile. */
 async function withCpu<T extends { n: number }>(pids: Array<number | undefined>, run: () => Promise<T>): Promise<T & { cpu: Array<number | undefined> }> {

@@ -6,7 +6,7 @@
  *   npx tsx bench/profiles.ts                      (SQLite; adds PostgreSQL when TEST_DATABASE_URL is set)
  *   BENCH_PROFILES=20000 npx tsx bench/profiles.ts
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -23,39 +23,11 @@ import { profilesModule } from '../src/modules/profiles/index.js';
 import { parseProfileQuery } from '../src/modules/profiles/profiles.query.js';
 import { createExporter } from '../src/modules/profiles/profiles.export.js';
 import type { Actor } from '../src/auth/actor.js';
+import { namedCpuMicros } from './lib/processes.js';
 
 const N = Number(process.env.BENCH_PROFILES ?? 100_000);
 const QUERIES = Number(process.env.BENCH_QUERIES ?? 200);
 const actor: Actor = { kind: 'admin', accountId: 1, actor: 'interactive:admin', role: 'admin' };
-
-/**
- * CPU time (µs) used so far by every process named `postgres` on this machine (its server, when it
- * runs here), from /proc; undefined when there is none to read. The server shares the machine's
- * cores with this process, so its CPU per profile tells which side bounds the rate.
- */
-function postgresCpuMicros(): number | undefined {
-  let total = 0;
-  let found = false;
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return undefined;
-  }
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
-      const fields = stat.slice(close + 2).split(' ');
-      total += ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
-      found = true;
-    } catch {
-      // The process ended meanwhile.
-    }
-  }
-  return found ? total : undefined;
-}
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
@@ -71,7 +43,9 @@ async function run(label: string, databaseUrl: string, schema?: string): Promise
     // time is reported too: on the shared development machine wall-clock rates vary ±2× with
     // other developers' load.
     const cpu0 = process.cpuUsage();
-    const pg0 = container.platform.handle.dialect === 'postgres' ? postgresCpuMicros() : undefined;
+    // The local PostgreSQL server's processes share the machine's cores with this one: their CPU
+    // per profile tells which side bounds the rate.
+    const pg0 = container.platform.handle.dialect === 'postgres' ? namedCpuMicros('postgres') : undefined;
     let t0 = performance.now();
     for (let b = 0; b < N; b += 1000) {
       const items = Array.from({ length: Math.min(1000, N - b) }, (_, j) => {
@@ -83,7 +57,7 @@ async function run(label: string, databaseUrl: string, schema?: string): Promise
     const upsertRate = N / ((performance.now() - t0) / 1000);
     const cpu = process.cpuUsage(cpu0);
     const upsertCpuUs = (cpu.user + cpu.system) / N;
-    const pg1 = pg0 === undefined ? undefined : postgresCpuMicros();
+    const pg1 = pg0 === undefined ? undefined : namedCpuMicros('postgres');
     const serverCpuUs = pg0 === undefined || pg1 === undefined ? undefined : (pg1 - pg0) / N;
     // Updating existing profiles (merge) goes through the revision-guarded path.
     t0 = performance.now();

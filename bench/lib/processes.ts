@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,44 @@ export async function http(method: string, url: string, opts: { headers?: Record
   });
   const text = await res.text();
   return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
+}
+
+const CLOCK_TICKS = 100;
+
+/** A process's command name and CPU time (user + system, µs) so far, from /proc/<pid>/stat (Linux). */
+function procStat(pid: number | string): { name: string; cpu: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = stat.lastIndexOf(')');
+    const fields = stat.slice(close + 2).split(' ');
+    return { name: stat.slice(stat.indexOf('(') + 1, close), cpu: ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS };
+  } catch {
+    return undefined; // not Linux, or the process has ended
+  }
+}
+
+/**
+ * CPU time (user + system, µs) a process has used so far, from /proc (Linux); undefined elsewhere.
+ * Throughput on a small shared machine swings from run to run; CPU per request moves much less.
+ */
+export function processCpuMicros(pid: number | undefined): number | undefined {
+  return pid === undefined ? undefined : procStat(pid)?.cpu;
+}
+
+/** The CPU time (µs) of every process with this command name (e.g. `postgres`); undefined when there is none. */
+export function namedCpuMicros(name: string): number | undefined {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return undefined;
+  }
+  let total: number | undefined;
+  for (const pid of pids) {
+    const s = procStat(pid);
+    if (s?.name === name) total = (total ?? 0) + s.cpu;
+  }
+  return total;
 }
 
 /** SIGTERM (SIGKILL after 5 s), resolved once the process has exited. */

@@ -358,10 +358,10 @@ export function createProfilesRepo(dialect: DialectName) {
     // them on PostgreSQL, a read per 500 profiles does on SQLite.
     const inserts = new Map<string, Array<FieldValue & { seq: number }>>();
     const after: string[] = [];
+    // Member by member, not `{ ...r, seq }` (see events/log.ts on spreads followed by new keys).
+    const at = (r: FieldValue, seq: number) => ({ path: r.path, t: r.t, sv: r.sv, lv: r.lv, nv: r.nv, seq });
     for (const [id, add] of adds) {
       const free = freed.get(id) ?? [];
-      // Member by member, not `{ ...r, seq }` (see events/log.ts on spreads followed by new keys).
-      const at = (r: FieldValue, seq: number) => ({ path: r.path, t: r.t, sv: r.sv, lv: r.lv, nv: r.nv, seq });
       if (add.length <= free.length) inserts.set(id, add.map((r, i) => at(r, free[i]!)));
       else {
         inserts.set(id, add.map((r, i) => at(r, -1 - i)));
@@ -454,6 +454,29 @@ export function createProfilesRepo(dialect: DialectName) {
     await ins.end();
   }
 
+  /** Inserts new profiles and their index rows. */
+  async function insertMany(tx: Tx, apiSpaceId: string, states: ProfileState[]): Promise<void> {
+    if (dialect === 'postgres') {
+      // Column arrays through unnest (see insertRows): one short statement per batch.
+      if (states.length) {
+        const rows = states.map((s) => toRow(apiSpaceId, s));
+        await tx.executeQuery(unnestInsert('profiles', PROFILE_COLUMNS, rows, { types: PG_ARRAY_TYPES, json: JSON_COLUMNS }));
+      }
+      await indexNew(tx, apiSpaceId, states);
+      return;
+    }
+    const ins = sqliteInserter(tx, 'profiles', PROFILE_COLUMNS, SQLITE_PROFILE_ROWS);
+    for (const s of states) {
+      ins.params().push(
+        apiSpaceId, s.id, dataJson(s.data), s.optIn ? toJson(s.optIn) : null, s.rels ? toJson(s.rels) : null, s.system ? 1 : 0, s.revision, etagOf(s),
+        s.createdOn, s.createdBy, s.updatedOn, s.updatedBy, s.lastActivityOn, s.deletedOn, s.deletedBy,
+      );
+      if (ins.full()) await ins.flush();
+    }
+    await ins.end();
+    await indexNew(tx, apiSpaceId, states);
+  }
+
   return {
     /** Rows by id (locked for update on PostgreSQL when `lock`). */
     async load(ex: Executor, apiSpaceId: string, ids: readonly string[], lock = false): Promise<Map<string, ProfileState>> {
@@ -484,31 +507,10 @@ export function createProfilesRepo(dialect: DialectName) {
       return r ? stateFromRow(r) : undefined;
     },
 
-    /** Inserts new profiles and their index rows. */
-    async insertMany(tx: Tx, apiSpaceId: string, states: ProfileState[]): Promise<void> {
-      if (dialect === 'postgres') {
-        // Column arrays through unnest (see insertRows): one short statement per batch.
-        if (states.length) {
-          const rows = states.map((s) => toRow(apiSpaceId, s));
-          await tx.executeQuery(unnestInsert('profiles', PROFILE_COLUMNS, rows, { types: PG_ARRAY_TYPES, json: JSON_COLUMNS }));
-        }
-        await indexNew(tx, apiSpaceId, states);
-        return;
-      }
-      const ins = sqliteInserter(tx, 'profiles', PROFILE_COLUMNS, SQLITE_PROFILE_ROWS);
-      for (const s of states) {
-        ins.params().push(
-          apiSpaceId, s.id, dataJson(s.data), s.optIn ? toJson(s.optIn) : null, s.rels ? toJson(s.rels) : null, s.system ? 1 : 0, s.revision, etagOf(s),
-          s.createdOn, s.createdBy, s.updatedOn, s.updatedBy, s.lastActivityOn, s.deletedOn, s.deletedBy,
-        );
-        if (ins.full()) await ins.flush();
-      }
-      await ins.end();
-      await indexNew(tx, apiSpaceId, states);
-    },
+    insertMany,
 
     /**
-     * PostgreSQL only: inserts `states` (distinct ids) with their index rows when none of the ids
+     * PostgreSQL only: inserts `states` (distinct ids) as `insertMany` does when none of the ids
      * is taken, and answers true; answers false, having written nothing, when one is (by a
      * committed row, or by another transaction's insert that this one waits for and that commits)
      * or when inserting them deadlocked with another transaction inserting some of them in another
@@ -518,11 +520,9 @@ export function createProfilesRepo(dialect: DialectName) {
      */
     async insertAllNew(tx: Tx, apiSpaceId: string, states: ProfileState[]): Promise<boolean> {
       if (dialect !== 'postgres') throw new Error('insertAllNew is PostgreSQL only');
-      if (!states.length) return true;
-      const rows = states.map((s) => toRow(apiSpaceId, s));
       await tx.executeQuery(CompiledQuery.raw('SAVEPOINT profiles_new'));
       try {
-        await tx.executeQuery(unnestInsert('profiles', PROFILE_COLUMNS, rows, { types: PG_ARRAY_TYPES, json: JSON_COLUMNS }));
+        await insertMany(tx, apiSpaceId, states);
       } catch (err) {
         if (!isUniqueViolation(err) && !isDeadlock(err)) throw err;
         await tx.executeQuery(CompiledQuery.raw('ROLLBACK TO SAVEPOINT profiles_new'));
@@ -530,7 +530,6 @@ export function createProfilesRepo(dialect: DialectName) {
         return false;
       }
       await tx.executeQuery(CompiledQuery.raw('RELEASE SAVEPOINT profiles_new'));
-      await indexNew(tx, apiSpaceId, states);
       return true;
     },
 
