@@ -6,7 +6,8 @@
  *
  * What crosses between the threads: the event bus (a `BroadcastChannel`, or Redis when
  * configured), a wake-up when the main thread commits jobs, the thread's metrics for `/metrics`,
- * and stop. Everything else goes through the database, as between processes. A thread that fails
+ * stop, and on SQLite a shared counter of write-lock releases (a thread waiting for the lock wakes
+ * when the other commits, storage/uow.ts). Everything else goes through the database, as between processes. A thread that fails
  * takes the process down (exit code 1) so that its supervisor restarts it; no job is lost, they
  * are rows.
  */
@@ -16,6 +17,7 @@ import pino, { type Logger } from 'pino';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from './config/config.js';
 import type { ContainerOptions } from './container.js';
+import { lockReleasesBuffer, shareLockReleases } from './storage/uow.js';
 
 type Metrics = Array<MetricObjectWithValues<MetricValue<string>>>;
 
@@ -30,6 +32,8 @@ interface ThreadData {
    * definitions of those modules), and a test's clock or ids stay on the main thread.
    */
   options: Pick<ContainerOptions, 'schema' | 'busPrefix' | 'worker'> & { modules?: string[] };
+  /** Shared with the main thread: each side's SQLite lock releases (storage/uow.ts). */
+  lockReleases: SharedArrayBuffer;
 }
 
 type ToThread = { type: 'wake' } | { type: 'metrics'; id: number } | { type: 'stop' };
@@ -58,7 +62,9 @@ function threadEntry(): { source: string | URL; eval: boolean } {
 
 /** Starts the workers' thread; resolves once its container has started. */
 export function startWorkerThread(config: Config, busName: string | undefined, options: ThreadData['options'], log: Logger): Promise<WorkerThread> {
-  const data: ThreadData = { switchboardWorkerThread: true, config: { ...config, workersEnabled: true, workerThread: false }, busName, options };
+  const lockReleases = lockReleasesBuffer();
+  shareLockReleases(lockReleases);
+  const data: ThreadData = { switchboardWorkerThread: true, config: { ...config, workersEnabled: true, workerThread: false }, busName, options, lockReleases };
   const entry = threadEntry();
   const thread = new Worker(entry.source, { eval: entry.eval, workerData: data });
   const asked = new Map<number, (m: Metrics) => void>();
@@ -109,6 +115,7 @@ async function runThread(data: ThreadData): Promise<void> {
       import('./container.js'), import('./modules/index.js'), import('./events/bus.js'),
     ]);
     const { config, options } = data;
+    shareLockReleases(data.lockReleases);
     const container = await createContainer(config, {
       log: pino({ level: config.logLevel }).child({ thread: 'workers' }),
       bus: data.busName ? createThreadBus(data.busName) : undefined,

@@ -180,16 +180,47 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 export const isSqliteBusy = (err: unknown) => (err as { code?: string } | undefined)?.code?.startsWith('SQLITE_BUSY') === true;
 const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
 
+/**
+ * Lock releases of this process's threads on one SQLite file (`WORKER_THREAD`): a counter every
+ * thread bumps after it commits, rolls back or finishes a statement outside a transaction, so that
+ * a thread waiting for the write lock wakes when the other lets go instead of at its next poll.
+ */
+let releases: Int32Array | undefined;
+
+/** Shares `buffer` (from `lockReleasesBuffer`, one per file) with the other threads on the file; none: stop. */
+export function shareLockReleases(buffer: SharedArrayBuffer | undefined): void {
+  releases = buffer && new Int32Array(buffer);
+}
+export const lockReleasesBuffer = () => new SharedArrayBuffer(4);
+
+function released(): void {
+  if (!releases) return;
+  Atomics.add(releases, 0, 1);
+  Atomics.notify(releases, 0);
+}
+
+/** Waits for another thread's release, or about a millisecond (another process's lock). */
+function nextTry(attempt: number, seen: number): Promise<unknown> {
+  if (releases) {
+    // ES2024's `Atomics.waitAsync` (V8 has it; the compiler's lib here predates it).
+    const w = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: boolean; value: Promise<unknown> } }).waitAsync(releases, 0, seen, 1);
+    return w.async ? w.value : Promise.resolve();
+  }
+  return new Promise((resolve) => (attempt < 3 ? setImmediate(resolve) : setTimeout(resolve, 1)));
+}
+
 /** Runs `run` until it does not fail with SQLITE_BUSY, for at most SQLITE_BUSY_TIMEOUT_MS. */
 async function untilFree<T>(run: () => Promise<T>): Promise<T> {
   const started = performance.now();
   for (let attempt = 0; ; attempt++) {
+    // Read before trying: a release between the failure and the wait must not be missed.
+    const seen = releases ? Atomics.load(releases, 0) : 0;
     try {
       return await run();
     } catch (err) {
       if (!isSqliteBusy(err) || performance.now() - started > SQLITE_BUSY_TIMEOUT_MS) throw err;
     }
-    await new Promise((resolve) => (attempt < 3 ? setImmediate(resolve) : setTimeout(resolve, 1)));
+    await nextTry(attempt, seen);
   }
 }
 
@@ -212,7 +243,7 @@ function waitingForLocks(inner: Driver): Driver {
     let w = wrapped.get(c);
     if (!w) {
       const self: DatabaseConnection = {
-        executeQuery: (q) => (open.has(self) ? c.executeQuery(q) : untilFree(() => c.executeQuery(q))),
+        executeQuery: <R>(q: CompiledQuery) => (open.has(self) ? c.executeQuery<R>(q) : untilFree(() => c.executeQuery<R>(q)).finally(released)),
         streamQuery: (q, chunkSize) => c.streamQuery(q, chunkSize),
       };
       wrapped.set(c, (w = self));
@@ -226,6 +257,7 @@ function waitingForLocks(inner: Driver): Driver {
       await end(c);
     } finally {
       open.delete(c);
+      released();
     }
   };
   return {
