@@ -223,36 +223,40 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
     return { set, next: { row, request: change.request ?? m.request, details: change.details ?? m.details, state: change.state ?? m.state } };
   }
 
-  /**
-   * What a written change brings with it in the same transaction: its `message.*` events (into
-   * `events` when the caller appends a group's events together), follow-up jobs, the provider
-   * reference, and `also`.
-   */
-  async function afterWrite(uow: Uow, accountId: number, m: Message, next: Message, change: Change, events?: DomainEvent[]): Promise<void> {
+  /** The `message.*` events of a written change (built before its transaction where possible). */
+  function eventsOf(accountId: number, m: Message, next: Message, change: Change, serialise = false): DomainEvent[] {
+    if (!change.events?.length) return [];
     const { row } = next;
-    const apiSpaceId = row.api_space_id;
-    const id = row.id;
-    if (change.events?.length) {
-      const etag = etagOf(next);
-      const rendered = change.rendered !== undefined ? change.rendered : fromJson(m.row.rendered);
-      const metadata = (rendered as { metadata?: unknown } | null)?.metadata ?? next.request.metadata;
-      for (const e of change.events) {
-        const event: DomainEvent = {
-          apiSpaceId, accountId, name: eventName(e.status),
-          payload: eventPayload({ messageId: id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined, metadata, updatedOn: row.updated_on, failureReason: e.failureReason, errorCode: e.errorCode, channelDetails: e.channelDetails, channelData: e.channel ? next.state.channelData?.[e.channel] : undefined }),
-          meta: { revision: row.revision, etag },
-        };
-        if (events) events.push(event);
-        else await ctx.events.append(uow, event);
-      }
-    }
+    const etag = etagOf(next);
+    const rendered = change.rendered !== undefined ? change.rendered : fromJson(m.row.rendered);
+    const metadata = (rendered as { metadata?: unknown } | null)?.metadata ?? next.request.metadata;
+    return change.events.map((e): DomainEvent => {
+      const payload = eventPayload({ messageId: row.id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined, metadata, updatedOn: row.updated_on, failureReason: e.failureReason, errorCode: e.errorCode, channelDetails: e.channelDetails, channelData: e.channel ? next.state.channelData?.[e.channel] : undefined });
+      return { apiSpaceId: row.api_space_id, accountId, name: eventName(e.status), payload, payloadJson: serialise ? toJson(payload) : undefined, meta: { revision: row.revision, etag } };
+    });
+  }
+
+  /** What a written change brings with it in the same transaction besides its events: follow-up jobs, the provider reference, and `also`. */
+  async function sideEffects(uow: Uow, next: Message, change: Change): Promise<void> {
     for (const job of change.jobs ?? []) await ctx.queue.enqueue(uow, job);
     if (change.providerRef) {
       await uow.tx.insertInto('message_provider_refs')
-        .values({ api_space_id: apiSpaceId, channel: change.providerRef.channel, provider_message_id: change.providerRef.providerMessageId, message_id: id })
+        .values({ api_space_id: next.row.api_space_id, channel: change.providerRef.channel, provider_message_id: change.providerRef.providerMessageId, message_id: next.row.id })
         .onConflict((oc) => oc.doNothing()).execute();
     }
     await change.also?.(uow.tx);
+  }
+
+  /**
+   * What a written change brings with it in the same transaction: its `message.*` events (into
+   * `events` when the caller appends a group's events together) and its side effects.
+   */
+  async function afterWrite(uow: Uow, accountId: number, m: Message, next: Message, change: Change, events?: DomainEvent[]): Promise<void> {
+    for (const event of eventsOf(accountId, m, next, change)) {
+      if (events) events.push(event);
+      else await ctx.events.append(uow, event);
+    }
+    await sideEffects(uow, next, change);
   }
 
   /**
@@ -269,31 +273,43 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
 
   /**
    * Several changes at once: one UPDATE per set of changed columns (a dispatch group writes the
-   * same columns for every message), each row still guarded by its revision. Returns the items
-   * whose row moved on since their copy was read (the caller re-reads and retries those).
+   * same columns for every message), each row still guarded by its revision. Planned before the
+   * transaction (`planMany`: the rows, statements and events, JSON included), so that the write
+   * lock is held only for the statements — on SQLite an API process or thread waits for it.
    */
-  async function writeMany(uow: Uow, accounts: Map<string, number>, items: Array<{ it: MutationItem; m: Message; change: Change }>, events: DomainEvent[]): Promise<MutationItem[]> {
-    const byColumns = new Map<string, Array<{ it: MutationItem; m: Message; change: Change; set: Partial<MessageRow>; next: Message }>>();
+  interface Planned { it: MutationItem; change: Change; next: Message; events: DomainEvent[] }
+  type Plan = Array<{ list: Planned[]; statements: CompiledQuery[] }>;
+  function planMany(accounts: Map<string, number>, items: Array<{ it: MutationItem; m: Message; change: Change }>): Plan {
+    const byColumns = new Map<string, { list: Planned[]; rows: Array<{ set: Partial<MessageRow>; apiSpaceId: string; id: string; revision: number }> }>();
     for (const x of items) {
       const { set, next } = prepareWrite(x.m, x.change);
       const key = Object.keys(set).join();
-      const list = byColumns.get(key);
-      // Not `{ ...x, set, next }`: see events/log.ts on spreads followed by new keys.
-      const item = { it: x.it, m: x.m, change: x.change, set, next };
-      if (list) list.push(item);
-      else byColumns.set(key, [item]);
+      let cols = byColumns.get(key);
+      if (!cols) byColumns.set(key, (cols = { list: [], rows: [] }));
+      cols.list.push({ it: x.it, change: x.change, next, events: eventsOf(accounts.get(x.it.apiSpaceId)!, x.m, next, x.change, true) });
+      cols.rows.push({ set, apiSpaceId: x.it.apiSpaceId, id: x.it.id, revision: x.m.row.revision });
     }
+    return [...byColumns.values()].map(({ list, rows }) => {
+      const statements: CompiledQuery[] = [];
+      for (let i = 0; i < rows.length; i += UPDATE_CHUNK) statements.push(updateStatement(ctx.handle.dialect, rows.slice(i, i + UPDATE_CHUNK)));
+      return { list, statements };
+    });
+  }
+
+  /** Runs a plan; returns the items whose row moved on since their copy was read (the caller re-reads and retries those). */
+  async function writeMany(uow: Uow, plan: Plan, events: DomainEvent[]): Promise<MutationItem[]> {
     const stale: MutationItem[] = [];
-    for (const list of byColumns.values()) {
+    for (const { list, statements } of plan) {
       const written = new Set<string>();
-      for (let i = 0; i < list.length; i += UPDATE_CHUNK) {
-        const chunk = list.slice(i, i + UPDATE_CHUNK);
-        const res = await uow.tx.executeQuery<{ api_space_id: string; id: string }>(updateStatement(ctx.handle.dialect, chunk.map((x) => ({ set: x.set, apiSpaceId: x.it.apiSpaceId, id: x.it.id, revision: x.m.row.revision }))));
-        for (const r of res.rows) written.add(`${r.api_space_id}:${r.id}`);
+      for (const q of statements) {
+        for (const r of (await uow.tx.executeQuery<{ api_space_id: string; id: string }>(q)).rows) written.add(`${r.api_space_id}:${r.id}`);
       }
       for (const x of list) {
         if (!written.has(`${x.it.apiSpaceId}:${x.it.id}`)) stale.push(x.it);
-        else await afterWrite(uow, accounts.get(x.it.apiSpaceId)!, x.m, x.next, x.change, events);
+        else {
+          for (const e of x.events) events.push(e);
+          await sideEffects(uow, x.next, x.change);
+        }
       }
     }
     return stale;
@@ -330,19 +346,20 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
       const accounts = new Map<string, number>();
       for (const it of items) if (!accounts.has(it.apiSpaceId)) accounts.set(it.apiSpaceId, await accountOf(it.apiSpaceId));
       const ordered = [...items].sort((a, b) => (a.apiSpaceId + a.id < b.apiSpaceId + b.id ? -1 : a.apiSpaceId + a.id > b.apiSpaceId + b.id ? 1 : 0));
+      // Steps over the copies the callers read, written together; the rest one by one below.
+      const first: Array<{ it: MutationItem; m: Message; change: Change }> = [];
+      const single: MutationItem[] = [];
+      for (const it of ordered) {
+        if (!it.known) single.push(it);
+        else {
+          const { change } = it.step(it.known);
+          if (change) first.push({ it, m: it.known, change });
+        }
+      }
+      const plan = planMany(accounts, first);
       await ctx.transaction(async (uow) => {
         const events: DomainEvent[] = [];
-        // Steps over the copies the callers read, written together; the rest one by one below.
-        const first: Array<{ it: MutationItem; m: Message; change: Change }> = [];
-        const single: MutationItem[] = [];
-        for (const it of ordered) {
-          if (!it.known) single.push(it);
-          else {
-            const { change } = it.step(it.known);
-            if (change) first.push({ it, m: it.known, change });
-          }
-        }
-        const stale = first.length ? await writeMany(uow, accounts, first, events) : [];
+        const stale = first.length ? await writeMany(uow, plan, events) : [];
         for (const it of [...single, ...stale]) {
           let written = false;
           for (let attempt = 0; attempt < 8 && !written; attempt++) {
