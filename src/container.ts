@@ -17,7 +17,7 @@ import { createJobQueue } from './delivery/queue.js';
 import { createLocalJobs } from './delivery/local-jobs.js';
 import { registerQueueMetrics } from './delivery/metrics.js';
 import { createGroupCommit } from './storage/group-commit.js';
-import { createWorker, type JobHandler, type Worker } from './delivery/worker.js';
+import { createWorker, sharedSlots, type JobHandler, type Worker } from './delivery/worker.js';
 import { createCredentials, type Credentials } from './auth/credentials.js';
 import { createSpaceDirectory, type SpaceDirectory } from './auth/space-directory.js';
 import type { Platform } from './platform.js';
@@ -52,7 +52,7 @@ export interface ContainerOptions {
   /** The bus to use instead of a local or Redis one (a process with a worker thread, src/worker-thread.ts). */
   bus?: EventBus;
   /** Overrides for worker timing (tests). */
-  worker?: { leaseMs?: number; idlePollMs?: number; backoffBaseMs?: number; owner?: string };
+  worker?: { leaseMs?: number; idlePollMs?: number; backoffBaseMs?: number; owner?: string; slots?: SharedArrayBuffer };
   modules?: ModuleDefinition[];
   /** SQLite: another container of this process checkpoints the file (the workers' thread's, src/worker-thread.ts). */
   checkpointedElsewhere?: boolean;
@@ -103,7 +103,8 @@ export async function createContainer(given: Config, options: ContainerOptions =
   const group = createGroupCommit(handle.db, { inFlight: handle.dialect === 'sqlite' ? 1 : Math.max(1, Math.floor(config.databasePoolSize / 2)) });
   const handlers = new Map<string, JobHandler>();
   let worker: Worker | undefined;
-  const localJobs = createLocalJobs(queue, () => worker, (kind) => handlers.has(kind));
+  let thread: WorkerThread | undefined;
+  const localJobs = createLocalJobs(queue, () => worker, (kind) => handlers.has(kind), () => thread?.taker);
   const platform: Platform = {
     config, handle, db: handle.db, clock, ids, log, bus, events, queue, metrics, signingKeys,
     secrets: createSecretBox(installationSecret),
@@ -126,7 +127,6 @@ export async function createContainer(given: Config, options: ContainerOptions =
   registerQueueMetrics(queue, metrics);
 
   const state = { closing: false };
-  let thread: WorkerThread | undefined;
   let stopWaking: (() => void) | undefined;
   return {
     platform, credentials, spaces, services, modules, state,
@@ -143,6 +143,8 @@ export async function createContainer(given: Config, options: ContainerOptions =
           idlePollMs: options.worker?.idlePollMs,
           backoffBaseMs: options.worker?.backoffBaseMs,
           metrics,
+          // The workers' thread: free slots counted where the main thread can reserve them.
+          slots: options.worker?.slots ? sharedSlots(options.worker.slots) : undefined,
         });
         worker.start();
       }

@@ -7,7 +7,7 @@ import type { Ids } from './lib/ids.js';
 import type { SecretBox } from './lib/secrets.js';
 import type { EventBus } from './events/bus.js';
 import type { EventLog } from './events/log.js';
-import type { JobQueue, NewJob } from './delivery/queue.js';
+import type { Job, JobQueue, NewJob } from './delivery/queue.js';
 import type { Uow } from './storage/uow.js';
 
 /**
@@ -41,11 +41,16 @@ export interface Platform {
 
 export interface LocalJobs {
   /**
-   * Enqueues `job` in `uow`. When a worker of this process handles its kind and has a free slot,
-   * the job is stored leased to that worker and handed to it right after commit — no claim query,
-   * no wake-up — and true is returned; otherwise it is queued as usual (false). Either way it is
-   * durable from the commit on: a process that dies before finishing loses only its lease.
-   * `beforeStart` runs after commit just before a handed-over job starts (not for queued ones).
+   * Enqueues `job` in `uow`. When a worker of this process (on this thread or on the workers'
+   * thread) handles its kind and has a free slot, the job is stored leased to that worker and
+   * handed to it right after commit — no claim query, no wake-up — and true is returned; otherwise
+   * it is queued as usual (false). Either way it is durable from the commit on: a process that dies
+   * before finishing loses only its lease. `context` (plain data: it may cross to another thread)
+   * goes with a handed-over job to its kind's `receive` hook just before it starts.
    */
-  enqueue(uow: Uow, job: NewJob, beforeStart?: () => void): Promise<boolean>;
+  enqueue(uow: Uow, job: NewJob, context?: unknown): Promise<boolean>;
+  /** What handed-over jobs of `kind` bring (`enqueue`'s `context`) goes to `fn` before each starts. */
+  receive(kind: string, fn: (context: unknown) => void): void;
+  /** Starts a job another thread of this process stored leased to this thread's worker. */
+  adopt(job: Job, context: unknown): void;
 }

@@ -5,9 +5,11 @@
  * websockets with WORKERS_ENABLED off. The two event loops use two cores.
  *
  * What crosses between the threads: the event bus (a `BroadcastChannel`, or Redis when
- * configured), a wake-up when the main thread commits jobs, the thread's metrics for `/metrics`,
- * stop, and on SQLite a shared counter of write-lock releases (a thread waiting for the lock wakes
- * when the other commits, storage/uow.ts). Everything else goes through the database, as between processes. A thread that fails
+ * configured), a wake-up when the main thread commits jobs, jobs the main thread committed leased
+ * to the thread's worker (with their messages as written: `LocalJobs`, src/delivery/local-jobs.ts)
+ * and the worker's free slots in shared memory, the thread's metrics for `/metrics`, stop, and on
+ * SQLite a shared counter of write-lock releases (a thread waiting for the lock wakes when the
+ * other commits, storage/uow.ts). Everything else goes through the database, as between processes. A thread that fails
  * takes the process down (exit code 1) so that its supervisor restarts it; no job is lost, they
  * are rows.
  */
@@ -18,6 +20,9 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from './config/config.js';
 import type { ContainerOptions } from './container.js';
 import { lockReleasesBuffer, shareLockReleases } from './storage/uow.js';
+import { sharedSlots, slotsBuffer } from './delivery/worker.js';
+import type { JobTaker } from './delivery/local-jobs.js';
+import type { Job } from './delivery/queue.js';
 
 type Metrics = Array<MetricObjectWithValues<MetricValue<string>>>;
 
@@ -36,12 +41,18 @@ interface ThreadData {
   lockReleases: SharedArrayBuffer;
 }
 
-type ToThread = { type: 'wake' } | { type: 'metrics'; id: number } | { type: 'stop' };
-type FromThread = { type: 'ready' } | { type: 'metrics'; id: number; metrics: Metrics } | { type: 'stopped' } | { type: 'failed'; message: string };
+type ToThread = { type: 'wake' } | { type: 'adopt'; job: Job; context: unknown } | { type: 'metrics'; id: number } | { type: 'stop' };
+type FromThread = { type: 'ready'; owner: string; leaseMs: number; kinds: string[] } | { type: 'metrics'; id: number; metrics: Metrics } | { type: 'stopped' } | { type: 'failed'; message: string };
 
 export interface WorkerThread {
   /** The main thread committed jobs: look now rather than at the next poll. */
   wake(): void;
+  /**
+   * The thread's worker as the main thread's `LocalJobs` sees it: its free slots are reserved in
+   * shared memory, and a job committed leased to it goes over with its context right after commit
+   * (as to a worker of the same thread: no claim, no read back).
+   */
+  taker: JobTaker;
   metrics(): Promise<Metrics>;
   stop(): Promise<void>;
 }
@@ -64,7 +75,9 @@ function threadEntry(): { source: string | URL; eval: boolean } {
 export function startWorkerThread(config: Config, busName: string | undefined, options: ThreadData['options'], log: Logger): Promise<WorkerThread> {
   const lockReleases = lockReleasesBuffer();
   shareLockReleases(lockReleases);
-  const data: ThreadData = { switchboardWorkerThread: true, config: { ...config, workersEnabled: true, workerThread: false }, busName, options, lockReleases };
+  // The thread's worker counts its free slots here, where the main thread can reserve them.
+  const slots = slotsBuffer(config.workerConcurrency);
+  const data: ThreadData = { switchboardWorkerThread: true, config: { ...config, workersEnabled: true, workerThread: false }, busName, options: { ...options, worker: { ...options.worker, slots } }, lockReleases };
   const entry = threadEntry();
   const thread = new Worker(entry.source, { eval: entry.eval, workerData: data });
   const asked = new Map<number, (m: Metrics) => void>();
@@ -87,8 +100,23 @@ export function startWorkerThread(config: Config, busName: string | undefined, o
         asked.delete(m.id);
       } else if (m.type === 'ready') {
         started = true;
+        const wake = () => thread.postMessage({ type: 'wake' } satisfies ToThread);
+        const free = sharedSlots(slots);
+        const kinds = new Set(m.kinds);
         resolve({
-          wake: () => thread.postMessage({ type: 'wake' } satisfies ToThread),
+          wake,
+          taker: {
+            owner: m.owner,
+            leaseMs: m.leaseMs,
+            handles: (kind) => kinds.has(kind),
+            reserve: (n) => free.take(n),
+            // Slots given back may let the thread claim queued jobs it left for lack of room.
+            release: (n) => {
+              free.give(n);
+              wake();
+            },
+            adopt: (job, context) => thread.postMessage({ type: 'adopt', job, context } satisfies ToThread),
+          },
           metrics: () => new Promise((done) => {
             const id = next++;
             asked.set(id, done);
@@ -128,13 +156,15 @@ async function runThread(data: ThreadData): Promise<void> {
     });
     port.on('message', (m: ToThread) => {
       if (m.type === 'wake') container.platform.queue.wake();
+      else if (m.type === 'adopt') container.platform.localJobs.adopt(m.job, m.context);
       else if (m.type === 'metrics') void container.platform.metrics.getMetricsAsJSON().then((metrics) => post({ type: 'metrics', id: m.id, metrics }));
       else if (m.type === 'stop') {
         void container.close().finally(() => post({ type: 'stopped' }));
       }
     });
     await container.start();
-    post({ type: 'ready' });
+    const worker = container.worker!;
+    post({ type: 'ready', owner: worker.owner, leaseMs: worker.leaseMs, kinds: container.modules.flatMap((m) => Object.keys(m.instance.jobs ?? {})) });
   } catch (err) {
     post({ type: 'failed', message: err instanceof Error ? err.stack ?? err.message : String(err) });
     port.close();

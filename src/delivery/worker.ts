@@ -46,6 +46,91 @@ export interface WorkerOptions {
   backoffBaseMs?: number;
   /** Registry for `jobs_run_duration_seconds{kind,outcome}`. */
   metrics?: Registry;
+  /**
+   * Where the free slots are counted (default: here, starting at `concurrency`). Shared memory
+   * (`sharedSlots`) lets another thread reserve slots of this worker for jobs it hands over.
+   */
+  slots?: Slots;
+}
+
+/**
+ * A worker's free slots: taken by a claim, a reservation or a handed-over job, given back when a
+ * job ends or a reservation is released.
+ */
+export interface Slots {
+  /** Takes up to `n` free slots; returns how many it got. */
+  take(n: number): number;
+  /** Takes `n` slots whether free or not (jobs a claim returned: reservations may have come meanwhile). */
+  use(n: number): void;
+  give(n: number): void;
+  free(): number;
+  /** No slots for anyone while closed (a stopped worker); counting goes on. */
+  close(): void;
+  open(): void;
+}
+
+/** Slots of this thread's worker only. */
+export function localSlots(n: number): Slots {
+  let free = n;
+  let closed = false;
+  return {
+    take(k) {
+      const got = closed ? 0 : Math.max(0, Math.min(k, free));
+      free -= got;
+      return got;
+    },
+    use(k) {
+      free -= k;
+    },
+    give(k) {
+      free += k;
+    },
+    free: () => (closed ? 0 : free),
+    close() {
+      closed = true;
+    },
+    open() {
+      closed = false;
+    },
+  };
+}
+
+/** Free-slot counter in shared memory: `[free, closed]`. */
+export const slotsBuffer = (n: number): SharedArrayBuffer => {
+  const buffer = new SharedArrayBuffer(8);
+  new Int32Array(buffer)[0] = n;
+  return buffer;
+};
+
+/**
+ * Slots counted in `buffer` (from `slotsBuffer`), shared by the threads of this process: the
+ * worker's own thread, and another that reserves slots for jobs it hands over to this worker
+ * (`WORKER_THREAD`, src/worker-thread.ts).
+ */
+export function sharedSlots(buffer: SharedArrayBuffer): Slots {
+  const cell = new Int32Array(buffer);
+  return {
+    take(k) {
+      for (;;) {
+        const free = Atomics.load(cell, 0);
+        const got = Atomics.load(cell, 1) ? 0 : Math.max(0, Math.min(k, free));
+        if (got === 0 || Atomics.compareExchange(cell, 0, free, free - got) === free) return got;
+      }
+    },
+    use(k) {
+      Atomics.sub(cell, 0, k);
+    },
+    give(k) {
+      Atomics.add(cell, 0, k);
+    },
+    free: () => (Atomics.load(cell, 1) ? 0 : Atomics.load(cell, 0)),
+    close() {
+      Atomics.store(cell, 1, 1);
+    },
+    open() {
+      Atomics.store(cell, 1, 0);
+    },
+  };
 }
 
 type Outcome = 'done' | 'retry' | 'dead' | 'lease_lost' | 'interrupted';
@@ -96,8 +181,7 @@ export function createWorker(opts: WorkerOptions): Worker {
   let pumping = false;
   let again = false;
   let soonQueued = false;
-  /** Slots promised to jobs being enqueued leased to this worker. */
-  let reserved = 0;
+  const slots = opts.slots ?? localSlots(opts.concurrency);
   let gatheringSince: number | undefined;
   const gatherMin = Math.max(1, Math.floor(opts.concurrency / 4));
   /** Finishing jobs pump once per turn of the event loop, not once each. */
@@ -172,6 +256,7 @@ export function createWorker(opts: WorkerOptions): Worker {
   /** A job leased to this worker after it stopped: queued again to run elsewhere at once. */
   const handingBack = new Set<Promise<unknown>>();
   function handBack(job: Job): void {
+    slots.give(1);
     const p = queue.fail(job, 'worker stopped before running the job', clock.now()).catch(() => {}).finally(() => handingBack.delete(p));
     handingBack.add(p);
   }
@@ -186,9 +271,11 @@ export function createWorker(opts: WorkerOptions): Worker {
    */
   let quiet = false;
 
+  /** Runs `job` in a slot already taken for it (by the claim, or reserved for a handed-over job). */
   function launch(job: Job, adopted = false): void {
     const p = runOne(job).catch((): Outcome => 'dead').then((outcome) => {
       running.delete(p);
+      slots.give(1);
       if (!(adopted && quiet && outcome === 'done')) soon();
     });
     running.add(p);
@@ -209,7 +296,7 @@ export function createWorker(opts: WorkerOptions): Worker {
       let gathering = false;
       do {
         again = false;
-        const free = opts.concurrency - running.size - reserved;
+        const free = slots.free();
         if (free <= 0) break;
         if (running.size > 0 && free < gatherMin) {
           const t = performance.now();
@@ -222,6 +309,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         }
         gatheringSince = undefined;
         const jobs = await queue.claim(owner, free, leaseMs, kinds);
+        slots.use(jobs.length);
         quiet = jobs.length < free;
         // Stopped while the claim was under way: hand the jobs back to run elsewhere at once.
         for (const job of jobs) {
@@ -232,7 +320,7 @@ export function createWorker(opts: WorkerOptions): Worker {
       } while (again && !stopped);
       // Gathering: the timer set above (or a finishing job) claims next.
       if (gathering) return;
-      if (running.size + reserved >= opts.concurrency) {
+      if (slots.free() <= 0) {
         // Saturated: a finishing job pumps again; polling now would only spin on due rows.
         if (timer) clearTimeout(timer);
         timer = undefined;
@@ -257,17 +345,13 @@ export function createWorker(opts: WorkerOptions): Worker {
     owner,
     leaseMs,
     reserve(n) {
-      if (stopped) return 0;
-      const k = Math.max(0, Math.min(n, opts.concurrency - running.size - reserved));
-      reserved += k;
-      return k;
+      return stopped ? 0 : slots.take(n);
     },
     release(n) {
-      reserved = Math.max(0, reserved - n);
+      slots.give(n);
       soon();
     },
     adopt(job) {
-      reserved = Math.max(0, reserved - 1);
       // Stopped meanwhile: hand it back to run at once elsewhere instead of waiting for the lease.
       if (stopped) handBack(job);
       else launch(job, true);
@@ -275,6 +359,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     start() {
       if (!stopped) return;
       stopped = false;
+      slots.open();
       unsubscribe = queue.onWake(() => {
         quiet = false;
         void pump();
@@ -283,6 +368,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     },
     async stop(graceMs = 10_000) {
       stopped = true;
+      slots.close();
       unsubscribe?.();
       if (timer) clearTimeout(timer);
       const all = Promise.allSettled([...running]);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { createJobQueue, type JobQueue } from '../../src/delivery/queue.js';
-import { createWorker, PermanentFailure, RetryLater, type JobHandler, type Worker } from '../../src/delivery/worker.js';
+import { createWorker, PermanentFailure, RetryLater, sharedSlots, slotsBuffer, type JobHandler, type Worker } from '../../src/delivery/worker.js';
 import { backoffMs } from '../../src/delivery/retry.js';
 import { inTransaction } from '../../src/storage/uow.js';
 import { ManualClock, systemClock, type Clock } from '../../src/lib/clock.js';
@@ -575,4 +575,26 @@ describe('job queue under concurrency [postgres]', { skip: TEST_DATABASE_URL ? f
       await consumer.close();
     }
   });
+});
+
+// WORKER_THREAD: the main thread reserves slots of the thread's worker through shared memory.
+it('shared slots: every view of the buffer takes from the same free count; a claim may overdraw it; closed gives nothing', () => {
+  const buffer = slotsBuffer(4);
+  const worker = sharedSlots(buffer);
+  const other = sharedSlots(buffer);
+  assert.equal(other.take(3), 3);
+  assert.equal(worker.free(), 1);
+  assert.equal(worker.take(5), 1);
+  assert.equal(other.take(1), 0, 'no free slot left');
+  // Jobs a claim returned run even if reservations came meanwhile.
+  worker.use(2);
+  assert.equal(other.free(), -2);
+  worker.give(3);
+  other.give(3);
+  assert.equal(worker.free(), 4);
+  worker.close();
+  assert.equal(other.take(1), 0, 'a stopped worker lends no slot');
+  assert.equal(other.free(), 0);
+  worker.open();
+  assert.equal(other.take(1), 1);
 });

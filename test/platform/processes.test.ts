@@ -101,6 +101,13 @@ eachDatabase('workers on a thread', (dialect) => {
       assert.match(metrics, /jobs_run_duration_seconds_count\{kind="message\.dispatch",outcome="done"\} 1\b/, 'the thread\'s job metrics');
       assert.match(metrics, /http_request_duration_seconds_count\{operation="messages\.send"/, 'the main thread\'s request metrics');
       assert.equal(metrics.match(/^jobs_queue_depth\{state="queued"\} /gm)?.length, 1, 'the queue depth once');
+
+      // A job committed on the main thread for a kind the thread runs is stored leased to the
+      // thread's worker and handed over after commit (no claim), and the thread runs it.
+      const { platform } = s.container;
+      const handed = await platform.transaction((uow) => platform.localJobs.enqueue(uow, { kind: 'message.dispatch', apiSpaceId: space, payload: { v: 1, ids: [] }, runAt: Date.now() }));
+      assert.equal(handed, true, 'handed to the thread\'s worker');
+      await waitFor(async () => { const d = await platform.queue.depth(); return d.queued + d.running === 0; }, 10_000, 'the thread to run the handed-over job');
     } finally {
       await s.close();
       await dropLocation(s.location);

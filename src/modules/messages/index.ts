@@ -6,7 +6,7 @@ import { createIdempotency } from '../../http/idempotency.js';
 import { iso } from '../../lib/clock.js';
 import { AppError } from '../../http/errors.js';
 import { messagesMigrations } from './messages.migrations.js';
-import { createMutator } from './messages.repo.js';
+import { createMutator, type Message } from './messages.repo.js';
 import { createRuleSets, ruleSetRoutes } from './rulesets.js';
 import { createOutbound } from './messages.service.js';
 import { createDispatcher, type MessageCopies, type Ports, type TemplatesLookup } from './dispatch.js';
@@ -59,7 +59,9 @@ export const messagesModule: ModuleDefinition = {
     const mutator = createMutator(ctx, { missing: (space, id) => outbound.pending.ensureMessage(space, id) });
     const ruleSets = createRuleSets(ctx);
     const dispatcher = createDispatcher(ctx, mutator, ports);
-    const outbound = createOutbound(ctx, mutator, ruleSets, ports, dispatcher.prime);
+    const outbound = createOutbound(ctx, mutator, ruleSets, ports);
+    // A dispatch job handed over at commit brings its messages as written: no read back.
+    ctx.localJobs.receive('message.dispatch', (messages) => dispatcher.prime(messages as Message[]));
     ports.batches = () => outbound.pending;
     const inbound = createInbound(ctx, ports);
     const history = createHistory(ctx, ports);

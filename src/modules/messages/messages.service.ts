@@ -64,10 +64,7 @@ function canSendAll(actor: Actor, needed: Iterable<string>): boolean {
   return true;
 }
 
-/** Hands messages just committed to this process's dispatcher (`Dispatcher.prime`). */
-export type Prime = (messages: readonly Message[]) => void;
-
-export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: RuleSetsService, ports: Ports, prime: Prime = () => {}): OutboundService {
+export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: RuleSetsService, ports: Ports): OutboundService {
   const { clock, ids } = ctx;
   // Positive answers only: a channel configured a moment ago must never be reported missing.
   const configured = new TtlCache<string, true>(2_000, 10_000, () => clock.now());
@@ -151,7 +148,8 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
       for (let i = 0; i < messages.length; i += GROUP_MAX) {
         const chunk = messages.slice(i, i + GROUP_MAX);
         const job: NewJob = { kind: 'message.dispatch', apiSpaceId: space, payload: { v: 1, ids: chunk.map((m) => m.row.id) }, runAt: now };
-        await ctx.localJobs.enqueue(uow, job, () => prime(chunk));
+        // A worker of this process that takes the job gets the rows as written (`Dispatcher.prime`).
+        await ctx.localJobs.enqueue(uow, job, chunk);
       }
     }
   });
