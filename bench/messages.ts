@@ -2,8 +2,9 @@
  * One API benchmark (`npx tsx bench/messages.ts`). In the same run:
  *  1. POST /messages with an access token to a custom channel whose receiver answers at once,
  *     versus a bare Fastify route in a separate process: rates, ratio, p99. Targets: ratio ≥ 0.25,
- *     p99 ≤ 10 ms. Measured three times on SQLite: embedded (one process accepts and dispatches),
- *     worker thread (the same process with WORKER_THREAD=true: dispatch on a worker thread) and
+ *     p99 ≤ 10 ms. Measured three times on SQLite: embedded (one process accepts and dispatches on
+ *     one event loop, WORKER_THREAD=false), worker thread (WORKER_THREAD=true: dispatch on a worker
+ *     thread of the same process; the default on a machine with more than one core) and
  *     split (an API process with WORKERS_ENABLED=false plus a worker process on the same database,
  *     ARCHITECTURE.md "Processes"), and split on PostgreSQL when TEST_DATABASE_URL is set; every
  *     run dispatches to the receiver (a process of its own) while the load runs.

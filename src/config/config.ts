@@ -2,6 +2,7 @@
  * Server configuration: the only module that reads the environment (conventions.md §12).
  * Parsed once at boot into a frozen object and injected everywhere else.
  */
+import { availableParallelism } from 'node:os';
 
 export interface Config {
   readonly port: number;
@@ -72,6 +73,15 @@ function bool(env: Env, name: string, def: boolean): boolean {
   throw new ConfigError(`${name} must be a boolean (1/true/yes or 0/false/no), got "${env[name]}"`);
 }
 
+/** true, false, or `auto` (the default): true when the machine has more than one core. */
+function auto(env: Env, name: string, cores: number): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '' || raw === 'auto') return cores > 1;
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be auto or a boolean (1/true/yes or 0/false/no), got "${env[name]}"`);
+}
+
 function list(env: Env, name: string, def: string[] = []): string[] {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return def;
@@ -100,7 +110,8 @@ export function parseSigningKeys(raw: string): SigningKey[] {
 }
 
 /** Builds the configuration from an environment map (defaults of conventions.md §12). */
-export function loadConfig(env: Env = process.env): Config {
+/** `cores`: the machine's (`os.availableParallelism()`), for the settings whose default depends on it. */
+export function loadConfig(env: Env = process.env, cores = availableParallelism()): Config {
   const port = int(env, 'PORT', 8080, 0, 65535);
   const dataDir = env.DATA_DIR?.trim() || './data';
   const config: Config = {
@@ -134,7 +145,7 @@ export function loadConfig(env: Env = process.env): Config {
     pnvOfflineStatus: env.PNV_OFFLINE_STATUS?.trim() || 'On',
     legacySmsEnabled: bool(env, 'LEGACY_SMS_ENABLED', false),
     workersEnabled: bool(env, 'WORKERS_ENABLED', true),
-    workerThread: bool(env, 'WORKER_THREAD', false),
+    workerThread: auto(env, 'WORKER_THREAD', cores),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 32, 1, 1024),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
   };
@@ -168,7 +179,7 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['PNV_OFFLINE_STATUS', 'On', 'phone validation status reported without a live lookup'],
   ['LEGACY_SMS_ENABLED', 'false', 'serve the legacy POST /webapi/sms endpoint (sms.md §9)'],
   ['WORKERS_ENABLED', 'true', 'run durable job workers in this process'],
-  ['WORKER_THREAD', 'false', 'run those workers on a worker thread with its own database connection (on PostgreSQL, a second pool of DATABASE_POOL_SIZE), so that serving requests and dispatching use two cores'],
+  ['WORKER_THREAD', 'auto', 'run those workers on a worker thread with its own database connection (on PostgreSQL, a second pool of DATABASE_POOL_SIZE), so that serving requests and dispatching use two cores; `auto`: when the machine has more than one core'],
   ['WORKER_CONCURRENCY', '32', 'jobs run at once per process'],
   ['DATABASE_POOL_SIZE', '20', 'PostgreSQL connections per process; half of them may commit accepted messages at once (group commit)'],
 ];

@@ -1,0 +1,13 @@
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+
+it('WORKER_THREAD: auto (the default) puts the workers on a thread when the machine has more than one core', () => {
+  const env = { DATABASE_URL: ':memory:' };
+  assert.equal(loadConfig(env, 1).workerThread, false);
+  assert.equal(loadConfig(env, 2).workerThread, true);
+  assert.equal(loadConfig({ ...env, WORKER_THREAD: 'auto' }, 4).workerThread, true);
+  assert.equal(loadConfig({ ...env, WORKER_THREAD: 'false' }, 4).workerThread, false);
+  assert.equal(loadConfig({ ...env, WORKER_THREAD: 'true' }, 1).workerThread, true);
+  assert.throws(() => loadConfig({ ...env, WORKER_THREAD: 'sometimes' }, 2), ConfigError);
+});
