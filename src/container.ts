@@ -82,7 +82,8 @@ export async function createContainer(given: Config, options: ContainerOptions =
   // WORKER_THREAD: this container serves with its workers off; a second one on a worker thread
   // runs them (src/worker-thread.ts).
   const threaded = given.workersEnabled && given.workerThread;
-  const config: Config = threaded ? Object.freeze({ ...given, workersEnabled: false }) : given;
+  // The process's PostgreSQL connections (DATABASE_POOL_SIZE) are shared between the two threads.
+  const config: Config = threaded ? Object.freeze({ ...given, workersEnabled: false, databasePoolSize: Math.max(2, Math.ceil(given.databasePoolSize / 2)) }) : given;
   const busName = threaded ? threadBusName(given) : undefined;
   const log = options.log ?? pino({ level: config.logLevel });
   const clock = options.clock ?? systemClock;
@@ -150,7 +151,7 @@ export async function createContainer(given: Config, options: ContainerOptions =
       }
       if (threaded && !thread) {
         const names = options.modules?.map((m) => m.name);
-        thread = await startWorkerThread(given, busName, { schema: options.schema, busPrefix: options.busPrefix, worker: options.worker, modules: names }, log);
+        thread = await startWorkerThread({ ...given, databasePoolSize: config.databasePoolSize }, busName, { schema: options.schema, busPrefix: options.busPrefix, worker: options.worker, modules: names }, log);
         stopWaking = queue.onWake(() => thread!.wake(), { otherProcesses: false });
       }
       for (const m of modules) await m.instance.start?.();

@@ -179,7 +179,7 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['PNV_OFFLINE_STATUS', 'On', 'phone validation status reported without a live lookup'],
   ['LEGACY_SMS_ENABLED', 'false', 'serve the legacy POST /webapi/sms endpoint (sms.md §9)'],
   ['WORKERS_ENABLED', 'true', 'run durable job workers in this process'],
-  ['WORKER_THREAD', 'auto', 'run those workers on a worker thread with its own database connection (on PostgreSQL, a second pool of DATABASE_POOL_SIZE), so that serving requests and dispatching use two cores; `auto`: when the machine has more than one core'],
+  ['WORKER_THREAD', 'auto', 'run those workers on a worker thread with its own database connection (on PostgreSQL, half of DATABASE_POOL_SIZE each), so that serving requests and dispatching use two cores; `auto`: when the machine has more than one core'],
   ['WORKER_CONCURRENCY', '32', 'jobs run at once per process'],
-  ['DATABASE_POOL_SIZE', '20', 'PostgreSQL connections per process; half of them may commit accepted messages at once (group commit)'],
+  ['DATABASE_POOL_SIZE', '20', 'PostgreSQL connections per process (split between the two threads with WORKER_THREAD); half of them may commit accepted messages at once (group commit)'],
 ];

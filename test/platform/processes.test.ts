@@ -77,6 +77,7 @@ eachDatabase('workers on a thread', (dialect) => {
     try {
       assert.equal(s.container.worker, undefined, 'no worker on the main thread');
       assert.equal(s.container.platform.config.workersEnabled, false, 'the main thread\'s modules see their workers off');
+      assert.equal(s.container.platform.config.databasePoolSize, 10, 'DATABASE_POOL_SIZE (20) shared between the two threads');
       const space = await s.createSpace('thread');
       const token = await s.createToken(space, ['msg:any:s', 'msg:r']);
       await customChannel(s, space, 'custom_crm', `${r.base}/in`);
