@@ -9,9 +9,9 @@
  * to the thread's worker (with their messages as written: `LocalJobs`, src/delivery/local-jobs.ts)
  * and the worker's free slots in shared memory, the thread's metrics for `/metrics`, stop, and on
  * SQLite a shared counter of write-lock releases (a thread waiting for the lock wakes when the
- * other commits, storage/uow.ts). Everything else goes through the database, as between processes. A thread that fails
- * takes the process down (exit code 1) so that its supervisor restarts it; no job is lost, they
- * are rows.
+ * other commits, storage/uow.ts). Everything else goes through the database, as between
+ * processes. A thread that fails takes the process down (exit code 1) so that its supervisor
+ * restarts it; no job is lost, they are rows.
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';

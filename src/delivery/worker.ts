@@ -47,8 +47,9 @@ export interface WorkerOptions {
   /** Registry for `jobs_run_duration_seconds{kind,outcome}`. */
   metrics?: Registry;
   /**
-   * Where the free slots are counted (default: here, starting at `concurrency`). Shared memory
-   * (`sharedSlots`) lets another thread reserve slots of this worker for jobs it hands over.
+   * Where the free slots are counted (default: a counter of its own, starting at `concurrency`).
+   * Given one shared with another thread, that thread can reserve slots of this worker for jobs it
+   * hands over (`WORKER_THREAD`).
    */
   slots?: Slots;
 }
@@ -69,32 +70,6 @@ export interface Slots {
   open(): void;
 }
 
-/** Slots of this thread's worker only. */
-export function localSlots(n: number): Slots {
-  let free = n;
-  let closed = false;
-  return {
-    take(k) {
-      const got = closed ? 0 : Math.max(0, Math.min(k, free));
-      free -= got;
-      return got;
-    },
-    use(k) {
-      free -= k;
-    },
-    give(k) {
-      free += k;
-    },
-    free: () => (closed ? 0 : free),
-    close() {
-      closed = true;
-    },
-    open() {
-      closed = false;
-    },
-  };
-}
-
 /** Free-slot counter in shared memory: `[free, closed]`. */
 export const slotsBuffer = (n: number): SharedArrayBuffer => {
   const buffer = new SharedArrayBuffer(8);
@@ -103,7 +78,7 @@ export const slotsBuffer = (n: number): SharedArrayBuffer => {
 };
 
 /**
- * Slots counted in `buffer` (from `slotsBuffer`), shared by the threads of this process: the
+ * Slots counted in `buffer` (from `slotsBuffer`), which the threads of this process may share: the
  * worker's own thread, and another that reserves slots for jobs it hands over to this worker
  * (`WORKER_THREAD`, src/worker-thread.ts).
  */
@@ -181,7 +156,7 @@ export function createWorker(opts: WorkerOptions): Worker {
   let pumping = false;
   let again = false;
   let soonQueued = false;
-  const slots = opts.slots ?? localSlots(opts.concurrency);
+  const slots = opts.slots ?? sharedSlots(slotsBuffer(opts.concurrency));
   let gatheringSince: number | undefined;
   const gatherMin = Math.max(1, Math.floor(opts.concurrency / 4));
   /** Finishing jobs pump once per turn of the event loop, not once each. */
