@@ -6,8 +6,8 @@
  *     one event loop, WORKER_THREAD=false), worker thread (WORKER_THREAD=true: dispatch on a worker
  *     thread of the same process; the default on a machine with more than one core) and
  *     split (an API process with WORKERS_ENABLED=false plus a worker process on the same database,
- *     ARCHITECTURE.md "Processes"), and split on PostgreSQL when TEST_DATABASE_URL is set; every
- *     run dispatches to the receiver (a process of its own) while the load runs.
+ *     ARCHITECTURE.md "Processes"), and the same three on PostgreSQL when TEST_DATABASE_URL is set;
+ *     every run dispatches to the receiver (a process of its own) while the load runs.
  *     Then the same send in an open loop at 0.25× the bare route's rate: p99 from each request's
  *     scheduled time, and whether dispatch delivers every message of that run. Last, the API
  *     process alone with no worker anywhere ("accept only"): the accept path's own share, to tell
@@ -221,7 +221,11 @@ async function main() {
       { mode: 'embedded, SQLite', db: 'sqlite', workers: 'embedded' },
       { mode: 'worker thread, SQLite', db: 'sqlite', workers: 'thread' },
       { mode: 'split, SQLite', db: 'sqlite', workers: 'split' },
-      ...(process.env.TEST_DATABASE_URL ? [{ mode: 'split, PostgreSQL', db: 'postgres' as const, workers: 'split' as const }] : []),
+      ...(process.env.TEST_DATABASE_URL ? [
+        { mode: 'embedded, PostgreSQL', db: 'postgres' as const, workers: 'embedded' as const },
+        { mode: 'worker thread, PostgreSQL', db: 'postgres' as const, workers: 'thread' as const },
+        { mode: 'split, PostgreSQL', db: 'postgres' as const, workers: 'split' as const },
+      ] : []),
       { mode: 'accept only, SQLite', db: 'sqlite', workers: 'none' },
     ];
     for (const { mode, db, workers } of runs.filter((r) => selected(r.mode))) {
