@@ -115,7 +115,15 @@ export function startWorkerThread(config: Config, busName: string | undefined, o
               free.give(n);
               wake();
             },
-            adopt: (job, context) => thread.postMessage({ type: 'adopt', job, context } satisfies ToThread),
+            adopt: (job, context) => {
+              try {
+                thread.postMessage({ type: 'adopt', job, context } satisfies ToThread);
+              } catch (err) {
+                // Not cloneable: the job stays leased until its lease expires, then runs as a queued one.
+                free.give(1);
+                log.error({ err, jobId: job.id, kind: job.kind }, 'could not hand a job to the workers\' thread; it runs when its lease expires');
+              }
+            },
           },
           metrics: () => new Promise((done) => {
             const id = next++;

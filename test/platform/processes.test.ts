@@ -73,7 +73,7 @@ eachDatabase('workers on a thread', (dialect) => {
     const r = receiver();
     await r.start();
     const rx = await startReceiver();
-    const s = await startServer(dialect, { env: { WORKER_THREAD: 'true' } });
+    const s = await startServer(dialect, { env: { WORKER_THREAD: 'true' }, worker: { leaseMs: 1000 } });
     try {
       assert.equal(s.container.worker, undefined, 'no worker on the main thread');
       assert.equal(s.container.platform.config.workersEnabled, false, 'the main thread\'s modules see their workers off');
@@ -109,6 +109,19 @@ eachDatabase('workers on a thread', (dialect) => {
       const handed = await platform.transaction((uow) => platform.localJobs.enqueue(uow, { kind: 'message.dispatch', apiSpaceId: space, payload: { v: 1, ids: [] }, runAt: Date.now() }));
       assert.equal(handed, true, 'handed to the thread\'s worker');
       await waitFor(async () => { const d = await platform.queue.depth(); return d.queued + d.running === 0; }, 10_000, 'the thread to run the handed-over job');
+      // A context that cannot cross to the thread: its slot is given back, and the job, stored
+      // leased, runs once the lease expires (here 1 s).
+      const stranded = await platform.transaction((uow) => platform.localJobs.enqueue(uow, { kind: 'message.dispatch', apiSpaceId: space, payload: { v: 1, ids: [] }, runAt: Date.now() }, [() => 'not cloneable']));
+      assert.equal(stranded, true);
+      await waitFor(async () => { const d = await platform.queue.depth(); return d.queued + d.running === 0; }, 15_000, 'the stranded job to run after its lease');
+      // Every one of the worker's slots (WORKER_CONCURRENCY, 32) is free again.
+      const all = await platform.transaction(async (uow) => {
+        const handedOver: boolean[] = [];
+        for (let i = 0; i < platform.config.workerConcurrency; i++) handedOver.push(await platform.localJobs.enqueue(uow, { kind: 'message.dispatch', apiSpaceId: space, payload: { v: 1, ids: [] }, runAt: Date.now() }));
+        return handedOver;
+      });
+      assert.deepEqual(all, all.map(() => true), 'no slot lost');
+      await waitFor(async () => { const d = await platform.queue.depth(); return d.queued + d.running === 0; }, 10_000, 'the handed-over jobs');
     } finally {
       await s.close();
       await dropLocation(s.location);
