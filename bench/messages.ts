@@ -45,7 +45,6 @@ function request(port: number, method: string, path: string, headers: Record<str
   });
 }
 
-
 /** Runs `run` and returns its result with the CPU µs per request each of `pids` used meanwhile. */
 async function withCpu<T extends { n: number }>(pids: Array<number | undefined>, run: () => Promise<T>): Promise<T & { cpu: Array<number | undefined> }> {
   const before = pids.map(cpuMicros);

@@ -109,8 +109,10 @@ export function parseSigningKeys(raw: string): SigningKey[] {
     });
 }
 
-/** Builds the configuration from an environment map (defaults of conventions.md §12). */
-/** `cores`: the machine's (`os.availableParallelism()`), for the settings whose default depends on it. */
+/**
+ * Builds the configuration from an environment map (defaults of conventions.md §12). `cores`: the
+ * machine's (`os.availableParallelism()`), for the settings whose default depends on it.
+ */
 export function loadConfig(env: Env = process.env, cores = availableParallelism()): Config {
   const port = int(env, 'PORT', 8080, 0, 65535);
   const dataDir = env.DATA_DIR?.trim() || './data';

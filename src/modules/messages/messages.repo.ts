@@ -223,8 +223,8 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
     return { set, next: { row, request: change.request ?? m.request, details: change.details ?? m.details, state: change.state ?? m.state } };
   }
 
-  /** The `message.*` events of a written change (built before its transaction where possible). */
-  function eventsOf(accountId: number, m: Message, next: Message, change: Change, serialise = false): DomainEvent[] {
+  /** The `message.*` events of a written change, payloads serialised (built before its transaction where possible). */
+  function eventsOf(accountId: number, m: Message, next: Message, change: Change): DomainEvent[] {
     if (!change.events?.length) return [];
     const { row } = next;
     const etag = etagOf(next);
@@ -232,7 +232,7 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
     const metadata = (rendered as { metadata?: unknown } | null)?.metadata ?? next.request.metadata;
     return change.events.map((e): DomainEvent => {
       const payload = eventPayload({ messageId: row.id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined, metadata, updatedOn: row.updated_on, failureReason: e.failureReason, errorCode: e.errorCode, channelDetails: e.channelDetails, channelData: e.channel ? next.state.channelData?.[e.channel] : undefined });
-      return { apiSpaceId: row.api_space_id, accountId, name: eventName(e.status), payload, payloadJson: serialise ? toJson(payload) : undefined, meta: { revision: row.revision, etag } };
+      return { apiSpaceId: row.api_space_id, accountId, name: eventName(e.status), payload, payloadJson: toJson(payload), meta: { revision: row.revision, etag } };
     });
   }
 
@@ -286,7 +286,7 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
       const key = Object.keys(set).join();
       let cols = byColumns.get(key);
       if (!cols) byColumns.set(key, (cols = { list: [], rows: [] }));
-      cols.list.push({ it: x.it, change: x.change, next, events: eventsOf(accounts.get(x.it.apiSpaceId)!, x.m, next, x.change, true) });
+      cols.list.push({ it: x.it, change: x.change, next, events: eventsOf(accounts.get(x.it.apiSpaceId)!, x.m, next, x.change) });
       cols.rows.push({ set, apiSpaceId: x.it.apiSpaceId, id: x.it.id, revision: x.m.row.revision });
     }
     return [...byColumns.values()].map(({ list, rows }) => {
