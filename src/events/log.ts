@@ -31,7 +31,13 @@ const EVENT_COLUMNS = ['api_space_id', 'account_id', 'name', 'payload', 'meta', 
 
 const EVENT_PG = { types: { account_id: 'integer' }, suffix: 'RETURNING id' };
 
-/** Bus channel on which every committed event is announced (payload: StoredEvent). */
+/**
+ * Bus channel on which every committed event is announced: its `StoredEvent` without the payload
+ * (`payload` undefined, as `readAfter` with `payloads: false` gives it, meta included). Most
+ * announcements wake a consumer or are dropped by one; the rare consumer that needs a payload reads
+ * it from the log (`loadPayloads`). Serialising every payload for every other thread or process —
+ * each message's status events, each profile of a bulk upsert — cost both sides CPU for nothing.
+ */
 export const EVENTS_CHANNEL = 'events';
 
 export interface EventLog {
@@ -89,7 +95,7 @@ export function createEventLog(deps: { db: Db; dialect: DialectName; bus: EventB
     const stored = list.map((e, j): StoredEvent => ({ apiSpaceId: e.apiSpaceId, accountId: e.accountId, name: e.name, payload: e.payload, meta: e.meta ?? {}, id: ids[j]!, createdOn }));
     uow.afterCommit(() => {
       for (const e of stored) {
-        bus.publish(EVENTS_CHANNEL, e);
+        bus.publish(EVENTS_CHANNEL, { id: e.id, apiSpaceId: e.apiSpaceId, accountId: e.accountId, name: e.name, payload: undefined, meta: e.meta, createdOn: e.createdOn } satisfies StoredEvent);
         for (const l of listeners) l(e);
       }
     });

@@ -6,7 +6,7 @@ import type { Config } from '../config/config.js';
 import type { Credentials } from '../auth/credentials.js';
 import type { SpaceDirectory } from '../auth/space-directory.js';
 import type { EventBus } from '../events/bus.js';
-import { EVENTS_CHANNEL, type StoredEvent } from '../events/log.js';
+import { EVENTS_CHANNEL, type EventLog, type StoredEvent } from '../events/log.js';
 import type { Clock } from '../lib/clock.js';
 import { iso } from '../lib/clock.js';
 import type { Ids } from '../lib/ids.js';
@@ -64,6 +64,8 @@ export interface GatewayDeps {
   log: Logger;
   clock: Clock;
   ids: Ids;
+  /** Where a `profile.update` frame's payload is read (the bus announces events without it). */
+  events: Pick<EventLog, 'loadPayloads'>;
 }
 
 /**
@@ -71,7 +73,7 @@ export interface GatewayDeps {
  * (space, profile) and writes the frames other processes and modules publish on the bus.
  */
 export function createGateway(deps: GatewayDeps): Gateway {
-  const { config, bus, credentials, spaces, log, clock, ids } = deps;
+  const { config, bus, credentials, spaces, log, clock, ids, events } = deps;
   const bySpace = new Map<string, Map<string, Set<Client>>>();
   let count = 0;
   const presence: Array<(apiSpaceId: string, profileId: string, online: boolean) => void> = [];
@@ -122,27 +124,32 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
   }
 
-  // profile.update frames go to the sockets of that profile only, whichever module changed it.
+  // profile.update frames go to the sockets of that profile only, whichever module changed it. The
+  // announcement names the profile (meta.profileId) without the payload: that is read from the log
+  // only for a profile with a socket here, one event after another so frames keep their order.
+  let reading: Promise<void> = Promise.resolve();
   function onDomainEvent(e: StoredEvent): void {
     if (e.name !== 'profile.update') return;
     const meta = e.meta ?? {};
-    const profile = e.payload as { id?: string } | undefined;
-    const profileId = String(meta.profileId ?? profile?.id ?? '');
+    const profileId = String(meta.profileId ?? '');
     if (!profileId || !bySpace.get(e.apiSpaceId)?.has(profileId)) return;
-    const etag = (meta.etag ?? meta.eTag) as string | undefined;
-    const frame: Frame = {
-      eventId: typeof meta.eventId === 'string' ? meta.eventId : ids.uuid(),
-      apiSpaceId: e.apiSpaceId,
-      accountId: e.accountId,
-      name: 'profile.update',
-      profileId,
-      ...(typeof meta.revision === 'number' ? { revision: meta.revision } : {}),
-      ...(etag ? { eTag: etag } : {}),
-      payload: e.payload,
-      context: { createdBy: frameActor(String(meta.actor ?? meta.by ?? 'system')), createdOn: e.createdOn },
-      publishedOn: iso(clock.now()),
-    };
-    deliver({ s: e.apiSpaceId, to: [profileId], f: frame });
+    reading = reading.then(async () => {
+      if (e.payload === undefined) await events.loadPayloads([e]);
+      const etag = (meta.etag ?? meta.eTag) as string | undefined;
+      const frame: Frame = {
+        eventId: typeof meta.eventId === 'string' ? meta.eventId : ids.uuid(),
+        apiSpaceId: e.apiSpaceId,
+        accountId: e.accountId,
+        name: 'profile.update',
+        profileId,
+        ...(typeof meta.revision === 'number' ? { revision: meta.revision } : {}),
+        ...(etag ? { eTag: etag } : {}),
+        payload: e.payload,
+        context: { createdBy: frameActor(String(meta.actor ?? meta.by ?? 'system')), createdOn: e.createdOn },
+        publishedOn: iso(clock.now()),
+      };
+      deliver({ s: e.apiSpaceId, to: [profileId], f: frame });
+    }).catch((err) => log.warn({ err, eventId: e.id }, 'a profile.update frame could not be read'));
   }
 
   function sessionEnded(m: SessionEnded): void {

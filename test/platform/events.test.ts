@@ -32,6 +32,9 @@ eachDatabase('transactional event log', (dialect) => {
     });
     assert.ok(ids[1]! > ids[0]!);
     assert.deepEqual(announced.filter((e) => e.apiSpaceId === space).map((e) => e.name), ['test.first', 'test.second']);
+    // Announced with their ids, names and meta, without payloads (the log holds those).
+    const first = announced.find((e) => e.apiSpaceId === space)!;
+    assert.deepEqual({ id: first.id, payload: first.payload, meta: first.meta }, { id: ids[0], payload: undefined, meta: { revision: 1 } });
     assert.deepEqual(appended.filter((e) => e.apiSpaceId === space).map((e) => e.id), ids);
     const stored = (await platform.events.readAfter(base, 10)).filter((e) => e.apiSpaceId === space);
     assert.deepEqual(stored.map((e) => e.name), ['test.first', 'test.second']);

@@ -77,7 +77,7 @@ export const appMessagingModule: ModuleDefinition = {
     const a2p = createA2P(ctx, { conversations, messages, profiles });
     optional.channels?.registerProvider(a2p.provider);
     const gateway = createGateway({
-      config: ctx.config, bus: ctx.bus, credentials: ctx.services.credentials, spaces: ctx.services.spaces, log: ctx.log, clock: ctx.clock, ids: ctx.ids,
+      config: ctx.config, bus: ctx.bus, credentials: ctx.services.credentials, spaces: ctx.services.spaces, log: ctx.log, clock: ctx.clock, ids: ctx.ids, events: ctx.events,
     });
     // Idempotency-Key on sends (conventions.md §10); the key table belongs to the messages module.
     const idempotency = createIdempotency({ db: ctx.db, clock: ctx.clock });
