@@ -129,7 +129,10 @@ export function createRedisBus(url: string, prefix = 'sb:', onError: (err: unkno
 /**
  * The bus of a process whose workers run on a worker thread (`WORKER_THREAD`, src/worker-thread.ts)
  * without Redis: the main thread's container and the worker thread's each hold one, joined by a
- * `BroadcastChannel` named `name`. Messages cross as JSON, as they would through Redis.
+ * `BroadcastChannel` named `name`. Messages cross as JSON, as they would through Redis, gathered
+ * into one post per turn of the publishing thread's code (a dispatch group's commit announces all
+ * its events at once): a post and its delivery cost both threads a few microseconds however small
+ * the message.
  */
 export function createThreadBus(name: string, onError: (err: unknown, channel: string) => void = () => {}): EventBus {
   const origin = randomUUID();
@@ -137,26 +140,47 @@ export function createThreadBus(name: string, onError: (err: unknown, channel: s
   const link = new BroadcastChannel(name);
   (link as unknown as { unref(): void }).unref();
   link.onmessage = (event) => {
-    let parsed: { o: string; c: string; m: unknown };
+    let parsed: { o: string; l: Array<{ c: string; m: unknown }> };
     try {
       parsed = JSON.parse((event as { data: string }).data) as typeof parsed;
     } catch {
       return;
     }
-    if (parsed.o !== origin) local.publish(parsed.c, parsed.m);
+    if (parsed.o === origin || !Array.isArray(parsed.l)) return;
+    for (const { c, m } of parsed.l) local.publish(c, m);
+  };
+  /** Serialised messages not yet posted, or undefined when none are. */
+  let pending: string[] | undefined;
+  const flush = () => {
+    if (!pending) return;
+    const data = `{"o":${JSON.stringify(origin)},"l":[${pending.join(',')}]}`;
+    pending = undefined;
+    try {
+      link.postMessage(data);
+    } catch (err) {
+      onError(err, '*');
+    }
   };
   return {
     publish(channel, message) {
       local.publish(channel, message);
+      let item: string;
       try {
-        link.postMessage(JSON.stringify({ o: origin, c: channel, m: message }));
+        item = JSON.stringify({ c: channel, m: message });
       } catch (err) {
         onError(err, channel);
+        return;
       }
+      if (!pending) {
+        pending = [];
+        queueMicrotask(flush);
+      }
+      pending.push(item);
     },
     subscribe: local.subscribe,
     ready: local.ready,
     async close() {
+      flush();
       link.close();
       await local.close();
     },

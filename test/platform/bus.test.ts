@@ -1,7 +1,7 @@
 import { it, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createLocalBus, createRedisBus, type EventBus } from '../../src/events/bus.js';
+import { createLocalBus, createRedisBus, createThreadBus, type EventBus } from '../../src/events/bus.js';
 import { TEST_REDIS_URL } from '../helpers/harness.js';
 
 const settle = (ms = 150) => new Promise((r) => setTimeout(r, ms));
@@ -22,6 +22,33 @@ describe('in-process event bus', () => {
     bus.publish('c', 2);
     assert.deepEqual(got, [{ a: 1 }]);
     await bus.close();
+  });
+});
+
+describe('thread event bus', () => {
+  it('delivers what one turn published, in order, to the other bus once and to its own subscribers once', async () => {
+    const name = `test:${randomBytes(4).toString('hex')}`;
+    const errors: unknown[] = [];
+    const [a, b] = [createThreadBus(name, (err) => errors.push(err)), createThreadBus(name)];
+    const [onA, onB]: unknown[][] = [[], []];
+    a.subscribe('c', (m) => onA.push(m));
+    b.subscribe('c', (m) => onB.push(m));
+    b.subscribe('d', (m) => onB.push(['d', m]));
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    for (let i = 0; i < 5; i++) a.publish('c', { i, payload: undefined });
+    a.publish('c', circular);
+    a.publish('d', 'last');
+    assert.equal(onA.length, 6, 'local subscribers at once');
+    assert.equal(onB.length, 0, 'the other side after the turn');
+    await settle(50);
+    assert.deepEqual(onB, [{ i: 0 }, { i: 1 }, { i: 2 }, { i: 3 }, { i: 4 }, ['d', 'last']]);
+    assert.equal(onA.length, 6, 'no echo of its own posts');
+    assert.equal(errors.length, 1, 'the message that cannot be serialised is reported, the others go');
+    b.publish('c', 'back');
+    await settle(50);
+    assert.deepEqual(onA.at(-1), 'back');
+    await Promise.all([a.close(), b.close()]);
   });
 });
 
