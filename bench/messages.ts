@@ -9,7 +9,9 @@
  *     ARCHITECTURE.md "Processes"), and the same three on PostgreSQL when TEST_DATABASE_URL is set;
  *     every run dispatches to the receiver (a process of its own) while the load runs.
  *     Then the same send in an open loop at 0.25× the bare route's rate: p99 from each request's
- *     scheduled time, and whether dispatch delivers every message of that run. Last, the API
+ *     scheduled time, whether dispatch delivers every message of that run, and where the cores went
+ *     meanwhile (the server's threads per request, and the server, receiver and load generator in
+ *     cores: at that rate the two cores of the machine this was written on were nearly full). Last, the API
  *     process alone with no worker anywhere ("accept only"): the accept path's own share, to tell
  *     which side limits the runs that dispatch.
  *  2. POST /messages/batch with 1,000 items on SQLite (workers off: the accepted rate), and on
@@ -21,7 +23,7 @@
 import http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { spawnServer } from '../test/fixtures/spawn.js';
-import { processCpuMicros as cpuMicros, stopProcess } from './lib/processes.js';
+import { processCpuMicros as cpuMicros, stopProcess, threadCpuMicros } from './lib/processes.js';
 import { ADMIN_TOKEN, dropLocation, freshLocation, testEnv, type DatabaseLocation } from '../test/helpers/harness.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -65,6 +67,30 @@ async function withCpu<T extends { n: number }>(pids: Array<number | undefined>,
   return { ...r, cpu };
 }
 const µs = (v: number | undefined) => (v === undefined ? '?' : `${v.toFixed(0)} µs`);
+
+/**
+ * CPU used from now until the returned function is called, as text: per request for each thread
+ * of the first process (its main thread, its busiest other thread — the workers' thread when
+ * there is one — and the rest: V8's helpers, the checkpointer) and for the second process if any,
+ * and in cores for the whole server, the receiver (third) and this load generator.
+ */
+function cpuUsage([server, second, receiver]: Array<number | undefined>) {
+  const [threads0, second0, receiver0, self0] = [threadCpuMicros(server), cpuMicros(second), cpuMicros(receiver), process.cpuUsage()];
+  return (requests: number, seconds: number): string => {
+    const threads1 = threadCpuMicros(server);
+    if (!threads0 || !threads1) return 'not measured (no /proc)';
+    const per = [...threads1].map(([tid, v]) => ({ tid, v: (v - (threads0.get(tid) ?? 0)) / requests }));
+    const main = per.find((t) => t.tid === String(server))?.v ?? 0;
+    const others = per.filter((t) => t.tid !== String(server)).sort((a, b) => b.v - a.v);
+    const [busiest, rest] = [others[0]?.v ?? 0, others.slice(1).reduce((a, t) => a + t.v, 0)];
+    const secondPer = second0 === undefined ? undefined : (cpuMicros(second)! - second0) / requests;
+    const self = process.cpuUsage(self0);
+    const cores = (perRequest: number) => ((perRequest * requests) / 1e6 / seconds).toFixed(2);
+    const serverPer = main + busiest + rest + (secondPer ?? 0);
+    return `main thread ${µs(main)}, busiest other thread ${µs(busiest)}, other threads ${µs(rest)}${secondPer === undefined ? '' : `, worker process ${µs(secondPer)}`} per request; `
+      + `cores: Switchboard ${cores(serverPer)}, receiver ${receiver0 === undefined ? '?' : cores((cpuMicros(receiver)! - receiver0) / requests)}, load generator ${cores((self.user + self.system) / requests)}`;
+  };
+}
 
 /** Closed-loop load: `concurrency` workers for `seconds`; returns rate and latency percentiles. */
 async function load(seconds: number, concurrency: number, one: () => Promise<boolean>) {
@@ -292,10 +318,13 @@ async function main() {
         await openLoad(target, 1, open);
         await drain(receivedNow, 5_000);
         const r0 = await receivedNow();
+        const usage = cpuUsage([api.child.pid, worker?.child.pid, receiver.child.pid]);
         const o = await openLoad(target, SECONDS, open);
+        const used = usage(o.n, o.elapsed);
         const lag = acceptOnly ? undefined : await drain(async () => (await receivedNow()) - r0 >= o.n - o.errors, 10_000);
         const dispatch = acceptOnly ? 'no dispatch in this mode' : `dispatch ${lag === undefined ? `behind: ${(await receivedNow()) - r0} of ${o.n} delivered 10 s after the run` : `kept up: all ${o.n} delivered ${lag.toFixed(0)} ms after the last answer`}`;
         console.log(`[${mode}] open loop at ${target} req/s (0.25× bare): ${o.rate.toFixed(0)} req/s answered, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms (target ≤ 10), errors ${o.errors}; ${dispatch}`);
+        console.log(`[${mode}] open loop, where the cores went: ${used}`);
       } finally {
         // Gone before their database is dropped at the end (a schema dropped under a live
         // connection could stay behind).

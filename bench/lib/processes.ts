@@ -61,6 +61,26 @@ export function processCpuMicros(pid: number | undefined): number | undefined {
   return pid === undefined ? undefined : procStat(pid)?.cpu;
 }
 
+/**
+ * CPU time (µs) so far of each thread of a process, by thread id (the main thread's id is the
+ * process id); undefined where /proc is missing.
+ */
+export function threadCpuMicros(pid: number | undefined): Map<string, number> | undefined {
+  if (pid === undefined) return undefined;
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  const out = new Map<string, number>();
+  for (const tid of tids) {
+    const s = procStat(`${pid}/task/${tid}`);
+    if (s) out.set(tid, s.cpu);
+  }
+  return out;
+}
+
 /** The CPU time (µs) of every process with this command name (e.g. `postgres`); undefined when there is none. */
 export function namedCpuMicros(name: string): number | undefined {
   let pids: string[];
