@@ -11,9 +11,9 @@
  *     Then the same send in an open loop at 0.25× the bare route's rate: p99 from each request's
  *     scheduled time, whether dispatch delivers every message of that run, and where the cores went
  *     meanwhile (the server's threads per request, and the server, receiver and load generator in
- *     cores: at that rate the two cores of the machine this was written on were nearly full). Last, the API
- *     process alone with no worker anywhere ("accept only"): the accept path's own share, to tell
- *     which side limits the runs that dispatch.
+ *     cores: at that rate the two cores of the machine this was written on were nearly full).
+ *     Last, the API process alone with no worker anywhere ("accept only"): the accept path's own
+ *     share, to tell which side limits the runs that dispatch.
  *  2. POST /messages/batch with 1,000 items on SQLite (workers off: the accepted rate), and on
  *     PostgreSQL when TEST_DATABASE_URL is set. Target ≥ 100k messages/s accepted on SQLite.
  * The closed-loop runs alternate with the bare route's in BENCH_ROUNDS slices (default 3) that add
