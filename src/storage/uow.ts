@@ -182,8 +182,9 @@ const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
 
 /**
  * Lock releases of this process's threads on one SQLite file (`WORKER_THREAD`): a counter every
- * thread bumps after it commits, rolls back or finishes a statement outside a transaction, so that
- * a thread waiting for the write lock wakes when the other lets go instead of at its next poll.
+ * thread bumps after it commits, rolls back or finishes a writing statement outside a
+ * transaction, so that a thread waiting for the write lock wakes when the other lets go instead
+ * of at its next poll.
  */
 let releases: Int32Array | undefined;
 
@@ -198,6 +199,12 @@ function released(): void {
   Atomics.add(releases, 0, 1);
   Atomics.notify(releases, 0);
 }
+
+/**
+ * Whether a statement run outside a transaction may have held the write lock: a SELECT from the
+ * query builder never does (WAL readers take no lock), so its end wakes no waiter for nothing.
+ */
+const mayHaveWritten = (q: CompiledQuery): boolean => q.query.kind !== 'SelectQueryNode';
 
 /** Waits for another thread's release, or about a millisecond (another process's lock). */
 function nextTry(attempt: number, seen: number): Promise<unknown> {
@@ -243,7 +250,7 @@ function waitingForLocks(inner: Driver): Driver {
     let w = wrapped.get(c);
     if (!w) {
       const self: DatabaseConnection = {
-        executeQuery: <R>(q: CompiledQuery) => (open.has(self) ? c.executeQuery<R>(q) : untilFree(() => c.executeQuery<R>(q)).finally(released)),
+        executeQuery: <R>(q: CompiledQuery) => (open.has(self) ? c.executeQuery<R>(q) : untilFree(() => c.executeQuery<R>(q)).finally(() => mayHaveWritten(q) && released())),
         streamQuery: (q, chunkSize) => c.streamQuery(q, chunkSize),
       };
       wrapped.set(c, (w = self));
