@@ -278,7 +278,8 @@ async function main() {
       try {
         const { space, headers } = await setup(api.port, receiverUrl);
         const body = JSON.stringify({ to: { crmId: 'C-1' }, rules: ['custom_bench'], body: 'Hello {{profile.crmId}}', metadata: { orderId: 'SO-1' } });
-        const sb = () => request(api.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
+        const send = (via = agent) => () => request(api.port, 'POST', `/apispaces/${space}/messages`, headers, body, via).then((r) => r.status === 201);
+        const sb = send();
         const before = await receivedNow();
         // Warm-up: a fresh server process runs its first seconds unoptimised (the JIT compiles hot
         // code as it goes), which slowed the first of three slices by a third to a half.
@@ -310,7 +311,7 @@ async function main() {
         // shortly after the last request.
         const target = Math.round(b.rate * 0.25);
         await openConnections(api.port);
-        const open = () => request(api.port, 'POST', `/apispaces/${space}/messages`, headers, body, openAgent).then((r) => r.status === 201);
+        const open = send(openAgent);
         // The load generator's open-loop code runs warm too: its first pass, cold, took twice the
         // CPU of later ones (0.7 of a core instead of 0.35), and on two cores the server then fell
         // behind for the whole run.
