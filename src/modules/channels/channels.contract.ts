@@ -5,12 +5,19 @@
  */
 import type { ChannelAdapter, ChannelProvider, InboundReport, ReceiptReport } from '../../channels/adapter.js';
 
+export interface ChannelLimits {
+  messagesPerSecond?: number;
+  concurrency?: number;
+}
+
 export interface ChannelConfigView {
   channelId: string;
   enabled: boolean;
   provider: string;
   /** Secrets masked as `********`. */
   settings: Record<string, unknown>;
+  /** Dispatch limits (pacing and concurrency), absent when none are set. */
+  limits?: ChannelLimits;
   /** Custom channels (channels.md §11) carry their request definition here too. */
   custom: boolean;
   revision: number;

@@ -35,4 +35,11 @@ export const channelsMigrations: SchemaMigration[] = [
       await db.schema.createIndex('tracked_links_message').on('tracked_links').columns(['api_space_id', 'message_id']).execute();
     },
   },
+  {
+    // Dispatch limits (channels.md §1.3): a JSON object read back whole, text on both databases.
+    name: '0252-channel-limits',
+    async up({ db }) {
+      await db.schema.alterTable('channel_configs').addColumn('limits', 'text').execute();
+    },
+  },
 ];

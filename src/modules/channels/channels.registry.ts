@@ -90,7 +90,7 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
 
   const configView = (c: StoredConfig): ChannelConfigView => {
     const v = configs.view(c);
-    return { channelId: c.channelId, enabled: c.enabled, provider: c.provider, settings: v.settings, custom: !isBuiltIn(c.channelId), revision: c.revision };
+    return { channelId: c.channelId, enabled: c.enabled, provider: c.provider, settings: v.settings, ...(c.limits ? { limits: c.limits } : {}), custom: !isBuiltIn(c.channelId), revision: c.revision };
   };
 
   const registry: ChannelRegistryImpl = {

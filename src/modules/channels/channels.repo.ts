@@ -1,5 +1,6 @@
 import type { Db, Tx } from '../../storage/db.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
+import type { ChannelLimits } from './channels.contract.js';
 
 export interface ChannelConfigRow {
   api_space_id: string;
@@ -10,6 +11,8 @@ export interface ChannelConfigRow {
   settings: unknown;
   /** Sealed JSON object `{ "<dot path>": value }` of the secret settings, or null. */
   secrets: string | null;
+  /** Dispatch limits (JSON object text), or null. */
+  limits: string | null;
   revision: number;
   created_on: string;
   created_by: string;
@@ -41,6 +44,7 @@ export interface StoredConfig {
   provider: string;
   settings: Record<string, unknown>;
   secrets: string | null;
+  limits?: ChannelLimits;
   revision: number;
   createdOn: string;
   createdBy: string;
@@ -51,6 +55,7 @@ export interface StoredConfig {
 const toStored = (r: ChannelConfigRow): StoredConfig => ({
   apiSpaceId: r.api_space_id, channelId: r.channel_id, enabled: r.enabled === 1, provider: r.provider,
   settings: fromJson<Record<string, unknown>>(r.settings) ?? {}, secrets: r.secrets, revision: r.revision,
+  ...(r.limits ? { limits: fromJson<ChannelLimits>(r.limits) } : {}),
   createdOn: r.created_on, createdBy: r.created_by, updatedOn: r.updated_on, updatedBy: r.updated_by,
 });
 
@@ -76,13 +81,13 @@ export function createChannelsRepo(db: Db) {
     async insert(ex: Db | Tx, c: StoredConfig): Promise<void> {
       await ex.insertInto('channel_configs').values({
         api_space_id: c.apiSpaceId, channel_id: c.channelId, enabled: c.enabled ? 1 : 0, provider: c.provider, settings: toJson(c.settings),
-        secrets: c.secrets, revision: c.revision, created_on: c.createdOn, created_by: c.createdBy, updated_on: c.updatedOn, updated_by: c.updatedBy,
+        secrets: c.secrets, limits: c.limits ? toJson(c.limits) : null, revision: c.revision, created_on: c.createdOn, created_by: c.createdBy, updated_on: c.updatedOn, updated_by: c.updatedBy,
       }).execute();
     },
     /** Replaces a configuration at `expectedRevision`; false when another write got there first. */
     async replace(ex: Db | Tx, c: StoredConfig, expectedRevision: number): Promise<boolean> {
       const res = await ex.updateTable('channel_configs').set({
-        enabled: c.enabled ? 1 : 0, provider: c.provider, settings: toJson(c.settings), secrets: c.secrets, revision: c.revision,
+        enabled: c.enabled ? 1 : 0, provider: c.provider, settings: toJson(c.settings), secrets: c.secrets, limits: c.limits ? toJson(c.limits) : null, revision: c.revision,
         updated_on: c.updatedOn, updated_by: c.updatedBy,
       }).where('api_space_id', '=', c.apiSpaceId).where('channel_id', '=', c.channelId).where('revision', '=', expectedRevision).executeTakeFirst();
       return Number(res.numUpdatedRows) === 1;

@@ -11,6 +11,7 @@ import { etagFor, checkIfMatch } from '../../http/etag.js';
 import { errors, type ValidationFailure } from '../../http/errors.js';
 import { isUniqueViolation } from '../../storage/dialect.js';
 import type { ChannelsRepo, StoredConfig } from './channels.repo.js';
+import type { ChannelLimits } from './channels.contract.js';
 import { MASK, maskedView, mergeSecrets, resolveMasked, splitSecrets } from './channels.settings.js';
 
 export const BUILT_IN_CHANNELS = ['sms', 'mms', 'email', 'nativePush', 'whatsApp', 'fbMessenger', 'twitterDm', 'appMessaging', 'rcs'] as const;
@@ -35,6 +36,7 @@ export interface ChannelConfigApiView {
   enabled: boolean;
   provider: string;
   settings: Record<string, unknown>;
+  limits?: ChannelLimits;
   _createdOn: string;
   _createdBy: string;
   _updatedOn: string;
@@ -46,6 +48,16 @@ export interface ConfigInput {
   enabled?: boolean;
   provider?: string;
   settings?: Record<string, unknown>;
+  limits?: ChannelLimits;
+}
+
+/** The limits as stored: only the ones set, or undefined when none is. */
+function limitsOf(input: ChannelLimits | undefined): ChannelLimits | undefined {
+  if (!input) return undefined;
+  const out: ChannelLimits = {};
+  if (input.messagesPerSecond !== undefined) out.messagesPerSecond = input.messagesPerSecond;
+  if (input.concurrency !== undefined) out.concurrency = input.concurrency;
+  return Object.keys(out).length ? out : undefined;
 }
 
 export function createProviderRegistry() {
@@ -80,6 +92,7 @@ export function createChannelConfigService(ctx: ModuleContext, deps: { repo: Cha
   const view = (c: StoredConfig): ChannelConfigApiView => ({
     channelId: c.channelId, enabled: c.enabled, provider: c.provider,
     settings: maskedView(c.settings, Object.keys(storedSecrets(c))),
+    ...(c.limits ? { limits: c.limits } : {}),
     _createdOn: c.createdOn, _createdBy: c.createdBy, _updatedOn: c.updatedOn, _updatedBy: c.updatedBy,
   });
   const withEtag = (c: StoredConfig) => {
@@ -154,6 +167,7 @@ export function createChannelConfigService(ctx: ModuleContext, deps: { repo: Cha
         const next: StoredConfig = {
           apiSpaceId, channelId, enabled: input.enabled ?? true, provider, settings: open,
           secrets: Object.keys(secrets).length ? ctx.secrets.seal(JSON.stringify(secrets)) : null,
+          limits: limitsOf(input.limits),
           revision: (current?.revision ?? 0) + 1,
           createdOn: current?.createdOn ?? now, createdBy: current?.createdBy ?? actor.actor, updatedOn: now, updatedBy: actor.actor,
         };

@@ -7,7 +7,7 @@
  */
 import type { JobHandler } from '../../delivery/worker.js';
 import type { ChannelAdapter, SendInput, SendOutcome } from '../../channels/adapter.js';
-import type { ChannelConfigView, ChannelRegistry } from '../channels/channels.contract.js';
+import type { ChannelConfigView, ChannelLimits, ChannelRegistry } from '../channels/channels.contract.js';
 import type { ProfileDirectory, ProfileDocument } from '../profiles/profiles.contract.js';
 import type { ModuleContext } from '../module.js';
 import type { Tx } from '../../storage/db.js';
@@ -18,6 +18,7 @@ import { loadMessage, loadMessages, type Change, type Message, type MutationItem
 import { channelDataOf, FINAL, OPT_REASONS, rank, type Attempt } from './lifecycle.js';
 import { mergeDeep, mergeString, type MergeContext } from './merge.js';
 import { isCustomChannel, normalisePhone } from './validate.js';
+import { createPacer } from './pacing.js';
 
 export interface TemplatesLookup {
   get(apiSpaceId: string, id: string): Promise<Record<string, unknown> | undefined>;
@@ -40,7 +41,14 @@ export interface Ports {
 const RETRY_SCHEDULE_MS = [30_000, 120_000, 600_000, 1_800_000, 3_600_000];
 const MAX_RETRIES = RETRY_SCHEDULE_MS.length;
 const WINDOW_MS = 24 * 3600_000;
+/** Sends in flight at once per (space, channel) in this process, unless the channel's `limits.concurrency` says otherwise. */
 const CHANNEL_CAP = 64;
+/**
+ * A paced send whose slot is at most this far off waits for it in the worker; one further off is
+ * written back to the queue to run at its slot (one-api.md §4.3 item 4: limits are kept by the
+ * queue), so a slow channel does not hold the worker's slots.
+ */
+const PACE_HOLD_MS = 1000;
 /** Most messages dispatched as one group (one read, one transaction): single-message jobs gathered, or one job's. */
 export const GROUP_MAX = 64;
 const IDENTIFIERS = ['phoneNumber', 'email', 'fbMessengerId', 'twitterId'] as const;
@@ -65,9 +73,9 @@ interface Rendered {
 }
 
 /** A tiny counting semaphore per (space, channel): per-channel concurrency caps in this process. */
-function createCaps(limit: number) {
+function createCaps() {
   const slots = new Map<string, { n: number; waiters: Array<() => void> }>();
-  return async function withCap<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  return async function withCap<T>(key: string, limit: number, fn: () => Promise<T>): Promise<T> {
     let s = slots.get(key);
     if (!s) slots.set(key, (s = { n: 0, waiters: [] }));
     const slot = s;
@@ -100,7 +108,8 @@ const PRIMED_MS = 10_000;
 
 export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Ports): Dispatcher {
   const { clock, log } = ctx;
-  const withCap = createCaps(CHANNEL_CAP);
+  const withCap = createCaps();
+  const pacer = createPacer(ctx.db, ctx.handle.dialect, clock);
 
   async function resolveRecipient(m: Message): Promise<Recipient> {
     const to = (m.request.to ?? {}) as Record<string, string>;
@@ -200,7 +209,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     return !!row && clock.now() - Number(row.last_inbound_at) < WINDOW_MS;
   }
 
-  type Evaluation = { skip: string } | { adapter: ChannelAdapter; input: SendInput; rendered: Rendered };
+  type Evaluation = { skip: string } | { adapter: ChannelAdapter; input: SendInput; rendered: Rendered; limits?: ChannelLimits };
 
   /** Look-ups shared by the messages of one job (a batch chunk usually names one channel). */
   interface Memo {
@@ -255,7 +264,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
       profile: r.profile,
     };
     if (isCustomChannel(ch)) delete input.options;
-    return { adapter: found.adapter, input, rendered };
+    return { adapter: found.adapter, input, rendered, limits: found.config.limits };
   }
 
   const dispatchable = (m: Message, startNext: number) =>
@@ -283,7 +292,8 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
    * outcome, one write fewer per message and no window where the outcome is stored but the job not.
    */
   type Collect = (step: MutationItem['step'], known: Message) => void;
-  async function process(apiSpaceId: string, id: string, memo: Memo = newMemo(), completeIn?: (tx: Tx) => Promise<void>, group?: { preloaded: Message | undefined; collect: Collect }): Promise<void> {
+  /** `paced`: the rule index at which this run holds a pacing slot already (the job written back to wait for it). */
+  async function process(apiSpaceId: string, id: string, memo: Memo = newMemo(), completeIn?: (tx: Tx) => Promise<void>, group?: { preloaded: Message | undefined; collect: Collect }, paced?: number): Promise<void> {
     const m = group ? group.preloaded : await loadMessage(ctx.db, apiSpaceId, id);
     if (!m || !dispatchable(m, m.state.next)) return;
     const startNext = m.state.next;
@@ -326,9 +336,27 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
         retries = 0;
         continue;
       }
+      const perSecond = ev.limits?.messagesPerSecond;
+      if (perSecond !== undefined && paced !== next) {
+        const at = await pacer.slot(apiSpaceId, ch, perSecond);
+        const wait = at - clock.now();
+        if (wait > PACE_HOLD_MS) {
+          // Back to the queue until the slot, with the channels passed so far recorded; the job
+          // that runs then holds the slot and does not take another.
+          const idx = next;
+          const runAt = m.row.expires_at === null ? at : Math.min(at, Number(m.row.expires_at));
+          await commit((cur) => ({
+            state: { ...cur.state, next: idx, retries },
+            ...(pending.length ? { details: { ...cur.details, attempts: [...(cur.details.attempts ?? []), ...pending] } } : {}),
+            jobs: [{ kind: 'message.dispatch', apiSpaceId, payload: { v: 1, ids: [id], paced: idx }, runAt }],
+          }));
+          return;
+        }
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      }
       let outcome: SendOutcome;
       try {
-        outcome = await withCap(`${apiSpaceId}:${ch}`, () => ev.adapter.send(ev.input));
+        outcome = await withCap(`${apiSpaceId}:${ch}`, ev.limits?.concurrency ?? CHANNEL_CAP, () => ev.adapter.send(ev.input));
       } catch (err) {
         outcome = { kind: 'transient', reason: err instanceof Error ? err.message : String(err) };
       }
@@ -401,6 +429,8 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     ids: readonly string[];
     /** The job's completion, written with the outcomes (absent for a part of a batch job). */
     completeIn?: (tx: Tx, uow?: Uow) => Promise<void>;
+    /** The rule index at which the job's (single) message holds a pacing slot. */
+    paced?: number;
   }
 
   /**
@@ -414,7 +444,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
   const primed = new Map<string, { m: Message; at: number }>();
 
   async function runGroup(jobs: readonly GroupJob[]): Promise<PromiseSettledResult<void>[]> {
-    const items = jobs.flatMap((j, job) => j.ids.map((id) => ({ space: j.space, id, job })));
+    const items = jobs.flatMap((j, job) => j.ids.map((id) => ({ space: j.space, id, job, paced: j.paced })));
     const memo = newMemo();
     const loaded = new Map<string, Message>();
     const bySpace = new Map<string, string[]>();
@@ -443,7 +473,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     const ran: PromiseSettledResult<void>[] = await Promise.allSettled(items.map((it, i) => process(it.space, it.id, memo, undefined, {
       preloaded: loaded.get(`${it.space}:${it.id}`),
       collect: (step, known) => steps.set(i, { apiSpaceId: it.space, id: it.id, step, known }),
-    })));
+    }, it.paced)));
     const byJob = (): PromiseSettledResult<void>[] => jobs.map((_, k) => items.map((it, i) => (it.job === k ? ran[i]! : undefined)).find((r) => r?.status === 'rejected') ?? { status: 'fulfilled', value: undefined });
     const ok = items.flatMap((_, i) => (ran[i]!.status === 'fulfilled' ? [i] : []));
     if (ok.length === 0) return byJob();
@@ -516,8 +546,9 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
   const dispatchJob: JobHandler = async ({ job, completeIn }) => {
     const space = job.apiSpaceId!;
     const ids = (job.payload.ids ?? []) as string[];
+    const paced = typeof job.payload.paced === 'number' ? job.payload.paced : undefined;
     // Single sends and the sends of one group commit: gathered with other jobs, completed with them.
-    if (ids.length <= GROUP_MAX) return gather({ space, ids, completeIn });
+    if (ids.length <= GROUP_MAX) return gather({ space, ids, completeIn, paced });
     // A batch chunk: groups of GROUP_MAX, two at a time; the worker completes the job at the end.
     let i = 0;
     const lane = async () => {

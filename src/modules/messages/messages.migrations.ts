@@ -122,4 +122,17 @@ export const messagesMigrations: SchemaMigration[] = [
         ALTER COLUMN rendered TYPE text USING rendered::text`.execute(db);
     },
   },
+  {
+    // The next free send slot of each paced channel (pacing.ts), shared by every worker process.
+    name: '0206_channel_pacing',
+    async up({ db, t }) {
+      await db.schema
+        .createTable('channel_pacing')
+        .addColumn('api_space_id', 'text', (c) => c.notNull())
+        .addColumn('channel_id', 'text', (c) => c.notNull())
+        .addColumn('next_at', t.bigint, (c) => c.notNull())
+        .addPrimaryKeyConstraint('channel_pacing_pk', ['api_space_id', 'channel_id'])
+        .execute();
+    },
+  },
 ];
