@@ -2,6 +2,8 @@ import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { eachDatabase, useServer, type TestServer } from '../helpers/harness.js';
 import { receiver } from './helpers.js';
+import { startServer, dropLocation } from '../helpers/harness.js';
+import { createPacer } from '../../src/modules/messages/pacing.js';
 
 /** Waits until `done()` holds, polling; fails after `ms`. */
 async function until(done: () => boolean, ms: number, what: string): Promise<void> {
@@ -63,7 +65,7 @@ eachDatabase('One API: channel limits (pacing and concurrency)', (dialect) => {
     assert.equal(cleared.statusCode, 200);
     assert.equal(cleared.json().limits, undefined);
     assert.notEqual(cleared.headers.etag, created.headers.etag);
-    for (const limits of [{ messagesPerSecond: 0 }, { messagesPerSecond: -1 }, { concurrency: 0 }, { concurrency: 1.5 }, { concurrency: 5000 }, { rate: 3 }, 'fast', [1]]) {
+    for (const limits of [{ messagesPerSecond: 0 }, { messagesPerSecond: 0.0001 }, { messagesPerSecond: -1 }, { concurrency: 0 }, { concurrency: 1.5 }, { concurrency: 5000 }, { rate: 3 }, 'fast', [1]]) {
       const bad = await put('custom_paced', channel(`${r.base}/in`, limits));
       assert.equal(bad.statusCode, 400, `${JSON.stringify(limits)}: ${bad.body}`);
       assert.equal(bad.json().code, 'ValidationFailed');
@@ -104,6 +106,27 @@ eachDatabase('One API: channel limits (pacing and concurrency)', (dialect) => {
       assert.equal(mostInFlight, 2);
     } finally {
       delayMs = 0;
+    }
+  });
+});
+
+eachDatabase('One API: pacing slots shared by processes on one database', (dialect) => {
+  it('hands out distinct slots 1/rate apart to two servers asking at once', async () => {
+    const a = await startServer(dialect, { start: false });
+    const b = await startServer(dialect, { start: false, location: a.location });
+    try {
+      const pacers = [a, b].map((srv) => createPacer(srv.container.platform.db, srv.dialect, srv.container.platform.clock));
+      const slots = (await Promise.all(Array.from({ length: 40 }, (_, i) => pacers[i % 2]!.slot('space-1', 'custom_x', 50)))).sort((x, y) => x - y);
+      // 50 a second: 20 ms apart (rounded up to the millisecond), whichever server took them.
+      for (let i = 1; i < slots.length; i++) assert.ok(slots[i]! - slots[i - 1]! >= 19, `slots ${slots[i - 1]} and ${slots[i]}`);
+      assert.ok(slots[39]! - slots[0]! >= 39 * 20 - 1);
+      // Another channel, or another space, has slots of its own.
+      const other = await pacers[0]!.slot('space-1', 'custom_y', 50);
+      assert.ok(other - Date.now() < 100);
+    } finally {
+      await b.close();
+      await a.close();
+      await dropLocation(a.location);
     }
   });
 });

@@ -12,7 +12,7 @@ export const ChannelParams = Type.Object({
  * them are in flight at once in each worker process.
  */
 export const ChannelLimits = Type.Object({
-  messagesPerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100_000, description: 'Most sends per second on this channel, over all worker processes' })),
+  messagesPerSecond: Type.Optional(Type.Number({ minimum: 0.001, maximum: 100_000, description: 'Most sends per second on this channel, over all worker processes' })),
   concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Most sends in flight at once on this channel, per worker process (default 64)' })),
 }, { additionalProperties: false });
 
