@@ -21,6 +21,7 @@ eachDatabase('One API: retries, timed fallback and expiry on a manual clock', (d
     token = await s().createToken(space, ['msg:any:s', 'msg:r', 'msg:w', 'msg:any:i']);
     await customChannel(s(), space, 'custom_a', `${r.base}/a`);
     await customChannel(s(), space, 'custom_b', `${r.base}/b`);
+    await customChannel(s(), space, 'custom_c', `${r.base}/c`);
   });
   after(() => r.stop());
   const post = (url: string, payload: unknown) => s().request({ method: 'POST', url: `/apispaces/${space}${url}`, token, payload: payload as object });
@@ -77,6 +78,43 @@ eachDatabase('One API: retries, timed fallback and expiry on a manual clock', (d
     await settle(s());
     assert.equal((await get(ok.messageId)).statusDetails.channelId, 'custom_a');
     assert.equal(r.seen.filter((x) => x.body.ref === ok.messageId).length, 1);
+  });
+
+  it('tries no further channel once a timed-out attempt reports successStatus late', async () => {
+    failing = new Set();
+    const sentTo = (id: string, path: string) => r.seen.filter((x) => x.body.ref === id && x.url === path).length;
+    // a times out, b accepts, then a delivers: b's time-out must not move on to c.
+    const m = (await post('/messages', { to: { crmId: 'L-1' }, rules: ['custom_a', 'custom_b', 'custom_c'], body: 'x', fallbackAfter: 30 })).json();
+    await settle(s());
+    clock.advance(31_000);
+    await settle(s());
+    assert.equal((await get(m.messageId)).statusDetails.channelId, 'custom_b');
+    assert.equal((await post(`/messages/${m.messageId}/statuses/delivered`, { channel: 'custom_a' })).json().applied, false);
+    clock.advance(31_000);
+    await settle(s());
+    const kept = await get(m.messageId);
+    assert.equal(sentTo(m.messageId, '/c'), 0, 'c was not tried');
+    assert.equal(kept.status, 'sent');
+    assert.equal(kept.statusDetails.channelId, 'custom_b');
+    assert.deepEqual(kept.statusDetails.attempts.map((a: { channel: string; outcome: string; status?: string }) => [a.channel, a.outcome, a.status]), [['custom_a', 'TimedOut', 'delivered'], ['custom_b', 'accepted', undefined]]);
+
+    // a times out, b is retrying, then a delivers: the message takes a's status and b is not sent.
+    failing = new Set(['/b']);
+    const w = (await post('/messages', { to: { crmId: 'L-2' }, rules: ['custom_a', 'custom_b', 'custom_c'], body: 'y', fallbackAfter: 30 })).json();
+    await settle(s());
+    clock.advance(31_000);
+    await settle(s());
+    assert.equal((await get(w.messageId)).status, 'retrying');
+    assert.equal((await post(`/messages/${w.messageId}/statuses/delivered`, { channel: 'custom_a' })).json().applied, true);
+    failing = new Set();
+    clock.advance(4_000_000);
+    await settle(s());
+    const done = await get(w.messageId);
+    assert.equal(done.status, 'delivered');
+    assert.equal(done.statusDetails.channelId, 'custom_a');
+    assert.equal(sentTo(w.messageId, '/b'), 1, 'b only had its failed try');
+    assert.equal(sentTo(w.messageId, '/c'), 0);
+    assert.deepEqual((await eventsFor(s(), w.messageId)).map((e) => [e.name, e.payload.details?.channel]), [['message.sent', 'custom_a'], ['message.delivered', 'custom_a']]);
   });
 
   it('holds customBody.sms.deliverAfter in the queue; DELETE cancels the scheduled send', async () => {

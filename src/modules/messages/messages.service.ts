@@ -333,8 +333,17 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
           return { result: false as const, change: { details: { ...m.details, attempts } } };
         };
         if (!isCurrent && !isCandidate) {
-          if (k >= 0) return noteOnAttempt(); // a timed-out attempt: recorded, never moves the message
-          return { result: 'invalid' as const };
+          if (k < 0) return { result: 'invalid' as const };
+          // A timed-out attempt: recorded, never moves the message back. Reaching successStatus it
+          // ends Branch (§2.3 step 6: no further channel is tried): the message keeps the status
+          // another channel gave it, or, between channels, takes this one's below.
+          const a = attempts[k]!;
+          const late = a.outcome === 'TimedOut' && !!s.fallbackAfter && !['failed', 'expired', 'filtered'].includes(status) && rank(status) >= rank(s.successStatus ?? 'delivered');
+          if (!late) return noteOnAttempt();
+          if (m.row.status !== 'processing' && m.row.status !== 'retrying') {
+            attempts[k] = { ...a, status, statusOn: at };
+            return { result: false as const, change: { details: { ...m.details, attempts }, state: { ...s, succeeded: true } } };
+          }
         }
         if (!canTransition(m.row.status, status)) return { result: false as const };
         if (k >= 0) attempts[k] = { ...attempts[k]!, status, statusOn: at };
