@@ -159,4 +159,12 @@ eachDatabase('One API: sending', (dialect) => {
     assert.equal((await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${m.messageId}`, token })).statusCode, 404);
     assert.equal((await s().request({ method: 'DELETE', url: `/apispaces/${space}/messages/${m.messageId}`, token })).statusCode, 404);
   });
+
+  it('merges a custom channel\'s customBody string once: substituted values are not scanned again', async () => {
+    const res = await send({ to: { crmId: 'C-77' }, rules: ['custom_crm'], body: 'keep {{userId}} and {{messageId}}', customBody: { custom_crm: 'CB:{{body}}|{{userId}}|{{profile.crmId}}' } });
+    assert.equal(res.statusCode, 201, res.body);
+    await settle(s());
+    const got = r.seen.find((x) => typeof x.body.raw === 'string' && x.body.raw.startsWith('CB:'));
+    assert.equal(got?.body.raw, 'CB:keep {{userId}} and {{messageId}}|C-77|C-77');
+  });
 });

@@ -188,7 +188,9 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     let htmlBody = parts.find((p) => p.type === 'text/html' && typeof p.data === 'string')?.data as string | undefined;
     const options = req.channelOptions?.[ch] !== undefined ? mergeDeep(req.channelOptions[ch] as Record<string, unknown>, mctx) : undefined;
     if (ch === 'email' && typeof options?.htmlBody === 'string') htmlBody = options.htmlBody;
-    const custom = req.customBody?.[ch] !== undefined ? mergeDeep(req.customBody[ch], { ...mctx, body, title }) : undefined;
+    // A custom channel's customBody string is merged once, by its adapter, which also knows the
+    // channel's own fields ({{userId}}, {{messageId}}…): merging it here too would re-scan values.
+    const custom = req.customBody?.[ch] === undefined ? undefined : isCustomChannel(ch) ? req.customBody[ch] : mergeDeep(req.customBody[ch], { ...mctx, body, title });
     const metadata = req.metadata !== undefined ? mergeDeep(req.metadata, mctx) : undefined;
     if (custom === undefined && body === undefined && htmlBody === undefined && parts.length === 0) return undefined;
     if (custom === undefined) {
