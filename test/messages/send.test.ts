@@ -167,4 +167,12 @@ eachDatabase('One API: sending', (dialect) => {
     const got = r.seen.find((x) => typeof x.body.raw === 'string' && x.body.raw.startsWith('CB:'));
     assert.equal(got?.body.raw, 'CB:keep {{userId}} and {{messageId}}|C-77|C-77');
   });
+
+  it('correlates an inbound reply with the outbound metadata as sent, merge fields substituted', async () => {
+    const out = await send({ to: { crmId: 'C-88' }, rules: ['custom_crm'], body: 'x', metadata: { who: '{{profile.crmId}}', fixed: 1 } });
+    await settle(s());
+    const res = await s().request({ method: 'POST', url: `/apispaces/${space}/messages/inbounds`, token, payload: { channel: 'custom_crm', from: { crmId: 'C-88' }, body: 'reply', correlation: { messageId: out.json().messageId } } });
+    assert.equal(res.statusCode, 201, res.body);
+    assert.deepEqual(res.json().correlation, { messageId: out.json().messageId, metadata: { who: 'C-88', fixed: 1 } });
+  });
 });

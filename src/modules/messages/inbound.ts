@@ -51,6 +51,15 @@ function validate(b: unknown): ValidationFailure[] {
   return f;
 }
 
+/**
+ * The outbound message an inbound one correlates with, and its metadata as sent: with merge fields
+ * substituted (one-api.md §2.5.4) once a channel took it, as written in the request before that.
+ */
+function correlationOf(row: { id: string; request: unknown; rendered: unknown }): { id: string; metadata: unknown } {
+  const rendered = fromJson<{ metadata?: unknown } | null>(row.rendered);
+  return { id: row.id, metadata: rendered?.metadata !== undefined ? rendered.metadata : fromJson<Record<string, unknown>>(row.request).metadata };
+}
+
 export function createInbound(ctx: ModuleContext, ports: Ports): InboundService {
   const { db, clock, ids } = ctx;
   const hooks: InboundHook[] = [];
@@ -100,10 +109,10 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
       let correlated: { id: string; metadata: unknown } | undefined;
       if (b.correlation?.messageId) {
         const id = b.correlation.messageId;
-        const read = () => db.selectFrom('messages').select(['id', 'request']).where('api_space_id', '=', apiSpaceId).where('id', '=', id).where('deleted', '=', 0).executeTakeFirst();
+        const read = () => db.selectFrom('messages').select(['id', 'request', 'rendered']).where('api_space_id', '=', apiSpaceId).where('id', '=', id).where('deleted', '=', 0).executeTakeFirst();
         const pending = ports.batches?.();
         const row = pending ? await pending.read(apiSpaceId, id, read) : await read();
-        if (row) correlated = { id: row.id, metadata: fromJson<Record<string, unknown>>(row.request).metadata };
+        if (row) correlated = correlationOf(row);
         else if (!opts.lenientCorrelation) throw errors.invalidField('correlation.messageId', 'Unknown message');
       }
       const accountId = (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
@@ -115,11 +124,11 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
         const profiles = ports.profiles();
         if (sender && profiles) await profiles.ensure(apiSpaceId, sender.id, sender.init, actor, uow);
         if (!correlated && profileId) {
-          const row = await uow.tx.selectFrom('messages').select(['id', 'request'])
+          const row = await uow.tx.selectFrom('messages').select(['id', 'request', 'rendered'])
             .where('api_space_id', '=', apiSpaceId).where('profile_id', '=', profileId).where('channel_id', '=', b.channel)
             .where('submitted_at', '>=', now - CORRELATION_WINDOW_MS).where('deleted', '=', 0)
             .orderBy('submitted_at', 'desc').limit(1).executeTakeFirst();
-          if (row) correlated = { id: row.id, metadata: fromJson<Record<string, unknown>>(row.request).metadata };
+          if (row) correlated = correlationOf(row);
         }
         const id = messageId(now, ids.uuid());
         const doc: InboundDoc = {
