@@ -175,4 +175,17 @@ eachDatabase('One API: sending', (dialect) => {
     assert.equal(res.statusCode, 201, res.body);
     assert.deepEqual(res.json().correlation, { messageId: out.json().messageId, metadata: { who: 'C-88', fixed: 1 } });
   });
+
+  it('addresses a custom channel by a number or a nested property of the profile', async () => {
+    await customChannel(s(), space, 'custom_num', `${r.base}/num`, 'crmNo');
+    await customChannel(s(), space, 'custom_nested', `${r.base}/nested`, 'crm.id');
+    const prof = await s().request({ method: 'POST', url: `/apispaces/${space}/profiles`, token, payload: { id: 'numbered', crmNo: 4242, crm: { id: 'N-5' } } });
+    assert.ok(prof.statusCode < 300, prof.body);
+    const a = await send({ to: { profileId: 'numbered' }, rules: ['custom_num'], body: 'n' });
+    const b = await send({ to: { profileId: 'numbered' }, rules: ['custom_nested'], body: 'n' });
+    await settle(s());
+    assert.equal(r.seen.find((x) => x.body.ref === a.json().messageId)?.body.to, '4242');
+    assert.equal(r.seen.find((x) => x.body.ref === b.json().messageId)?.body.to, 'N-5');
+    for (const m of [a, b]) assert.equal((await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${m.json().messageId}`, token })).json().status, 'sent');
+  });
 });

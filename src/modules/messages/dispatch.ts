@@ -19,6 +19,7 @@ import { channelDataOf, FINAL, OPT_REASONS, rank, type Attempt } from './lifecyc
 import { mergeDeep, mergeString, type MergeContext } from './merge.js';
 import { isCustomChannel, normalisePhone } from './validate.js';
 import { createPacer } from './pacing.js';
+import { valueAt } from '../../channels/custom/template.js';
 
 export interface TemplatesLookup {
   get(apiSpaceId: string, id: string): Promise<Record<string, unknown> | undefined>;
@@ -150,6 +151,16 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     return undefined;
   };
 
+  /** A custom channel's address property (channels.md §11): a dot path; a non-empty string or a number. */
+  const propertyOf = (r: Recipient, path: string): string | undefined => {
+    for (const src of [r.to, r.profile, r.primary]) {
+      const v = valueAt(src, path);
+      if (typeof v === 'string' && v !== '') return v;
+      if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+    }
+    return undefined;
+  };
+
   function addressFor(ch: string, config: ChannelConfigView, r: Recipient): { key: string; value: string } | null | undefined {
     switch (ch) {
       case 'sms': case 'mms': case 'whatsApp': case 'rcs': {
@@ -169,7 +180,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
       default: {
         const prop = config.settings?.userIdProperty;
         if (typeof prop !== 'string' || !prop) return null; // the channel needs no address property
-        const v = prop === 'profileId' ? r.profileId : lookup(r, prop);
+        const v = prop === 'profileId' ? r.profileId : propertyOf(r, prop);
         return v ? { key: prop, value: v } : undefined;
       }
     }
@@ -247,7 +258,8 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     const to: Record<string, unknown> = {};
     for (const src of [r.primary, r.profile, r.to]) for (const [k, v] of Object.entries(src ?? {})) if (typeof v === 'string' && !k.startsWith('_')) to[k] = v;
     if (r.profileId) to.profileId = r.profileId;
-    if (address) to[address.key] = address.value;
+    // A nested property (`crm.id`) stays where it is: the adapter reads the same path.
+    if (address && !address.key.includes('.')) to[address.key] = address.value;
     const opts = rendered.options as Record<string, unknown> | undefined;
     let from = opts && opts.from !== undefined ? (typeof opts.from === 'object' ? opts.from as Record<string, unknown> : { from: opts.from }) : undefined;
     // appMessaging (§4.6): the sender defaults to the sending token's profile.
