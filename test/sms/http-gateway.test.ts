@@ -56,6 +56,16 @@ describe('HTTP SMS gateway provider against a local gateway', () => {
     assert.deepEqual(JSON.parse(req.body), { to: '447400123456', from: 'ACME', text: 'Say "hi"\nZoe', ref: 'm-1', enc: 'GSM7', until: '2030-01-01T00:00:00.000Z' });
   });
 
+  it('sends the 48-hour default validity without expiresOn or with one under a minute away (one-api.md §4.4)', async () => {
+    const { ctx } = recordingContext(settings());
+    const adapter = createHttpSmsAdapter(ctx);
+    for (const expiresOn of [undefined, Date.now() + 30_000]) {
+      await adapter.send({ apiSpaceId: ctx.apiSpaceId, messageId: 'm-v', channelId: 'sms', to: { phoneNumber: '447400123456' }, body: 'v', ...(expiresOn ? { expiresOn } : {}) });
+      const until = Date.parse(JSON.parse(seen.at(-1)!.body).until) - Date.now();
+      assert.ok(Math.abs(until - 48 * 3600_000) < 60_000, `validity ${until} ms`);
+    }
+  });
+
   it('classifies gateway failures', async () => {
     const { ctx } = recordingContext(settings());
     const adapter = createHttpSmsAdapter(ctx);

@@ -57,6 +57,17 @@ export function memorySenderStore(): SenderStore {
   };
 }
 
+/** Default SMS validity (one-api.md §4.4): 48 hours. */
+const DEFAULT_VALIDITY_MS = 48 * 3600 * 1000;
+
+/**
+ * When an SMS stops being worth delivering (one-api.md §4.4): `expiresOn`, unless that is less than
+ * a minute after `now`, then the 48-hour default.
+ */
+export function smsValidUntil(input: SendInput, now: number): number {
+  return input.expiresOn && input.expiresOn >= now + 60_000 ? input.expiresOn : now + DEFAULT_VALIDITY_MS;
+}
+
 export const STITCH_MS = 60 * 24 * 3600 * 1000;
 
 /** sms.md §2: numeric 3–15 digits (leading + stripped) or alphanumeric 3–11 with a letter. */

@@ -8,7 +8,7 @@ import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, C
 import { guardedRequest, OutboundError, retryAfterMs, checkTargetUrl } from '../../http-guard.js';
 import { escapeFor, type Escaping } from '../../custom/template.js';
 import {
-  memorySenderStore, numberList, prepareFor, receiptStatus, selectSender, smsRecipient, smsTextWithLinks, type SenderStore,
+  memorySenderStore, numberList, prepareFor, receiptStatus, selectSender, smsRecipient, smsTextWithLinks, smsValidUntil, type SenderStore,
 } from '../sms-common.js';
 
 type Failure = { paramName: string; message: string };
@@ -137,7 +137,7 @@ export function createHttpSmsAdapter(ctx: AdapterContext, deps: { senders?: Send
       if (!sender) return { kind: 'rejected', reason: 'No sender id for this destination', code: 'SenderIdRejected' };
       const values = {
         to, from: sender.from, text: prepared.sms.text, messageId: input.messageId, encoding: prepared.sms.encoding,
-        validUntil: input.expiresOn ? new Date(input.expiresOn).toISOString() : '',
+        validUntil: new Date(smsValidUntil(input, now())).toISOString(),
       };
       const tmpl = str(s.bodyTemplate) ?? '{"to":"{{to}}","from":"{{from}}","text":"{{text}}","reference":"{{messageId}}"}';
       const url = render(String(s.sendUrl), values, 'url');

@@ -3,7 +3,7 @@ import type { AdapterContext, ChannelAdapter, ChannelProvider, SendInput, SendOu
 import { concatUdh, encodeGsm, encodeUcs2, type PreparedSms } from '../encoding.js';
 import {
   aggregate, memoryPartStore, memorySenderStore, numberList, parseReceiptText, prepareFor, receiptStatus, selectSender, smsTextWithLinks,
-  sourceAddress, smsRecipient, type PartStore, type PoolNumber, type SenderStore,
+  smsValidUntil, sourceAddress, smsRecipient, type PartStore, type PoolNumber, type SenderStore,
 } from '../sms-common.js';
 import { SmppClient, SmppUnavailable, type SmppClientOptions } from './smpp-client.js';
 import { createReassembler } from './reassembly.js';
@@ -21,7 +21,6 @@ export interface SmppSettings extends Pick<SmppClientOptions,
   submitTimeoutMs: number;
 }
 
-const DEFAULT_VALIDITY_MS = 48 * 3600 * 1000;
 /** Extra attempts for one throttled part of a multi-part message. */
 const PART_RETRIES = 3;
 
@@ -177,7 +176,7 @@ export function createSmppAdapter(ctx: AdapterContext, deps: SmppDeps = {}): Cha
       const sender = await selectSender(input, to, s, senders, now());
       if (!sender) return { kind: 'rejected', reason: 'No sender id for this destination', code: 'SenderIdRejected' };
       const src = sourceAddress(sender.from, s.numbers);
-      const validUntil = input.expiresOn && input.expiresOn >= now() + 60_000 ? input.expiresOn : now() + DEFAULT_VALIDITY_MS;
+      const validUntil = smsValidUntil(input, now());
       const base = {
         source_addr_ton: src.ton, source_addr_npi: src.npi, source_addr: src.addr,
         dest_addr_ton: 1, dest_addr_npi: 1, destination_addr: to,
