@@ -47,6 +47,14 @@ eachDatabase('App Messaging a2p channel and push intent', (dialect) => {
     const page = (await s().request({ method: 'GET', url: url('/conversations/one-api-conv/messages') })).json();
     assert.equal(page.messages[0].parts[0].data, 'Hi Jane');
     assert.deepEqual(page.messages[0].alert, { title: 'Hello', body: 'Hi Jane' });
+    // body and parts together: the body's text part first, then the parts (one-api.md §2.4.2);
+    // a body that is the parts' own text part is not repeated.
+    const image = { type: 'image/png', url: 'https://cdn.example.com/van.png' };
+    await adapter.send({ apiSpaceId: space, messageId: 'm-3', channelId: 'appMessaging', to: { profileId: 'jane' }, from: { profileId: 'brand' }, body: 'Shipped', messageParts: [image], conversationId: 'one-api-parts' });
+    await adapter.send({ apiSpaceId: space, messageId: 'm-4', channelId: 'appMessaging', to: { profileId: 'jane' }, from: { profileId: 'brand' }, body: 'Own text', messageParts: [{ type: 'text/plain', data: 'Own text' }, image], conversationId: 'one-api-parts' });
+    const both = (await s().request({ method: 'GET', url: url('/conversations/one-api-parts/messages') })).json().messages;
+    const shapes = both.map((m: { parts: Array<{ type: string; data?: string }> }) => m.parts.map((p) => p.data ?? p.type)).sort((a: string[], b: string[]) => a[0]!.localeCompare(b[0]!));
+    assert.deepEqual(shapes, [['Own text', 'image/png'], ['Shipped', 'image/png']]);
   });
 
   it('records a durable push.notify intent for messages with an alert', async () => {

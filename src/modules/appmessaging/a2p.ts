@@ -89,8 +89,12 @@ export function createA2P(ctx: ModuleContext, deps: { conversations: Conversatio
         const fromId = typeof sender.profileId === 'string' ? sender.profileId : undefined;
         if (!fromId) return { kind: 'rejected', reason: 'No sender profile (channelOptions.appMessaging.from or the token profileId)', code: 'NoSender' };
         const custom = (input.customBody ?? undefined) as { parts?: MessagePart[]; metadata?: Record<string, unknown>; alert?: Record<string, unknown> } | undefined;
-        const parts: MessagePart[] = custom?.parts ?? (input.messageParts?.length ? input.messageParts
-          : input.body !== undefined ? [{ type: 'text/plain', data: input.body, size: Buffer.byteLength(input.body) }] : []);
+        // The content (one-api.md §2.4.2): a text/plain part holding `body`, then the parts; `body`
+        // taken from the parts' own first text part is not repeated.
+        const given = input.messageParts ?? [];
+        const bodyPart: MessagePart[] = input.body !== undefined && !given.some((p) => p.type === 'text/plain' && p.data === input.body)
+          ? [{ type: 'text/plain', data: input.body, size: Buffer.byteLength(input.body) }] : [];
+        const parts: MessagePart[] = custom?.parts ?? [...bodyPart, ...given];
         if (!parts.length) return { kind: 'rejected', reason: 'No content for appMessaging', code: 'NoContent' };
         const alert = custom?.alert ?? (input.title || input.body ? { ...(input.title ? { title: input.title } : {}), ...(input.body ? { body: input.body } : {}) } : undefined);
         try {
