@@ -71,6 +71,8 @@ export interface InboundReport {
   providerMessageId?: string;
   /** Our outbound message id this replies to, when the channel can tell (e-mail In-Reply-To). */
   inReplyToMessageId?: string;
+  /** The conversation the message was posted in (an app user's reply in an a2p conversation). */
+  conversationId?: string;
   sentOn?: number;
   raw?: unknown;
 }

@@ -101,5 +101,11 @@ eachDatabase('App Messaging through the One API', (dialect) => {
       status = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json().status;
     }
     assert.equal(status, 'read');
+    // Jane's reply is an inbound One API message of that conversation, in her history.
+    const reply = await s().request({ method: 'POST', url: `/apispaces/${space}/conversations/parcel-1/messages`, token: jane.token, payload: { parts: [{ type: 'text/plain', data: 'Thanks!' }] } });
+    assert.equal(reply.statusCode, 200, reply.body);
+    const historyToken = await s().createToken(space, ['msg:r', 'prof:ra']);
+    const history = (await s().request({ method: 'GET', url: `/apispaces/${space}/profiles/jane/messages?conversationId=parcel-1`, token: historyToken })).json();
+    assert.deepEqual(history.map((h: { direction: string }) => h.direction).sort(), ['inbound', 'outbound']);
   });
 });

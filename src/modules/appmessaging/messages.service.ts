@@ -189,7 +189,7 @@ export function createMessagesService(ctx: ModuleContext, deps: { profiles?: Pro
       const oneApi = deps.oneApi?.();
       if (oneApi && isBound(actor) && conv.message_scope === 'a2p') {
         const text = parts.filter((p) => typeof p.data === 'string' && p.type?.startsWith('text/')).map((p) => p.data).join('\n');
-        await oneApi.ingestInbound(space.id, { channelId: 'appMessaging', from: { profileId: fromId }, body: text || undefined, messageParts: parts, providerMessageId: result.id, raw: { conversationId } })
+        await oneApi.ingestInbound(space.id, { channelId: 'appMessaging', from: { profileId: fromId }, body: text || undefined, messageParts: parts, providerMessageId: result.id, conversationId, raw: { conversationId } })
           .catch((err) => log.warn({ err }, 'appMessaging inbound ingestion failed'));
       }
       return result;

@@ -166,6 +166,7 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
         body: r.body ?? (r.messageParts?.length ? undefined : ''), ...(r.messageParts?.length ? { messageParts: r.messageParts } : {}),
         channelData: { ...(r.raw !== undefined ? { body: r.raw } : {}), ...(r.providerMessageId ? { providerMessageId: r.providerMessageId } : {}), ...(at ? { sentOn: iso(at) } : {}) },
         ...(r.inReplyToMessageId ? { correlation: { messageId: r.inReplyToMessageId } } : {}),
+        ...(r.conversationId ? { conversationId: r.conversationId } : {}),
       }, { lenientCorrelation: true });
     },
 
