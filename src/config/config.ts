@@ -46,6 +46,8 @@ export interface Config {
   readonly workerConcurrency: number;
   /** PostgreSQL connections per process. */
   readonly databasePoolSize: number;
+  /** Upload MIME allow-list (`type/subtype` or `type/*`); undefined: the built-in list. */
+  readonly contentTypes?: readonly string[];
 }
 
 export interface SigningKey {
@@ -109,6 +111,14 @@ export function parseSigningKeys(raw: string): SigningKey[] {
     });
 }
 
+/** `CONTENT_TYPES`: comma-separated `type/subtype` or `type/*`, lower-cased. */
+function contentTypes(raw: string): string[] {
+  const out = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const bad = out.find((t) => !/^[a-z0-9][\w.+-]*\/(\*|[a-z0-9][\w.+-]*)$/.test(t));
+  if (bad) throw new ConfigError(`CONTENT_TYPES: "${bad}" is not a MIME type (type/subtype or type/*)`);
+  return out;
+}
+
 /**
  * Builds the configuration from an environment map (defaults of conventions.md §12). `cores`: the
  * machine's (`os.availableParallelism()`), for the settings whose default depends on it.
@@ -150,6 +160,7 @@ export function loadConfig(env: Env = process.env, cores = availableParallelism(
     workerThread: auto(env, 'WORKER_THREAD', cores),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 32, 1, 1024),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
+    ...(env.CONTENT_TYPES?.trim() ? { contentTypes: contentTypes(env.CONTENT_TYPES) } : {}),
   };
   return Object.freeze(config);
 }
@@ -183,5 +194,6 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['WORKERS_ENABLED', 'true', 'run durable job workers in this process'],
   ['WORKER_THREAD', 'auto', 'run those workers on a worker thread with its own database connection (on PostgreSQL, half of DATABASE_POOL_SIZE each), so that serving requests and dispatching use two cores; `auto`: when the machine has more than one core'],
   ['WORKER_CONCURRENCY', '32', 'jobs run at once per process'],
+  ['CONTENT_TYPES', 'built-in list', 'MIME types uploads may have (POST /content), comma-separated `type/subtype` or `type/*`; replaces the built-in list (images, audio, video, office documents, PDF, text, CSV, calendar, vCard, JSON, ZIP)'],
   ['DATABASE_POOL_SIZE', '20', 'PostgreSQL connections per process (split between the two threads with WORKER_THREAD); half of them may commit accepted messages at once (group commit)'],
 ];

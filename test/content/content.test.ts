@@ -76,6 +76,12 @@ eachDatabase('content', (dialect) => {
     assert.equal(raw.json().folder, 'docs');
     const d = await s().request({ method: 'GET', url: new URL(raw.json().url).pathname, token: null });
     assert.match(String(d.headers['content-disposition']), /filename\*=UTF-8''r%C3%A9sum%C3%A9\.pdf/);
+    // A JSON file uploaded raw is a file, not the JSON upload form.
+    const doc = '{"orders": [1, 2]}';
+    const file = await s().request({ method: 'POST', url: `/apispaces/${space}/content`, headers: { 'content-type': 'application/json', 'content-filename': 'orders.json' }, payload: doc });
+    assert.equal(file.statusCode, 200, file.body);
+    assert.deepEqual({ name: file.json().name, type: file.json().type, size: file.json().size }, { name: 'orders.json', type: 'application/json', size: doc.length });
+    assert.equal((await s().request({ method: 'GET', url: new URL(file.json().url).pathname, token: null })).body, doc);
   });
 
   it('rejects bad uploads with 4xx', async () => {
@@ -130,5 +136,19 @@ eachDatabase('content and template retention', (dialect) => {
     assert.equal((await s().request({ method: 'GET', url: new URL(fb.url).pathname, token: null })).statusCode, 200);
     assert.equal((await s().request({ method: 'GET', url: `/apispaces/${a}/templates/t?includeDeleted=true` })).statusCode, 404);
     assert.equal((await s().request({ method: 'GET', url: `/apispaces/${b}/templates/t?includeDeleted=true` })).statusCode, 200);
+  });
+});
+
+eachDatabase('content: an installation\'s own MIME allow-list (CONTENT_TYPES)', (dialect) => {
+  const s = useServer(dialect, { env: { CONTENT_TYPES: 'image/*, application/x-custom' } });
+
+  it('allows exactly the configured types', async () => {
+    const space = await s().createSpace();
+    const up = (type: string, name: string) => s().request({ method: 'POST', url: `/apispaces/${space}/content`, headers: { 'content-type': type, 'content-filename': name }, payload: Buffer.from('abc') });
+    assert.equal((await up('image/tiff', 'a.tif')).statusCode, 200);
+    assert.equal((await up('application/x-custom', 'a.bin')).statusCode, 200);
+    const pdf = await up('application/pdf', 'a.pdf');
+    assert.equal(pdf.statusCode, 400, pdf.body);
+    assert.equal(pdf.json().validationFailures[0].paramName, 'type');
   });
 });

@@ -11,3 +11,10 @@ it('WORKER_THREAD: auto (the default) puts the workers on a thread when the mach
   assert.equal(loadConfig({ ...env, WORKER_THREAD: 'true' }, 1).workerThread, true);
   assert.throws(() => loadConfig({ ...env, WORKER_THREAD: 'sometimes' }, 2), ConfigError);
 });
+
+it('CONTENT_TYPES: a comma-separated list of MIME types or type/* groups, refused otherwise', () => {
+  const env = { DATABASE_URL: ':memory:' };
+  assert.equal(loadConfig(env).contentTypes, undefined);
+  assert.deepEqual(loadConfig({ ...env, CONTENT_TYPES: ' Image/*, application/pdf ,' }).contentTypes, ['image/*', 'application/pdf']);
+  for (const bad of ['pdf', '*/*', 'image/', 'text/plain; charset=utf-8']) assert.throws(() => loadConfig({ ...env, CONTENT_TYPES: bad }), ConfigError, bad);
+});

@@ -11,7 +11,18 @@ const BY_EXTENSION: Readonly<Record<string, string>> = {
   txt: 'text/plain', csv: 'text/csv', ics: 'text/calendar', vcf: 'text/vcard', vcard: 'text/vcard', json: 'application/json', zip: 'application/zip',
 };
 
-export const ALLOWED_TYPES: ReadonlySet<string> = new Set([...Object.values(BY_EXTENSION), 'text/x-vcard']);
+const DEFAULT_TYPES: ReadonlySet<string> = new Set([...Object.values(BY_EXTENSION), 'text/x-vcard']);
+
+/**
+ * Whether uploads may have a type (§10.4): the installation's list (`CONTENT_TYPES`, entries
+ * `type/subtype` or `type/*`) or the built-in one.
+ */
+export function allowedTypes(configured: readonly string[] | undefined): (type: string) => boolean {
+  if (!configured) return (type) => DEFAULT_TYPES.has(type);
+  const exact = new Set(configured.filter((t) => !t.endsWith('/*')));
+  const groups = configured.filter((t) => t.endsWith('/*')).map((t) => t.slice(0, -1));
+  return (type) => exact.has(type) || groups.some((g) => type.startsWith(g));
+}
 
 /** Types a browser could execute: served as attachments in a sandbox if ever stored. */
 export const ACTIVE_TYPES: ReadonlySet<string> = new Set(['text/html', 'image/svg+xml', 'application/xhtml+xml']);

@@ -77,9 +77,10 @@ export function contentRoutes(content: ContentService, spaces: SpaceDirectory) {
   return async (app: App) => {
     await app.register(async (scope: App) => {
       scope.removeAllContentTypeParsers();
-      const json = (_req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: unknown) => void) => {
+      const json = (req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: unknown) => void) => {
         try {
-          done(null, parseJsonBody(body));
+          // A raw upload names its file in `content-filename` (§10.1 form 3), a JSON file included.
+          done(null, req.headers['content-filename'] !== undefined ? parseRaw(req, body) : parseJsonBody(body));
         } catch (err) {
           done(err as Error);
         }

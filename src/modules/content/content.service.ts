@@ -10,7 +10,7 @@ import type { Platform } from '../../platform.js';
 import { iso } from '../../lib/clock.js';
 import { AppError, errors } from '../../http/errors.js';
 import type { ContentApi, UploadedFile } from './content.contract.js';
-import { ALLOWED_TYPES, essence } from './content.mime.js';
+import { allowedTypes, essence } from './content.mime.js';
 
 export const MAX_FILE_BYTES = 20 * 1024 * 1024;
 const FOLDER = /^[A-Za-z0-9_-]{1,64}$/;
@@ -45,6 +45,7 @@ export type ContentService = ReturnType<typeof createContentService>;
 export function createContentService(p: Platform) {
   const root = join(p.config.dataDir, 'content');
   const pathOf = (apiSpaceId: string, id: string) => join(root, apiSpaceId, id);
+  const allowed = allowedTypes(p.config.contentTypes);
   const view = (r: ContentRow): UploadedFile => ({
     id: r.id, url: `${p.config.publicBaseUrl}/apispaces/${r.api_space_id}/content/${r.id}`, name: r.name, type: r.type, folder: r.folder, size: Number(r.size),
     _createdOn: r.created_on, _createdBy: r.created_by, _updatedOn: r.created_on, _updatedBy: r.created_by,
@@ -56,7 +57,7 @@ export function createContentService(p: Platform) {
       const type = essence(input.type);
       // eslint-disable-next-line no-control-regex
       if (!input.name || input.name.length > 255 || /[\u0000-\u001f\u007f]/.test(input.name)) failures.push({ paramName: 'name', message: 'Must be 1 to 255 characters without control characters' });
-      if (!ALLOWED_TYPES.has(type)) failures.push({ paramName: 'type', message: `Type "${input.type}" is not allowed` });
+      if (!allowed(type)) failures.push({ paramName: 'type', message: `Type "${input.type}" is not allowed` });
       const folder = input.folder ?? 'content';
       if (!FOLDER.test(folder)) failures.push({ paramName: 'folder', message: 'Must be 1 to 64 characters A-Z, a-z, 0-9, _ or -' });
       if (input.bytes.length === 0) failures.push({ paramName: 'data', message: 'The file is empty' });
