@@ -110,8 +110,9 @@ describe('custom channel adapter against a local receiver', () => {
     const allowed = await new Promise<unknown>((ok) => guardedLookup(true)('localhost', {}, (err, address) => ok(err ?? address)));
     assert.equal(typeof allowed, 'string');
     await assert.rejects(guardedRequest({ url: `http://127.0.0.1:${new URL(r.base).port}/`, timeoutMs: 2000, allowPrivate: false }), (e: unknown) => e instanceof OutboundError && e.kind === 'blocked');
-    for (const ip of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '::1', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '0.0.0.0', '100.64.0.1']) assert.equal(isPublicAddress(ip), false, ip);
-    for (const ip of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111']) assert.equal(isPublicAddress(ip), true, ip);
+    for (const ip of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '::1', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::7f00:1', '2002:7f00:1::1', '2002:a01:203::', '0.0.0.0', '100.64.0.1']) assert.equal(isPublicAddress(ip), false, ip);
+    assert.ok(checkTargetUrl('http://[::127.0.0.1]/', false), 'an IPv4-compatible loopback URL is refused');
+    for (const ip of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '2002:808:808::1']) assert.equal(isPublicAddress(ip), true, ip);
     assert.ok(checkTargetUrl('http://[::1]/x', false));
     assert.equal(checkTargetUrl('http://[::1]/x', true), undefined);
   });

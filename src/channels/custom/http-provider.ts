@@ -56,6 +56,7 @@ export function validateCustomSettings(s: Record<string, unknown>): Failure[] {
     if (!Array.isArray(s.headers) || s.headers.length > 50) out.push({ paramName: 'headers', message: 'Must be an array of at most 50 {key, value} objects' });
     else s.headers.forEach((h, i) => {
       if (!isObj(h) || typeof h.key !== 'string' || !HEADER_NAME.test(h.key)) out.push({ paramName: `headers[${i}].key`, message: 'Must be a header name' });
+      else if (h.key.toLowerCase() === 'authorization') out.push({ paramName: `headers[${i}].key`, message: 'Credentials go in `auth` (basic or bearer), where they are stored write-only; header values are shown as written' });
       else if (RESERVED_HEADERS.has(h.key.toLowerCase())) out.push({ paramName: `headers[${i}].key`, message: `"${h.key}" is set by the channel itself` });
       if (isObj(h) && (typeof h.value !== 'string' || h.value.length > 4000 || /[\r\n\0]/.test(h.value))) out.push({ paramName: `headers[${i}].value`, message: 'Must be a one-line string' });
     });
