@@ -119,8 +119,11 @@ export interface AdapterContext {
   /** Outbound HTTP guard: rejects loopback/private targets unless ALLOW_PRIVATE_CHANNEL_TARGETS. */
   allowPrivateTargets: boolean;
   publicBaseUrl: string;
-  /** Rewrites a URL into a tracked link `{PUBLIC_BASE_URL}/t/{token}` (channels.md §1.5). */
-  trackLink?(url: string, messageId: string): Promise<string>;
+  /**
+   * Rewrites a URL into a tracked link `{PUBLIC_BASE_URL}/t/{token}` (channels.md §1.5); `metadata`
+   * (the message's, as sent) comes back in its `interaction.click` event.
+   */
+  trackLink?(url: string, messageId: string, metadata?: unknown): Promise<string>;
   log: import('pino').Logger;
 }
 

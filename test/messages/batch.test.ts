@@ -66,8 +66,9 @@ eachDatabase('One API: batch, inbound, history, rule sets', (dialect) => {
     assert.equal(badCorr.statusCode, 400);
     const noBody = await post('/messages/inbounds', { channel: 'sms', from: {} });
     assert.equal(noBody.statusCode, 400);
-    const ack = await post(`/messages/inbounds/${doc.messageId}/statuses/read`, { timestamp: '2024-05-01T10:00:00Z' });
+    const ack = await post(`/messages/inbounds/${doc.messageId}/statuses/read`, { timestamp: '2024-05-01T12:00:00+02:00' });
     assert.equal(ack.json().status, 'read');
+    assert.equal(ack.json().readOn, '2024-05-01T10:00:00.000Z', 'kept in UTC');
     const back = await post(`/messages/inbounds/${doc.messageId}/statuses/delivered`, { timestamp: '2024-05-01T10:00:00Z' });
     assert.equal(back.json().status, 'read');
     // the unknown sender becomes a profile named after its number

@@ -188,4 +188,27 @@ eachDatabase('One API: sending', (dialect) => {
     assert.equal(r.seen.find((x) => x.body.ref === b.json().messageId)?.body.to, 'N-5');
     for (const m of [a, b]) assert.equal((await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${m.json().messageId}`, token })).json().status, 'sent');
   });
+
+  it('gives every event the metadata as sent and the accepting send\'s details, and the reported time', async () => {
+    // Failing before any channel took it: the metadata is still substituted.
+    const failed = await send({ to: { crmId: 'C-55' }, rules: ['custom_num'], body: 'x', metadata: { who: '{{profile.crmId}}' } });
+    await settle(s());
+    const f = (await eventsFor(s(), failed.json().messageId)).find((e) => e.name === 'message.failed');
+    assert.deepEqual(f?.payload.metadata, { who: 'C-55' });
+    // A receipt after a redaction, with its own time.
+    const sent = await send({ to: { crmId: 'C-56' }, rules: ['custom_crm'], body: 'x', metadata: { who: '{{profile.crmId}}' } });
+    await settle(s());
+    const id = sent.json().messageId;
+    const delivered = await s().request({ method: 'POST', url: `/apispaces/${space}/messages/${id}/statuses/delivered`, token, payload: { channel: 'custom_crm', timestamp: '2026-01-02T03:04:05+01:00' } });
+    assert.equal(delivered.json().applied, true, delivered.body);
+    const d = (await eventsFor(s(), id)).find((x) => x.name === 'message.delivered')!;
+    assert.deepEqual(d.payload.details.additionalInfo, { httpStatus: 200, successful: true });
+    assert.equal(d.payload.details.channelStatus.custom_crm.updatedOn, '2026-01-02T02:04:05.000Z');
+    assert.equal(delivered.json().timestamp, '2026-01-02T02:04:05.000Z');
+    assert.equal((await s().request({ method: 'PATCH', url: `/apispaces/${space}/messages/${id}`, token, payload: { redact: true } })).statusCode, 202);
+    const read = await s().request({ method: 'POST', url: `/apispaces/${space}/messages/${id}/statuses/read`, token, payload: { channel: 'custom_crm' } });
+    assert.equal(read.json().applied, true, read.body);
+    const e = (await eventsFor(s(), id)).find((x) => x.name === 'message.read')!;
+    assert.deepEqual(e.payload.metadata, { who: 'C-56' });
+  });
 });

@@ -41,6 +41,10 @@ describe('SMS rules', () => {
     assert.equal(smsText({ ...base, customBody: { body: 'custom' } }), 'custom');
     const tracked = await smsTextWithLinks({ ...base, body: 'Go to https://shop.example/o/1. Now', options: { trackLinks: true } }, async (url, id) => `https://sb/t/${id}${url.length}`);
     assert.equal(tracked, 'Go to https://sb/t/m124. Now');
+    // The message's metadata travels with the link, for its interaction.click event.
+    let seen: unknown;
+    await smsTextWithLinks({ ...base, body: 'https://shop.example/x', metadata: { order: 7 }, options: { trackLinks: true } }, async (url, _id, metadata) => ((seen = metadata), url));
+    assert.deepEqual(seen, { order: 7 });
   });
 
   it('parses receipts and maps every stat', () => {

@@ -129,12 +129,12 @@ export function prepareFor(input: SendInput, to: string, text = smsText(input)):
 }
 
 /** `channelOptions.sms.trackLinks` (channels.md §2): URLs in the text become tracked links. */
-export async function smsTextWithLinks(input: SendInput, track: ((url: string, messageId: string) => Promise<string>) | undefined): Promise<string> {
+export async function smsTextWithLinks(input: SendInput, track: ((url: string, messageId: string, metadata?: unknown) => Promise<string>) | undefined): Promise<string> {
   const text = smsText(input);
   if (input.options?.trackLinks !== true || !track) return text;
   const urls = [...new Set(text.match(/https?:\/\/[^\s<>"]+[^\s<>".,;:!?)]/g) ?? [])];
   let out = text;
-  for (const url of urls) out = out.split(url).join(await track(url, input.messageId));
+  for (const url of urls) out = out.split(url).join(await track(url, input.messageId, input.metadata));
   return out;
 }
 

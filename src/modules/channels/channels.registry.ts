@@ -75,7 +75,7 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
     const adapter = Promise.resolve().then(() => provider.create({
       apiSpaceId: c.apiSpaceId, channelId: c.channelId, settings: configs.decrypted(c), sink: sinkFor(c.apiSpaceId, c.channelId),
       allowPrivateTargets: ctx.config.allowPrivateChannelTargets, publicBaseUrl: ctx.config.publicBaseUrl,
-      trackLink: (url, messageId) => registry.trackLink(c.apiSpaceId, messageId, c.channelId, url),
+      trackLink: (url, messageId, metadata) => registry.trackLink(c.apiSpaceId, messageId, c.channelId, url, metadata),
       log: ctx.log.child({ apiSpaceId: c.apiSpaceId, channelId: c.channelId, provider: c.provider }),
     }));
     const entry: Cached = { version, adapter };

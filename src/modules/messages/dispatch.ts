@@ -186,9 +186,13 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     }
   }
 
+  const mergeContext = (m: Message, r: Recipient): MergeContext => ({ profile: (r.profile ?? r.to) as Record<string, unknown>, profileId: r.profileId, metadata: m.request.metadata });
+  /** The metadata as events carry it: merge fields substituted for the recipient (one-api.md §2.5.4). */
+  const metadataFor = (m: Message, r: Recipient): unknown => (m.request.metadata === undefined ? undefined : mergeDeep(m.request.metadata, mergeContext(m, r)));
+
   function render(ch: string, m: Message, r: Recipient, template: Record<string, unknown> | undefined): Rendered | undefined {
     const req = m.request;
-    const mctx: MergeContext = { profile: (r.profile ?? r.to) as Record<string, unknown>, profileId: r.profileId, metadata: req.metadata };
+    const mctx = mergeContext(m, r);
     const title = typeof req.title === 'string' ? mergeString(req.title, mctx) : undefined;
     let body = typeof req.body === 'string' ? mergeString(req.body, mctx) : undefined;
     const source = (template ? template.messageParts : req.messageParts) as Part[] | undefined;
@@ -202,7 +206,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     // A custom channel's customBody string is merged once, by its adapter, which also knows the
     // channel's own fields ({{userId}}, {{messageId}}…): merging it here too would re-scan values.
     const custom = req.customBody?.[ch] === undefined ? undefined : isCustomChannel(ch) ? req.customBody[ch] : mergeDeep(req.customBody[ch], { ...mctx, body, title });
-    const metadata = req.metadata !== undefined ? mergeDeep(req.metadata, mctx) : undefined;
+    const metadata = metadataFor(m, r);
     if (custom === undefined && body === undefined && htmlBody === undefined && parts.length === 0) return undefined;
     if (custom === undefined) {
       if (ch === 'sms') {
@@ -285,10 +289,10 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     !m.row.deleted && !m.state.cancelled && m.state.next === startNext && (m.row.status === 'processing' || m.row.status === 'retrying');
 
   /** Final failure after every channel was tried (§2.3 step 4) or expiry (§4.4). */
-  function finishChange(m: Message, pending: Attempt[], expired: boolean): Change {
+  function finishChange(m: Message, pending: Attempt[], expired: boolean, metadata: unknown): Change {
     const attempts = [...(m.details.attempts ?? []), ...pending];
     if (expired) {
-      return { status: 'expired', details: { ...m.details, attempts, nextAttemptOn: undefined, failureReason: 'The message expired before a channel accepted it', errorCode: 'Expired' }, events: [{ status: 'expired', channel: null, failureReason: 'The message expired before a channel accepted it', errorCode: 'Expired' }] };
+      return { status: 'expired', details: { ...m.details, attempts, nextAttemptOn: undefined, failureReason: 'The message expired before a channel accepted it', errorCode: 'Expired' }, events: [{ status: 'expired', channel: null, failureReason: 'The message expired before a channel accepted it', errorCode: 'Expired', metadata }] };
     }
     const skips = attempts.filter((a) => a.outcome !== 'TimedOut' && a.outcome !== 'failed');
     const filtered = skips.length > 0 && skips.every((a) => a.outcome === 'skipped' && OPT_REASONS.has(a.reason ?? ''));
@@ -298,7 +302,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     const failureReason = attempts.length
       ? `No channel could take the message (${attempts.map((a) => `${a.channel}: ${a.reason ?? a.outcome}`).join(', ')})`
       : 'No channel to try';
-    return { status, details: { ...m.details, attempts, nextAttemptOn: undefined, failureReason, errorCode }, events: [{ status, channel: null, failureReason, errorCode }] };
+    return { status, details: { ...m.details, attempts, nextAttemptOn: undefined, failureReason, errorCode }, events: [{ status, channel: null, failureReason, errorCode, metadata }] };
   }
 
   /**
@@ -335,11 +339,11 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     for (;;) {
       const now = clock.now();
       if (m.row.expires_at !== null && now >= Number(m.row.expires_at)) {
-        await commit((cur) => ({ ...finishChange(cur, pending, true), state: { ...cur.state, next, retries: 0 } }));
+        await commit((cur) => ({ ...finishChange(cur, pending, true, metadataFor(cur, recipient)), state: { ...cur.state, next, retries: 0 } }));
         return;
       }
       if (next >= m.state.rules.length) {
-        await commit((cur) => ({ ...finishChange(cur, pending, false), state: { ...cur.state, next, retries: 0 } }));
+        await commit((cur) => ({ ...finishChange(cur, pending, false, metadataFor(cur, recipient)), state: { ...cur.state, next, retries: 0 } }));
         return;
       }
       const ch = m.state.rules[next]!;

@@ -182,7 +182,7 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
         const cur = await load(apiSpaceId, id);
         if (!cur) throw errors.notFound('Inbound message');
         if ((ORDER[status] ?? 0) <= (ORDER[cur.doc.status] ?? 0)) return cur.doc; // backward moves are ignored (§3.8)
-        const doc: InboundDoc = { ...cur.doc, status, _updatedOn: iso(clock.now()), _updatedBy: actor, ...(body.channelStatus ? { channelStatus: body.channelStatus } : {}), [`${status}On`]: body.timestamp };
+        const doc: InboundDoc = { ...cur.doc, status, _updatedOn: iso(clock.now()), _updatedBy: actor, ...(body.channelStatus ? { channelStatus: body.channelStatus } : {}), [`${status}On`]: iso(parseDateTime(body.timestamp)!) };
         const res = await db.updateTable('inbound_messages').set({ status, doc: toJson(doc), revision: cur.revision + 1 })
           .where('api_space_id', '=', apiSpaceId).where('id', '=', id).where('revision', '=', cur.revision).executeTakeFirst();
         if (Number(res.numUpdatedRows) === 1) return doc;

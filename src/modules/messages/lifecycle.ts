@@ -106,9 +106,13 @@ export interface EventInput {
   conversationId?: string;
   metadata?: unknown;
   updatedOn: string;
+  /** When the channel reported the status; `updatedOn` when absent. */
+  statusOn?: string;
   failureReason?: string;
   errorCode?: string;
   channelDetails?: Record<string, unknown>;
+  /** The accepting send's details: a receipt's `additionalInfo` keeps what they said. */
+  sentDetails?: Record<string, unknown>;
   /** `channelData` kept from the accepting send (`DispatchState.channelData[channel]`). */
   channelData?: Record<string, unknown>;
 }
@@ -119,9 +123,9 @@ export function eventPayload(e: EventInput): Record<string, unknown> {
   const details: Record<string, unknown> = { channel: e.channel };
   let channelData: Record<string, unknown> = {};
   if (e.channel) {
-    const extras = channelExtras(e.channel, e.to, e.messageId, e.channelDetails ?? {}, success);
+    const extras = channelExtras(e.channel, e.to, e.messageId, { ...e.sentDetails, ...e.channelDetails }, success);
     details.additionalInfo = extras.additionalInfo;
-    details.channelStatus = { [e.channel]: { status: e.status, details: e.channelDetails ?? {}, updatedOn: e.updatedOn } };
+    details.channelStatus = { [e.channel]: { status: e.status, details: e.channelDetails ?? {}, updatedOn: e.statusOn ?? e.updatedOn } };
     channelData = { [e.channel]: { ...(e.channelData ?? {}), ...extras.channelData } };
   }
   if (e.failureReason !== undefined) details.failureReason = e.failureReason;

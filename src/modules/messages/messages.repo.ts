@@ -155,6 +155,10 @@ export interface MessageEvent {
   failureReason?: string;
   errorCode?: string;
   channelDetails?: Record<string, unknown>;
+  /** When the channel reported the status (a receipt's `timestamp`); the write time otherwise. */
+  statusOn?: string;
+  /** The metadata as sent, when the change does not carry it in `rendered` (merge fields substituted). */
+  metadata?: unknown;
 }
 
 /** What one `mutate` step writes; return `undefined` from the step to write nothing. */
@@ -231,7 +235,13 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
     const rendered = change.rendered !== undefined ? change.rendered : fromJson(m.row.rendered);
     const metadata = (rendered as { metadata?: unknown } | null)?.metadata ?? next.request.metadata;
     return change.events.map((e): DomainEvent => {
-      const payload = eventPayload({ messageId: row.id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined, metadata, updatedOn: row.updated_on, failureReason: e.failureReason, errorCode: e.errorCode, channelDetails: e.channelDetails, channelData: e.channel ? next.state.channelData?.[e.channel] : undefined });
+      // What the accepting send reported stays in a receipt's `additionalInfo` (provider id, HTTP status…).
+      const sent = e.channel ? m.details.channelStatus?.[e.channel]?.details : undefined;
+      const payload = eventPayload({
+        messageId: row.id, status: e.status, channel: e.channel, to: next.request.to ?? {}, conversationId: row.conversation_id ?? undefined,
+        metadata: e.metadata !== undefined ? e.metadata : metadata, updatedOn: row.updated_on, statusOn: e.statusOn, failureReason: e.failureReason, errorCode: e.errorCode,
+        channelDetails: e.channelDetails, sentDetails: sent as Record<string, unknown> | undefined, channelData: e.channel ? next.state.channelData?.[e.channel] : undefined,
+      });
       return { apiSpaceId: row.api_space_id, accountId, name: eventName(e.status), payload, payloadJson: toJson(payload), meta: { revision: row.revision, etag } };
     });
   }

@@ -5,7 +5,7 @@
 import type { Actor } from '../../auth/actor.js';
 import { grants } from '../../auth/permissions.js';
 import { AppError, errors, type ValidationFailure } from '../../http/errors.js';
-import { iso } from '../../lib/clock.js';
+import { iso, parseDateTime } from '../../lib/clock.js';
 import { TtlCache } from '../../lib/cache.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
 import { deferInsert } from '../../storage/raw.js';
@@ -314,7 +314,8 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
     },
 
     async reportStatus(apiSpaceId, actor, id, status, report) {
-      const at = report.timestamp ?? iso(clock.now());
+      // Kept in UTC, whatever offset the report was written with (conventions.md: times in UTC).
+      const at = iso(report.timestamp === undefined ? clock.now() : parseDateTime(report.timestamp) ?? clock.now());
       if (actor && !canSendAll(actor, [inboundPermission(report.channel)])) throw errors.forbidden(`This credential cannot report statuses for channel ${report.channel}`);
       const res = await mutator.mutate<boolean | 'gone' | 'invalid'>(apiSpaceId, id, (m) => {
         if (m.row.deleted) return { result: 'gone' as const };
@@ -367,7 +368,7 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
           change: {
             status, channelId: ch, details, actor: actor?.actor,
             state: succeeded ? { ...s, succeeded: true } : s,
-            events: [{ status, channel: ch, channelDetails, ...(failure ? { failureReason: details.failureReason, errorCode: details.errorCode } : {}) }],
+            events: [{ status, channel: ch, channelDetails, statusOn: at, ...(failure ? { failureReason: details.failureReason, errorCode: details.errorCode } : {}) }],
           },
         };
       });
@@ -390,6 +391,11 @@ export async function redactCopies(ctx: ModuleContext, ports: Ports, m: Message)
 }
 
 /** Redaction (§3.4): content removed, addressing, metadata and statuses kept. */
+function metadataAsSent(m: Message): { metadata?: unknown } {
+  const metadata = fromJson<{ metadata?: unknown } | null>(m.row.rendered)?.metadata;
+  return metadata === undefined ? {} : { metadata };
+}
+
 export function redaction(m: Message, source: string, now: number) {
   const request: Record<string, any> = { ...m.request };
   if (request.body !== undefined) request.body = '';
@@ -399,7 +405,8 @@ export function redaction(m: Message, source: string, now: number) {
   const { channelStatus: _cs, ...details } = m.details;
   return {
     request,
-    rendered: { redacted: true },
+    // The metadata as sent stays: later events still carry it with merge fields substituted.
+    rendered: { redacted: true, ...metadataAsSent(m) },
     details: { ...details, redacted: true, redactedOn: iso(now), redactSource: source },
   };
 }

@@ -122,7 +122,7 @@ export function createSmtpAdapter(ctx: AdapterContext, deps: SmtpDeps = {}): Cha
       const text = str(custom.text) ?? input.body ?? (input.messageParts ?? []).find((p) => (p.type ?? '').startsWith('text/plain') && typeof p.data === 'string')?.data;
       if (!html && !text) return { kind: 'rejected', reason: 'No text or HTML body to send', code: 'ContentNotSupported' };
       const trackClicks = options.trackClicks === undefined ? !!html : options.trackClicks === true;
-      if (html && trackClicks && ctx.trackLink) html = await trackHtmlLinks(html, (url) => ctx.trackLink!(url, input.messageId));
+      if (html && trackClicks && ctx.trackLink) html = await trackHtmlLinks(html, (url) => ctx.trackLink!(url, input.messageId, input.metadata));
       if (html && options.trackOpens === true && deps.openPixelUrl) {
         const pixel = `<img src="${deps.openPixelUrl(input.apiSpaceId, input.messageId)}" width="1" height="1" alt="" style="display:none">`;
         html = /<\/body>/i.test(html) ? html.replace(/<\/body>/i, `${pixel}</body>`) : html + pixel;
