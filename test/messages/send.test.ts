@@ -211,4 +211,20 @@ eachDatabase('One API: sending', (dialect) => {
     const e = (await eventsFor(s(), id)).find((x) => x.name === 'message.read')!;
     assert.deepEqual(e.payload.metadata, { who: 'C-56' });
   });
+
+  it('honours If-Match on PATCH and DELETE (412 on a stale ETag, nothing changed)', async () => {
+    const m = await send({ to: { crmId: 'C-60' }, rules: ['custom_crm'], body: 'x' });
+    await settle(s());
+    const url = `/apispaces/${space}/messages/${m.json().messageId}`;
+    const stale = m.headers.etag as string;
+    const current = (await s().request({ method: 'GET', url, token })).headers.etag as string;
+    assert.notEqual(stale, current, 'the send moved the message on');
+    const refused = await s().request({ method: 'PATCH', url, token, payload: { redact: true }, headers: { 'if-match': stale } });
+    assert.equal(refused.statusCode, 412, refused.body);
+    assert.equal((await s().request({ method: 'GET', url, token })).json().body, 'x');
+    assert.equal((await s().request({ method: 'DELETE', url, token, headers: { 'if-match': stale } })).statusCode, 412);
+    assert.equal((await s().request({ method: 'PATCH', url, token, payload: { redact: true }, headers: { 'if-match': current } })).statusCode, 202);
+    const after = (await s().request({ method: 'GET', url, token })).headers.etag as string;
+    assert.equal((await s().request({ method: 'DELETE', url, token, headers: { 'if-match': `"x", ${after}` } })).statusCode, 204);
+  });
 });

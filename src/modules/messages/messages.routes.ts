@@ -9,8 +9,8 @@ import { inboundPermission } from './validate.js';
 import type { OutboundService } from './messages.service.js';
 import type { InboundService } from './inbound.js';
 import type { HistoryEntry, HistoryQuery as HistoryQueryT } from './history.js';
-import { toResource, type Message as StoredMessage } from './messages.repo.js';
-import { etagFor } from '../../http/etag.js';
+import { etagOf, toResource, type Message as StoredMessage } from './messages.repo.js';
+import { checkIfMatch, etagFor } from '../../http/etag.js';
 import {
   BatchRequest, BatchResponse, HistoryEntry as HistoryEntrySchema, HistoryParams, HistoryQuery, InboundMessage, InboundParams, InboundRequest,
   InboundStatusBody, InboundStatusParams, Message, MessageParams, MessageRequest, PatchBody, StatusBody, StatusParams, StatusResponse,
@@ -94,19 +94,20 @@ export function messagesRoutes(deps: MessagesRouteDeps) {
     });
 
     app.patch('/apispaces/:apiSpaceId/messages/:messageId', {
-      schema: { operationId: 'messages.redact', tags, summary: 'Redact a message', params: MessageParams, body: PatchBody, response: { 202: Type.Null(), ...errorResponses(404, 409) } },
+      schema: { operationId: 'messages.redact', tags, summary: 'Redact a message', params: MessageParams, body: PatchBody, response: { 202: Type.Null(), ...errorResponses(404, 409, 412) } },
       config: { auth: { kind: 'space', permission: 'msg:w' } },
     }, async (request, reply) => {
-      if (request.body.redact) await outbound.redact(request.space.id, request.actor.actor, request.params.messageId, request.body.redactSource ?? 'message');
-      else await outbound.get(request.space.id, request.params.messageId);
+      const ifMatch = request.headers['if-match'];
+      if (request.body.redact) await outbound.redact(request.space.id, request.actor.actor, request.params.messageId, request.body.redactSource ?? 'message', ifMatch);
+      else checkIfMatch(ifMatch, etagOf(await outbound.get(request.space.id, request.params.messageId)));
       return reply.code(202).send(null);
     });
 
     app.delete('/apispaces/:apiSpaceId/messages/:messageId', {
-      schema: { operationId: 'messages.delete', tags, summary: 'Delete (and cancel) a message', params: MessageParams, response: { 204: Type.Null(), ...errorResponses(404, 409) } },
+      schema: { operationId: 'messages.delete', tags, summary: 'Delete (and cancel) a message', params: MessageParams, response: { 204: Type.Null(), ...errorResponses(404, 409, 412) } },
       config: { auth: { kind: 'space', permission: 'msg:w' } },
     }, async (request, reply) => {
-      await outbound.remove(request.space.id, request.actor.actor, request.params.messageId);
+      await outbound.remove(request.space.id, request.actor.actor, request.params.messageId, request.headers['if-match']);
       return reply.code(204).send(null);
     });
 

@@ -16,6 +16,7 @@ import type { RuleSetsService } from './rulesets.js';
 import { GROUP_MAX, type Ports } from './dispatch.js';
 import { canTransition, eventName, eventPayload, rank, type Attempt, type DispatchState } from './lifecycle.js';
 import { deferMessages, etagOf, loadMessage, messageId, type Message, type MessageRow, type Mutator } from './messages.repo.js';
+import { checkIfMatch } from '../../http/etag.js';
 import { inboundPermission, sendPermission, validateRequest } from './validate.js';
 import { BATCH_COLUMNS, batchItemId, batchKey, batchKeyOf, pack, unpack, type Envelope, type MessageBatchRow, type PendingBatches, type Prepared } from './batches.js';
 
@@ -38,8 +39,9 @@ export interface OutboundService {
   /** Writes the messages of a pending envelope (its `message.batch` job); false when already done. */
   expandBatch(apiSpaceId: string, key: string): Promise<boolean>;
   get(apiSpaceId: string, id: string): Promise<Message>;
-  redact(apiSpaceId: string, actor: string, id: string, source: string): Promise<void>;
-  remove(apiSpaceId: string, actor: string, id: string): Promise<void>;
+  /** `ifMatch`: the request's `If-Match` (conventions.md §8): 412 unless it names the current ETag. */
+  redact(apiSpaceId: string, actor: string, id: string, source: string, ifMatch?: string | string[]): Promise<void>;
+  remove(apiSpaceId: string, actor: string, id: string, ifMatch?: string | string[]): Promise<void>;
   reportStatus(apiSpaceId: string, actor: Actor | undefined, id: string, status: string, report: StatusReport): Promise<{ applied: boolean; timestamp: string }>;
 }
 
@@ -292,9 +294,10 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
       return m;
     },
 
-    async redact(apiSpaceId, actor, id, source) {
+    async redact(apiSpaceId, actor, id, source, ifMatch) {
       const res = await mutator.mutate(apiSpaceId, id, (m) => {
         if (m.row.deleted) return { result: false };
+        checkIfMatch(ifMatch, etagOf(m));
         if (m.details.redacted) return { result: true };
         return { result: true, change: { ...redaction(m, source, clock.now()), actor } };
       });
@@ -302,9 +305,10 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
       await redactCopies(ctx, ports, res.message);
     },
 
-    async remove(apiSpaceId, actor, id) {
+    async remove(apiSpaceId, actor, id, ifMatch) {
       const res = await mutator.mutate(apiSpaceId, id, (m) => {
         if (m.row.deleted) return { result: false };
+        checkIfMatch(ifMatch, etagOf(m));
         const cancel = m.row.status === 'processing' || m.row.status === 'retrying';
         const r = m.details.redacted ? {} : redaction(m, 'message', clock.now());
         return { result: true, change: { ...r, deleted: true, actor, ...(cancel ? { state: { ...m.state, cancelled: true } } : {}) } };
