@@ -46,6 +46,11 @@ eachDatabase('One API: sending', (dialect) => {
     assert.equal(ok.json().to.phoneNumber, '447700900123');
     // sms is not configured in this space: decided synchronously (§3.1)
     assert.equal(ok.json().status, 'failed');
+    // …and the profile it names exists all the same (§2.2 rule 1), with the message in its history.
+    const ghost = await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token, payload: { to: { profileId: 'ghost', email: 'ghost@example.com' }, rules: ['sms'], body: 'x' } });
+    assert.equal(ghost.json().status, 'failed');
+    assert.equal((await s().request({ method: 'GET', url: `/apispaces/${space}/profiles/ghost`, token })).json().email, 'ghost@example.com');
+    assert.equal((await s().request({ method: 'GET', url: `/apispaces/${space}/profiles/ghost/messages`, token })).json()[0].messageId, ghost.json().messageId);
     assert.equal(ok.json().statusDetails.attempts[0].reason, 'NotConfigured');
   });
 

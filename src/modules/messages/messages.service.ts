@@ -216,6 +216,11 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
       }
     }
     for (const m of failed) {
+      // §2.2 rule 1: the profile named by `to.profileId` exists after a send, even one that no
+      // channel can carry (the others create it when they are dispatched).
+      const { profileId, ...ids } = m.request.to as Record<string, string>;
+      const profiles = ports.profiles();
+      if (profileId && profiles) await profiles.ensure(apiSpaceId, profileId, ids, by.actor, uow);
       await ctx.events.append(uow, {
         apiSpaceId, accountId: found.accountId, name: eventName('failed'),
         payload: eventPayload({ messageId: m.row.id, status: 'failed', channel: null, to: m.request.to, conversationId: m.row.conversation_id ?? undefined, metadata: m.request.metadata, updatedOn: stamp, failureReason: m.details.failureReason, errorCode: 'NotConfigured' }),
