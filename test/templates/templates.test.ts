@@ -68,6 +68,10 @@ eachDatabase('templates', (dialect) => {
       [{ name: 'x', messageParts: [{ data: 'x' }] }, 'messageParts[0].type'],
       [{ name: 'x', messageParts: [{ type: 'text/plain', data: 'x', url: 'https://a' }] }, 'messageParts[0]'],
       [{ name: 'x', messageParts: [{ type: 'whatsapp/template', data: {} }] }, 'messageParts[0].channels'],
+      // The rules of a send's parts (one-api.md §2.6): a template's parts become them.
+      [{ name: 'x', messageParts: [{ type: 'text/*', data: 'x' }] }, 'messageParts[0].type'],
+      [{ name: 'x', messageParts: Array.from({ length: 21 }, () => ({ type: 'text/plain', data: 'x' })) }, 'messageParts'],
+      [{ name: 'x', messageParts: [{ type: 'image/png', data: 'x', size: -1 }] }, 'messageParts[0].size'],
     ];
     for (const [payload, param] of cases) {
       const res = await post(payload);

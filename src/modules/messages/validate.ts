@@ -8,10 +8,10 @@ import type { ValidationFailure } from '../../http/errors.js';
 import { clientIdProblem } from '../../lib/ids.js';
 import { parseDateTime } from '../../lib/clock.js';
 import { CHANNEL_SHORT_NAMES } from '../../auth/permissions.js';
+import { checkPart, MAX_PARTS } from '../../lib/message-parts.js';
 
 export const BUILT_IN_CHANNELS: ReadonlySet<string> = new Set(Object.keys(CHANNEL_SHORT_NAMES));
 const CUSTOM_ID = /^[A-Za-z][A-Za-z0-9_-]{1,49}$/;
-const PART_TYPE = /^[\w.+-]+\/[\w.+-]+$/;
 const SUCCESS_STATUSES = ['sent', 'delivered', 'read'];
 
 export const isChannelId = (id: string): boolean => BUILT_IN_CHANNELS.has(id) || (CUSTOM_ID.test(id) && id !== 'facebook');
@@ -122,18 +122,6 @@ function checkOptions(ch: string, o: Record<string, unknown>, fail: Fail): void 
   }
 }
 
-function checkPart(part: unknown, p: string, fail: Fail): void {
-  if (!isObj(part)) return fail(p, 'Must be an object');
-  if (typeof part.type !== 'string' || !PART_TYPE.test(part.type)) fail(`${p}.type`, 'Required MIME type such as text/plain');
-  if (part.url !== undefined && part.data !== undefined) fail(p, 'A part has url or data, not both');
-  if (part.url !== undefined && (typeof part.url !== 'string' || !/^https?:\/\/[^\s]+$/i.test(part.url))) fail(`${p}.url`, 'Must be an absolute http(s) URL');
-  if (part.data !== undefined && typeof part.data !== 'string' && !isObj(part.data)) fail(`${p}.data`, 'Must be a string or an object');
-  if (typeof part.data === 'string' && typeof part.type === 'string' && !/^text\//.test(part.type) && part.data.length > Math.ceil((5 * 1024 * 1024 * 4) / 3) + 4) fail(`${p}.data`, 'Inline data is limited to 5 MiB; upload larger files to the Content API');
-  if (part.name !== undefined && typeof part.name !== 'string') fail(`${p}.name`, 'Must be a string');
-  if (part.size !== undefined && (!Number.isInteger(part.size) || (part.size as number) < 0)) fail(`${p}.size`, 'Must be a non-negative integer');
-  if (part.channels !== undefined && (!Array.isArray(part.channels) || part.channels.some((c) => typeof c !== 'string'))) fail(`${p}.channels`, 'Must be an array of channel ids');
-  if (part.type === 'whatsapp/template' && !(Array.isArray(part.channels) && part.channels.length === 1 && part.channels[0] === 'whatsApp')) fail(`${p}.channels`, 'A whatsapp/template part must carry "channels": ["whatsApp"]');
-}
 
 /**
  * True when `v` (parsed JSON) certainly serialises to at most `limit` characters: an upper bound
@@ -233,7 +221,7 @@ export function validateRequest(body: unknown, vc: ValidationContext, failures: 
     else stored.body = b.body;
   }
   if (b.messageParts !== undefined) {
-    if (!Array.isArray(b.messageParts) || b.messageParts.length > 20) fail('messageParts', 'Must be an array of at most 20 parts');
+    if (!Array.isArray(b.messageParts) || b.messageParts.length > MAX_PARTS) fail('messageParts', `Must be an array of at most ${MAX_PARTS} parts`);
     else {
       b.messageParts.forEach((part, i) => checkPart(part, `messageParts[${i}]`, fail));
       // A URL part needs only type and url; its name is derived from the URL (§2.4.2).

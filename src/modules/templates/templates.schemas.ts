@@ -1,10 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import { SpaceIdParam } from '../../http/schemas.js';
+import { MAX_PARTS, PART_TYPE } from '../../lib/message-parts.js';
 
 const TEMPLATE_ID = '^[A-Za-z0-9_-]{1,100}$';
 
 export const MessagePart = Type.Object({
-  type: Type.String({ pattern: '^[^\\s/]+/[^\\s/]+$', maxLength: 255, description: 'MIME type, type/subtype' }),
+  type: Type.String({ pattern: PART_TYPE.source, maxLength: 255, description: 'MIME type, type/subtype' }),
   name: Type.Optional(Type.String({ maxLength: 255 })),
   url: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
   data: Type.Optional(Type.Union([Type.String(), Type.Object({}, { additionalProperties: true })])),
@@ -12,7 +13,7 @@ export const MessagePart = Type.Object({
   channels: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { maxItems: 50 })),
 }, { additionalProperties: true });
 
-const Parts = Type.Array(MessagePart, { minItems: 1, maxItems: 100 });
+const Parts = Type.Array(MessagePart, { minItems: 1, maxItems: MAX_PARTS });
 
 export const TemplateCreate = Type.Object({
   id: Type.Optional(Type.String({ pattern: TEMPLATE_ID, description: 'Letters, digits, - and _; derived from name when absent' })),

@@ -7,6 +7,7 @@ import { iso } from '../../lib/clock.js';
 import { checkIfMatch, etagFor } from '../../http/etag.js';
 import { AppError, errors, type ValidationFailure } from '../../http/errors.js';
 import type { TemplatePart, TemplateView, TemplatesApi } from './templates.contract.js';
+import { checkPart } from '../../lib/message-parts.js';
 
 interface TemplateRow {
   api_space_id: string;
@@ -39,17 +40,10 @@ export interface TemplateInput {
 /** Drops client-written `_` properties (conventions.md §7.1) from parts. */
 const cleanParts = (parts: TemplatePart[]): TemplatePart[] => parts.map((p) => Object.fromEntries(Object.entries(p).filter(([k]) => !k.startsWith('_'))) as TemplatePart);
 
-/** Semantic part rules the schema cannot express (one-api.md §2.4.2). */
+/** The part rules of a send (one-api.md §2.4.2): a template's parts become a send's parts. */
 function partProblems(parts: TemplatePart[]): ValidationFailure[] {
   const out: ValidationFailure[] = [];
-  parts.forEach((p, i) => {
-    const at = `messageParts[${i}]`;
-    if (p.url !== undefined && p.data !== undefined) out.push({ paramName: at, message: 'A part has url or data, not both' });
-    if (p.url !== undefined && !/^https?:\/\/[^\s]+$/i.test(p.url)) out.push({ paramName: `${at}.url`, message: 'Must be an absolute http(s) URL' });
-    if (p.type.toLowerCase() === 'whatsapp/template' && !(p.channels?.length === 1 && p.channels[0] === 'whatsApp')) {
-      out.push({ paramName: `${at}.channels`, message: 'A whatsapp/template part must carry "channels": ["whatsApp"]' });
-    }
-  });
+  parts.forEach((p, i) => checkPart(p, `messageParts[${i}]`, (paramName, message) => out.push({ paramName, message })));
   return out;
 }
 
