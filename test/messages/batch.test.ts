@@ -74,6 +74,7 @@ eachDatabase('One API: batch, inbound, history, rule sets', (dialect) => {
     // the unknown sender becomes a profile named after its number
     const stranger = (await post('/messages/inbounds', { channel: 'sms', from: { phoneNumber: '+1 (555) 010-9999' }, body: 'who?' })).json();
     assert.equal(stranger.from.profileId, '15550109999');
+    assert.equal(stranger.from.phoneNumber, '15550109999');
 
     // a child inherits identifiers it lacks from its primary; its messages show in the primary's history
     await customChannel(s(), space, 'custom_phone', `${r.base}/phone`, 'phoneNumber');

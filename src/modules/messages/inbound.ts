@@ -117,6 +117,8 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
       }
       const accountId = (await ctx.services.spaces.get(apiSpaceId))?.accountId ?? 0;
       const from: Record<string, string> = { ...b.from };
+      // Stored as the digits it is known by (one-api.md §3.7 example), as `to.phoneNumber` is.
+      if (typeof from.phoneNumber === 'string') from.phoneNumber = normalisePhone(from.phoneNumber) ?? from.phoneNumber;
       const sender = await findSender(apiSpaceId, b.channel, from);
       const profileId = sender?.id;
       if (profileId) from.profileId = profileId;
