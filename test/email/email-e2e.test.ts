@@ -44,6 +44,12 @@ eachDatabase('e-mail channel end to end', (dialect) => {
     assert.equal(click.headers.location, 'https://shop.example/track');
     const sent = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${messageId}`, token })).json();
     assert.equal(sent.status, 'sent');
+    // The events (webhooks.md §5.1): email's channelData and additionalInfo; the click with the message's metadata.
+    const events = (await s().container.platform.events.readAfter(0, 10_000)).filter((e) => (e.payload as { id?: string }).id === messageId);
+    const sentEvent = events.find((e) => e.name === 'message.sent')!.payload as Record<string, any>;
+    assert.deepEqual(sentEvent.channelData, { email: { from: 'news@brightline.example', subject: 'Order SO-1' } });
+    assert.equal(sentEvent.details.additionalInfo.to, 'alice@example.org');
+    assert.deepEqual((events.find((e) => e.name === 'interaction.click')!.payload as Record<string, any>).metadata, { order: 'SO-1' });
 
     const callback = (raw: string, secret = 'inbound-secret-1') => s().request({
       method: 'POST', url: `/apispaces/${space}/channels/email/callback`, token: null,

@@ -45,6 +45,11 @@ eachDatabase('HTTP SMS gateway end to end', (dialect) => {
     assert.deepEqual(events.map((e) => e.name), ['message.sent', 'message.delivered']);
     for (const e of events) assert.deepEqual(e.payload.channelData, { sms }, e.name);
     assert.equal(events[0]!.payload.details.channelStatus.sms.details.encoding, 'GSM7');
+    // additionalInfo: the number sent to and the clientRef (the message id when none was given), the receipt's too
+    for (const e of events) assert.deepEqual(e.payload.details.additionalInfo, { to: '447400123456', successful: true, clientRef: messageId }, e.name);
+    const ref = await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token, payload: { to: { phoneNumber: '447400123456' }, rules: ['sms'], body: 'x', customBody: { sms: { body: 'with a ref', clientRef: 'inv-9' } } } });
+    await settle(s());
+    assert.equal((await eventsFor(s(), ref.json().messageId))[0]!.payload.details.additionalInfo.clientRef, 'inv-9');
     const inbound = await s().container.platform.db.selectFrom('inbound_messages').select(['channel', 'profile_id']).where('api_space_id', '=', space).execute();
     assert.deepEqual(inbound.map((r) => r.channel), ['sms']);
   });

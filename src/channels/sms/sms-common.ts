@@ -122,7 +122,9 @@ export function prepareFor(input: SendInput, to: string, text = smsText(input)):
   const options = { ...(input.options ?? {}), ...(typeof custom.allowUnicode === 'boolean' ? { allowUnicode: custom.allowUnicode } : {}) } as SmsTextOptions;
   const sms = prepareSms(text, { allowUnicode: options.allowUnicode === true, unicodeConversion: options.unicodeConversion });
   const country = countryOf(to);
-  const details: Record<string, unknown> = { segmentCount: sms.segmentCount, encoding: sms.encoding };
+  // `to` and `clientRef` are what the events' additionalInfo reports (webhooks.md §5.1).
+  const details: Record<string, unknown> = { to, segmentCount: sms.segmentCount, encoding: sms.encoding };
+  if (typeof custom.clientRef === 'string' && custom.clientRef) details.clientRef = custom.clientRef;
   if (sms.charactersReplaced) details.charactersReplaced = sms.charactersReplaced;
   if (country) details.phoneNumberCountryCode = country;
   return { ok: true, sms, details };

@@ -60,6 +60,7 @@ export interface DispatchState {
 /** Keys of an accepted send's outcome details that events carry as `channelData.<channel>`. */
 const CHANNEL_DATA_KEYS: Record<string, readonly string[]> = {
   sms: ['phoneNumberCountryCode', 'segmentCount', 'encoding', 'from', 'charactersReplaced'],
+  email: ['from', 'subject'],
   appMessaging: ['conversationEventId'],
 };
 
@@ -79,10 +80,10 @@ export const OPT_REASONS: ReadonlySet<string> = new Set(['OptedOut', 'NotOptedIn
 function channelExtras(channel: string, to: Record<string, unknown>, messageId: string, info: Record<string, unknown>, success: boolean) {
   switch (channel) {
     case 'sms':
-      return { additionalInfo: { to: to.phoneNumber, successful: success, clientRef: info.clientRef ?? messageId }, channelData: { ...(info.segmentCount !== undefined ? { segmentCount: info.segmentCount } : {}) } };
+      return { additionalInfo: { to: info.to ?? to.phoneNumber, successful: success, clientRef: info.clientRef ?? messageId }, channelData: { ...(info.segmentCount !== undefined ? { segmentCount: info.segmentCount } : {}) } };
     case 'email':
     case 'whatsApp':
-      return { additionalInfo: { to: channel === 'email' ? to.email : to.phoneNumber, successful: success, providerMessageId: info.providerMessageId }, channelData: {} };
+      return { additionalInfo: { to: info.to ?? (channel === 'email' ? to.email : to.phoneNumber), successful: success, providerMessageId: info.providerMessageId }, channelData: {} };
     case 'fbMessenger':
       return { additionalInfo: { fbMessengerId: to.fbMessengerId, messageId: info.providerMessageId }, channelData: {} };
     case 'rcs':

@@ -131,19 +131,20 @@ export function createSmtpAdapter(ctx: AdapterContext, deps: SmtpDeps = {}): Cha
       if (!Array.isArray(files)) return files;
       const extraHeaders = Object.fromEntries(Object.entries(obj(custom.headers)).filter(([k, v]) => typeof v === 'string' && !/^(from|to|subject|message-id|date|mime-version|content-)/i.test(k)));
       const messageId = messageIdFor(input.messageId, domainOf(fromAddress));
+      const subject = str(custom.subject) ?? input.title ?? '';
       try {
         const info = await transport.sendMail({
           from: fromName ? { name: fromName, address: fromAddress } : fromAddress,
           to,
           ...(replyTo ? { replyTo } : {}),
-          subject: str(custom.subject) ?? input.title ?? '',
+          subject,
           ...(text ? { text } : {}),
           ...(html ? { html } : {}),
           attachments: files as never,
           messageId,
           headers: { ...extraHeaders, 'X-Switchboard-Message-Id': input.messageId },
         });
-        return { kind: 'accepted', providerMessageId: info.messageId ?? messageId, acceptedAt: now(), details: { smtpResponse: String(info.response ?? '').slice(0, 200) } };
+        return { kind: 'accepted', providerMessageId: info.messageId ?? messageId, acceptedAt: now(), details: { to, from: fromAddress, subject, smtpResponse: String(info.response ?? '').slice(0, 200) } };
       } catch (err) {
         return classify(err);
       }
