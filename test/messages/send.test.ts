@@ -232,4 +232,17 @@ eachDatabase('One API: sending', (dialect) => {
     const after = (await s().request({ method: 'GET', url, token })).headers.etag as string;
     assert.equal((await s().request({ method: 'DELETE', url, token, headers: { 'if-match': `"x", ${after}` } })).statusCode, 204);
   });
+
+  it('takes a failure receipt\'s own error code into statusDetails.errorCode (§3.3)', async () => {
+    const codes: Array<string | undefined> = [];
+    for (const channelStatus of [{ errorCode: 'Undeliverable', carrier: 'E42' }, undefined]) {
+      const m = await send({ to: { crmId: 'C-70' }, rules: ['custom_crm'], body: 'x' });
+      await settle(s());
+      const id = m.json().messageId;
+      const res = await s().request({ method: 'POST', url: `/apispaces/${space}/messages/${id}/statuses/failed`, token, payload: { channel: 'custom_crm', ...(channelStatus ? { channelStatus } : {}) } });
+      assert.equal(res.json().applied, true, res.body);
+      codes.push((await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${id}`, token })).json().statusDetails.errorCode);
+    }
+    assert.deepEqual(codes, ['Undeliverable', 'ProviderRejected']);
+  });
 });

@@ -369,7 +369,8 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
         const details = {
           ...m.details, attempts, channelId: ch,
           channelStatus: { ...(m.details.channelStatus ?? {}), [ch]: { status, details: channelDetails, updatedOn: at } },
-          ...(failure ? { failureReason: report.failureReason ?? `The channel reported ${status}`, errorCode: failure && status !== 'failed' ? (status === 'expired' ? 'Expired' : 'Filtered') : 'ProviderRejected' } : {}),
+          // The channel's own error code when it gave one (§3.3: e.g. sms.md §6.3 `Undeliverable`).
+          ...(failure ? { failureReason: report.failureReason ?? `The channel reported ${status}`, errorCode: typeof channelDetails.errorCode === 'string' && channelDetails.errorCode ? channelDetails.errorCode : status === 'expired' ? 'Expired' : status === 'filtered' ? 'Filtered' : 'ProviderRejected' } : {}),
         };
         const succeeded = !failure && !!s.fallbackAfter && rank(status) >= rank(s.successStatus ?? 'delivered');
         return {
