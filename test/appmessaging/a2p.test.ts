@@ -107,5 +107,16 @@ eachDatabase('App Messaging through the One API', (dialect) => {
     const historyToken = await s().createToken(space, ['msg:r', 'prof:ra']);
     const history = (await s().request({ method: 'GET', url: `/apispaces/${space}/profiles/jane/messages?conversationId=parcel-1`, token: historyToken })).json();
     assert.deepEqual(history.map((h: { direction: string }) => h.direction).sort(), ['inbound', 'outbound']);
+    // Without conversationId a conversation is created (§2.5.2): the message names it from then on.
+    const fresh = await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token, payload: { to: { profileId: 'jane' }, body: 'New thread', rules: ['appMessaging'] } });
+    let conversationId: string | undefined;
+    for (let i = 0; i < 100 && !conversationId; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      conversationId = (await s().request({ method: 'GET', url: `/apispaces/${space}/messages/${fresh.json().messageId}`, token })).json().conversationId;
+    }
+    assert.ok(conversationId, 'the created conversation is on the message');
+    const events = (await s().container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'message.sent' && (e.payload as { id: string }).id === fresh.json().messageId);
+    assert.equal((events[0]!.payload as { conversationId?: string }).conversationId, conversationId);
+    assert.equal((await s().request({ method: 'GET', url: `/apispaces/${space}/conversations/${conversationId}/messages`, token: jane.token })).json().messages[0].parts[0].data, 'New thread');
   });
 });

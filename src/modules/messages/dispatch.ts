@@ -395,6 +395,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
           return {
             status: toSent ? 'sent' : cur.row.status,
             channelId: ch,
+            ...(cur.row.conversation_id === null && typeof accepted.details?.conversationId === 'string' ? { conversationId: accepted.details.conversationId } : {}),
             providerMessageId: accepted.providerMessageId ?? null,
             ...(accepted.providerMessageId ? { providerRef: { channel: ch, providerMessageId: accepted.providerMessageId } } : {}),
             state,

@@ -103,6 +103,8 @@ export function toResource(m: Message): Record<string, unknown> {
   const { channelStatus: _cs, ...details } = m.details;
   return {
     messageId: row.id,
+    // The conversation an appMessaging send created is the message's from then on (§2.5.2).
+    ...(row.conversation_id && m.request.conversationId === undefined ? { conversationId: row.conversation_id } : {}),
     ...m.request,
     ...(row.sender_profile_id ? { senderProfileId: row.sender_profile_id } : {}),
     sentOn: row.created_on,
@@ -170,6 +172,8 @@ export interface Change {
   providerMessageId?: string | null;
   profileId?: string | null;
   senderProfileId?: string | null;
+  /** The conversation a channel created for the message (appMessaging without `conversationId`). */
+  conversationId?: string;
   rendered?: unknown;
   request?: Record<string, unknown>;
   deleted?: boolean;
@@ -220,6 +224,7 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
     if (change.providerMessageId !== undefined) set.provider_message_id = change.providerMessageId;
     if (change.profileId !== undefined) set.profile_id = change.profileId;
     if (change.senderProfileId !== undefined) set.sender_profile_id = change.senderProfileId;
+    if (change.conversationId !== undefined) set.conversation_id = change.conversationId;
     if (change.rendered !== undefined) set.rendered = toJson(change.rendered);
     if (change.request !== undefined) set.request = toJson(change.request);
     if (change.deleted) set.deleted = 1;
