@@ -217,10 +217,14 @@ export function createOutbound(ctx: ModuleContext, mutator: Mutator, ruleSets: R
     }
     for (const m of failed) {
       // §2.2 rule 1: the profile named by `to.profileId` exists after a send, even one that no
-      // channel can carry (the others create it when they are dispatched).
+      // channel can carry (the others create it when they are dispatched). As at dispatch, on a
+      // best-effort basis after the commit: a profile the directory refuses (a reserved id, a
+      // property name it does not take) must not fail the send, nor the batch it belongs to.
       const { profileId, ...ids } = m.request.to as Record<string, string>;
       const profiles = ports.profiles();
-      if (profileId && profiles) await profiles.ensure(apiSpaceId, profileId, ids, by.actor, uow);
+      if (profileId && profiles) {
+        uow.afterCommit(() => void profiles.ensure(apiSpaceId, profileId, ids, by.actor).catch((err) => ctx.log.debug({ err, messageId: m.row.id }, 'profile of a failed send not created')));
+      }
       await ctx.events.append(uow, {
         apiSpaceId, accountId: found.accountId, name: eventName('failed'),
         payload: eventPayload({ messageId: m.row.id, status: 'failed', channel: null, to: m.request.to, conversationId: m.row.conversation_id ?? undefined, metadata: m.request.metadata, updatedOn: stamp, failureReason: m.details.failureReason, errorCode: 'NotConfigured' }),
