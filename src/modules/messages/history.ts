@@ -30,6 +30,8 @@ export function createHistory(ctx: ModuleContext, ports: Ports) {
     const limit = q.limit ?? 20;
     const before = q.from === undefined ? Number.MAX_SAFE_INTEGER : parseDateTime(q.from);
     if (before === undefined) throw errors.invalidField('query.from', 'Must be an RFC 3339 date-time');
+    // Pending batch envelopes first: expanding them may create the profile (a send to it).
+    await ports.batches?.()?.ensureSpace(apiSpaceId);
     const profiles = ports.profiles();
     let ids = [profileId];
     if (profiles) {
@@ -38,7 +40,6 @@ export function createHistory(ctx: ModuleContext, ports: Ports) {
     }
     // With a conversation filter on inbound entries (stored in the document) read a wider window.
     const fetch = q.conversationId ? 1000 : limit;
-    await ports.batches?.()?.ensureSpace(apiSpaceId);
     const out: HistoryEntry[] = [];
     if (q.direction !== 'inbound') {
       let sel = db.selectFrom('messages').select(['id', 'submitted_at', 'profile_id', 'channel_id', 'status', 'request', 'rendered', 'status_details'])
