@@ -7,7 +7,7 @@ import type { MessagesApi } from '../messages/messages.contract.js';
 import type { Uow } from '../../storage/uow.js';
 import { iso, parseDateTime } from '../../lib/clock.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
-import { errors, type ValidationFailure } from '../../http/errors.js';
+import { AppError, errors, type ValidationFailure } from '../../http/errors.js';
 import { FRAMES_CHANNEL, type Frame, type FrameDelivery } from '../../realtime/frames.js';
 import type { AmConversationRow, AmEventRow, AmMessageRow } from './appmessaging.migrations.js';
 import { amErrors } from './appmessaging.errors.js';
@@ -179,19 +179,24 @@ export function createMessagesService(ctx: ModuleContext, deps: { profiles?: Pro
       if (failures.length) throw errors.validation(failures);
       const from = { id: fromId, ...(input.from?.name !== undefined ? { name: input.from.name } : {}), ...(input.from?.avatarUrl !== undefined ? { avatarUrl: input.from.avatarUrl } : {}) };
       const direction = input.direction ?? (isBound(actor) ? 'inbound' : 'outbound');
+      const oneApi = deps.oneApi?.();
       const result = await ctx.transaction(async (uow) => {
         const r = await store(space, conv, { actor: actor.actor, from, direction, parts, metadata: input.metadata ?? {}, alert: input.alert }, uow);
         await within?.(uow, r);
+        // a2p: an end user's message is also an inbound One API message (one-api.md §5), written in
+        // the same transaction so that neither is stored without the other. One the One API
+        // refuses (its own checks) does not fail the conversation message.
+        if (oneApi && isBound(actor) && conv.message_scope === 'a2p') {
+          const text = parts.filter((p) => typeof p.data === 'string' && p.type?.startsWith('text/')).map((p) => p.data).join('\n');
+          await oneApi.ingestInbound(space.id, { channelId: 'appMessaging', from: { profileId: fromId }, body: text || undefined, messageParts: parts, providerMessageId: r.id, conversationId, raw: { conversationId } }, uow)
+            .catch((err) => {
+              if (!(err instanceof AppError && err.status < 500)) throw err;
+              log.warn({ err }, 'appMessaging inbound message refused by the One API');
+            });
+        }
         return r;
       });
       if (profiles) await profiles.touchActivity(space.id, fromId).catch(() => {});
-      // a2p: an end user's message is also an inbound One API message (one-api.md §5).
-      const oneApi = deps.oneApi?.();
-      if (oneApi && isBound(actor) && conv.message_scope === 'a2p') {
-        const text = parts.filter((p) => typeof p.data === 'string' && p.type?.startsWith('text/')).map((p) => p.data).join('\n');
-        await oneApi.ingestInbound(space.id, { channelId: 'appMessaging', from: { profileId: fromId }, body: text || undefined, messageParts: parts, providerMessageId: result.id, conversationId, raw: { conversationId } })
-          .catch((err) => log.warn({ err }, 'appMessaging inbound ingestion failed'));
-      }
       return result;
     },
 

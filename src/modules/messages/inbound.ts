@@ -22,8 +22,9 @@ export type InboundDoc = Record<string, any> & { messageId: string };
 export type InboundHook = (apiSpaceId: string, inbound: InboundDoc, uow: Uow) => Promise<void>;
 
 export interface InboundService {
-  ingest(apiSpaceId: string, actor: string, body: unknown, opts?: { lenientCorrelation?: boolean; within?: (uow: Uow, doc: InboundDoc) => Promise<void> }): Promise<InboundDoc>;
-  fromReport(apiSpaceId: string, report: InboundReport): Promise<InboundDoc>;
+  /** `uow`: write in the caller's transaction instead of one of its own (an a2p reply stored with its conversation message). */
+  ingest(apiSpaceId: string, actor: string, body: unknown, opts?: { lenientCorrelation?: boolean; within?: (uow: Uow, doc: InboundDoc) => Promise<void>; uow?: Uow }): Promise<InboundDoc>;
+  fromReport(apiSpaceId: string, report: InboundReport, uow?: Uow): Promise<InboundDoc>;
   get(apiSpaceId: string, id: string): Promise<InboundDoc>;
   setStatus(apiSpaceId: string, actor: string, id: string, status: string, body: { timestamp: string; channelStatus?: Record<string, unknown> }): Promise<InboundDoc>;
   onInbound(hook: InboundHook): void;
@@ -122,7 +123,8 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
       const sender = await findSender(apiSpaceId, b.channel, from);
       const profileId = sender?.id;
       if (profileId) from.profileId = profileId;
-      return ctx.transaction(async (uow) => {
+      const write = <T>(fn: (uow: Uow) => Promise<T>): Promise<T> => (opts.uow ? fn(opts.uow) : ctx.transaction(fn));
+      return write(async (uow) => {
         const profiles = ports.profiles();
         if (sender && profiles) await profiles.ensure(apiSpaceId, sender.id, sender.init, actor, uow);
         if (!correlated && profileId) {
@@ -160,7 +162,7 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
       });
     },
 
-    async fromReport(apiSpaceId, r) {
+    async fromReport(apiSpaceId, r, uow) {
       const at = r.sentOn;
       return service.ingest(apiSpaceId, 'system', {
         channel: r.channelId, from: Object.fromEntries(Object.entries(r.from).filter(([, v]) => typeof v === 'string')),
@@ -169,7 +171,7 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
         channelData: { ...(r.raw !== undefined ? { body: r.raw } : {}), ...(r.providerMessageId ? { providerMessageId: r.providerMessageId } : {}), ...(at ? { sentOn: iso(at) } : {}) },
         ...(r.inReplyToMessageId ? { correlation: { messageId: r.inReplyToMessageId } } : {}),
         ...(r.conversationId ? { conversationId: r.conversationId } : {}),
-      }, { lenientCorrelation: true });
+      }, { lenientCorrelation: true, ...(uow ? { uow } : {}) });
     },
 
     async get(apiSpaceId, id) {

@@ -89,8 +89,8 @@ export const messagesModule: ModuleDefinition = {
           if (!(err instanceof AppError && err.status < 500)) throw err; // unknown or foreign receipts are ignored
         }
       },
-      async ingestInbound(apiSpaceId, report) {
-        const doc = await inbound.fromReport(apiSpaceId, report);
+      async ingestInbound(apiSpaceId, report, uow) {
+        const doc = await inbound.fromReport(apiSpaceId, report, uow);
         return { inboundMessageId: doc.messageId };
       },
       async redactBody(apiSpaceId, messageId) {

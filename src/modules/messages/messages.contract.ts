@@ -3,6 +3,7 @@
  * module: Verify sends its SMS through it, adapters report receipts and inbound messages through
  * it, App Messaging reports conversation-message statuses for `appMessaging` sends.
  */
+import type { Uow } from '../../storage/uow.js';
 import type { Actor } from '../../auth/actor.js';
 import type { InboundReport, ReceiptReport } from '../../channels/adapter.js';
 
@@ -20,8 +21,11 @@ export interface MessagesApi {
   send(apiSpaceId: string, actor: Actor, request: Record<string, unknown>): Promise<SendResult>;
   /** Applies a status report (like `POST /messages/{id}/statuses/{status}`); unknown ids are ignored. */
   applyReceipt(apiSpaceId: string, channelId: string, report: ReceiptReport): Promise<void>;
-  /** Ingests an inbound message (like `POST /messages/inbounds`, one-api.md §5). */
-  ingestInbound(apiSpaceId: string, report: InboundReport): Promise<{ inboundMessageId: string }>;
+  /**
+   * Ingests an inbound message (like `POST /messages/inbounds`, one-api.md §5); given `uow`, in
+   * that transaction, so that it commits with what it came from.
+   */
+  ingestInbound(apiSpaceId: string, report: InboundReport, uow?: Uow): Promise<{ inboundMessageId: string }>;
   /** Replaces the stored body of a message with a redaction marker (Verify hides its codes). */
   redactBody(apiSpaceId: string, messageId: string): Promise<void>;
 }
