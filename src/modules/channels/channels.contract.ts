@@ -3,12 +3,12 @@
  * module: provider registration, adapters built from each space's channel configuration and
  * cached by configuration version, provider callbacks, tracked links.
  */
+import type { Static } from '@sinclair/typebox';
+import type { ChannelLimits as ChannelLimitsSchema } from './channels.schemas.js';
 import type { ChannelAdapter, ChannelProvider, InboundReport, ReceiptReport } from '../../channels/adapter.js';
 
-export interface ChannelLimits {
-  messagesPerSecond?: number;
-  concurrency?: number;
-}
+/** A channel's dispatch limits, as its schema (`channels.schemas.ts`) defines them. */
+export type ChannelLimits = Static<typeof ChannelLimitsSchema>;
 
 export interface ChannelConfigView {
   channelId: string;

@@ -143,16 +143,11 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
     }
   }
 
-  const lookup = (r: Recipient, key: string): string | undefined => {
-    for (const src of [r.to, r.profile, r.primary]) {
-      const v = src?.[key];
-      if (typeof v === 'string' && v !== '') return v;
-    }
-    return undefined;
-  };
-
-  /** A custom channel's address property (channels.md §11): a dot path; a non-empty string or a number. */
-  const propertyOf = (r: Recipient, path: string): string | undefined => {
+  /**
+   * A recipient's property from `to`, the profile, then its primary: a dot path (a custom channel's
+   * `userIdProperty` may be nested, channels.md §11); a non-empty string, or a number as text.
+   */
+  const lookup = (r: Recipient, path: string): string | undefined => {
     for (const src of [r.to, r.profile, r.primary]) {
       const v = valueAt(src, path);
       if (typeof v === 'string' && v !== '') return v;
@@ -180,7 +175,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
       default: {
         const prop = config.settings?.userIdProperty;
         if (typeof prop !== 'string' || !prop) return null; // the channel needs no address property
-        const v = prop === 'profileId' ? r.profileId : propertyOf(r, prop);
+        const v = prop === 'profileId' ? r.profileId : lookup(r, prop);
         return v ? { key: prop, value: v } : undefined;
       }
     }

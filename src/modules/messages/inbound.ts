@@ -10,7 +10,7 @@ import { fromJson, toJson } from '../../storage/dialect.js';
 import type { Uow } from '../../storage/uow.js';
 import type { ModuleContext } from '../module.js';
 import type { Ports } from './dispatch.js';
-import { messageId } from './messages.repo.js';
+import { messageId, sentMetadata } from './messages.repo.js';
 import { isChannelId, isCustomChannel, normaliseEmail, normalisePhone } from './validate.js';
 
 const CORRELATION_WINDOW_MS = 7 * 86_400_000;
@@ -52,13 +52,9 @@ function validate(b: unknown): ValidationFailure[] {
   return f;
 }
 
-/**
- * The outbound message an inbound one correlates with, and its metadata as sent: with merge fields
- * substituted (one-api.md §2.5.4) once a channel took it, as written in the request before that.
- */
+/** The outbound message an inbound one correlates with, and its metadata as sent. */
 function correlationOf(row: { id: string; request: unknown; rendered: unknown }): { id: string; metadata: unknown } {
-  const rendered = fromJson<{ metadata?: unknown } | null>(row.rendered);
-  return { id: row.id, metadata: rendered?.metadata !== undefined ? rendered.metadata : fromJson<Record<string, unknown>>(row.request).metadata };
+  return { id: row.id, metadata: sentMetadata(fromJson(row.rendered), fromJson<Record<string, unknown>>(row.request)) };
 }
 
 export function createInbound(ctx: ModuleContext, ports: Ports): InboundService {

@@ -119,6 +119,15 @@ export function toResource(m: Message): Record<string, unknown> {
 
 export const etagOf = (m: Message): string => etagFor(m.row.revision, toResource(m));
 
+/**
+ * The metadata as sent (one-api.md §2.5.4): with merge fields substituted once a channel took the
+ * message (`rendered`, parsed), as the request wrote it before that.
+ */
+export function sentMetadata(rendered: unknown, request: Record<string, unknown>): unknown {
+  const substituted = (rendered as { metadata?: unknown } | null | undefined)?.metadata;
+  return substituted !== undefined ? substituted : request.metadata;
+}
+
 /** Message ids keep the UUID v4 form (conventions.md §5) but lead with the time (`timeOrderedUuid`). */
 export const messageId = timeOrderedUuid;
 
@@ -237,8 +246,7 @@ export function createMutator(ctx: ModuleContext, hooks: { missing?: (apiSpaceId
     if (!change.events?.length) return [];
     const { row } = next;
     const etag = etagOf(next);
-    const rendered = change.rendered !== undefined ? change.rendered : fromJson(m.row.rendered);
-    const metadata = (rendered as { metadata?: unknown } | null)?.metadata ?? next.request.metadata;
+    const metadata = sentMetadata(change.rendered !== undefined ? change.rendered : fromJson(m.row.rendered), next.request);
     return change.events.map((e): DomainEvent => {
       // What the accepting send reported stays in a receipt's `additionalInfo` (provider id, HTTP status…).
       const sent = e.channel ? m.details.channelStatus?.[e.channel]?.details : undefined;

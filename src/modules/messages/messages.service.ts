@@ -15,7 +15,7 @@ import type { ModuleContext } from '../module.js';
 import type { RuleSetsService } from './rulesets.js';
 import { GROUP_MAX, type Ports } from './dispatch.js';
 import { canTransition, eventName, eventPayload, rank, type Attempt, type DispatchState } from './lifecycle.js';
-import { deferMessages, etagOf, loadMessage, messageId, type Message, type MessageRow, type Mutator } from './messages.repo.js';
+import { deferMessages, etagOf, loadMessage, messageId, sentMetadata, type Message, type MessageRow, type Mutator } from './messages.repo.js';
 import { checkIfMatch } from '../../http/etag.js';
 import { inboundPermission, sendPermission, validateRequest } from './validate.js';
 import { BATCH_COLUMNS, batchItemId, batchKey, batchKeyOf, pack, unpack, type Envelope, type MessageBatchRow, type PendingBatches, type Prepared } from './batches.js';
@@ -405,11 +405,6 @@ export async function redactCopies(ctx: ModuleContext, ports: Ports, m: Message)
 }
 
 /** Redaction (§3.4): content removed, addressing, metadata and statuses kept. */
-function metadataAsSent(m: Message): { metadata?: unknown } {
-  const metadata = fromJson<{ metadata?: unknown } | null>(m.row.rendered)?.metadata;
-  return metadata === undefined ? {} : { metadata };
-}
-
 export function redaction(m: Message, source: string, now: number) {
   const request: Record<string, any> = { ...m.request };
   if (request.body !== undefined) request.body = '';
@@ -420,7 +415,7 @@ export function redaction(m: Message, source: string, now: number) {
   return {
     request,
     // The metadata as sent stays: later events still carry it with merge fields substituted.
-    rendered: { redacted: true, ...metadataAsSent(m) },
+    rendered: { redacted: true, metadata: sentMetadata(fromJson(m.row.rendered), m.request) },
     details: { ...details, redacted: true, redactedOn: iso(now), redactSource: source },
   };
 }

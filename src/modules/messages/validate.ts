@@ -122,7 +122,6 @@ function checkOptions(ch: string, o: Record<string, unknown>, fail: Fail): void 
   }
 }
 
-
 /**
  * True when `v` (parsed JSON) certainly serialises to at most `limit` characters: an upper bound
  * (every string character counted as a six-character escape) that stops early. Cheaper than
