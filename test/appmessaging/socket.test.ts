@@ -20,7 +20,8 @@ eachDatabase('App Messaging websocket', (dialect) => {
     base = await s().app.listen({ port: 0, host: '127.0.0.1' });
     space = await s().createSpace('ws');
     await configureAuth(s(), space);
-    [alice, bob] = await Promise.all([startSession(s(), space, 'alice'), startSession(s(), space, 'bob')]);
+    [alice, bob] = await Promise.all([startSession(s(), space, 'alice'), startSession(s(), space, 'bob')])
+      .catch((err: Error) => { console.error(`# ${dialect} sessions did not start: ${err.stack}`); throw err; });
   });
 
   it('refuses upgrades without a valid token with HTTP 401', async () => {

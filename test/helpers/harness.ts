@@ -140,7 +140,13 @@ export function useServer(dialect: DialectName, options: StartOptions = {}): () 
   // node:test hooks registered in the enclosing describe.
   const { before, after } = testHooks;
   before(async () => {
-    server = await startServer(dialect, options);
+    try {
+      server = await startServer(dialect, options);
+    } catch (err) {
+      // The runner reports a failed hook only at the end of its suite's block; say it here too.
+      console.error(`# ${dialect} test server did not start: ${(err as Error).stack ?? String(err)}`);
+      throw err;
+    }
   });
   after(async () => {
     if (!server) return;

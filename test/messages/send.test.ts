@@ -33,6 +33,10 @@ eachDatabase('One API: sending', (dialect) => {
     const empty = await send({ to: {}, rules: [] });
     assert.deepEqual(empty.json().validationFailures.map((f: { paramName: string }) => f.paramName).sort(), ['body', 'rules', 'to'].sort().filter((p) => p !== 'body'));
     assert.equal((await s().request({ method: 'POST', url: `/apispaces/${space}/messages`, token, payload: 'nope', headers: { 'content-type': 'application/json' } })).statusCode, 400);
+    // An empty messageParts is no content.
+    const noParts = await send({ to: { crmId: 'C-1' }, rules: ['custom_crm'], messageParts: [] });
+    assert.equal(noParts.statusCode, 400);
+    assert.deepEqual(noParts.json().validationFailures.map((f: { paramName: string }) => f.paramName), ['body']);
   });
 
   it('checks send permissions per channel and msg:branch for ruleSet', async () => {

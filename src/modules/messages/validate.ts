@@ -254,7 +254,8 @@ export function validateRequest(body: unknown, vc: ValidationContext, failures: 
       stored.customBody = customBody;
     }
   }
-  const hasGeneric = stored.body !== undefined || b.messageParts !== undefined || b.templateId !== undefined;
+  // An empty `messageParts` is no content (checklist item 4 asks for content, not for the field).
+  const hasGeneric = stored.body !== undefined || (Array.isArray(b.messageParts) && b.messageParts.length > 0) || b.templateId !== undefined;
   if (!hasGeneric && channels.length && !channels.every((c) => customBody && customBody[c] !== undefined)) {
     fail('body', 'Supply body, messageParts, templateId, or a customBody for every channel');
   }
