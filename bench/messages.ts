@@ -8,8 +8,8 @@
  *     split (an API process with WORKERS_ENABLED=false plus a worker process on the same database,
  *     ARCHITECTURE.md "Processes"), and the same three on PostgreSQL when TEST_DATABASE_URL is set;
  *     every run dispatches to the receiver (a process of its own) while the load runs.
- *     Then the same send in an open loop at 0.25× the bare route's rate: p99 from each request's
- *     scheduled time, whether dispatch delivers every message of that run, and where the cores went
+ *     Then the same send in an open loop at 0.25× the bare route's rate, sent by a lean client
+ *     (bench/lib/raw-http.ts) instead of `node:http`'s: p99 from each request's scheduled time, whether dispatch delivers every message of that run, and where the cores went
  *     meanwhile (the server's threads per request, and the server, receiver and load generator in
  *     cores: at that rate the two cores of the machine this was written on were nearly full).
  *     Last, the API process alone with no worker anywhere ("accept only"): the accept path's own
@@ -24,6 +24,7 @@ import http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { spawnServer } from '../test/fixtures/spawn.js';
 import { processCpuMicros as cpuMicros, stopProcess, threadCpuMicros } from './lib/processes.js';
+import { RawHttpClient } from './lib/raw-http.js';
 import { ADMIN_TOKEN, dropLocation, freshLocation, testEnv, type DatabaseLocation } from '../test/helpers/harness.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -36,17 +37,16 @@ const selected = (label: string) => !MODES || MODES.test(label);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
 /**
- * The open loop's connections: a fixed set, opened before it runs (`openConnections`), as a
- * fixed-rate load generator such as wrk2 holds them. A request that finds them all busy waits for
- * one, and that wait counts in its latency; with the shared agent it would open another
- * connection instead, at the moment the server is already behind.
+ * The open loop's connections: a fixed set, opened before it runs, as a fixed-rate load generator
+ * such as wrk2 holds them, through a lean client (`bench/lib/raw-http.ts`: `node:http`'s client
+ * took a third of a core at the open loop's rate, on the same two cores as the server). A request
+ * that finds them all busy waits for one, and that wait counts in its latency.
  */
 const OPEN_CONNECTIONS = 64;
-const openAgent = new http.Agent({ keepAlive: true, maxSockets: OPEN_CONNECTIONS });
 
-function request(port: number, method: string, path: string, headers: Record<string, string>, body?: string, via = agent): Promise<{ status: number; text: string }> {
+function request(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent: via, headers: { ...headers, ...(body ? { 'content-length': Buffer.byteLength(body) } : {}) } }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers: { ...headers, ...(body ? { 'content-length': Buffer.byteLength(body) } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
@@ -122,12 +122,6 @@ function pooled(runs: Array<LoadResult & { cpu: Array<number | undefined> }>) {
   const all = summary(runs.flatMap((r) => r.lat), runs.reduce((a, r) => a + r.errors, 0), runs.reduce((a, r) => a + r.elapsed, 0));
   const cpu = runs[0]!.cpu.map((_, i) => (runs.some((r) => r.cpu[i] === undefined) ? undefined : runs.reduce((a, r) => a + r.cpu[i]! * r.n, 0) / all.n));
   return { ...all, cpu };
-}
-
-/** Opens the open loop's connections to `port` (its earlier ones closed). */
-async function openConnections(port: number): Promise<void> {
-  openAgent.destroy();
-  await Promise.all(Array.from({ length: OPEN_CONNECTIONS }, () => request(port, 'GET', '/healthz', {}, undefined, openAgent)));
 }
 
 /**
@@ -278,8 +272,7 @@ async function main() {
       try {
         const { space, headers } = await setup(api.port, receiverUrl);
         const body = JSON.stringify({ to: { crmId: 'C-1' }, rules: ['custom_bench'], body: 'Hello {{profile.crmId}}', metadata: { orderId: 'SO-1' } });
-        const send = (via = agent) => () => request(api.port, 'POST', `/apispaces/${space}/messages`, headers, body, via).then((r) => r.status === 201);
-        const sb = send();
+        const sb = () => request(api.port, 'POST', `/apispaces/${space}/messages`, headers, body).then((r) => r.status === 201);
         const before = await receivedNow();
         // Warm-up: a fresh server process runs its first seconds unoptimised (the JIT compiles hot
         // code as it goes), which slowed the first of three slices by a third to a half.
@@ -310,8 +303,8 @@ async function main() {
         // bare route's rate. Dispatch keeps up when the receiver has every message of the run
         // shortly after the last request.
         const target = Math.round(b.rate * 0.25);
-        await openConnections(api.port);
-        const open = send(openAgent);
+        const client = await RawHttpClient.open(api.port, OPEN_CONNECTIONS, 'POST', `/apispaces/${space}/messages`, headers, body);
+        const open = () => client.send().then((status) => status === 201);
         // The load generator's open-loop code runs warm too: its first pass, cold, took twice the
         // CPU of later ones (0.7 of a core instead of 0.35), and on two cores the server then fell
         // behind for the whole run.
@@ -326,6 +319,7 @@ async function main() {
         const dispatch = acceptOnly ? 'no dispatch in this mode' : `dispatch ${lag === undefined ? `behind: ${(await receivedNow()) - r0} of ${o.n} delivered 10 s after the run` : `kept up: all ${o.n} delivered ${lag.toFixed(0)} ms after the last answer`}`;
         console.log(`[${mode}] open loop at ${target} req/s (0.25× bare): ${o.rate.toFixed(0)} req/s answered, p50 ${o.p50.toFixed(2)} ms, p99 ${o.p99.toFixed(2)} ms (target ≤ 10), errors ${o.errors}; ${dispatch}`);
         console.log(`[${mode}] open loop, where the cores went: ${used}`);
+        client.close();
       } finally {
         // Gone before their database is dropped at the end (a schema dropped under a live
         // connection could stay behind).
@@ -344,7 +338,6 @@ async function main() {
   }
   await stopProcess(receiver.child);
   agent.destroy();
-  openAgent.destroy();
   await cleanup();
 }
 
