@@ -48,6 +48,10 @@ export interface Config {
   readonly databasePoolSize: number;
   /** Upload MIME allow-list (`type/subtype` or `type/*`); undefined: the built-in list. */
   readonly contentTypes?: readonly string[];
+  /** Origin for APNs instead of Apple's (both environments): a relay, or a test peer. */
+  readonly apnsUrl?: string;
+  /** Origin for FCM HTTP v1 instead of `https://fcm.googleapis.com`. */
+  readonly fcmUrl?: string;
 }
 
 export interface SigningKey {
@@ -111,6 +115,19 @@ export function parseSigningKeys(raw: string): SigningKey[] {
     });
 }
 
+/** An http(s) origin setting (scheme, host, port; no path). */
+function origin(env: Env, name: string): string {
+  const raw = env[name]!.trim();
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name}: "${raw}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${name}: must be an http or https URL`);
+  return url.origin;
+}
+
 /** `CONTENT_TYPES`: comma-separated `type/subtype` or `type/*`, lower-cased. */
 function contentTypes(raw: string): string[] {
   const out = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
@@ -161,6 +178,8 @@ export function loadConfig(env: Env = process.env, cores = availableParallelism(
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 32, 1, 1024),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
     ...(env.CONTENT_TYPES?.trim() ? { contentTypes: contentTypes(env.CONTENT_TYPES) } : {}),
+    ...(env.APNS_URL?.trim() ? { apnsUrl: origin(env, 'APNS_URL') } : {}),
+    ...(env.FCM_URL?.trim() ? { fcmUrl: origin(env, 'FCM_URL') } : {}),
   };
   return Object.freeze(config);
 }
@@ -195,5 +214,6 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['WORKER_THREAD', 'auto', 'run those workers on a worker thread with its own database connection (on PostgreSQL, half of DATABASE_POOL_SIZE each), so that serving requests and dispatching use two cores; `auto`: when the machine has more than one core'],
   ['WORKER_CONCURRENCY', '32', 'jobs run at once per process'],
   ['CONTENT_TYPES', 'built-in list', 'MIME types uploads may have (POST /content), comma-separated `type/subtype` or `type/*`; replaces the built-in list (images, audio, video, office documents, PDF, text, CSV, calendar, vCard, JSON, ZIP)'],
+  ['APNS_URL, FCM_URL', 'Apple\'s and Google\'s', 'push endpoints (origins) to use instead of APNs (`https://api.push.apple.com`, `https://api.sandbox.push.apple.com`) and FCM (`https://fcm.googleapis.com`): a relay, or a test peer (`http://` speaks HTTP/2 without TLS to APNs)'],
   ['DATABASE_POOL_SIZE', '20', 'PostgreSQL connections per process (split between the two threads with WORKER_THREAD); half of them may commit accepted messages at once (group commit)'],
 ];

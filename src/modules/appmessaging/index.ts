@@ -13,6 +13,8 @@ import { createMessagesService, type ConversationMessagesService } from './messa
 import { createA2P, type A2PInput } from './a2p.js';
 import { sessionsRoutes } from './sessions.routes.js';
 import { conversationsRoutes } from './conversations.routes.js';
+import { createPushSender, type PushTarget } from '../../channels/push/sender.js';
+import { alertContent, nativePushProvider, type PushDevices } from '../../channels/push/native-push.js';
 
 export interface AppMessagingService {
   sessions: SessionsService;
@@ -86,14 +88,59 @@ export const appMessagingModule: ModuleDefinition = {
       redactMessage: async (spaceId, oneApiMessageId) => { await messages.redactFromSource(spaceId, oneApiMessageId); },
     };
 
-    // Push for conversation messages: the intent is durable; no push adapter exists yet (§8.3).
-    const pushNotify: JobHandler = async ({ job }) => {
-      const { recipients, conversationId, messageId } = job.payload as unknown as { recipients: string[]; conversationId: string; messageId: string };
-      let devices = 0;
-      if (profiles && job.apiSpaceId) {
-        for (const p of recipients) devices += (await profiles.devices(job.apiSpaceId, p)).filter((d) => d.push?.apns || d.push?.fcm).length;
+    // Push (channels.md §5, app-messaging.md §8.3): the space's APNs/FCM credentials, the devices
+    // registered through sessions; tokens the providers call invalid are removed.
+    const sender = createPushSender({
+      credentials: (spaceId) => ctx.services.push.credentialsFor(spaceId),
+      allowPrivateTargets: ctx.config.allowPrivateChannelTargets,
+      ...(ctx.config.apnsUrl ? { apnsUrl: ctx.config.apnsUrl } : {}),
+      ...(ctx.config.fcmUrl ? { fcmUrl: ctx.config.fcmUrl } : {}),
+      now: () => ctx.clock.now(), log: ctx.log,
+    });
+    const tokenOf = (t: PushTarget) => t.push.fcm?.registrationId ?? t.push.apns?.token;
+    const pushDevices: PushDevices = {
+      async devices(spaceId, profileId) {
+        if (!profiles) return [];
+        return (await profiles.devices(spaceId, profileId)).filter((d) => d.push?.apns || d.push?.fcm).map((d) => ({ profileId, deviceId: d.deviceId, push: d.push! }));
+      },
+      async dropInvalid(spaceId, targets) {
+        await sessions.dropPushTokens(spaceId, targets.map(tokenOf).filter((t): t is string => t !== undefined));
+        // A device can keep push details from a session already swept away.
+        for (const t of targets) {
+          const device = profiles && (await profiles.devices(spaceId, t.profileId)).find((d) => d.deviceId === t.deviceId);
+          if (!device?.push || (device.push.fcm?.registrationId ?? device.push.apns?.token) !== tokenOf(t)) continue;
+          const { push: _drop, ...rest } = device;
+          await profiles!.upsertDevice(spaceId, t.profileId, rest, 'system');
+        }
+      },
+    };
+    optional.channels?.registerProvider(nativePushProvider({ sender, devices: pushDevices, now: () => ctx.clock.now() }));
+
+    // A conversation message's alert to the other participants' devices. Devices that may take it
+    // later (provider unavailable) are tried again by a follow-up job, the others are not repeated.
+    const MAX_PUSH_ROUNDS = 5;
+    const pushNotify: JobHandler = async ({ job, signal, completeIn }) => {
+      const p = job.payload as unknown as { recipients: string[]; conversationId: string; messageId: string; alert: Record<string, unknown>; devices?: PushTarget[]; round?: number };
+      const spaceId = job.apiSpaceId;
+      if (!spaceId || !profiles) return;
+      let targets = p.devices;
+      if (!targets) {
+        targets = [];
+        for (const r of p.recipients) targets.push(...(await pushDevices.devices(spaceId, r)));
       }
-      ctx.log.info({ apiSpaceId: job.apiSpaceId, conversationId, messageId, recipients: recipients.length, devices }, 'push.notify: no push adapter is configured yet; notification not sent');
+      const delivery = await sender.send(spaceId, targets, alertContent(p.alert, { conversationId: p.conversationId, messageId: p.messageId }), signal);
+      if (delivery.invalid.length) await pushDevices.dropInvalid(spaceId, delivery.invalid);
+      const again = delivery.failures.filter((f) => f.retry);
+      const round = (p.round ?? 1) + 1;
+      if (!again.length || round > MAX_PUSH_ROUNDS) {
+        if (again.length) ctx.log.warn({ apiSpaceId: spaceId, messageId: p.messageId, devices: again.length }, 'push.notify: gave up on devices still unavailable');
+        return;
+      }
+      const wait = Math.max(1_000 * 2 ** round, ...again.map((f) => f.retryAfterMs ?? 0));
+      await ctx.transaction(async (uow) => {
+        await ctx.queue.enqueue(uow, { kind: 'push.notify', apiSpaceId: spaceId, runAt: ctx.clock.now() + wait, payload: { ...p, v: 1, devices: again.map((f) => f.target), round } });
+        await completeIn(uow.tx, uow);
+      });
     };
 
     let timer: NodeJS.Timeout | undefined;
@@ -110,9 +157,10 @@ export const appMessagingModule: ModuleDefinition = {
         timer.unref();
         sweep();
       },
-      stop() {
+      async stop() {
         if (timer) clearInterval(timer);
         gateway.close();
+        await sender.close();
       },
     };
   },

@@ -14,11 +14,10 @@ import { SESSION_ENDED_CHANNEL, type SessionEnded } from '../../realtime/frames.
 import type { AmSessionRow } from './appmessaging.migrations.js';
 import { amErrors } from './appmessaging.errors.js';
 import { ensureProfiles } from './conversations.model.js';
+import type { DevicePush } from '../../channels/push/sender.js';
 
-export interface PushConfig {
-  fcm?: { package: string; registrationId: string };
-  apns?: { bundleId: string; environment: string; token: string };
-}
+/** A session's push details (app-messaging.md §8.1), as the push sender takes them. */
+export type PushConfig = DevicePush;
 
 export interface SessionStartInput {
   authenticationId: string;
@@ -150,6 +149,7 @@ export function createSessionsService(ctx: ModuleContext, deps: { profiles?: Pro
 
   return {
     view,
+    dropPushTokens,
 
     /** Credentials hook: is this session active and unexpired? */
     async isLive(apiSpaceId: string, sessionId: string): Promise<boolean> {
@@ -297,6 +297,22 @@ export function createSessionsService(ctx: ModuleContext, deps: { profiles?: Pro
   };
 
   /** A push token belongs to one installation: registering it elsewhere clears other sessions' copies. */
+  /**
+   * Removes push details a provider called invalid (channels.md §5): from every session holding
+   * one of `tokens`, and from the devices those details came from (`profile.devicesUpdated`).
+   */
+  async function dropPushTokens(apiSpaceId: string, tokens: readonly string[]): Promise<void> {
+    if (!tokens.length) return;
+    const rows = await db.selectFrom('am_sessions').selectAll().where('api_space_id', '=', apiSpaceId).where('push', 'is not', null).execute();
+    for (const r of rows) {
+      const p = fromJson<PushConfig | null>(r.push);
+      const token = p?.fcm?.registrationId ?? p?.apns?.token;
+      if (!p || token === undefined || !tokens.includes(token)) continue;
+      await db.updateTable('am_sessions').set({ push: null }).where('api_space_id', '=', apiSpaceId).where('id', '=', r.id).execute();
+      await dropDevicePush(r, p, 'system');
+    }
+  }
+
   async function removePushElsewhere(apiSpaceId: string, sessionId: string, push: PushConfig): Promise<void> {
     const rows = await db.selectFrom('am_sessions').selectAll().where('api_space_id', '=', apiSpaceId).where('id', '!=', sessionId).where('push', 'is not', null).execute();
     const token = push.fcm?.registrationId ?? push.apns?.token;

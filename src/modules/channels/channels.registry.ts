@@ -43,6 +43,8 @@ export interface ChannelRegistryImpl extends ChannelRegistry {
   closeAll(): Promise<void>;
 }
 
+const APP_LINK = /^(?!(?:javascript|data|vbscript|file|blob|about):)[a-z][a-z0-9+.-]*:[^\s]+$/i;
+
 export function createChannelRegistry(ctx: ModuleContext, deps: { repo: ChannelsRepo; providers: ProviderRegistry; configs: ChannelConfigService }): ChannelRegistryImpl {
   const { repo, providers, configs } = deps;
   const cache = new Map<string, Cached>();
@@ -123,7 +125,10 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
     },
 
     async trackLink(apiSpaceId, messageId, channelId, url, metadata) {
-      if (!/^https?:\/\/[^\s]+$/i.test(url)) return url;
+      // A push notification's deep link is usually an app's own scheme (`shop://…`): the app's SDK
+      // calls the tracked link when the notification is opened (channels.md §5). Schemes that
+      // run or embed content in a browser are never redirected to.
+      if (!/^https?:\/\/[^\s]+$/i.test(url) && !(channelId === 'nativePush' && APP_LINK.test(url))) return url;
       // 16 random bytes → exactly 22 base64url characters (channels.md §1.5).
       const token = randomBytes(16).toString('base64url');
       await repo.insertLink({
