@@ -15,6 +15,7 @@ interface Seen { path: string; headers: Record<string, unknown>; body: any }
 
 function apnsPeer() {
   const seen: Seen[] = [];
+  const busySeen = new Set<string>();
   const server = http2.createServer();
   server.on('stream', (stream, headers) => {
     const chunks: Buffer[] = [];
@@ -23,6 +24,12 @@ function apnsPeer() {
       const path = String(headers[':path']);
       seen.push({ path, headers: { ...headers }, body: JSON.parse(Buffer.concat(chunks).toString() || '{}') });
       const token = path.split('/').pop()!;
+      // A "busy" device's first notification finds the service unavailable.
+      if (token.startsWith('busy') && !busySeen.has(token)) {
+        busySeen.add(token);
+        stream.respond({ ':status': 503, 'content-type': 'application/json' });
+        return stream.end(JSON.stringify({ reason: 'ServiceUnavailable' }));
+      }
       if (token.startsWith('dead')) {
         stream.respond({ ':status': 410, 'content-type': 'application/json' });
         return stream.end(JSON.stringify({ reason: 'Unregistered', timestamp: Date.now() }));
@@ -232,5 +239,22 @@ eachDatabase('push channel (APNs and FCM peers)', (dialect) => {
     assert.deepEqual(m.notification, { title: 'Alice', body: 'Is it shipped?' });
     assert.deepEqual(m.android, { collapse_key: 'c-push', notification: { icon: 'chat' } });
     assert.deepEqual(m.data, { n: '1', conversationId: 'c-push', messageId: sent.json().id });
+  });
+
+  it('tries a device the provider could not take again later, and only that device', async () => {
+    await device('bo', 'bo-phone', { apns: { bundleId: 'com.example.app', environment: 'production', token: `busy-${dialect}` } });
+    await device('bo', 'bo-tablet', { fcm: { package: 'com.example.app', registrationId: 'fcm-bo' } });
+    const alice = await startSession(s(), space, 'alice', 'alice-phone');
+    const conv = await s().request({ method: 'POST', url: url('/conversations'), token: alice.token, payload: { id: 'c-busy', participants: [{ id: 'bo' }] } });
+    assert.ok(conv.statusCode < 300, conv.body);
+    const [a0, f0] = [apns.seen.length, fcm.seen.length];
+    const sent = await s().request({ method: 'POST', url: url('/conversations/c-busy/messages'), token: alice.token, payload: { parts: [{ data: 'hi', type: 'text/plain' }], alert: { text: 'hi' } } });
+    assert.ok(sent.statusCode < 300, sent.body);
+    const toBo = () => apns.seen.slice(a0).filter((x) => x.path === `/3/device/busy-${dialect}`);
+    for (let i = 0; i < 100 && toBo().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(toBo().length, 2, 'refused once (503), then taken on the follow-up');
+    assert.deepEqual(toBo()[1]!.body.aps.alert, { body: 'hi' });
+    await settle(s());
+    assert.equal(fcm.seen.slice(f0).filter((x) => x.body.message.token === 'fcm-bo').length, 1, 'the tablet took it the first time');
   });
 });

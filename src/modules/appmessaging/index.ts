@@ -136,7 +136,7 @@ export const appMessagingModule: ModuleDefinition = {
         if (again.length) ctx.log.warn({ apiSpaceId: spaceId, messageId: p.messageId, devices: again.length }, 'push.notify: gave up on devices still unavailable');
         return;
       }
-      const wait = Math.max(1_000 * 2 ** round, ...again.map((f) => f.retryAfterMs ?? 0));
+      const wait = Math.max(1_000 * 2 ** (round - 2), ...again.map((f) => f.retryAfterMs ?? 0));
       await ctx.transaction(async (uow) => {
         await ctx.queue.enqueue(uow, { kind: 'push.notify', apiSpaceId: spaceId, runAt: ctx.clock.now() + wait, payload: { ...p, v: 1, devices: again.map((f) => f.target), round } });
         await completeIn(uow.tx, uow);
