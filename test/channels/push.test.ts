@@ -218,6 +218,16 @@ eachDatabase('push channel (APNs and FCM peers)', (dialect) => {
     assert.equal(apns.seen.length, a0);
   });
 
+  it('uses credentials replaced since the last send', async () => {
+    const put = await s().request({ method: 'PUT', url: url('/push/apnstoken'), payload: { teamId: 'TEAM123456', keyId: 'KEY7654321', key: ecKey } });
+    assert.ok(put.statusCode < 300, put.body);
+    const a0 = apns.seen.length;
+    await s().request({ method: 'POST', url: url('/messages'), token, payload: { to: { profileId: 'pat' }, rules: ['nativePush'], title: 't', body: 'b' } });
+    await settle(s());
+    const jwt = String(apns.seen[a0]!.headers.authorization).split(' ')[1]!;
+    assert.equal(JSON.parse(Buffer.from(jwt.split('.')[0]!, 'base64url').toString()).kid, 'KEY7654321');
+  });
+
   it("pushes a conversation message's alert to the other participants' devices", async () => {
     const alice = await device('alice', 'alice-phone', { apns: { bundleId: 'com.example.app', environment: 'production', token: 'cc33' } });
     const conv = await s().request({ method: 'POST', url: url('/conversations'), token: alice.token, payload: { id: 'c-push', participants: [{ id: 'pat' }] } });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApnsClient, type ApnsAuth, type ApnsRequest, type PushResult } from './apns.js';
 import { FcmClient } from './fcm.js';
@@ -23,7 +24,6 @@ export interface PushContent {
 
 /** The credentials the sender needs from a space (spaces-and-billing.md §4; `PushService.credentialsFor`). */
 export interface SpacePushCredentials {
-  revision: number;
   apns: Array<{ bundleId: string; environment: string; certificatePem: string; privateKeyPem: string }>;
   apnsToken: { teamId: string; keyId: string; keyPem: string; bundleIds: string[] } | null;
   fcm: Array<{ package: string; serviceAccount: { project_id: string; client_email: string; private_key: string; token_uri?: string } }>;
@@ -55,25 +55,24 @@ type Client = ApnsClient | FcmClient;
 /**
  * Sends one notification to many devices over the space's APNs and FCM credentials. Clients (an
  * HTTP/2 session to APNs, an OAuth token and connection pool for FCM) are kept per space and
- * credential, and replaced when the space's push configuration changes (its revision).
+ * credential, and replaced when that credential changes.
  */
 export function createPushSender(options: PushSenderOptions) {
-  const clients = new Map<string, { revision: number; client: Client }>();
+  const clients = new Map<string, { fingerprint: string; client: Client }>();
 
-  function cached<C extends Client>(apiSpaceId: string, revision: number, key: string, make: () => C): C {
+  /**
+   * The client for `key` built from credentials `material`: reused while the material is the same,
+   * replaced (the old one closed) when it changed. Keyed by content, not by the configuration's
+   * revision, which starts again at 1 after a deletion.
+   */
+  function cached<C extends Client>(apiSpaceId: string, key: string, material: unknown, make: () => C): C {
     const id = `${apiSpaceId}\u0000${key}`;
+    const fingerprint = createHash('sha256').update(JSON.stringify(material)).digest('base64url');
     const hit = clients.get(id);
-    if (hit && hit.revision === revision) return hit.client as C;
+    if (hit && hit.fingerprint === fingerprint) return hit.client as C;
     if (hit) void hit.client.close().catch(() => {});
-    // Clients of an older configuration of this space are closed as soon as a newer one is seen.
-    for (const [k, v] of clients) {
-      if (k.startsWith(`${apiSpaceId}\u0000`) && v.revision !== revision) {
-        clients.delete(k);
-        void v.client.close().catch(() => {});
-      }
-    }
     const client = make();
-    clients.set(id, { revision, client });
+    clients.set(id, { fingerprint, client });
     return client;
   }
 
@@ -92,7 +91,7 @@ export function createPushSender(options: PushSenderOptions) {
       auth = { type: 'certificate', certificatePem: cert.certificatePem, privateKeyPem: cert.privateKeyPem };
       key = `apns-cert\u0000${bundleId}\u0000${environment}`;
     }
-    return cached(apiSpaceId, creds.revision, key, () => new ApnsClient({
+    return cached(apiSpaceId, key, auth, () => new ApnsClient({
       environment, auth, allowPrivateTargets: options.allowPrivateTargets, now: options.now,
       ...(options.apnsUrl ? { baseUrl: options.apnsUrl } : {}),
     }));
@@ -101,7 +100,7 @@ export function createPushSender(options: PushSenderOptions) {
   function fcmClient(apiSpaceId: string, creds: SpacePushCredentials, androidPackage: string): FcmClient | undefined {
     const entry = creds.fcm.find((f) => f.package === androidPackage);
     if (!entry) return undefined;
-    return cached(apiSpaceId, creds.revision, `fcm\u0000${androidPackage}`, () => new FcmClient({
+    return cached(apiSpaceId, `fcm\u0000${androidPackage}`, entry.serviceAccount, () => new FcmClient({
       serviceAccount: entry.serviceAccount, allowPrivateTargets: options.allowPrivateTargets, now: options.now,
       ...(options.fcmUrl ? { baseUrl: options.fcmUrl } : {}),
     }));
