@@ -67,22 +67,28 @@ export const smsModule: ModuleDefinition = {
     // SMPP receivers must be bound to get receipts and MO even when nothing is being sent (after a
     // restart, after a configuration change): bind every enabled SMPP channel now and every 30 s.
     let timer: NodeJS.Timeout | undefined;
-    const bindAll = async () => {
-      const registry = services.channels;
-      if (!registry) return;
-      for (const c of await registry.listByProvider('smpp', 'sms')) {
-        await registry.adapter(c.apiSpaceId, c.channelId).catch((err) => ctx.log.warn({ err, apiSpaceId: c.apiSpaceId }, 'SMPP bind failed'));
+    const listed = async () => (services.channels ? services.channels.listByProvider('smpp', 'sms') : []);
+    const bind = async (list: Array<{ apiSpaceId: string; channelId: string }>) => {
+      for (const c of list) {
+        await services.channels!.adapter(c.apiSpaceId, c.channelId).catch((err) => ctx.log.warn({ err, apiSpaceId: c.apiSpaceId }, 'SMPP bind failed'));
       }
     };
+    const bindAll = async () => bind(await listed());
     return {
       async routes(app) {
         await listings(app);
         await emailOpenRoutes(openKey, messages, ctx.services.spaces, now)(app);
         if (legacy) await legacy(app);
       },
-      start() {
+      async start() {
         if (!ctx.config.workersEnabled) return;
-        void bindAll().catch(() => {});
+        // The channels to bind are those configured when the server starts (listed before it
+        // serves); the binds themselves go on in the background.
+        const atStart = await listed().catch((err) => {
+          ctx.log.warn({ err }, 'SMPP channels could not be listed at start');
+          return [];
+        });
+        void bind(atStart).catch(() => {});
         timer = setInterval(() => void bindAll().catch(() => {}), 30_000);
         timer.unref();
       },
