@@ -10,6 +10,8 @@ const scryptAsync = promisify(scrypt) as (pw: string, salt: Buffer, len: number,
 export interface SecretBox {
   seal(plaintext: string): string;
   open(sealed: string): string;
+  /** A 32-byte key for another purpose, derived from the same installation secret. */
+  deriveKey(purpose: string): Buffer;
 }
 
 export function createSecretBox(installationSecret: string): SecretBox {
@@ -27,6 +29,9 @@ export function createSecretBox(installationSecret: string): SecretBox {
       const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
       decipher.setAuthTag(raw.subarray(12, 28));
       return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+    },
+    deriveKey(purpose) {
+      return Buffer.from(hkdfSync('sha256', installationSecret, 'switchboard', purpose, 32));
     },
   };
 }

@@ -4,7 +4,7 @@
  * `message.inbound` — the row, the window and the event in one transaction.
  */
 import type { InboundReport } from '../../channels/adapter.js';
-import { errors, type ValidationFailure } from '../../http/errors.js';
+import { AppError, errors, type ValidationFailure } from '../../http/errors.js';
 import { iso, parseDateTime } from '../../lib/clock.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
 import type { Uow } from '../../storage/uow.js';
@@ -120,9 +120,22 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
       const profileId = sender?.id;
       if (profileId) from.profileId = profileId;
       const write = <T>(fn: (uow: Uow) => Promise<T>): Promise<T> => (opts.uow ? fn(opts.uow) : ctx.transaction(fn));
+      // A new sender's profile is made first, in its own transaction, where the caller has none:
+      // two messages of one new sender (one provider callback) both try to create it, and on
+      // PostgreSQL the later insert fails its whole transaction. The loser finds it made.
+      const profiles = ports.profiles();
+      if (sender && profiles && !opts.uow) {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await profiles.ensure(apiSpaceId, sender.id, sender.init, actor);
+            break;
+          } catch (err) {
+            if (!(err instanceof AppError && err.status === 409) || attempt >= 2) throw err;
+          }
+        }
+      }
       return write(async (uow) => {
-        const profiles = ports.profiles();
-        if (sender && profiles) await profiles.ensure(apiSpaceId, sender.id, sender.init, actor, uow);
+        if (sender && profiles && opts.uow) await profiles.ensure(apiSpaceId, sender.id, sender.init, actor, uow);
         if (!correlated && profileId) {
           const row = await uow.tx.selectFrom('messages').select(['id', 'request', 'rendered'])
             .where('api_space_id', '=', apiSpaceId).where('profile_id', '=', profileId).where('channel_id', '=', b.channel)

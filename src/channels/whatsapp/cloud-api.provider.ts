@@ -1,0 +1,327 @@
+/**
+ * WhatsApp Business Cloud API provider for the `whatsApp` channel (channels.md §6): sends through
+ * `POST {graph}/{apiVersion}/{phoneNumberId}/messages`, and reads Meta's callbacks (the
+ * `hub.challenge` handshake, `X-Hub-Signature-256`-signed events carrying `statuses[]` receipts
+ * and `messages[]` inbound messages). The 24-hour window is the dispatcher's business: a
+ * free-form send reaching this adapter is one the dispatcher found inside the window.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, ReceiptReport, SendInput, SendOutcome } from '../adapter.js';
+import { createGuardedAgents, guardedRequest, OutboundError, retryAfterMs } from '../http-guard.js';
+
+type Failure = { paramName: string; message: string };
+type Json = Record<string, unknown>;
+
+/** Text limit of a Cloud API text message (channels.md §1.1, §6). */
+export const WHATSAPP_TEXT_LIMIT = 4096;
+const DEFAULT_API_VERSION = 'v21.0';
+const TIMEOUT_MS = 10_000;
+/** Cloud API error codes that mean "slow down" (throttling, pair rate limits, spam rate limit). */
+const THROTTLE_CODES = new Set([4, 80007, 130429, 131048, 131056]);
+const RECEIPT_STATUSES = new Set(['sent', 'delivered', 'read', 'failed']);
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const obj = (v: unknown): Json => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {});
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const digitsOf = (v: unknown): string | undefined => {
+  if (typeof v !== 'string') return undefined;
+  const d = v.replace(/[\s().+-]/g, '');
+  return /^\d{6,15}$/.test(d) ? d : undefined;
+};
+
+/** Checks the `cloudApi` settings; paramNames are relative to `settings`. */
+export function validateWhatsAppSettings(s: Record<string, unknown>): Failure[] {
+  const out: Failure[] = [];
+  if (typeof s.phoneNumberId !== 'string' || !/^\d{1,32}$/.test(s.phoneNumberId)) out.push({ paramName: 'phoneNumberId', message: 'Required: the Cloud API phone number id (digits)' });
+  if (s.wabaId !== undefined && (typeof s.wabaId !== 'string' || !/^\d{1,32}$/.test(s.wabaId))) out.push({ paramName: 'wabaId', message: 'Must be the WhatsApp Business Account id (digits)' });
+  if (s.displayPhoneNumber !== undefined && !digitsOf(s.displayPhoneNumber)) out.push({ paramName: 'displayPhoneNumber', message: 'Must be a phone number in international format' });
+  for (const k of ['accessToken', 'appSecret', 'verifyToken']) if (!str(s[k])) out.push({ paramName: k, message: 'Required non-empty string' });
+  if (s.apiVersion !== undefined && (typeof s.apiVersion !== 'string' || !/^v\d+\.\d+$/.test(s.apiVersion))) out.push({ paramName: 'apiVersion', message: 'Must look like v21.0' });
+  return out;
+}
+
+function mediaKind(type: string | undefined): 'image' | 'video' | 'audio' | 'document' | undefined {
+  const t = (type ?? '').toLowerCase();
+  if (t.startsWith('image/')) return 'image';
+  if (t.startsWith('video/')) return 'video';
+  if (t.startsWith('audio/')) return 'audio';
+  if (t.startsWith('application/') || t === 'text/plain') return 'document';
+  return undefined;
+}
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
+
+type Built = { ok: true; payloads: Json[] } | { ok: false; code: string; reason: string };
+
+/** The Cloud API message objects (without `messaging_product`/`to`) for one send, in order. */
+function buildPayloads(input: SendInput): Built {
+  if (input.customBody !== undefined) {
+    const custom = typeof input.customBody === 'string' ? parseJson(input.customBody) : input.customBody;
+    if (!custom || typeof custom !== 'object' || Array.isArray(custom)) return { ok: false, code: 'InvalidCustomBody', reason: 'customBody.whatsApp must be a Cloud API message object' };
+    return { ok: true, payloads: [custom as Json] };
+  }
+  const parts = input.messageParts ?? [];
+  const templates = parts.filter((p) => p.type === 'whatsapp/template');
+  if (templates.length) {
+    const payloads: Json[] = [];
+    for (const p of templates) {
+      const data = obj(typeof p.data === 'string' ? parseJson(p.data) : p.data);
+      const name = str(data.templateName);
+      const code = str(data.languageCode);
+      if (!name || !code) return { ok: false, code: 'InvalidTemplate', reason: 'A whatsapp/template part needs data.templateName and data.languageCode' };
+      const params = Array.isArray(data.params) ? data.params.map((t) => ({ type: 'text', text: String(t) })) : undefined;
+      const components = Array.isArray(data.components) ? data.components : params ? [{ type: 'body', parameters: params }] : undefined;
+      payloads.push({
+        type: 'template',
+        template: { name, language: { code, policy: str(data.languagePolicy) ?? 'deterministic' }, ...(components ? { components } : {}) },
+      });
+    }
+    return { ok: true, payloads };
+  }
+  const links = parts.filter((p) => p.url && !mediaKind(p.type)).map((p) => p.url!);
+  const text = [input.body ?? '', ...links].filter((t) => t !== '').join('\n');
+  if ([...text].length > WHATSAPP_TEXT_LIMIT) return { ok: false, code: 'TextTooLong', reason: `WhatsApp text is longer than ${WHATSAPP_TEXT_LIMIT} characters` };
+  const payloads: Json[] = [];
+  if (text) payloads.push({ type: 'text', text: { body: text, preview_url: input.options?.enableUrlPreview === true } });
+  for (const p of parts) {
+    const kind = p.url ? mediaKind(p.type) : undefined;
+    if (!kind) continue;
+    payloads.push({ type: kind, [kind]: { link: p.url, ...(kind === 'document' && p.name ? { filename: p.name } : {}) } });
+  }
+  if (!payloads.length) return { ok: false, code: 'NoContent', reason: 'Nothing to send on WhatsApp (no text, media URL or template)' };
+  return { ok: true, payloads };
+}
+
+type Posted = { ok: true; id?: string } | { ok: false; outcome: SendOutcome & { kind: 'transient' | 'rejected' } };
+
+/** Classifies a Cloud API answer (channels.md §6; Graph API error object). */
+function classify(status: number, headers: Record<string, string | string[] | undefined>, text: string): Posted {
+  const body = obj(parseJson(text));
+  if (status >= 200 && status < 300) return { ok: true, id: str(obj(arr(body.messages)[0]).id) };
+  const error = obj(body.error);
+  const code = typeof error.code === 'number' ? error.code : typeof error.code === 'string' && /^\d+$/.test(error.code) ? Number(error.code) : undefined;
+  const message = str(error.message) ?? (text.replace(/\s+/g, ' ').trim().slice(0, 200) || `HTTP ${status}`);
+  const reason = `Cloud API answered ${status}${code !== undefined ? ` (${code})` : ''}: ${message}`;
+  if (status === 429 || (code !== undefined && THROTTLE_CODES.has(code))) {
+    const after = retryAfterMs(headers['retry-after'], Date.now());
+    return { ok: false, outcome: { kind: 'transient', code: 'RateLimited', reason, ...(after !== undefined ? { retryAfterMs: after } : {}) } };
+  }
+  if (status >= 500 || status === 408) return { ok: false, outcome: { kind: 'transient', code: 'ProviderUnavailable', reason } };
+  if (code === 190 || status === 401) return { ok: false, outcome: { kind: 'rejected', code: 'Unauthorized', reason } };
+  if (code === 131047) return { ok: false, outcome: { kind: 'rejected', code: 'OutsideWindow', reason } };
+  if (code === 131026) return { ok: false, outcome: { kind: 'rejected', code: 'Undeliverable', reason } };
+  return { ok: false, outcome: { kind: 'rejected', code: code !== undefined ? String(code) : `HTTP${status}`, reason } };
+}
+
+function header(req: CallbackRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function queryValue(req: CallbackRequest, name: string): string | undefined {
+  const v = req.query[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+const secondsToMs = (v: unknown): number | undefined => {
+  const n = typeof v === 'string' || typeof v === 'number' ? Number(v) : NaN;
+  return Number.isFinite(n) && n > 0 ? n * 1000 : undefined;
+};
+
+/** A `statuses[]` entry as a receipt; undefined for statuses Switchboard does not track. */
+function toReceipt(item: unknown): ReceiptReport | undefined {
+  const s = obj(item);
+  const id = str(s.id);
+  const status = str(s.status);
+  if (!id || !status || !RECEIPT_STATUSES.has(status)) return undefined;
+  let details: Record<string, unknown> = {};
+  if (status === 'failed') {
+    const e = obj(arr(s.errors)[0]);
+    const code = typeof e.code === 'number' || typeof e.code === 'string' ? String(e.code) : undefined;
+    const reason = str(e.title) ?? str(e.message) ?? str(obj(e.error_data).details);
+    details = { errorCode: code ?? 'Undeliverable', ...(reason ? { failureReason: reason } : {}) };
+  }
+  const at = secondsToMs(s.timestamp);
+  return { providerMessageId: id, status: status as ReceiptReport['status'], details, ...(at ? { at } : {}) };
+}
+
+/** A MIME type without parameters (`audio/ogg; codecs=opus` → `audio/ogg`), as inbound parts require. */
+function bareType(v: unknown): string {
+  const t = typeof v === 'string' ? v.split(';')[0]!.trim().toLowerCase() : '';
+  return /^[\w.+-]+\/[\w.+-]+$/.test(t) ? t : 'application/octet-stream';
+}
+
+/** A `messages[]` entry as an inbound message; undefined for types without content (reactions, unsupported). */
+function toInbound(channelId: string, item: unknown, contacts: unknown[], to: string | undefined): InboundReport | undefined {
+  const m = obj(item);
+  const from = digitsOf(m.from);
+  const type = str(m.type);
+  if (!from || !type) return undefined;
+  let body: string | undefined;
+  let messageParts: Array<Record<string, unknown>> | undefined;
+  switch (type) {
+    case 'text':
+      body = str(obj(m.text).body);
+      break;
+    case 'image': case 'video': case 'audio': case 'document': case 'sticker': {
+      const media = obj(m[type]);
+      const id = str(media.id);
+      if (!id) return undefined;
+      body = str(media.caption);
+      messageParts = [{ type: bareType(media.mime_type), ...(str(media.filename) ? { name: media.filename } : {}), providerMediaId: id }];
+      break;
+    }
+    case 'location': {
+      const l = obj(m.location);
+      if (typeof l.latitude !== 'number' || typeof l.longitude !== 'number') return undefined;
+      body = [str(l.name), str(l.address), `${l.latitude},${l.longitude}`].filter(Boolean).join('\n');
+      break;
+    }
+    case 'button':
+      body = str(obj(m.button).text) ?? str(obj(m.button).payload);
+      break;
+    case 'interactive': {
+      const i = obj(m.interactive);
+      body = str(obj(i.button_reply).title) ?? str(obj(i.list_reply).title);
+      break;
+    }
+    default:
+      return undefined;
+  }
+  if (body === undefined && !messageParts) return undefined;
+  const contact = contacts.map(obj).find((c) => c.wa_id === m.from);
+  const at = secondsToMs(m.timestamp);
+  return {
+    channelId, from: { phoneNumber: from }, ...(to ? { to: { phoneNumber: to } } : {}),
+    ...(body !== undefined ? { body } : {}), ...(messageParts ? { messageParts } : {}),
+    ...(str(m.id) ? { providerMessageId: m.id as string } : {}), ...(at ? { sentOn: at } : {}),
+    raw: contact ? { ...m, contact } : m,
+  };
+}
+
+const jsonAnswer = (status: number, code: string, message: string): CallbackResult => ({ status, contentType: 'application/json', body: JSON.stringify({ message, code, status }) });
+
+/** The adapter for one `cloudApi` configuration; `graphApiUrl` is the Graph API origin. */
+export function createWhatsAppCloudAdapter(ctx: AdapterContext, options: { graphApiUrl: string }): ChannelAdapter {
+  const s = ctx.settings;
+  const phoneNumberId = String(s.phoneNumberId);
+  const apiVersion = str(s.apiVersion) ?? DEFAULT_API_VERSION;
+  const displayNumber = digitsOf(s.displayPhoneNumber);
+  const url = `${options.graphApiUrl.replace(/\/+$/, '')}/${apiVersion}/${encodeURIComponent(phoneNumberId)}/messages`;
+  const headers = {
+    authorization: `Bearer ${String(s.accessToken ?? '')}`, 'content-type': 'application/json', accept: 'application/json',
+    'user-agent': 'Switchboard-WhatsApp/1',
+  };
+  // One adapter serves one configuration: its connections are reused and closed with it.
+  const agents = createGuardedAgents({ maxSockets: 32 });
+
+  async function post(payload: Json, signal: AbortSignal | undefined): Promise<Posted> {
+    try {
+      const res = await guardedRequest({ url, method: 'POST', headers, body: JSON.stringify(payload), timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, agents });
+      return classify(res.status, res.headers, res.body.toString('utf8'));
+    } catch (err) {
+      if (err instanceof OutboundError && (err.kind === 'blocked' || err.kind === 'invalid')) return { ok: false, outcome: { kind: 'rejected', code: 'ChannelMisconfigured', reason: err.message } };
+      const code = err instanceof OutboundError && err.kind === 'timeout' ? 'Timeout' : 'NetworkError';
+      return { ok: false, outcome: { kind: 'transient', code, reason: (err as Error).message } };
+    }
+  }
+
+  return {
+    async close() {
+      agents.destroy();
+    },
+
+    async send(input: SendInput): Promise<SendOutcome> {
+      const to = digitsOf(input.to.phoneNumber);
+      if (!to) return { kind: 'rejected', code: 'NoAddress', reason: 'No valid phone number to send to' };
+      const sender = input.options?.phoneNumber;
+      if (sender !== undefined && sender !== null && sender !== '' && digitsOf(sender) !== displayNumber) {
+        return { kind: 'rejected', code: 'UnknownSender', reason: `The channel sends from its configured number${displayNumber ? ` (${displayNumber})` : ' (displayPhoneNumber is not configured)'} only` };
+      }
+      const built = buildPayloads(input);
+      if (!built.ok) return { kind: 'rejected', code: built.code, reason: built.reason };
+      let providerMessageId: string | undefined;
+      const failures: Array<{ index: number; type: unknown; code?: string; reason: string }> = [];
+      for (const [index, p] of built.payloads.entries()) {
+        const answer = await post({ recipient_type: 'individual', ...p, messaging_product: 'whatsapp', to }, input.signal);
+        if (answer.ok) {
+          providerMessageId ??= answer.id;
+          continue;
+        }
+        // Nothing was delivered yet: the first request's failure is the message's outcome.
+        if (index === 0) return answer.outcome;
+        failures.push({ index, type: p.type, ...(answer.outcome.code ? { code: answer.outcome.code } : {}), reason: answer.outcome.reason });
+      }
+      return {
+        kind: 'accepted', ...(providerMessageId ? { providerMessageId } : {}), acceptedAt: Date.now(),
+        details: { to, ...(built.payloads.length > 1 ? { requests: built.payloads.length } : {}), ...(failures.length ? { failures } : {}) },
+      };
+    },
+
+    async handleCallback(req: CallbackRequest): Promise<CallbackResult> {
+      if (req.method === 'GET') {
+        const token = queryValue(req, 'hub.verify_token') ?? '';
+        const challenge = queryValue(req, 'hub.challenge') ?? '';
+        if (queryValue(req, 'hub.mode') === 'subscribe' && sameSecret(token, String(s.verifyToken ?? '')) && str(s.verifyToken)) {
+          return { status: 200, body: challenge, contentType: 'text/plain; charset=utf-8' };
+        }
+        return jsonAnswer(403, 'Forbidden', 'The verify token does not match');
+      }
+      const given = header(req, 'x-hub-signature-256') ?? '';
+      const expected = `sha256=${createHmac('sha256', String(s.appSecret ?? '')).update(req.rawBody).digest('hex')}`;
+      if (!str(s.appSecret) || !sameSecret(given.toLowerCase(), expected)) return { status: 401 };
+      const doc = parseJson(req.rawBody.toString('utf8'));
+      if (doc === undefined) return jsonAnswer(400, 'InvalidJson', 'The callback body is not valid JSON');
+      const receipts: ReceiptReport[] = [];
+      const inbounds: InboundReport[] = [];
+      const root = obj(doc);
+      // Anything else (another object type, another field, another number) is acknowledged and ignored.
+      if (root.object === 'whatsapp_business_account') {
+        for (const entry of arr(root.entry)) {
+          for (const change of arr(obj(entry).changes)) {
+            const c = obj(change);
+            const value = obj(c.value);
+            const metadata = obj(value.metadata);
+            if (c.field !== 'messages' || String(metadata.phone_number_id ?? '') !== phoneNumberId) continue;
+            for (const st of arr(value.statuses)) {
+              const r = toReceipt(st);
+              if (r) receipts.push(r);
+            }
+            const contacts = arr(value.contacts);
+            for (const m of arr(value.messages)) {
+              const i = toInbound(ctx.channelId, m, contacts, digitsOf(metadata.display_phone_number));
+              if (i) inbounds.push(i);
+            }
+          }
+        }
+      }
+      return { status: 200, body: '{}', contentType: 'application/json', receipts, inbounds };
+    },
+  };
+}
+
+/**
+ * The `whatsApp`/`cloudApi` provider. `graphApiUrl` comes from GRAPH_API_URL so that a relay or a
+ * test peer can stand in for `https://graph.facebook.com`.
+ */
+export function whatsAppCloudProvider(options: { graphApiUrl: string }): ChannelProvider {
+  return {
+    channel: 'whatsApp',
+    provider: 'cloudApi',
+    secretSettings: ['accessToken', 'appSecret', 'verifyToken'],
+    validateSettings: validateWhatsAppSettings,
+    create: (ctx) => createWhatsAppCloudAdapter(ctx, options),
+  };
+}
