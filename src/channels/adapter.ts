@@ -87,6 +87,28 @@ export interface CallbackRequest {
   contentType?: string;
 }
 
+/**
+ * Everything sent on the channel to one recipient up to a moment was read (Messenger reports reads
+ * as a watermark, not per message): the messages to the profile holding `address` that are `sent`
+ * or `delivered` and were accepted by the channel at or before `before` become `read`.
+ */
+export interface ReadUpTo {
+  /** The recipient as the channel knows it, e.g. `{fbMessengerId}`. */
+  address: Record<string, string>;
+  /** Epoch ms. */
+  before: number;
+}
+
+/** A Messenger user opted in through a plugin or link carrying a `/channels/facebook/state` string (channels.md §7). */
+export interface OptinReport {
+  fbMessengerId: string;
+  /** The opt-in string as Facebook echoed it (`optin.ref`, `referral.ref`, `postback.referral.ref`). */
+  ref: string;
+  pageId: string;
+  /** The Messenger event as received. */
+  raw: unknown;
+}
+
 export interface CallbackResult {
   /** HTTP answer to the provider (default 200 with an empty body). */
   status?: number;
@@ -94,6 +116,8 @@ export interface CallbackResult {
   contentType?: string;
   receipts?: ReceiptReport[];
   inbounds?: InboundReport[];
+  reads?: ReadUpTo[];
+  optins?: OptinReport[];
 }
 
 /** Ways an adapter reports asynchronously (long-lived connections such as an SMPP receiver). */

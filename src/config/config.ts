@@ -218,6 +218,6 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['WORKER_CONCURRENCY', '32', 'jobs run at once per process'],
   ['CONTENT_TYPES', 'built-in list', 'MIME types uploads may have (POST /content), comma-separated `type/subtype` or `type/*`; replaces the built-in list (images, audio, video, office documents, PDF, text, CSV, calendar, vCard, JSON, ZIP)'],
   ['APNS_URL, FCM_URL', 'Apple\'s and Google\'s', 'push endpoints (origins) to use instead of APNs (`https://api.push.apple.com`, `https://api.sandbox.push.apple.com`) and FCM (`https://fcm.googleapis.com`): a relay, or a test peer (`http://` speaks HTTP/2 without TLS to APNs)'],
-  ['GRAPH_API_URL', 'https://graph.facebook.com', 'Meta Graph API origin for WhatsApp (a relay, or a test peer)'],
+  ['GRAPH_API_URL', 'https://graph.facebook.com', 'Meta Graph API origin for WhatsApp and Messenger (a relay, or a test peer)'],
   ['DATABASE_POOL_SIZE', '20', 'PostgreSQL connections per process (split between the two threads with WORKER_THREAD); half of them may commit accepted messages at once (group commit)'],
 ];

@@ -45,7 +45,7 @@ eachDatabase('provider callbacks and tracked links', (dialect) => {
   it('answers handshakes, rejects bad signatures with 401 and queues receipts and inbounds for the sink', async () => {
     const channels = s().container.services.channels;
     channels.registerProvider(testProvider);
-    channels.setSink({ receipt: async (a, c, r) => void receipts.push([a, c, r]), inbound: async (a, r) => void inbounds.push([a, r]) });
+    channels.setSink({ receipt: async (a, c, r) => void receipts.push([a, c, r]), inbound: async (a, r) => void inbounds.push([a, r]), readUpTo: async () => {} });
     const space = await s().createSpace();
     const put = await s().request({ method: 'PUT', url: `/apispaces/${space}/channels/whatsApp`, payload: { provider: 'test-hmac', settings: { appSecret: 'app-secret' } } });
     assert.equal(put.statusCode, 201, put.body);

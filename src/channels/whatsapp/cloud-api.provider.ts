@@ -5,9 +5,9 @@
  * and `messages[]` inbound messages). The 24-hour window is the dispatcher's business: a
  * free-form send reaching this adapter is one the dispatcher found inside the window.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, ReceiptReport, SendInput, SendOutcome } from '../adapter.js';
-import { createGuardedAgents, guardedRequest, OutboundError, retryAfterMs } from '../http-guard.js';
+import { jsonAnswer, signatureValid, verificationAnswer } from '../meta/webhook.js';
+import { asArray as arr, asObject as obj, asString as str, createGraphPoster, customObject, parseJson, phoneDigits as digitsOf, type GraphErrors } from '../meta/graph.js';
 
 type Failure = { paramName: string; message: string };
 type Json = Record<string, unknown>;
@@ -15,19 +15,14 @@ type Json = Record<string, unknown>;
 /** Text limit of a Cloud API text message (channels.md §1.1, §6). */
 export const WHATSAPP_TEXT_LIMIT = 4096;
 const DEFAULT_API_VERSION = 'v21.0';
-const TIMEOUT_MS = 10_000;
-/** Cloud API error codes that mean "slow down" (throttling, pair rate limits, spam rate limit). */
-const THROTTLE_CODES = new Set([4, 80007, 130429, 131048, 131056]);
+/** Cloud API error codes: "slow down" (throttling, pair rate limits, spam rate limit), and its own rejections. */
+const ERRORS: GraphErrors = {
+  api: 'Cloud API',
+  throttle: new Set([4, 80007, 130429, 131048, 131056]),
+  rejection: (code) => (code === 131047 ? 'OutsideWindow' : code === 131026 ? 'Undeliverable' : undefined),
+};
 const RECEIPT_STATUSES = new Set(['sent', 'delivered', 'read', 'failed']);
 
-const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
-const obj = (v: unknown): Json => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {});
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const digitsOf = (v: unknown): string | undefined => {
-  if (typeof v !== 'string') return undefined;
-  const d = v.replace(/[\s().+-]/g, '');
-  return /^\d{6,15}$/.test(d) ? d : undefined;
-};
 
 /** Checks the `cloudApi` settings; paramNames are relative to `settings`. */
 export function validateWhatsAppSettings(s: Record<string, unknown>): Failure[] {
@@ -49,22 +44,13 @@ function mediaKind(type: string | undefined): 'image' | 'video' | 'audio' | 'doc
   return undefined;
 }
 
-const parseJson = (text: string): unknown => {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-};
-
 type Built = { ok: true; payloads: Json[] } | { ok: false; code: string; reason: string };
 
 /** The Cloud API message objects (without `messaging_product`/`to`) for one send, in order. */
 function buildPayloads(input: SendInput): Built {
   if (input.customBody !== undefined) {
-    const custom = typeof input.customBody === 'string' ? parseJson(input.customBody) : input.customBody;
-    if (!custom || typeof custom !== 'object' || Array.isArray(custom)) return { ok: false, code: 'InvalidCustomBody', reason: 'customBody.whatsApp must be a Cloud API message object' };
-    return { ok: true, payloads: [custom as Json] };
+    const custom = customObject(input.customBody);
+    return custom ? { ok: true, payloads: [custom] } : { ok: false, code: 'InvalidCustomBody', reason: 'customBody.whatsApp must be a Cloud API message object' };
   }
   const parts = input.messageParts ?? [];
   const templates = parts.filter((p) => p.type === 'whatsapp/template');
@@ -96,43 +82,6 @@ function buildPayloads(input: SendInput): Built {
   }
   if (!payloads.length) return { ok: false, code: 'NoContent', reason: 'Nothing to send on WhatsApp (no text, media URL or template)' };
   return { ok: true, payloads };
-}
-
-type Posted = { ok: true; id?: string } | { ok: false; outcome: SendOutcome & { kind: 'transient' | 'rejected' } };
-
-/** Classifies a Cloud API answer (channels.md §6; Graph API error object). */
-function classify(status: number, headers: Record<string, string | string[] | undefined>, text: string): Posted {
-  const body = obj(parseJson(text));
-  if (status >= 200 && status < 300) return { ok: true, id: str(obj(arr(body.messages)[0]).id) };
-  const error = obj(body.error);
-  const code = typeof error.code === 'number' ? error.code : typeof error.code === 'string' && /^\d+$/.test(error.code) ? Number(error.code) : undefined;
-  const message = str(error.message) ?? (text.replace(/\s+/g, ' ').trim().slice(0, 200) || `HTTP ${status}`);
-  const reason = `Cloud API answered ${status}${code !== undefined ? ` (${code})` : ''}: ${message}`;
-  if (status === 429 || (code !== undefined && THROTTLE_CODES.has(code))) {
-    const after = retryAfterMs(headers['retry-after'], Date.now());
-    return { ok: false, outcome: { kind: 'transient', code: 'RateLimited', reason, ...(after !== undefined ? { retryAfterMs: after } : {}) } };
-  }
-  if (status >= 500 || status === 408) return { ok: false, outcome: { kind: 'transient', code: 'ProviderUnavailable', reason } };
-  if (code === 190 || status === 401) return { ok: false, outcome: { kind: 'rejected', code: 'Unauthorized', reason } };
-  if (code === 131047) return { ok: false, outcome: { kind: 'rejected', code: 'OutsideWindow', reason } };
-  if (code === 131026) return { ok: false, outcome: { kind: 'rejected', code: 'Undeliverable', reason } };
-  return { ok: false, outcome: { kind: 'rejected', code: code !== undefined ? String(code) : `HTTP${status}`, reason } };
-}
-
-function header(req: CallbackRequest, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function queryValue(req: CallbackRequest, name: string): string | undefined {
-  const v = req.query[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 const secondsToMs = (v: unknown): number | undefined => {
@@ -211,8 +160,6 @@ function toInbound(channelId: string, item: unknown, contacts: unknown[], to: st
   };
 }
 
-const jsonAnswer = (status: number, code: string, message: string): CallbackResult => ({ status, contentType: 'application/json', body: JSON.stringify({ message, code, status }) });
-
 /** The adapter for one `cloudApi` configuration; `graphApiUrl` is the Graph API origin. */
 export function createWhatsAppCloudAdapter(ctx: AdapterContext, options: { graphApiUrl: string }): ChannelAdapter {
   const s = ctx.settings;
@@ -220,27 +167,11 @@ export function createWhatsAppCloudAdapter(ctx: AdapterContext, options: { graph
   const apiVersion = str(s.apiVersion) ?? DEFAULT_API_VERSION;
   const displayNumber = digitsOf(s.displayPhoneNumber);
   const url = `${options.graphApiUrl.replace(/\/+$/, '')}/${apiVersion}/${encodeURIComponent(phoneNumberId)}/messages`;
-  const headers = {
-    authorization: `Bearer ${String(s.accessToken ?? '')}`, 'content-type': 'application/json', accept: 'application/json',
-    'user-agent': 'Switchboard-WhatsApp/1',
-  };
-  // One adapter serves one configuration: its connections are reused and closed with it.
-  const agents = createGuardedAgents({ maxSockets: 32 });
-
-  async function post(payload: Json, signal: AbortSignal | undefined): Promise<Posted> {
-    try {
-      const res = await guardedRequest({ url, method: 'POST', headers, body: JSON.stringify(payload), timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, agents });
-      return classify(res.status, res.headers, res.body.toString('utf8'));
-    } catch (err) {
-      if (err instanceof OutboundError && (err.kind === 'blocked' || err.kind === 'invalid')) return { ok: false, outcome: { kind: 'rejected', code: 'ChannelMisconfigured', reason: err.message } };
-      const code = err instanceof OutboundError && err.kind === 'timeout' ? 'Timeout' : 'NetworkError';
-      return { ok: false, outcome: { kind: 'transient', code, reason: (err as Error).message } };
-    }
-  }
+  const graph = createGraphPoster(ctx, { url, token: s.accessToken, userAgent: 'Switchboard-WhatsApp/1', errors: ERRORS });
 
   return {
     async close() {
-      agents.destroy();
+      graph.close();
     },
 
     async send(input: SendInput): Promise<SendOutcome> {
@@ -252,18 +183,10 @@ export function createWhatsAppCloudAdapter(ctx: AdapterContext, options: { graph
       }
       const built = buildPayloads(input);
       if (!built.ok) return { kind: 'rejected', code: built.code, reason: built.reason };
-      let providerMessageId: string | undefined;
-      const failures: Array<{ index: number; type: unknown; code?: string; reason: string }> = [];
-      for (const [index, p] of built.payloads.entries()) {
-        const answer = await post({ recipient_type: 'individual', ...p, messaging_product: 'whatsapp', to }, input.signal);
-        if (answer.ok) {
-          providerMessageId ??= answer.id;
-          continue;
-        }
-        // Nothing was delivered yet: the first request's failure is the message's outcome.
-        if (index === 0) return answer.outcome;
-        failures.push({ index, type: p.type, ...(answer.outcome.code ? { code: answer.outcome.code } : {}), reason: answer.outcome.reason });
-      }
+      const sent = await graph.postAll(built.payloads.map((p) => ({ recipient_type: 'individual', ...p, messaging_product: 'whatsapp', to })), input.signal, (p) => p.type);
+      if (!sent.ok) return sent.outcome;
+      const providerMessageId = sent.answers.map((a) => str(obj(arr(a.messages)[0]).id)).find((id) => id !== undefined);
+      const failures = sent.failures;
       return {
         kind: 'accepted', ...(providerMessageId ? { providerMessageId } : {}), acceptedAt: Date.now(),
         details: { to, ...(built.payloads.length > 1 ? { requests: built.payloads.length } : {}), ...(failures.length ? { failures } : {}) },
@@ -271,17 +194,8 @@ export function createWhatsAppCloudAdapter(ctx: AdapterContext, options: { graph
     },
 
     async handleCallback(req: CallbackRequest): Promise<CallbackResult> {
-      if (req.method === 'GET') {
-        const token = queryValue(req, 'hub.verify_token') ?? '';
-        const challenge = queryValue(req, 'hub.challenge') ?? '';
-        if (queryValue(req, 'hub.mode') === 'subscribe' && sameSecret(token, String(s.verifyToken ?? '')) && str(s.verifyToken)) {
-          return { status: 200, body: challenge, contentType: 'text/plain; charset=utf-8' };
-        }
-        return jsonAnswer(403, 'Forbidden', 'The verify token does not match');
-      }
-      const given = header(req, 'x-hub-signature-256') ?? '';
-      const expected = `sha256=${createHmac('sha256', String(s.appSecret ?? '')).update(req.rawBody).digest('hex')}`;
-      if (!str(s.appSecret) || !sameSecret(given.toLowerCase(), expected)) return { status: 401 };
+      if (req.method === 'GET') return verificationAnswer(req, s.verifyToken);
+      if (!signatureValid(req, s.appSecret)) return { status: 401 };
       const doc = parseJson(req.rawBody.toString('utf8'));
       if (doc === undefined) return jsonAnswer(400, 'InvalidJson', 'The callback body is not valid JSON');
       const receipts: ReceiptReport[] = [];

@@ -5,7 +5,7 @@
  */
 import type { Static } from '@sinclair/typebox';
 import type { ChannelLimits as ChannelLimitsSchema } from './channels.schemas.js';
-import type { ChannelAdapter, ChannelProvider, InboundReport, ReceiptReport } from '../../channels/adapter.js';
+import type { ChannelAdapter, ChannelProvider, InboundReport, ReadUpTo, ReceiptReport } from '../../channels/adapter.js';
 
 /** A channel's dispatch limits, as its schema (`channels.schemas.ts`) defines them. */
 export type ChannelLimits = Static<typeof ChannelLimitsSchema>;
@@ -27,6 +27,7 @@ export interface ChannelConfigView {
 export interface MessageSink {
   receipt(apiSpaceId: string, channelId: string, report: ReceiptReport): Promise<void>;
   inbound(apiSpaceId: string, report: InboundReport): Promise<void>;
+  readUpTo(apiSpaceId: string, channelId: string, read: ReadUpTo): Promise<void>;
 }
 
 export interface ChannelRegistry {

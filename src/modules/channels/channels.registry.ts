@@ -5,7 +5,7 @@
  * queued as durable `channels.report` jobs and handed to the messages module's sink from there.
  */
 import { randomBytes } from 'node:crypto';
-import type { AdapterSink, CallbackRequest, CallbackResult, ChannelAdapter, InboundReport, ReceiptReport } from '../../channels/adapter.js';
+import type { AdapterSink, CallbackRequest, CallbackResult, ChannelAdapter, InboundReport, OptinReport, ReadUpTo, ReceiptReport } from '../../channels/adapter.js';
 import type { ModuleContext } from '../module.js';
 import type { Uow } from '../../storage/uow.js';
 import type { JobHandler } from '../../delivery/worker.js';
@@ -24,6 +24,8 @@ interface ReportPayload {
   channelId: string;
   receipt?: ReceiptReport;
   inbound?: InboundReport;
+  read?: ReadUpTo;
+  optin?: OptinReport;
   [k: string]: unknown;
 }
 
@@ -45,7 +47,7 @@ export interface ChannelRegistryImpl extends ChannelRegistry {
 
 const APP_LINK = /^(?!(?:javascript|data|vbscript|file|blob|about):)[a-z][a-z0-9+.-]*:[^\s]+$/i;
 
-export function createChannelRegistry(ctx: ModuleContext, deps: { repo: ChannelsRepo; providers: ProviderRegistry; configs: ChannelConfigService }): ChannelRegistryImpl {
+export function createChannelRegistry(ctx: ModuleContext, deps: { repo: ChannelsRepo; providers: ProviderRegistry; configs: ChannelConfigService; optin?: (apiSpaceId: string, channelId: string, report: OptinReport) => Promise<void> }): ChannelRegistryImpl {
   const { repo, providers, configs } = deps;
   const cache = new Map<string, Cached>();
   let sink: MessageSink | undefined;
@@ -172,7 +174,15 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
       }
       const receipts = result.receipts ?? [];
       const inbounds = result.inbounds ?? [];
-      if (receipts.length || inbounds.length) await ctx.transaction((uow) => enqueueReports(uow, apiSpaceId, channelId, receipts, inbounds));
+      const reads = result.reads ?? [];
+      const optins = result.optins ?? [];
+      if (receipts.length || inbounds.length || reads.length || optins.length) {
+        await ctx.transaction(async (uow) => {
+          await enqueueReports(uow, apiSpaceId, channelId, receipts, inbounds);
+          for (const read of reads) await ctx.queue.enqueue(uow, { kind: REPORT_JOB, apiSpaceId, payload: { v: 1, channelId, read } satisfies ReportPayload });
+          for (const optin of optins) await ctx.queue.enqueue(uow, { kind: REPORT_JOB, apiSpaceId, payload: { v: 1, channelId, optin } satisfies ReportPayload });
+        });
+      }
       return result;
     },
 
@@ -201,6 +211,8 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
       if (!sink) throw new RetryLater('no message sink is registered yet', ctx.clock.now() + 5_000);
       if (p.receipt) await sink.receipt(job.apiSpaceId!, p.channelId, p.receipt);
       if (p.inbound) await sink.inbound(job.apiSpaceId!, p.inbound);
+      if (p.read) await sink.readUpTo(job.apiSpaceId!, p.channelId, p.read);
+      if (p.optin) await deps.optin?.(job.apiSpaceId!, p.channelId, p.optin);
     },
 
     async closeAll() {

@@ -1,10 +1,12 @@
 import type { ModuleDefinition } from '../module.js';
 import { customHttpProvider } from '../../channels/custom/http-provider.js';
 import { whatsAppCloudProvider } from '../../channels/whatsapp/cloud-api.provider.js';
+import { messengerSendApiProvider } from '../../channels/messenger/send-api.provider.js';
 import type { ChannelRegistry } from './channels.contract.js';
 import { channelsMigrations } from './channels.migrations.js';
 import { createFacebookStates } from './facebook-state.js';
 import { facebookStateRoutes } from './facebook-state.routes.js';
+import { facebookOptins } from './facebook-optin.js';
 import { createChannelsRepo } from './channels.repo.js';
 import { createChannelConfigService, createProviderRegistry } from './channels.service.js';
 import { createChannelRegistry, REPORT_JOB } from './channels.registry.js';
@@ -16,7 +18,7 @@ declare module '../services.js' {
   }
 }
 
-/** Channel configuration, adapter registry, provider callbacks and tracked links (channels.md §1, §11); the WhatsApp Cloud API provider (§6). */
+/** Channel configuration, adapter registry, provider callbacks and tracked links (channels.md §1, §11); the WhatsApp (§6) and Messenger (§7) providers and Messenger opt-ins. */
 export const channelsModule: ModuleDefinition = {
   name: 'channels',
   migrations: channelsMigrations,
@@ -25,12 +27,14 @@ export const channelsModule: ModuleDefinition = {
     const providers = createProviderRegistry();
     const holder: { registry?: ReturnType<typeof createChannelRegistry> } = {};
     const configs = createChannelConfigService(ctx, { repo, providers, onChange: (s, c) => holder.registry?.evict(s, c) });
-    const reg = createChannelRegistry(ctx, { repo, providers, configs });
+    const facebookStates = createFacebookStates(ctx.secrets, () => ctx.clock.now());
+    const reg = createChannelRegistry(ctx, { repo, providers, configs, optin: facebookOptins(ctx, facebookStates) });
     holder.registry = reg;
     reg.registerProvider(customHttpProvider);
-    reg.registerProvider(whatsAppCloudProvider({ graphApiUrl: ctx.config.graphApiUrl ?? 'https://graph.facebook.com' }));
+    const graphApiUrl = ctx.config.graphApiUrl ?? 'https://graph.facebook.com';
+    reg.registerProvider(whatsAppCloudProvider({ graphApiUrl }));
+    reg.registerProvider(messengerSendApiProvider({ graphApiUrl }));
     ctx.services.channels = reg;
-    const facebookStates = createFacebookStates(ctx.secrets, () => ctx.clock.now());
     return {
       routes: async (app) => {
         await channelsRoutes(configs, reg, ctx.services.spaces)(app);

@@ -164,7 +164,14 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
         return n ? { key: 'phoneNumber', value: n } : undefined;
       }
       case 'email': { const v = lookup(r, 'email'); return v ? { key: 'email', value: v } : undefined; }
-      case 'fbMessenger': { const v = lookup(r, 'fbMessengerId'); return v ? { key: 'fbMessengerId', value: v } : undefined; }
+      case 'fbMessenger': {
+        const v = lookup(r, 'fbMessengerId');
+        if (v) return { key: 'fbMessengerId', value: v };
+        // Customer matching by phone number, where the channel allows it (channels.md §7).
+        const phone = config.settings?.customerMatching === true ? lookup(r, 'phoneNumber') : undefined;
+        const n = phone && normalisePhone(phone);
+        return n ? { key: 'phoneNumber', value: n } : undefined;
+      }
       case 'twitterDm': {
         const id = lookup(r, 'twitterId');
         if (id) return { key: 'twitterId', value: id };

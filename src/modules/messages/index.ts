@@ -89,6 +89,19 @@ export const messagesModule: ModuleDefinition = {
           if (!(err instanceof AppError && err.status < 500)) throw err; // unknown or foreign receipts are ignored
         }
       },
+      async applyReadUpTo(apiSpaceId, channelId, read) {
+        const entries = Object.entries(read.address);
+        const profiles = services.profiles;
+        if (entries.length !== 1 || !profiles) return;
+        const [field, value] = entries[0]!;
+        const profile = await profiles.findByIdentifier(apiSpaceId, field, value);
+        if (!profile) return;
+        // The most recent first: a watermark covers what came before it, and a later one only more.
+        const rows = await ctx.db.selectFrom('messages').select('id').where('api_space_id', '=', apiSpaceId)
+          .where('profile_id', '=', String(profile.id)).where('channel_id', '=', channelId).where('status', 'in', ['sent', 'delivered'])
+          .where('deleted', '=', 0).where('submitted_at', '<=', read.before).orderBy('submitted_at', 'desc').limit(500).execute();
+        for (const r of rows) await api.applyReceipt(apiSpaceId, channelId, { messageId: r.id, status: 'read', at: read.before });
+      },
       async ingestInbound(apiSpaceId, report, uow) {
         const doc = await inbound.fromReport(apiSpaceId, report, uow);
         return { inboundMessageId: doc.messageId };
@@ -104,6 +117,7 @@ export const messagesModule: ModuleDefinition = {
     services.channels?.setSink({
       receipt: (apiSpaceId, channelId, report) => api.applyReceipt(apiSpaceId, channelId, report),
       inbound: async (apiSpaceId, report) => { await api.ingestInbound(apiSpaceId, report); },
+      readUpTo: (apiSpaceId, channelId, read) => api.applyReadUpTo(apiSpaceId, channelId, read),
     });
 
     let purge: NodeJS.Timeout | undefined;

@@ -5,7 +5,7 @@
  */
 import type { Uow } from '../../storage/uow.js';
 import type { Actor } from '../../auth/actor.js';
-import type { InboundReport, ReceiptReport } from '../../channels/adapter.js';
+import type { InboundReport, ReadUpTo, ReceiptReport } from '../../channels/adapter.js';
 
 export interface SendResult {
   messageId: string;
@@ -21,6 +21,8 @@ export interface MessagesApi {
   send(apiSpaceId: string, actor: Actor, request: Record<string, unknown>): Promise<SendResult>;
   /** Applies a status report (like `POST /messages/{id}/statuses/{status}`); unknown ids are ignored. */
   applyReceipt(apiSpaceId: string, channelId: string, report: ReceiptReport): Promise<void>;
+  /** A read watermark (`ReadUpTo`): every message the channel took for that recipient up to then becomes `read`. */
+  applyReadUpTo(apiSpaceId: string, channelId: string, read: ReadUpTo): Promise<void>;
   /**
    * Ingests an inbound message (like `POST /messages/inbounds`, one-api.md §5); given `uow`, in
    * that transaction, so that it commits with what it came from.

@@ -30,14 +30,18 @@ export async function migrate(handle: DatabaseHandle, moduleMigrations: SchemaMi
     const { error, results } = await migrator.migrateToLatest();
     if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
     // Kysely's introspection reads the catalog of every schema; another schema dropped at that
-    // moment (parallel test suites, a tenant removed) fails the read with 3F000 (its schema) or
-    // 42P01 (one of its tables). The migrations run in one locked transaction, so trying again is
-    // safe; a genuine error fails again and is thrown after the last attempt.
+    // moment (parallel test suites, a tenant removed) fails the read with 3F000 (its schema),
+    // 42P01 (one of its tables) or 42703 (a column of one of its tables, e.g. `column "key" of
+    // relation "space_settings" does not exist`). The migrations run in one locked transaction,
+    // so trying again is safe; a genuine error fails again and is thrown after the last attempt.
     const code = (error as { code?: string }).code;
-    if ((code !== '3F000' && code !== '42P01') || attempt >= 5) throw error instanceof Error ? error : new Error(String(error));
+    if (!VANISHED.has(code ?? '') || attempt >= 5) throw error instanceof Error ? error : new Error(String(error));
     await new Promise((r) => setTimeout(r, 50 * attempt));
   }
 }
+
+/** Catalog errors of objects another session dropped while Kysely's introspection read them. */
+const VANISHED = new Set(['3F000', '42P01', '42703']);
 
 /** How long a process waits for another one migrating the same SQLite file. */
 const SQLITE_MIGRATION_WAIT_MS = 120_000;

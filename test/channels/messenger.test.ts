@@ -1,0 +1,118 @@
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { createHmac } from 'node:crypto';
+import { eachDatabase, useServer } from '../helpers/harness.js';
+import { settle } from '../messages/helpers.js';
+
+/**
+ * The Messenger channel end to end against a local peer speaking the Send API: an opt-in through
+ * a `/channels/facebook/state` string stores the Messenger id on the profile, tagged sends go out
+ * outside the window, inbound messages open it, deliveries and read watermarks move statuses.
+ */
+const APP_SECRET = 'messenger-app-secret';
+const PAGE_ID = '1122334455';
+const SETTINGS = { pageId: PAGE_ID, pageAccessToken: 'EAAB-page-token', appSecret: APP_SECRET, verifyToken: 'verify-fb' };
+const sign = (raw: string) => 'sha256=' + createHmac('sha256', APP_SECRET).update(raw).digest('hex');
+
+const seen: Array<{ path: string; headers: http.IncomingHttpHeaders; body: any }> = [];
+const peer = http.createServer((req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = JSON.parse(Buffer.concat(chunks).toString() || '{}');
+    seen.push({ path: req.url!, headers: req.headers, body });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ recipient_id: body.recipient?.id ?? 'matched', message_id: `m_${seen.length}` }));
+  });
+});
+const env: Record<string, string> = {};
+before(async () => {
+  await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+  env.GRAPH_API_URL = `http://127.0.0.1:${(peer.address() as { port: number }).port}`;
+});
+after(() => new Promise<void>((r) => peer.close(() => r())));
+
+eachDatabase('fbMessenger channel (Send API peer)', (dialect) => {
+  const s = useServer(dialect, { env });
+  let space = '';
+  let token = '';
+  const psid = `PSID-${dialect}`;
+  const url = (p: string) => `/apispaces/${space}${p}`;
+  const send = async (payload: Record<string, unknown>) => {
+    const res = await s().request({ method: 'POST', url: url('/messages'), token, payload });
+    assert.equal(res.statusCode, 201, res.body);
+    return res.json().messageId as string;
+  };
+  const get = async (id: string) => (await s().request({ method: 'GET', url: url(`/messages/${id}`), token })).json();
+  const callback = (messaging: unknown[]) => {
+    const raw = JSON.stringify({ object: 'page', entry: [{ id: PAGE_ID, time: Date.now(), messaging }] });
+    return s().request({ method: 'POST', url: url('/channels/fbMessenger/callback'), token: null, payload: raw, headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(raw) } });
+  };
+  const base = () => ({ sender: { id: psid }, recipient: { id: PAGE_ID }, timestamp: Date.now() });
+  let tagged = '';
+
+  it('configures the channel and stores the Messenger id of a user who opts in with a state string', async () => {
+    space = await s().createSpace('messenger');
+    token = await s().createToken(space, ['msg:any:s', 'msg:r', 'fb:state:wa', 'prof:ra']);
+    const put = await s().request({ method: 'PUT', url: url('/channels/fbMessenger'), payload: { enabled: true, provider: 'sendApi', settings: SETTINGS } });
+    assert.equal(put.statusCode, 201, put.body);
+    assert.equal(put.json().settings.pageAccessToken, '********');
+    const state = (await s().request({ method: 'POST', url: url('/channels/facebook/state'), token, payload: { profileId: 'dana', data: '{"tier":"gold"}' } })).json();
+    const res = await callback([{ ...base(), optin: { ref: state } }]);
+    assert.equal(res.statusCode, 200, res.body);
+    await settle(s());
+    const profile = (await s().request({ method: 'GET', url: url('/profiles/dana'), token })).json();
+    assert.equal(profile.fbMessengerId, psid);
+    assert.equal(profile.tier, 'gold');
+    const events = (await s().container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'facebook.optin' && e.apiSpaceId === space);
+    assert.equal(events.length, 1);
+    await s().container.platform.events.loadPayloads(events);
+    assert.deepEqual({ ...(events[0]!.payload as Record<string, unknown>), rawData: undefined }, { fbMessengerId: psid, profileId: 'dana', stateData: '{"tier":"gold"}', ref: state, rawData: undefined, pageId: PAGE_ID });
+    // A string made for another space, or tampered with, changes nothing.
+    await callback([{ ...base(), sender: { id: 'PSID-other' }, optin: { ref: `${state.slice(0, 30)}A${state.slice(31)}` } }]);
+    await settle(s());
+    assert.equal((await s().container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'facebook.optin' && e.apiSpaceId === space).length, 1);
+  });
+
+  it('sends with a message tag outside the window, and skips a free-form send there', async () => {
+    const from = seen.length;
+    tagged = await send({ to: { profileId: 'dana' }, rules: ['fbMessenger'], body: 'Your order shipped', channelOptions: { fbMessenger: { messageTag: 'POST_PURCHASE_UPDATE' } } });
+    await settle(s());
+    assert.equal(seen.length - from, 1);
+    const req = seen[from]!;
+    assert.equal(req.path, '/v21.0/me/messages');
+    assert.equal(req.headers.authorization, 'Bearer EAAB-page-token');
+    assert.deepEqual(req.body, { recipient: { id: psid }, messaging_type: 'MESSAGE_TAG', tag: 'POST_PURCHASE_UPDATE', message: { text: 'Your order shipped' } });
+    assert.equal((await get(tagged)).status, 'sent');
+    const free = await send({ to: { profileId: 'dana' }, rules: ['fbMessenger'], body: 'Hello' });
+    await settle(s());
+    assert.equal(seen.length - from, 1, 'nothing sent outside the window without a tag');
+    assert.equal((await get(free)).statusDetails.attempts[0].reason, 'OutsideWindow');
+  });
+
+  it('takes an inbound message, which opens the window; deliveries and read watermarks move statuses', async () => {
+    const res = await callback([{ ...base(), message: { mid: 'm_in_1', text: 'Where is it?' } }, { ...base(), message: { mid: 'm_echo', text: 'echo', is_echo: true } }]);
+    assert.equal(res.statusCode, 200, res.body);
+    await settle(s());
+    const inbound = (await s().container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'message.inbound' && e.apiSpaceId === space);
+    assert.equal(inbound.length, 1, 'the echo is not an inbound message');
+    const from = seen.length;
+    const reply = await send({ to: { profileId: 'dana' }, rules: ['fbMessenger'], body: 'On its way', messageParts: [{ type: 'image/png', url: 'https://cdn.example.com/parcel.png' }] });
+    await settle(s());
+    assert.deepEqual(seen.slice(from).map((r) => r.body), [
+      { recipient: { id: psid }, messaging_type: 'RESPONSE', message: { text: 'On its way' } },
+      { recipient: { id: psid }, messaging_type: 'RESPONSE', message: { attachment: { type: 'image', payload: { url: 'https://cdn.example.com/parcel.png', is_reusable: true } } } },
+    ]);
+    const replied = await get(reply);
+    assert.equal(replied.status, 'sent');
+    const mid = replied.statusDetails.attempts.at(-1).providerMessageId;
+    await callback([{ ...base(), delivery: { mids: [mid], watermark: Date.now() } }]);
+    await settle(s());
+    assert.equal((await get(reply)).status, 'delivered');
+    await callback([{ ...base(), read: { watermark: Date.now() + 1000 } }]);
+    await settle(s());
+    assert.equal((await get(reply)).status, 'read');
+    assert.equal((await get(tagged)).status, 'read', 'everything sent before the watermark');
+  });
+});
