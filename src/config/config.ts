@@ -54,6 +54,8 @@ export interface Config {
   readonly fcmUrl?: string;
   /** Origin for the Meta Graph API (WhatsApp Cloud API) instead of `https://graph.facebook.com`. */
   readonly graphApiUrl?: string;
+  /** Origin for the X API (twitterDm) instead of `https://api.x.com`. */
+  readonly xApiUrl?: string;
 }
 
 export interface SigningKey {
@@ -183,6 +185,7 @@ export function loadConfig(env: Env = process.env, cores = availableParallelism(
     ...(env.APNS_URL?.trim() ? { apnsUrl: origin(env, 'APNS_URL') } : {}),
     ...(env.FCM_URL?.trim() ? { fcmUrl: origin(env, 'FCM_URL') } : {}),
     ...(env.GRAPH_API_URL?.trim() ? { graphApiUrl: origin(env, 'GRAPH_API_URL') } : {}),
+    ...(env.X_API_URL?.trim() ? { xApiUrl: origin(env, 'X_API_URL') } : {}),
   };
   return Object.freeze(config);
 }
@@ -219,5 +222,6 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['CONTENT_TYPES', 'built-in list', 'MIME types uploads may have (POST /content), comma-separated `type/subtype` or `type/*`; replaces the built-in list (images, audio, video, office documents, PDF, text, CSV, calendar, vCard, JSON, ZIP)'],
   ['APNS_URL, FCM_URL', 'Apple\'s and Google\'s', 'push endpoints (origins) to use instead of APNs (`https://api.push.apple.com`, `https://api.sandbox.push.apple.com`) and FCM (`https://fcm.googleapis.com`): a relay, or a test peer (`http://` speaks HTTP/2 without TLS to APNs)'],
   ['GRAPH_API_URL', 'https://graph.facebook.com', 'Meta Graph API origin for WhatsApp and Messenger (a relay, or a test peer)'],
+  ['X_API_URL', 'https://api.x.com', 'X API origin for twitterDm (a relay, or a test peer)'],
   ['DATABASE_POOL_SIZE', '20', 'PostgreSQL connections per process (split between the two threads with WORKER_THREAD); half of them may commit accepted messages at once (group commit)'],
 ];

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createHmac } from 'node:crypto';
 import { eachDatabase, useServer } from '../helpers/harness.js';
+import { channelApi } from './helpers.js';
 import { settle } from '../messages/helpers.js';
 
 /**
@@ -38,17 +39,9 @@ eachDatabase('fbMessenger channel (Send API peer)', (dialect) => {
   let space = '';
   let token = '';
   const psid = `PSID-${dialect}`;
-  const url = (p: string) => `/apispaces/${space}${p}`;
-  const send = async (payload: Record<string, unknown>) => {
-    const res = await s().request({ method: 'POST', url: url('/messages'), token, payload });
-    assert.equal(res.statusCode, 201, res.body);
-    return res.json().messageId as string;
-  };
-  const get = async (id: string) => (await s().request({ method: 'GET', url: url(`/messages/${id}`), token })).json();
-  const callback = (messaging: unknown[]) => {
-    const raw = JSON.stringify({ object: 'page', entry: [{ id: PAGE_ID, time: Date.now(), messaging }] });
-    return s().request({ method: 'POST', url: url('/channels/fbMessenger/callback'), token: null, payload: raw, headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(raw) } });
-  };
+  const api = channelApi(s, () => space, () => token, { channelId: 'fbMessenger', header: 'x-hub-signature-256', sign });
+  const { url, send, get } = api;
+  const callback = (messaging: unknown[]) => api.callback(JSON.stringify({ object: 'page', entry: [{ id: PAGE_ID, time: Date.now(), messaging }] }));
   const base = () => ({ sender: { id: psid }, recipient: { id: PAGE_ID }, timestamp: Date.now() });
   let tagged = '';
 
@@ -70,7 +63,7 @@ eachDatabase('fbMessenger channel (Send API peer)', (dialect) => {
     await s().container.platform.events.loadPayloads(events);
     assert.deepEqual({ ...(events[0]!.payload as Record<string, unknown>), rawData: undefined }, { fbMessengerId: psid, profileId: 'dana', stateData: '{"tier":"gold"}', ref: state, rawData: undefined, pageId: PAGE_ID });
     // A string made for another space, or tampered with, changes nothing.
-    await callback([{ ...base(), sender: { id: 'PSID-other' }, optin: { ref: `${state.slice(0, 30)}A${state.slice(31)}` } }]);
+    await callback([{ ...base(), sender: { id: 'PSID-other' }, optin: { ref: `${state.slice(0, 30)}${state[30] === 'A' ? 'B' : 'A'}${state.slice(31)}` } }]);
     await settle(s());
     assert.equal((await s().container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'facebook.optin' && e.apiSpaceId === space).length, 1);
   });

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { ManualClock } from '../../src/lib/clock.js';
 import { eachDatabase, useServer } from '../helpers/harness.js';
 import { eventsFor, settle } from '../messages/helpers.js';
+import { channelApi } from './helpers.js';
 
 /**
  * The `whatsApp` channel's `cloudApi` provider against a local peer speaking the WhatsApp Business
@@ -66,17 +67,8 @@ eachDatabase('whatsApp channel (Cloud API peer)', (dialect) => {
   const s = useServer(dialect, { env, clock });
   let space = '';
   let token = '';
-  const url = (p: string) => `/apispaces/${space}${p}`;
-  const send = async (payload: Record<string, unknown>) => {
-    const res = await s().request({ method: 'POST', url: url('/messages'), token, payload });
-    assert.equal(res.statusCode, 201, res.body);
-    return res.json().messageId as string;
-  };
-  const get = async (id: string) => (await s().request({ method: 'GET', url: url(`/messages/${id}`), token })).json();
-  const callback = (raw: string, signature: string | null = sign(raw)) => s().request({
-    method: 'POST', url: url('/channels/whatsApp/callback'), token: null, payload: raw,
-    headers: { 'content-type': 'application/json', ...(signature ? { 'x-hub-signature-256': signature } : {}) },
-  });
+  const api = channelApi(s, () => space, () => token, { channelId: 'whatsApp', header: 'x-hub-signature-256', sign: (raw: string) => sign(raw) });
+  const { url, send, get, callback } = api;
   /** A Cloud API webhook event for the configured number. */
   const event = (value: Record<string, unknown>, phoneNumberId = PNID) => JSON.stringify({
     object: 'whatsapp_business_account',

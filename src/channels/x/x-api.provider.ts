@@ -1,0 +1,224 @@
+/**
+ * X API v2 direct-message provider for the `twitterDm` channel (channels.md §8): sends text DMs
+ * through `POST {x}/2/dm_conversations/with/{participant_id}/messages`, signed with OAuth 1.0a
+ * user context or carrying an OAuth 2.0 user token (`bearerToken`), and reads the Account Activity
+ * webhook: the CRC challenge, and `direct_message_events` verified with
+ * `x-twitter-webhooks-signature`, which become inbound messages. X sends no delivery receipts, so a
+ * sent message stays `sent`. Media attachments are not uploaded: a send with only media is refused
+ * (`MediaNotSupported`), and a send with text goes out as text.
+ */
+import { createHmac } from 'node:crypto';
+import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, SendInput, SendOutcome } from '../adapter.js';
+import { createGuardedAgents, guardedRequest, OutboundError, retryAfterMs } from '../http-guard.js';
+import { asArray as arr, asObject as obj, asString as str, customObject, parseJson } from '../meta/graph.js';
+import { header, jsonAnswer, queryValue, sameSecret } from '../meta/webhook.js';
+import { oauth1Header } from './oauth1.js';
+
+type Failure = { paramName: string; message: string };
+type Json = Record<string, unknown>;
+
+/** Text limit of a direct message (channels.md §1.1, §8). */
+export const X_TEXT_LIMIT = 10_000;
+const TIMEOUT_MS = 10_000;
+const OAUTH1_KEYS = ['consumerKey', 'accessToken', 'accessTokenSecret'] as const;
+/** Inbound media kinds as X names them. */
+const INBOUND_TYPES: Record<string, string> = { photo: 'image/jpeg', animated_gif: 'video/mp4', video: 'video/mp4' };
+
+/** An X user id: digits, as a string or a number from a sender that did not quote it. */
+const idOf = (v: unknown): string | undefined => {
+  const s = typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? String(v) : v;
+  return typeof s === 'string' && /^\d{1,25}$/.test(s) ? s : undefined;
+};
+
+/**
+ * Checks the `xApi` settings; paramNames are relative to `settings`. `consumerSecret` is needed
+ * in both modes: it keys the webhook's CRC answer and event signatures.
+ */
+export function validateXSettings(s: Record<string, unknown>): Failure[] {
+  const out: Failure[] = [];
+  if (!idOf(s.userId) || typeof s.userId !== 'string') out.push({ paramName: 'userId', message: 'Required: the X account\'s own user id (digits)' });
+  if (!str(s.consumerSecret)) out.push({ paramName: 'consumerSecret', message: 'Required non-empty string (webhook CRC and signatures use it)' });
+  if (s.bearerToken !== undefined && !str(s.bearerToken)) out.push({ paramName: 'bearerToken', message: 'Must be a non-empty string' });
+  if (s.bearerToken === undefined) {
+    for (const k of OAUTH1_KEYS) if (!str(s[k])) out.push({ paramName: k, message: 'Required non-empty string (or give bearerToken instead)' });
+  } else {
+    for (const k of OAUTH1_KEYS) if (s[k] !== undefined && typeof s[k] !== 'string') out.push({ paramName: k, message: 'Must be a string' });
+  }
+  return out;
+}
+
+/** Whether a part is media X would take as an attachment (image, GIF, video). */
+const isMedia = (type: string | undefined): boolean => /^(image|video)\//i.test(type ?? '');
+
+type Built = { ok: true; text: string; droppedMedia: number } | { ok: false; code: string; reason: string };
+
+/** The DM text for one send: `customBody.twitterDm.text`, or the body with non-media links appended. */
+function buildText(input: SendInput): Built {
+  let text: string;
+  let media = 0;
+  if (input.customBody !== undefined) {
+    const custom = customObject(input.customBody);
+    if (!custom || (custom.text !== undefined && typeof custom.text !== 'string') || (custom.mediaUrl !== undefined && typeof custom.mediaUrl !== 'string')) {
+      return { ok: false, code: 'InvalidCustomBody', reason: 'customBody.twitterDm must be an object {"text", "mediaUrl"} with string values' };
+    }
+    text = (custom.text as string | undefined) ?? '';
+    media = str(custom.mediaUrl) ? 1 : 0;
+  } else {
+    const parts = input.messageParts ?? [];
+    // Parts X cannot attach travel as links in the text; media would need the upload API.
+    const links = parts.filter((p) => p.url && !isMedia(p.type)).map((p) => p.url!);
+    media = parts.filter((p) => isMedia(p.type) && (p.url || p.data)).length;
+    text = [input.body ?? '', ...links].filter((t) => t !== '').join('\n');
+  }
+  if (text === '') {
+    return media
+      ? { ok: false, code: 'MediaNotSupported', reason: 'Media attachments are not supported on twitterDm; the message has no text to send' }
+      : { ok: false, code: 'NoContent', reason: 'Nothing to send as an X direct message (no text)' };
+  }
+  if ([...text].length > X_TEXT_LIMIT) return { ok: false, code: 'TextTooLong', reason: `X direct message text is longer than ${X_TEXT_LIMIT} characters` };
+  return { ok: true, text, droppedMedia: media };
+}
+
+/** Milliseconds until `x-rate-limit-reset` (epoch seconds), capped at a day; else `Retry-After`. */
+function rateLimitDelay(headers: Record<string, string | string[] | undefined>, now: number): number | undefined {
+  const raw = headers['x-rate-limit-reset'];
+  const reset = Array.isArray(raw) ? raw[0] : raw;
+  if (reset && /^\d+$/.test(reset.trim())) return Math.max(0, Math.min(Number(reset.trim()) * 1000 - now, 86_400_000));
+  return retryAfterMs(headers['retry-after'], now);
+}
+
+/**
+ * An X API answer as a send outcome: 201/2xx accepted with `data.dm_event_id`; 429 (with its
+ * reset time), 408 and 5xx transient; 401 `Unauthorized`; 403 `ProviderRejected` (X refuses DMs
+ * to users who have not allowed them, channels.md §8); other 4xx `HTTP<status>`.
+ */
+export function classifyX(status: number, headers: Record<string, string | string[] | undefined>, text: string): SendOutcome {
+  const body = obj(parseJson(text));
+  if (status >= 200 && status < 300) {
+    const data = obj(body.data);
+    const id = str(data.dm_event_id);
+    const conversation = str(data.dm_conversation_id);
+    return { kind: 'accepted', ...(id ? { providerMessageId: id } : {}), acceptedAt: Date.now(), details: conversation ? { dmConversationId: conversation } : {} };
+  }
+  const first = obj(arr(body.errors)[0]);
+  const message = str(body.detail) ?? str(body.title) ?? str(first.message) ?? (text.replace(/\s+/g, ' ').trim().slice(0, 200) || `HTTP ${status}`);
+  const type = str(body.type) ?? (first.code !== undefined ? String(first.code) : undefined);
+  const reason = `X API answered ${status}${type ? ` (${type})` : ''}: ${message}`;
+  if (status === 429) {
+    const after = rateLimitDelay(headers, Date.now());
+    return { kind: 'transient', code: 'RateLimited', reason, ...(after !== undefined ? { retryAfterMs: after } : {}) };
+  }
+  if (status >= 500 || status === 408) return { kind: 'transient', code: 'ProviderUnavailable', reason };
+  if (status === 401) return { kind: 'rejected', code: 'Unauthorized', reason };
+  if (status === 403) return { kind: 'rejected', code: 'ProviderRejected', reason };
+  return { kind: 'rejected', code: `HTTP${status}`, reason };
+}
+
+/** A `message_create` event from another user as an inbound message; undefined when empty. */
+function toInbound(channelId: string, event: Json, users: Json): InboundReport | undefined {
+  const create = obj(event.message_create);
+  const sender = idOf(create.sender_id);
+  if (!sender) return undefined;
+  const data = obj(create.message_data);
+  const body = typeof data.text === 'string' ? data.text : undefined;
+  const media = obj(obj(data.attachment).media);
+  const mediaUrl = str(media.media_url_https);
+  const messageParts = mediaUrl ? [{ type: INBOUND_TYPES[String(media.type)] ?? 'application/octet-stream', url: mediaUrl }] : [];
+  if (!body && !messageParts.length) return undefined;
+  const at = Number(event.created_timestamp);
+  // The screen name is not an identifier (it can change): it is kept with the raw event only.
+  const screenName = str(obj(users[sender]).screen_name);
+  return {
+    channelId, from: { twitterId: sender },
+    ...(body ? { body } : {}), ...(messageParts.length ? { messageParts } : {}),
+    ...(str(event.id) ? { providerMessageId: event.id as string } : {}),
+    ...(Number.isFinite(at) && at > 0 ? { sentOn: at } : {}),
+    raw: screenName ? { ...event, sender_screen_name: screenName } : event,
+  };
+}
+
+/** The adapter for one `xApi` configuration; `xApiUrl` is the X API origin. */
+export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }): ChannelAdapter {
+  const s = ctx.settings;
+  const userId = String(s.userId);
+  const bearer = str(s.bearerToken);
+  const consumerSecret = str(s.consumerSecret);
+  const origin = options.xApiUrl.replace(/\/+$/, '');
+  // One adapter serves one configuration: its connections are reused and closed with it.
+  const agents = createGuardedAgents({ maxSockets: 32 });
+
+  const authorization = (method: string, url: string): string => (bearer
+    ? `Bearer ${bearer}`
+    : oauth1Header({ method, url, consumerKey: String(s.consumerKey ?? ''), consumerSecret: consumerSecret ?? '', token: String(s.accessToken ?? ''), tokenSecret: String(s.accessTokenSecret ?? '') }));
+
+  return {
+    async close() {
+      agents.destroy();
+    },
+
+    async send(input: SendInput): Promise<SendOutcome> {
+      const to = idOf(input.to.twitterId);
+      if (!to) return { kind: 'rejected', code: 'NoAddress', reason: 'No X user id (twitterId) to send to; screen names are not resolved by this provider' };
+      const built = buildText(input);
+      if (!built.ok) return { kind: 'rejected', code: built.code, reason: built.reason };
+      const url = `${origin}/2/dm_conversations/with/${to}/messages`;
+      const headers = { authorization: authorization('POST', url), 'content-type': 'application/json', accept: 'application/json', 'user-agent': 'Switchboard-X/1' };
+      let outcome: SendOutcome;
+      try {
+        const res = await guardedRequest({ url, method: 'POST', headers, body: JSON.stringify({ text: built.text }), timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal: input.signal, agents });
+        outcome = classifyX(res.status, res.headers, res.body.toString('utf8'));
+      } catch (err) {
+        if (err instanceof OutboundError && (err.kind === 'blocked' || err.kind === 'invalid')) return { kind: 'rejected', code: 'ChannelMisconfigured', reason: err.message };
+        const code = err instanceof OutboundError && err.kind === 'timeout' ? 'Timeout' : 'NetworkError';
+        return { kind: 'transient', code, reason: (err as Error).message };
+      }
+      if (outcome.kind !== 'accepted') return outcome;
+      return { ...outcome, details: { to, ...outcome.details, ...(built.droppedMedia ? { mediaNotSent: built.droppedMedia } : {}) } };
+    },
+
+    async handleCallback(req: CallbackRequest): Promise<CallbackResult> {
+      if (req.method === 'GET') {
+        const crc = queryValue(req, 'crc_token');
+        if (!crc) return jsonAnswer(400, 'InvalidRequest', 'crc_token is required');
+        if (!consumerSecret) return jsonAnswer(403, 'Forbidden', 'The channel has no consumer secret');
+        const responseToken = `sha256=${createHmac('sha256', consumerSecret).update(crc).digest('base64')}`;
+        return { status: 200, contentType: 'application/json', body: JSON.stringify({ response_token: responseToken }) };
+      }
+      const given = header(req, 'x-twitter-webhooks-signature') ?? '';
+      const expected = consumerSecret ? `sha256=${createHmac('sha256', consumerSecret).update(req.rawBody).digest('base64')}` : '';
+      if (!consumerSecret || !sameSecret(given, expected)) return { status: 401 };
+      const doc = parseJson(req.rawBody.toString('utf8'));
+      if (doc === undefined) return jsonAnswer(400, 'InvalidJson', 'The callback body is not valid JSON');
+      const root = obj(doc);
+      const inbounds: InboundReport[] = [];
+      // Events for another subscribed account, and every other event kind, are acknowledged and ignored.
+      const forUser = root.for_user_id === undefined ? userId : idOf(root.for_user_id);
+      if (forUser === userId) {
+        const users = obj(root.users);
+        for (const e of arr(root.direct_message_events)) {
+          const event = obj(e);
+          if (event.type !== 'message_create') continue;
+          // The account's own messages (sent here or from X itself) come back as events too.
+          if (idOf(obj(event.message_create).sender_id) === userId) continue;
+          const i = toInbound(ctx.channelId, event, users);
+          if (i) inbounds.push(i);
+        }
+      }
+      return { status: 200, body: '{}', contentType: 'application/json', inbounds };
+    },
+  };
+}
+
+/**
+ * The `twitterDm`/`xApi` provider. `xApiUrl` comes from X_API_URL so that a relay or a test peer
+ * can stand in for `https://api.x.com`.
+ */
+export function xApiProvider(options: { xApiUrl: string }): ChannelProvider {
+  return {
+    channel: 'twitterDm',
+    provider: 'xApi',
+    secretSettings: ['consumerSecret', 'accessTokenSecret', 'accessToken', 'bearerToken'],
+    validateSettings: validateXSettings,
+    create: (ctx) => createXAdapter(ctx, options),
+  };
+}

@@ -1,0 +1,266 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { createHmac } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { ManualClock } from '../../src/lib/clock.js';
+import { oauth1Header, signatureBaseString } from '../../src/channels/x/oauth1.js';
+import { eachDatabase, useServer } from '../helpers/harness.js';
+import { channelApi } from './helpers.js';
+import { settle } from '../messages/helpers.js';
+
+/**
+ * The `twitterDm` channel's `xApi` provider against a local peer speaking the X API v2 DM
+ * endpoint (channels.md §8): OAuth 1.0a signatures the peer checks, bearer tokens, the
+ * classification of X errors, the Account Activity CRC and signed DM events as inbound messages.
+ */
+
+/** RFC 3986 encoding as RFC 5849 §3.6 asks, written out here so the test does not trust the code under test. */
+const enc = (v: string) => encodeURIComponent(v).replace(/[!*'()]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+
+/** The HMAC-SHA1 signature of a request per RFC 5849 §3.4: base string of method, URI without query, sorted parameters. */
+function expectedSignature(method: string, url: string, oauth: Record<string, string>, consumerSecret: string, tokenSecret: string, form: Array<[string, string]> = []): string {
+  const u = new URL(url);
+  const pairs: Array<[string, string]> = [...u.searchParams, ...form, ...Object.entries(oauth).filter(([k]) => k !== 'oauth_signature')].map(([k, v]) => [enc(k), enc(v)]);
+  pairs.sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1));
+  const base = `${method}&${enc(`${u.protocol}//${u.host}${u.pathname}`)}&${enc(pairs.map(([k, v]) => `${k}=${v}`).join('&'))}`;
+  return createHmac('sha1', `${enc(consumerSecret)}&${enc(tokenSecret)}`).update(base).digest('base64');
+}
+
+/** The parameters of an `Authorization: OAuth …` header, decoded. */
+function oauthParams(headerValue: string): Record<string, string> {
+  assert.match(headerValue, /^OAuth /);
+  const out: Record<string, string> = {};
+  for (const m of headerValue.slice(6).matchAll(/([\w]+)="([^"]*)"/g)) out[m[1]!] = decodeURIComponent(m[2]!);
+  return out;
+}
+
+describe('OAuth 1.0a signing (RFC 5849)', () => {
+  it('builds the RFC 5849 §3.4.1 example base string', () => {
+    const base = signatureBaseString('POST', 'http://example.com/request?b5=%3D%253D&a3=a&c%40=&a2=r%20b', {
+      oauth_consumer_key: '9djdj82h48djs9d2', oauth_token: 'kkk9d7dh3k39sjv7', oauth_signature_method: 'HMAC-SHA1', oauth_timestamp: '137131201', oauth_nonce: '7d8f3e4a',
+    }, [['c2', ''], ['a3', '2 q']]);
+    const normalised = 'a2=r%20b&a3=2%20q&a3=a&b5=%3D%253D&c%40=&c2=&oauth_consumer_key=9djdj82h48djs9d2&oauth_nonce=7d8f3e4a&oauth_signature_method=HMAC-SHA1&oauth_timestamp=137131201&oauth_token=kkk9d7dh3k39sjv7';
+    assert.equal(base, `POST&http%3A%2F%2Fexample.com%2Frequest&${enc(normalised)}`);
+  });
+
+  it('signs the X documentation example as RFC 5849 computes it', () => {
+    const req = {
+      method: 'POST', url: 'https://api.twitter.com/1.1/statuses/update.json?include_entities=true',
+      consumerKey: 'xvz1evFS4wEEPTGEFPHBog', consumerSecret: 'kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw',
+      token: '370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb', tokenSecret: 'LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE',
+      nonce: 'kYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg', timestamp: 1318622958,
+      params: [['status', 'Hello Ladies + Gentlemen, a signed OAuth request!']] as Array<[string, string]>,
+    };
+    const params = oauthParams(oauth1Header(req));
+    assert.deepEqual(Object.keys(params).sort(), ['oauth_consumer_key', 'oauth_nonce', 'oauth_signature', 'oauth_signature_method', 'oauth_timestamp', 'oauth_token', 'oauth_version']);
+    assert.equal(params.oauth_signature, expectedSignature('POST', req.url, params, req.consumerSecret, req.tokenSecret, req.params));
+    assert.equal(params.oauth_signature, 'hCtSmYh+iHYCEqBWrE7C7hYmtUk=');
+    // Percent-encoded in the header itself.
+    assert.match(oauth1Header(req), /oauth_signature="hCtSmYh%2BiHYCEqBWrE7C7hYmtUk%3D"/);
+  });
+});
+
+interface Seen { method: string; path: string; headers: http.IncomingHttpHeaders; body: any; answeredId?: string }
+
+const CONSUMER_SECRET = 'x-consumer-secret-0123';
+const TOKEN_SECRET = 'x-access-token-secret';
+const USER_ID = '1500000000000000001';
+const SETTINGS = { userId: USER_ID, consumerKey: 'x-consumer-key', consumerSecret: CONSUMER_SECRET, accessToken: `${USER_ID}-access-token`, accessTokenSecret: TOKEN_SECRET };
+const sign = (raw: string, secret = CONSUMER_SECRET) => 'sha256=' + createHmac('sha256', secret).update(raw).digest('base64');
+
+/** A peer answering like the X API DM endpoint; it checks OAuth 1.0a signatures itself. */
+function xPeer() {
+  const seen: Seen[] = [];
+  const script: Array<(res: http.ServerResponse) => void> = [];
+  let origin = '';
+  let n = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const entry: Seen = { method: req.method!, path: req.url!, headers: req.headers, body: text ? JSON.parse(text) : undefined };
+      seen.push(entry);
+      const auth = String(req.headers.authorization ?? '');
+      if (auth.startsWith('OAuth ')) {
+        const p = oauthParams(auth);
+        const ok = p.oauth_consumer_key === SETTINGS.consumerKey && p.oauth_token === SETTINGS.accessToken
+          && p.oauth_signature === expectedSignature(req.method!, `${origin}${req.url}`, p, CONSUMER_SECRET, TOKEN_SECRET);
+        if (!ok) return res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ title: 'Unauthorized', type: 'about:blank', status: 401, detail: 'Unauthorized' }));
+      }
+      const next = script.shift();
+      if (next) return next(res);
+      entry.answeredId = `17000000000000${++n}`;
+      const participant = /\/with\/(\d+)\//.exec(req.url!)?.[1] ?? '0';
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ data: { dm_conversation_id: `${USER_ID}-${participant}`, dm_event_id: entry.answeredId } }));
+    });
+  });
+  return {
+    seen, script,
+    /** Answers the next request with an X API problem object. */
+    fail(status: number, type: string, detail: string, headers: Record<string, string> = {}) {
+      script.push((res) => res.writeHead(status, { 'content-type': 'application/problem+json', ...headers }).end(JSON.stringify({ title: 'Error', type, detail, status })));
+    },
+    start: () => new Promise<string>((ok) => server.listen(0, '127.0.0.1', () => ok((origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`)))),
+    stop: () => new Promise<void>((ok) => { server.closeAllConnections(); server.close(() => ok()); }),
+  };
+}
+
+const peer = xPeer();
+/** The servers' settings: the peer's address, known once it listens (before any suite starts its server). */
+const env: Record<string, string> = {};
+before(async () => {
+  env.X_API_URL = await peer.start();
+});
+after(() => peer.stop());
+
+eachDatabase('twitterDm channel (X API peer)', (dialect) => {
+  const clock = new ManualClock(Date.now());
+  const s = useServer(dialect, { env, clock });
+  let space = '';
+  let token = '';
+  const api = channelApi(s, () => space, () => token, { channelId: 'twitterDm', header: 'x-twitter-webhooks-signature', sign: (raw: string) => sign(raw) });
+  const { url, send, get, callback } = api;
+  const inboundEvents = async () => {
+    const events = (await s().container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'message.inbound' && e.apiSpaceId === space);
+    await s().container.platform.events.loadPayloads(events);
+    return events.map((e) => e.payload as any);
+  };
+  const dm = (id: string, sender: string, text: string) => ({
+    type: 'message_create', id, created_timestamp: '1700000000123',
+    message_create: { target: { recipient_id: sender === USER_ID ? '2244994945' : USER_ID }, sender_id: sender, message_data: { text, entities: {} } },
+  });
+  const to = { twitterId: '2244994945' };
+
+  it('configures the channel: secrets masked and kept by a masked PUT, bad settings refused', async () => {
+    space = await s().createSpace('x');
+    token = await s().createToken(space, ['msg:any:s', 'msg:r', 'prof:ra']);
+    const bad = await s().request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: true, provider: 'xApi', settings: { userId: '@acme', consumerKey: '' } } });
+    assert.equal(bad.statusCode, 400, bad.body);
+    assert.deepEqual(bad.json().validationFailures.map((f: { paramName: string }) => f.paramName).sort(),
+      ['settings.accessToken', 'settings.accessTokenSecret', 'settings.consumerKey', 'settings.consumerSecret', 'settings.userId']);
+    const bearerOnly = await s().request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: true, provider: 'xApi', settings: { userId: USER_ID, bearerToken: 'b' } } });
+    assert.equal(bearerOnly.statusCode, 400, 'consumerSecret is needed for webhooks');
+    assert.deepEqual(bearerOnly.json().validationFailures.map((f: { paramName: string }) => f.paramName), ['settings.consumerSecret']);
+    const put = await s().request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: true, provider: 'xApi', settings: SETTINGS } });
+    assert.equal(put.statusCode, 201, put.body);
+    const masked = { ...SETTINGS, consumerSecret: '********', accessToken: '********', accessTokenSecret: '********' };
+    assert.deepEqual(put.json().settings, masked);
+    const again = await s().request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: true, provider: 'xApi', settings: masked } });
+    assert.equal(again.statusCode, 200, again.body);
+    assert.deepEqual((await s().request({ method: 'GET', url: url('/channels/twitterDm') })).json().settings, masked);
+  });
+
+  it('sends a text DM signed with OAuth 1.0a; the DM event id becomes the provider message id', async () => {
+    const from = peer.seen.length;
+    const id = await send({ to, rules: ['twitterDm'], body: 'Your order shipped' });
+    await settle(s());
+    const reqs = peer.seen.slice(from);
+    assert.equal(reqs.length, 1);
+    const req = reqs[0]!;
+    assert.equal(req.method, 'POST');
+    assert.equal(req.path, '/2/dm_conversations/with/2244994945/messages');
+    assert.deepEqual(req.body, { text: 'Your order shipped' });
+    assert.match(String(req.headers.authorization), /^OAuth /);
+    assert.equal(req.headers['content-type'], 'application/json');
+    const m = await get(id);
+    assert.equal(m.status, 'sent', JSON.stringify(m.statusDetails));
+    assert.equal(m.statusDetails.attempts[0].providerMessageId, req.answeredId);
+
+    // Media cannot be attached: text goes out alone, and a media-only send is refused before any request.
+    const withImage = await send({ to, rules: ['twitterDm'], body: 'See the parcel', messageParts: [{ type: 'image/png', url: 'https://cdn.example.com/p.png' }, { type: 'text/html', url: 'https://example.com/track' }] });
+    const mediaOnly = await send({ to, rules: ['twitterDm'], messageParts: [{ type: 'image/png', url: 'https://cdn.example.com/p.png' }] });
+    const long = await send({ to, rules: ['twitterDm'], body: 'x'.repeat(10_001) });
+    await settle(s());
+    assert.equal(peer.seen.length - from, 2);
+    assert.deepEqual(peer.seen.at(-1)!.body, { text: 'See the parcel\nhttps://example.com/track' });
+    assert.equal((await get(withImage)).status, 'sent');
+    for (const [msg, code] of [[mediaOnly, 'MediaNotSupported'], [long, 'TextTooLong']] as const) {
+      const failed = await get(msg);
+      assert.equal(failed.status, 'failed');
+      assert.equal(failed.statusDetails.attempts[0].providerCode, code);
+    }
+  });
+
+  it('classifies X errors: rate limits retry, refusals and bad credentials are rejected', async () => {
+    peer.fail(429, 'about:blank', 'Too Many Requests', { 'x-rate-limit-reset': String(Math.floor(Date.now() / 1000) + 1) });
+    const throttled = await send({ to, rules: ['twitterDm'], body: 'Later' });
+    await settle(s());
+    const waiting = await get(throttled);
+    assert.equal(waiting.status, 'retrying');
+    clock.advance(40_000);
+    await settle(s());
+    const after = await get(throttled);
+    assert.equal(after.status, 'sent');
+    assert.deepEqual(after.statusDetails.attempts.map((a: { outcome: string }) => a.outcome), ['retrying', 'accepted']);
+
+    for (const [status, expected] of [[403, 'ProviderRejected'], [401, 'Unauthorized'], [400, 'HTTP400']] as const) {
+      peer.fail(status, 'https://api.twitter.com/2/problems/client-forbidden', `refused ${status}`);
+      const id = await send({ to, rules: ['twitterDm'], body: 'Hello' });
+      await settle(s());
+      const m = await get(id);
+      assert.equal(m.status, 'failed', `${status}`);
+      assert.equal(m.statusDetails.attempts[0].outcome, 'rejected');
+      assert.equal(m.statusDetails.attempts[0].providerCode, expected);
+    }
+    // A 5xx is worth retrying.
+    peer.script.push((res) => res.writeHead(503).end('unavailable'));
+    const down = await send({ to, rules: ['twitterDm'], body: 'Down' });
+    await settle(s());
+    assert.equal((await get(down)).status, 'retrying');
+    clock.advance(40_000);
+    await settle(s());
+    assert.equal((await get(down)).status, 'sent');
+  });
+
+  it('answers the CRC challenge with the HMAC of the token under the consumer secret', async () => {
+    const res = await s().request({ method: 'GET', url: url('/channels/twitterDm/callback?crc_token=challenge-123'), token: null });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json(), { response_token: 'sha256=' + createHmac('sha256', CONSUMER_SECRET).update('challenge-123').digest('base64') });
+    const missing = await s().request({ method: 'GET', url: url('/channels/twitterDm/callback'), token: null });
+    assert.equal(missing.statusCode, 400);
+  });
+
+  it('takes signed DM events as inbound messages and stores the sender\'s twitterId on a profile', async () => {
+    const sender = `88${dialect === 'sqlite' ? '1' : '2'}00000077`;
+    const before = (await inboundEvents()).length;
+    const raw = JSON.stringify({
+      for_user_id: USER_ID,
+      direct_message_events: [dm('1900000000000000001', sender, 'Where is my parcel?'), dm('1900000000000000002', USER_ID, 'our own reply'), { type: 'something_else', id: '3' }],
+      users: { [sender]: { id: sender, screen_name: 'dana_x', name: 'Dana' } },
+    });
+    assert.equal((await callback(raw, sign(raw, 'wrong-secret'))).statusCode, 401);
+    assert.equal((await callback(raw, null)).statusCode, 401);
+    const res = await callback(raw);
+    assert.equal(res.statusCode, 200, res.body);
+    await settle(s());
+    const events = (await inboundEvents()).slice(before);
+    assert.equal(events.length, 1, 'the account\'s own message is not inbound');
+    const text = JSON.stringify(events[0]);
+    assert.match(text, new RegExp(`"twitterId":"${sender}"`));
+    assert.match(text, /Where is my parcel\?/);
+    const profile = await s().request({ method: 'GET', url: url(`/profiles/${sender}`), token });
+    assert.equal(profile.statusCode, 200, profile.body);
+    assert.equal(profile.json().twitterId, sender);
+
+    // Another subscribed account's events are acknowledged and ignored.
+    const other = JSON.stringify({ for_user_id: '42', direct_message_events: [dm('1900000000000000003', sender, 'not ours')] });
+    assert.equal((await callback(other)).statusCode, 200);
+    await settle(s());
+    assert.equal((await inboundEvents()).length - before, 1);
+  });
+
+  it('sends with an OAuth 2.0 user token when configured with bearerToken', async () => {
+    const put = await s().request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: true, provider: 'xApi', settings: { userId: USER_ID, consumerSecret: CONSUMER_SECRET, bearerToken: 'user-token-dm-write' } } });
+    assert.equal(put.statusCode, 200, put.body);
+    assert.equal(put.json().settings.bearerToken, '********');
+    const from = peer.seen.length;
+    const id = await send({ to, rules: ['twitterDm'], body: 'Hello again' });
+    await settle(s());
+    assert.equal(peer.seen.length - from, 1);
+    assert.equal(peer.seen.at(-1)!.headers.authorization, 'Bearer user-token-dm-write');
+    assert.equal((await get(id)).status, 'sent');
+  });
+});
