@@ -126,8 +126,20 @@ export interface AdapterSink {
   inbound(report: InboundReport): Promise<void>;
 }
 
+/** An inbound message the customer marked read (one-api.md §3.8), as its channel knows it. */
+export interface ReadInbound {
+  providerMessageId: string;
+  /** The sender, as the inbound message recorded it (`{phoneNumber}`, `{fbMessengerId}`…). */
+  from: Record<string, unknown>;
+}
+
 export interface ChannelAdapter {
   send(input: SendInput): Promise<SendOutcome>;
+  /**
+   * Tells the provider an inbound message was read (WhatsApp's blue ticks, Messenger's "seen").
+   * A `transient` answer is tried again later; anything else ends it.
+   */
+  markRead?(inbound: ReadInbound, signal?: AbortSignal): Promise<SendOutcome>;
   /** Provider callbacks (`/channels/{channelId}/callback`); 401 for a bad signature. */
   handleCallback?(request: CallbackRequest): Promise<CallbackResult>;
   close?(): Promise<void>;

@@ -90,6 +90,12 @@ eachDatabase('fbMessenger channel (Send API peer)', (dialect) => {
     await settle(s());
     const inbound = (await s().container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'message.inbound' && e.apiSpaceId === space);
     assert.equal(inbound.length, 1, 'the echo is not an inbound message');
+    // Marking it read shows the page has seen the conversation.
+    const seenFrom = seen.length;
+    const read = await s().request({ method: 'POST', url: url(`/messages/inbounds/${(inbound[0]!.payload as { id: string }).id}/statuses/read`), token, payload: { timestamp: new Date().toISOString() } });
+    assert.ok(read.statusCode < 300, read.body);
+    await settle(s());
+    assert.deepEqual(seen.slice(seenFrom).map((r) => r.body), [{ recipient: { id: psid }, sender_action: 'mark_seen' }]);
     const from = seen.length;
     const reply = await send({ to: { profileId: 'dana' }, rules: ['fbMessenger'], body: 'On its way', messageParts: [{ type: 'image/png', url: 'https://cdn.example.com/parcel.png' }] });
     await settle(s());

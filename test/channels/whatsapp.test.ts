@@ -153,6 +153,12 @@ eachDatabase('whatsApp channel (Cloud API peer)', (dialect) => {
     const stored = await s().request({ method: 'GET', url: url(`/messages/inbounds/${texts[0]!.id}`), token });
     assert.equal(stored.statusCode, 200, stored.body);
     assert.equal(stored.json().channelData.providerMessageId, 'wamid.in-1');
+    // Marking it read tells WhatsApp (the sender sees blue ticks), after the status is stored.
+    const seenBefore = peer.seen.length;
+    const read = await s().request({ method: 'POST', url: url(`/messages/inbounds/${texts[0]!.id}/statuses/read`), token, payload: { timestamp: new Date().toISOString() } });
+    assert.ok(read.statusCode < 300, read.body);
+    await settle(s());
+    assert.deepEqual(requestsSince(seenBefore).map((r) => r.body), [{ messaging_product: 'whatsapp', status: 'read', message_id: 'wamid.in-1' }]);
 
     const from = peer.seen.length;
     const id = await send({

@@ -8,7 +8,7 @@
  * the dispatcher found inside the window.
  */
 import type {
-  AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, OptinReport, ReadUpTo, ReceiptReport, SendInput, SendOutcome,
+  AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, OptinReport, ReadInbound, ReadUpTo, ReceiptReport, SendInput, SendOutcome,
 } from '../adapter.js';
 import { asArray as arr, asObject as obj, asString as str, createGraphPoster, customObject, parseJson, phoneDigits as digitsOf, type GraphErrors } from '../meta/graph.js';
 import { jsonAnswer, signatureValid, verificationAnswer } from '../meta/webhook.js';
@@ -149,6 +149,14 @@ export function createMessengerAdapter(ctx: AdapterContext, options: { graphApiU
   return {
     async close() {
       graph.close();
+    },
+
+    /** Marks the conversation seen by the page (Messenger's `mark_seen` sender action). */
+    async markRead(inbound: ReadInbound, signal?: AbortSignal): Promise<SendOutcome> {
+      const id = idOf(inbound.from.fbMessengerId);
+      if (!id) return { kind: 'rejected', code: 'NoAddress', reason: 'The inbound message has no Messenger sender id' };
+      const answer = await graph.post({ recipient: { id }, sender_action: 'mark_seen' }, signal);
+      return answer.ok ? { kind: 'accepted' } : answer.outcome;
     },
 
     async send(input: SendInput): Promise<SendOutcome> {

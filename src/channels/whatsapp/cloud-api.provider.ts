@@ -5,7 +5,7 @@
  * and `messages[]` inbound messages). The 24-hour window is the dispatcher's business: a
  * free-form send reaching this adapter is one the dispatcher found inside the window.
  */
-import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, ReceiptReport, SendInput, SendOutcome } from '../adapter.js';
+import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, ReadInbound, ReceiptReport, SendInput, SendOutcome } from '../adapter.js';
 import { jsonAnswer, signatureValid, verificationAnswer } from '../meta/webhook.js';
 import { asArray as arr, asObject as obj, asString as str, createGraphPoster, customObject, parseJson, phoneDigits as digitsOf, type GraphErrors } from '../meta/graph.js';
 
@@ -172,6 +172,12 @@ export function createWhatsAppCloudAdapter(ctx: AdapterContext, options: { graph
   return {
     async close() {
       graph.close();
+    },
+
+    /** The inbound message's read status (blue ticks), channels.md §6. */
+    async markRead(inbound: ReadInbound, signal?: AbortSignal): Promise<SendOutcome> {
+      const answer = await graph.post({ messaging_product: 'whatsapp', status: 'read', message_id: inbound.providerMessageId }, signal);
+      return answer.ok ? { kind: 'accepted' } : answer.outcome;
     },
 
     async send(input: SendInput): Promise<SendOutcome> {

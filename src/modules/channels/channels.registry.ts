@@ -5,7 +5,7 @@
  * queued as durable `channels.report` jobs and handed to the messages module's sink from there.
  */
 import { randomBytes } from 'node:crypto';
-import type { AdapterSink, CallbackRequest, CallbackResult, ChannelAdapter, InboundReport, OptinReport, ReadUpTo, ReceiptReport } from '../../channels/adapter.js';
+import type { AdapterSink, CallbackRequest, CallbackResult, ChannelAdapter, InboundReport, OptinReport, ReadInbound, ReadUpTo, ReceiptReport } from '../../channels/adapter.js';
 import type { ModuleContext } from '../module.js';
 import type { Uow } from '../../storage/uow.js';
 import type { JobHandler } from '../../delivery/worker.js';
@@ -18,6 +18,8 @@ import type { ChannelsRepo, StoredConfig } from './channels.repo.js';
 import { isBuiltIn, type ChannelConfigService, type ProviderRegistry } from './channels.service.js';
 
 export const REPORT_JOB = 'channels.report';
+/** Telling a provider that an inbound message was read (`ChannelAdapter.markRead`). */
+export const MARK_READ_JOB = 'channels.markRead';
 
 interface ReportPayload {
   v: 1;
@@ -42,6 +44,7 @@ export interface ChannelRegistryImpl extends ChannelRegistry {
   /** Resolves a tracked-link token: the original URL (and records the click), or undefined. */
   click(token: string, userAgent: string | undefined): Promise<string | undefined>;
   reportJob: JobHandler;
+  markReadJob: JobHandler;
   closeAll(): Promise<void>;
 }
 
@@ -213,6 +216,15 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
       if (p.inbound) await sink.inbound(job.apiSpaceId!, p.inbound);
       if (p.read) await sink.readUpTo(job.apiSpaceId!, p.channelId, p.read);
       if (p.optin) await deps.optin?.(job.apiSpaceId!, p.channelId, p.optin);
+    },
+
+    async markReadJob({ job, signal }) {
+      const { channelId, inbound } = job.payload as unknown as { channelId: string; inbound: ReadInbound };
+      const found = await registry.adapter(job.apiSpaceId!, channelId);
+      if ('missing' in found || !found.adapter.markRead) return;
+      const outcome = await found.adapter.markRead(inbound, signal);
+      if (outcome.kind === 'transient') throw new RetryLater(outcome.reason, outcome.retryAfterMs !== undefined ? ctx.clock.now() + outcome.retryAfterMs : undefined);
+      if (outcome.kind === 'rejected') ctx.log.info({ apiSpaceId: job.apiSpaceId, channelId, reason: outcome.reason }, 'the provider refused a read receipt for an inbound message');
     },
 
     async closeAll() {

@@ -10,7 +10,7 @@ import { facebookStateRoutes } from './facebook-state.routes.js';
 import { facebookOptins } from './facebook-optin.js';
 import { createChannelsRepo } from './channels.repo.js';
 import { createChannelConfigService, createProviderRegistry } from './channels.service.js';
-import { createChannelRegistry, REPORT_JOB } from './channels.registry.js';
+import { createChannelRegistry, MARK_READ_JOB, REPORT_JOB } from './channels.registry.js';
 import { channelsRoutes } from './channels.routes.js';
 
 declare module '../services.js' {
@@ -42,7 +42,7 @@ export const channelsModule: ModuleDefinition = {
         await channelsRoutes(configs, reg, ctx.services.spaces)(app);
         await facebookStateRoutes(facebookStates)(app);
       },
-      jobs: { [REPORT_JOB]: reg.reportJob },
+      jobs: { [REPORT_JOB]: reg.reportJob, [MARK_READ_JOB]: reg.markReadJob },
       stop: () => reg.closeAll(),
     };
   },

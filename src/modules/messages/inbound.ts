@@ -91,6 +91,9 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
     return first ? { id: norm[first]!, init: { [first]: norm[first]! } } : undefined;
   }
 
+  /** Channels whose providers take read receipts for inbound messages (`ChannelAdapter.markRead`). */
+  const READ_RECEIPT_CHANNELS: ReadonlySet<string> = new Set(['whatsApp', 'fbMessenger']);
+
   async function load(apiSpaceId: string, id: string) {
     const row = await db.selectFrom('inbound_messages').selectAll().where('api_space_id', '=', apiSpaceId).where('id', '=', id).executeTakeFirst();
     return row ? { doc: fromJson<InboundDoc>(row.doc), revision: row.revision } : undefined;
@@ -196,9 +199,17 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
         if (!cur) throw errors.notFound('Inbound message');
         if ((ORDER[status] ?? 0) <= (ORDER[cur.doc.status] ?? 0)) return cur.doc; // backward moves are ignored (§3.8)
         const doc: InboundDoc = { ...cur.doc, status, _updatedOn: iso(clock.now()), _updatedBy: actor, ...(body.channelStatus ? { channelStatus: body.channelStatus } : {}), [`${status}On`]: iso(parseDateTime(body.timestamp)!) };
-        const res = await db.updateTable('inbound_messages').set({ status, doc: toJson(doc), revision: cur.revision + 1 })
-          .where('api_space_id', '=', apiSpaceId).where('id', '=', id).where('revision', '=', cur.revision).executeTakeFirst();
-        if (Number(res.numUpdatedRows) === 1) return doc;
+        const providerMessageId = (doc.channelData as { providerMessageId?: unknown } | undefined)?.providerMessageId;
+        const tellProvider = status === 'read' && typeof providerMessageId === 'string' && READ_RECEIPT_CHANNELS.has(doc.channel);
+        const written = await ctx.transaction(async (uow) => {
+          const res = await uow.tx.updateTable('inbound_messages').set({ status, doc: toJson(doc), revision: cur.revision + 1 })
+            .where('api_space_id', '=', apiSpaceId).where('id', '=', id).where('revision', '=', cur.revision).executeTakeFirst();
+          if (Number(res.numUpdatedRows) !== 1) return false;
+          // The provider hears of it after the commit, durably (channels.md §6: WhatsApp's read status).
+          if (tellProvider) await ctx.queue.enqueue(uow, { kind: 'channels.markRead', apiSpaceId, payload: { v: 1, channelId: doc.channel, inbound: { providerMessageId, from: doc.from } } });
+          return true;
+        });
+        if (written) return doc;
       }
       throw errors.conflict('The inbound message was changed concurrently');
     },
