@@ -89,6 +89,12 @@ function xPeer() {
           && p.oauth_signature === expectedSignature(req.method!, `${origin}${req.url}`, p, CONSUMER_SECRET, TOKEN_SECRET);
         if (!ok) return res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ title: 'Unauthorized', type: 'about:blank', status: 401, detail: 'Unauthorized' }));
       }
+      const user = /^\/2\/users\/by\/username\/(\w+)$/.exec(req.url!);
+      if (user) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // X answers an unknown name with 200 and an errors array.
+        return res.end(JSON.stringify(user[1] === 'jack' ? { data: { id: '12', name: 'Jack', username: 'jack' } } : { errors: [{ title: 'Not Found Error', detail: `Could not find user with username: [${user[1]}].` }] }));
+      }
       const next = script.shift();
       if (next) return next(res);
       entry.answeredId = `17000000000000${++n}`;
@@ -182,6 +188,23 @@ eachDatabase('twitterDm channel (X API peer)', (dialect) => {
       assert.equal(failed.status, 'failed');
       assert.equal(failed.statusDetails.attempts[0].providerCode, code);
     }
+  });
+
+  it('resolves a screen name to its user id once, and fails a send to an unknown one', async () => {
+    const from = peer.seen.length;
+    const first = await send({ to: { twitterScreenName: '@jack' }, rules: ['twitterDm'], body: 'Hello Jack' });
+    await settle(s());
+    const second = await send({ to: { twitterScreenName: 'jack' }, rules: ['twitterDm'], body: 'Again' });
+    await settle(s());
+    assert.deepEqual(peer.seen.slice(from).map((r) => `${r.method} ${r.path}`), [
+      'GET /2/users/by/username/jack', 'POST /2/dm_conversations/with/12/messages', 'POST /2/dm_conversations/with/12/messages',
+    ]);
+    for (const id of [first, second]) assert.equal((await get(id)).status, 'sent');
+    const unknown = await send({ to: { twitterScreenName: 'nobody_here' }, rules: ['twitterDm'], body: 'Hi' });
+    await settle(s());
+    const failed = await get(unknown);
+    assert.equal(failed.status, 'failed');
+    assert.equal(failed.statusDetails.attempts[0].providerCode, 'NoAddress');
   });
 
   it('classifies X errors: rate limits retry, refusals and bad credentials are rejected', async () => {

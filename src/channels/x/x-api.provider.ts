@@ -151,29 +151,61 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
     ? `Bearer ${bearer}`
     : oauth1Header({ method, url, consumerKey: String(s.consumerKey ?? ''), consumerSecret: consumerSecret ?? '', token: String(s.accessToken ?? ''), tokenSecret: String(s.accessTokenSecret ?? '') }));
 
+  /** One signed request; a network failure comes back as the send's outcome. */
+  async function call(method: 'GET' | 'POST', url: string, signal: AbortSignal | undefined, body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string } | SendOutcome> {
+    const headers = { authorization: authorization(method, url), accept: 'application/json', 'user-agent': 'Switchboard-X/1', ...(body ? { 'content-type': 'application/json' } : {}) };
+    try {
+      const res = await guardedRequest({ url, method, headers, ...(body ? { body } : {}), timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, agents });
+      return { status: res.status, headers: res.headers, text: res.body.toString('utf8') };
+    } catch (err) {
+      if (err instanceof OutboundError && (err.kind === 'blocked' || err.kind === 'invalid')) return { kind: 'rejected', code: 'ChannelMisconfigured', reason: err.message };
+      const code = err instanceof OutboundError && err.kind === 'timeout' ? 'Timeout' : 'NetworkError';
+      return { kind: 'transient', code, reason: (err as Error).message };
+    }
+  }
+
+  // Screen names resolved by this adapter (channels.md §8); an id does not change with the name.
+  const ids = new Map<string, string>();
+  /** The user id of a screen name (`GET /2/users/by/username/{username}`), or why there is none. */
+  async function resolve(name: string, signal: AbortSignal | undefined): Promise<string | SendOutcome> {
+    const key = name.toLowerCase();
+    const known = ids.get(key);
+    if (known) return known;
+    if (!/^\w{1,15}$/.test(name)) return { kind: 'rejected', code: 'NoAddress', reason: `"${name}" is not an X screen name` };
+    const answer = await call('GET', `${origin}/2/users/by/username/${name}`, signal);
+    if ('kind' in answer) return answer;
+    const id = idOf(obj(obj(parseJson(answer.text)).data).id);
+    if (answer.status === 200 && id) {
+      if (ids.size >= 10_000) ids.clear();
+      ids.set(key, id);
+      return id;
+    }
+    if (answer.status === 200 || answer.status === 404) return { kind: 'rejected', code: 'NoAddress', reason: `No X user has the screen name "${name}"` };
+    const outcome = classifyX(answer.status, answer.headers, answer.text);
+    return outcome.kind === 'accepted' ? { kind: 'rejected', code: 'NoAddress', reason: `No X user has the screen name "${name}"` } : outcome;
+  }
+
   return {
     async close() {
       agents.destroy();
     },
 
     async send(input: SendInput): Promise<SendOutcome> {
-      const to = idOf(input.to.twitterId);
-      if (!to) return { kind: 'rejected', code: 'NoAddress', reason: 'No X user id (twitterId) to send to; screen names are not resolved by this provider' };
+      const name = str(input.to.twitterScreenName)?.replace(/^@/, '');
+      let to = idOf(input.to.twitterId);
+      if (!to && name) {
+        const found = await resolve(name, input.signal);
+        if (typeof found !== 'string') return found;
+        to = found;
+      }
+      if (!to) return { kind: 'rejected', code: 'NoAddress', reason: 'No X user id (twitterId) or screen name to send to' };
       const built = buildText(input);
       if (!built.ok) return { kind: 'rejected', code: built.code, reason: built.reason };
-      const url = `${origin}/2/dm_conversations/with/${to}/messages`;
-      const headers = { authorization: authorization('POST', url), 'content-type': 'application/json', accept: 'application/json', 'user-agent': 'Switchboard-X/1' };
-      let outcome: SendOutcome;
-      try {
-        const res = await guardedRequest({ url, method: 'POST', headers, body: JSON.stringify({ text: built.text }), timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal: input.signal, agents });
-        outcome = classifyX(res.status, res.headers, res.body.toString('utf8'));
-      } catch (err) {
-        if (err instanceof OutboundError && (err.kind === 'blocked' || err.kind === 'invalid')) return { kind: 'rejected', code: 'ChannelMisconfigured', reason: err.message };
-        const code = err instanceof OutboundError && err.kind === 'timeout' ? 'Timeout' : 'NetworkError';
-        return { kind: 'transient', code, reason: (err as Error).message };
-      }
+      const answer = await call('POST', `${origin}/2/dm_conversations/with/${to}/messages`, input.signal, JSON.stringify({ text: built.text }));
+      if ('kind' in answer) return answer;
+      const outcome = classifyX(answer.status, answer.headers, answer.text);
       if (outcome.kind !== 'accepted') return outcome;
-      return { ...outcome, details: { to, ...outcome.details, ...(built.droppedMedia ? { mediaNotSent: built.droppedMedia } : {}) } };
+      return { ...outcome, details: { to, ...(name && !idOf(input.to.twitterId) ? { resolvedFrom: name } : {}), ...outcome.details, ...(built.droppedMedia ? { mediaNotSent: built.droppedMedia } : {}) } };
     },
 
     async handleCallback(req: CallbackRequest): Promise<CallbackResult> {
