@@ -11,6 +11,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { Agent, type Dispatcher } from 'undici';
+import type { SendOutcome } from './adapter.js';
 
 const blocked = new BlockList();
 for (const [net, prefix] of [
@@ -307,6 +308,15 @@ export async function guardedRequest(req: GuardedRequest): Promise<GuardedRespon
     clearTimeout(timer);
     req.signal?.removeEventListener('abort', abort);
   }
+}
+
+/**
+ * How a send ends when its request failed before any answer: a target the guard refuses (or a bad
+ * URL) is the configuration's fault and is not retried; a timeout or a network failure is.
+ */
+export function failedRequestOutcome(err: unknown): SendOutcome & { kind: 'transient' | 'rejected' } {
+  if (err instanceof OutboundError && (err.kind === 'blocked' || err.kind === 'invalid')) return { kind: 'rejected', code: 'ChannelMisconfigured', reason: err.message };
+  return { kind: 'transient', code: err instanceof OutboundError && err.kind === 'timeout' ? 'Timeout' : 'NetworkError', reason: (err as Error).message };
 }
 
 /** `Retry-After` (delta seconds or an HTTP date) in ms from `now`, if present and sensible. */

@@ -4,7 +4,7 @@
  * uses it.
  */
 import type { AdapterContext, ChannelAdapter, ChannelProvider, SendInput, SendOutcome } from '../adapter.js';
-import { OutboundError, checkTargetUrl, createGuardedAgents, guardedRequest, retryAfterMs } from '../http-guard.js';
+import { checkTargetUrl, createGuardedAgents, failedRequestOutcome, guardedRequest, retryAfterMs } from '../http-guard.js';
 import { escapingForContentType, renderTemplate, textOf, valueAt, type MergeValues } from './template.js';
 
 export interface CustomChannelSettings {
@@ -142,11 +142,7 @@ export function createCustomAdapter(ctx: Pick<AdapterContext, 'settings' | 'allo
         }
         return { kind: 'rejected', code: 'ProviderRejected', reason };
       } catch (err) {
-        if (err instanceof OutboundError) {
-          if (err.kind === 'blocked' || err.kind === 'invalid') return { kind: 'rejected', code: 'ChannelMisconfigured', reason: err.message };
-          return { kind: 'transient', code: err.kind === 'timeout' ? 'Timeout' : 'NetworkError', reason: err.message };
-        }
-        return { kind: 'transient', code: 'NetworkError', reason: (err as Error).message };
+        return failedRequestOutcome(err);
       }
     },
   };

@@ -4,7 +4,7 @@
  * objects, and the rule for a message that needs several requests.
  */
 import type { AdapterContext, SendOutcome } from '../adapter.js';
-import { createGuardedAgents, guardedRequest, OutboundError, retryAfterMs } from '../http-guard.js';
+import { createGuardedAgents, failedRequestOutcome, guardedRequest, retryAfterMs } from '../http-guard.js';
 
 type Json = Record<string, unknown>;
 export type Failed = SendOutcome & { kind: 'transient' | 'rejected' };
@@ -84,9 +84,7 @@ export function createGraphPoster(ctx: AdapterContext, options: { url: string; t
       const res = await guardedRequest({ url: options.url, method: 'POST', headers, body: JSON.stringify(payload), timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, agents });
       return classifyGraph(res.status, res.headers, res.body.toString('utf8'), options.errors);
     } catch (err) {
-      if (err instanceof OutboundError && (err.kind === 'blocked' || err.kind === 'invalid')) return { ok: false, outcome: { kind: 'rejected', code: 'ChannelMisconfigured', reason: err.message } };
-      const code = err instanceof OutboundError && err.kind === 'timeout' ? 'Timeout' : 'NetworkError';
-      return { ok: false, outcome: { kind: 'transient', code, reason: (err as Error).message } };
+      return { ok: false, outcome: failedRequestOutcome(err) };
     }
   }
 

@@ -9,7 +9,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, SendInput, SendOutcome } from '../adapter.js';
-import { createGuardedAgents, guardedRequest, OutboundError, retryAfterMs } from '../http-guard.js';
+import { createGuardedAgents, failedRequestOutcome, guardedRequest, retryAfterMs } from '../http-guard.js';
 import { asArray as arr, asObject as obj, asString as str, customObject, parseJson } from '../meta/graph.js';
 import { header, jsonAnswer, queryValue, sameSecret } from '../meta/webhook.js';
 import { oauth1Header } from './oauth1.js';
@@ -158,9 +158,7 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
       const res = await guardedRequest({ url, method, headers, ...(body ? { body } : {}), timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, agents });
       return { status: res.status, headers: res.headers, text: res.body.toString('utf8') };
     } catch (err) {
-      if (err instanceof OutboundError && (err.kind === 'blocked' || err.kind === 'invalid')) return { kind: 'rejected', code: 'ChannelMisconfigured', reason: err.message };
-      const code = err instanceof OutboundError && err.kind === 'timeout' ? 'Timeout' : 'NetworkError';
-      return { kind: 'transient', code, reason: (err as Error).message };
+      return failedRequestOutcome(err);
     }
   }
 
