@@ -1,5 +1,4 @@
 import { sql } from 'kysely';
-import { AppError } from '../../http/errors.js';
 import type { ProfileDirectory, ProfileDocument } from '../profiles/profiles.contract.js';
 import type { Actor } from '../../auth/actor.js';
 import type { Tx, Executor } from '../../storage/db.js';
@@ -106,20 +105,12 @@ export function buildFrame(p: {
 
 /**
  * Creates missing profiles (ids are free-form), each in its own transaction before the caller's
- * write: two requests creating the same profile at once then cost a retry, not a failed request.
+ * write: two requests creating the same profile at once then cost a retry (inside `ensure`), not
+ * a failed request.
  */
 export async function ensureProfiles(profiles: ProfileDirectory | undefined, apiSpaceId: string, ids: string[], actor: string): Promise<Map<string, ProfileDocument>> {
   const out = new Map<string, ProfileDocument>();
   if (!profiles) return out;
-  for (const id of new Set(ids)) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        out.set(id, (await profiles.ensure(apiSpaceId, id, { id }, actor)).profile);
-        break;
-      } catch (err) {
-        if (!(err instanceof AppError && err.status === 409) || attempt >= 2) throw err;
-      }
-    }
-  }
+  for (const id of new Set(ids)) out.set(id, (await profiles.ensure(apiSpaceId, id, { id }, actor)).profile);
   return out;
 }

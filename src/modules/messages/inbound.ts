@@ -4,7 +4,7 @@
  * `message.inbound` — the row, the window and the event in one transaction.
  */
 import type { InboundReport } from '../../channels/adapter.js';
-import { AppError, errors, type ValidationFailure } from '../../http/errors.js';
+import { errors, type ValidationFailure } from '../../http/errors.js';
 import { iso, parseDateTime } from '../../lib/clock.js';
 import { fromJson, toJson } from '../../storage/dialect.js';
 import type { Uow } from '../../storage/uow.js';
@@ -127,16 +127,7 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
       // two messages of one new sender (one provider callback) both try to create it, and on
       // PostgreSQL the later insert fails its whole transaction. The loser finds it made.
       const profiles = ports.profiles();
-      if (sender && profiles && !opts.uow) {
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await profiles.ensure(apiSpaceId, sender.id, sender.init, actor);
-            break;
-          } catch (err) {
-            if (!(err instanceof AppError && err.status === 409) || attempt >= 2) throw err;
-          }
-        }
-      }
+      if (sender && profiles && !opts.uow) await profiles.ensure(apiSpaceId, sender.id, sender.init, actor);
       return write(async (uow) => {
         if (sender && profiles && opts.uow) await profiles.ensure(apiSpaceId, sender.id, sender.init, actor, uow);
         if (!correlated && profileId) {

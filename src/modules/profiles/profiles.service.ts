@@ -132,8 +132,16 @@ export function createProfilesService(ctx: ModuleContext) {
       return rows.rows[0] ? toDocument(stateFromRow(rows.rows[0])) : undefined;
     },
     async ensure(apiSpaceId, profileId, init, actor, uow) {
-      const r = await upsert(apiSpaceId, profileId, init, actor, uow, false, false);
-      return { profile: toDocument(r.state), created: r.created };
+      // In its own transaction, a create lost to a concurrent one (409) is read again: then the
+      // profile exists, which is all `ensure` promises. In the caller's, the caller retries.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const r = await upsert(apiSpaceId, profileId, init, actor, uow, false, false);
+          return { profile: toDocument(r.state), created: r.created };
+        } catch (err) {
+          if (uow || !(err instanceof AppError && err.status === 409) || attempt >= 2) throw err;
+        }
+      }
     },
     async ensureSystemProfile(apiSpaceId, profileId, actor) {
       await upsert(apiSpaceId, profileId, {}, actor, undefined, true, false);
