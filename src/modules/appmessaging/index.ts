@@ -7,7 +7,7 @@ import type { JobHandler } from '../../delivery/worker.js';
 import { createGateway, type Gateway } from '../../realtime/gateway.js';
 import { createIdempotency } from '../../http/idempotency.js';
 import { appMessagingMigrations } from './appmessaging.migrations.js';
-import { createSessionsService, type SessionsService } from './sessions.service.js';
+import { createSessionsService, tokenOf, type SessionsService } from './sessions.service.js';
 import { createConversationsService, type ConversationsService } from './conversations.service.js';
 import { createMessagesService, type ConversationMessagesService } from './messages.service.js';
 import { createA2P, type A2PInput } from './a2p.js';
@@ -97,21 +97,16 @@ export const appMessagingModule: ModuleDefinition = {
       ...(ctx.config.fcmUrl ? { fcmUrl: ctx.config.fcmUrl } : {}),
       now: () => ctx.clock.now(), log: ctx.log,
     });
-    const tokenOf = (t: PushTarget) => t.push.fcm?.registrationId ?? t.push.apns?.token;
     const pushDevices: PushDevices = {
       async devices(spaceId, profileId) {
         if (!profiles) return [];
         return (await profiles.devices(spaceId, profileId)).filter((d) => d.push?.apns || d.push?.fcm).map((d) => ({ profileId, deviceId: d.deviceId, push: d.push! }));
       },
       async dropInvalid(spaceId, targets) {
-        await sessions.dropPushTokens(spaceId, targets.map(tokenOf).filter((t): t is string => t !== undefined));
-        // A device can keep push details from a session already swept away.
-        for (const t of targets) {
-          const device = profiles && (await profiles.devices(spaceId, t.profileId)).find((d) => d.deviceId === t.deviceId);
-          if (!device?.push || (device.push.fcm?.registrationId ?? device.push.apns?.token) !== tokenOf(t)) continue;
-          const { push: _drop, ...rest } = device;
-          await profiles!.upsertDevice(spaceId, t.profileId, rest, 'system');
-        }
+        await sessions.dropPushTokens(spaceId, targets.flatMap((t) => {
+          const token = tokenOf(t.push);
+          return token === undefined ? [] : [{ profileId: t.profileId, deviceId: t.deviceId, token }];
+        }));
       },
     };
     optional.channels?.registerProvider(nativePushProvider({ sender, devices: pushDevices, now: () => ctx.clock.now() }));

@@ -18,6 +18,8 @@ import type { DevicePush } from '../../channels/push/sender.js';
 
 /** A session's push details (app-messaging.md §8.1), as the push sender takes them. */
 export type PushConfig = DevicePush;
+/** The push token the details carry (FCM registration id or APNs device token). */
+export const tokenOf = (p: PushConfig): string | undefined => p.fcm?.registrationId ?? p.apns?.token;
 
 export interface SessionStartInput {
   authenticationId: string;
@@ -128,11 +130,17 @@ export function createSessionsService(ctx: ModuleContext, deps: { profiles?: Pro
   }
 
   async function dropDevicePush(r: AmSessionRow, push: PushConfig, by: string): Promise<void> {
+    const token = tokenOf(push);
+    if (token !== undefined) await dropDeviceToken(r.api_space_id, r.profile_id, r.device_id, token, by);
+  }
+
+  /** Removes a device's push details if they still carry `token`. */
+  async function dropDeviceToken(apiSpaceId: string, profileId: string, deviceId: string, token: string, by: string): Promise<void> {
     if (!profiles) return;
-    const device = (await profiles.devices(r.api_space_id, r.profile_id)).find((d) => d.deviceId === r.device_id);
-    if (device?.push && JSON.stringify(device.push) === JSON.stringify(push)) {
+    const device = (await profiles.devices(apiSpaceId, profileId)).find((d) => d.deviceId === deviceId);
+    if (device?.push && tokenOf(device.push) === token) {
       const { push: _drop, ...rest } = device;
-      await profiles.upsertDevice(r.api_space_id, r.profile_id, rest, by);
+      await profiles.upsertDevice(apiSpaceId, profileId, rest, by);
     }
   }
 
@@ -299,29 +307,31 @@ export function createSessionsService(ctx: ModuleContext, deps: { profiles?: Pro
   /** A push token belongs to one installation: registering it elsewhere clears other sessions' copies. */
   /**
    * Removes push details a provider called invalid (channels.md §5): from every session holding
-   * one of `tokens`, and from the devices those details came from (`profile.devicesUpdated`).
+   * the token, and from the device each target names, also when its session is already gone
+   * (`profile.devicesUpdated`).
    */
-  async function dropPushTokens(apiSpaceId: string, tokens: readonly string[]): Promise<void> {
-    if (!tokens.length) return;
-    const rows = await db.selectFrom('am_sessions').selectAll().where('api_space_id', '=', apiSpaceId).where('push', 'is not', null).execute();
-    for (const r of rows) {
+  async function dropPushTokens(apiSpaceId: string, targets: ReadonlyArray<{ profileId: string; deviceId: string; token: string }>): Promise<void> {
+    if (!targets.length) return;
+    await clearSessionPush(apiSpaceId, targets.map((t) => t.token));
+    for (const t of targets) await dropDeviceToken(apiSpaceId, t.profileId, t.deviceId, t.token, 'system');
+  }
+
+  /** Another session registering a token takes it over: sessions holding it elsewhere lose it. */
+  async function removePushElsewhere(apiSpaceId: string, sessionId: string, push: PushConfig): Promise<void> {
+    const token = tokenOf(push);
+    if (token !== undefined) await clearSessionPush(apiSpaceId, [token], sessionId);
+  }
+
+  /** Clears the push details of the space's sessions (but `exceptSessionId`) holding one of `tokens`, and their devices'. */
+  async function clearSessionPush(apiSpaceId: string, tokens: readonly string[], exceptSessionId?: string): Promise<void> {
+    let q = db.selectFrom('am_sessions').selectAll().where('api_space_id', '=', apiSpaceId).where('push', 'is not', null);
+    if (exceptSessionId !== undefined) q = q.where('id', '!=', exceptSessionId);
+    for (const r of await q.execute()) {
       const p = fromJson<PushConfig | null>(r.push);
-      const token = p?.fcm?.registrationId ?? p?.apns?.token;
+      const token = p ? tokenOf(p) : undefined;
       if (!p || token === undefined || !tokens.includes(token)) continue;
       await db.updateTable('am_sessions').set({ push: null }).where('api_space_id', '=', apiSpaceId).where('id', '=', r.id).execute();
       await dropDevicePush(r, p, 'system');
-    }
-  }
-
-  async function removePushElsewhere(apiSpaceId: string, sessionId: string, push: PushConfig): Promise<void> {
-    const rows = await db.selectFrom('am_sessions').selectAll().where('api_space_id', '=', apiSpaceId).where('id', '!=', sessionId).where('push', 'is not', null).execute();
-    const token = push.fcm?.registrationId ?? push.apns?.token;
-    for (const other of rows) {
-      const p = fromJson<PushConfig | null>(other.push);
-      if (p && (p.fcm?.registrationId ?? p.apns?.token) === token) {
-        await db.updateTable('am_sessions').set({ push: null }).where('api_space_id', '=', apiSpaceId).where('id', '=', other.id).execute();
-        await dropDevicePush(other, p, 'system');
-      }
     }
   }
 }

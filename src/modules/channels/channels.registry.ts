@@ -56,14 +56,20 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
   let sink: MessageSink | undefined;
   const keyOf = (s: string, c: string) => `${s}\u0000${c}`;
 
-  const enqueueReports = async (uow: Uow, apiSpaceId: string, channelId: string, receipts: ReceiptReport[], inbounds: InboundReport[]) => {
-    for (const receipt of receipts) await ctx.queue.enqueue(uow, { kind: REPORT_JOB, apiSpaceId, payload: { v: 1, channelId, receipt } satisfies ReportPayload });
-    for (const inbound of inbounds) await ctx.queue.enqueue(uow, { kind: REPORT_JOB, apiSpaceId, payload: { v: 1, channelId, inbound: { ...inbound, channelId: inbound.channelId || channelId } } satisfies ReportPayload });
+  /** One report job per receipt, inbound message, read watermark and opt-in, in the caller's transaction. */
+  const enqueueReports = async (uow: Uow, apiSpaceId: string, channelId: string, r: Pick<CallbackResult, 'receipts' | 'inbounds' | 'reads' | 'optins'>) => {
+    const payloads: ReportPayload[] = [
+      ...(r.receipts ?? []).map((receipt) => ({ v: 1 as const, channelId, receipt })),
+      ...(r.inbounds ?? []).map((inbound) => ({ v: 1 as const, channelId, inbound: { ...inbound, channelId: inbound.channelId || channelId } })),
+      ...(r.reads ?? []).map((read) => ({ v: 1 as const, channelId, read })),
+      ...(r.optins ?? []).map((optin) => ({ v: 1 as const, channelId, optin })),
+    ];
+    for (const payload of payloads) await ctx.queue.enqueue(uow, { kind: REPORT_JOB, apiSpaceId, payload });
   };
 
   const sinkFor = (apiSpaceId: string, channelId: string): AdapterSink => ({
-    receipt: (report) => ctx.transaction((uow) => enqueueReports(uow, apiSpaceId, channelId, [report], [])),
-    inbound: (report) => ctx.transaction((uow) => enqueueReports(uow, apiSpaceId, channelId, [], [report])),
+    receipt: (report) => ctx.transaction((uow) => enqueueReports(uow, apiSpaceId, channelId, { receipts: [report] })),
+    inbound: (report) => ctx.transaction((uow) => enqueueReports(uow, apiSpaceId, channelId, { inbounds: [report] })),
   });
 
   const closeQuietly = (entry: Cached | undefined) => {
@@ -175,16 +181,8 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
         ctx.log.info({ err, apiSpaceId, channelId }, 'provider callback rejected');
         throw errors.invalidField('body', 'The callback could not be processed');
       }
-      const receipts = result.receipts ?? [];
-      const inbounds = result.inbounds ?? [];
-      const reads = result.reads ?? [];
-      const optins = result.optins ?? [];
-      if (receipts.length || inbounds.length || reads.length || optins.length) {
-        await ctx.transaction(async (uow) => {
-          await enqueueReports(uow, apiSpaceId, channelId, receipts, inbounds);
-          for (const read of reads) await ctx.queue.enqueue(uow, { kind: REPORT_JOB, apiSpaceId, payload: { v: 1, channelId, read } satisfies ReportPayload });
-          for (const optin of optins) await ctx.queue.enqueue(uow, { kind: REPORT_JOB, apiSpaceId, payload: { v: 1, channelId, optin } satisfies ReportPayload });
-        });
+      if (result.receipts?.length || result.inbounds?.length || result.reads?.length || result.optins?.length) {
+        await ctx.transaction((uow) => enqueueReports(uow, apiSpaceId, channelId, result));
       }
       return result;
     },
@@ -203,7 +201,7 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
         });
         // Opening a push notification's tracked deep link marks the message read (channels.md §5).
         if (link.channel_id === 'nativePush') {
-          await enqueueReports(uow, space.id, link.channel_id, [{ messageId: link.message_id, status: 'read', at: ctx.clock.now() }], []);
+          await enqueueReports(uow, space.id, link.channel_id, { receipts: [{ messageId: link.message_id, status: 'read', at: ctx.clock.now() }] });
         }
       });
       return link.url;
