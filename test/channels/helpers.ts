@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { TestServer } from '../helpers/harness.js';
 
 /**
@@ -24,5 +26,36 @@ export function channelApi(s: () => TestServer, space: () => string, token: () =
         headers: { 'content-type': 'application/json', ...(signature ? { [callback.header]: signature } : {}) },
       });
     },
+  };
+}
+
+export interface SeenRequest { method: string; path: string; headers: http.IncomingHttpHeaders; body: any; answeredId?: string }
+export type ScriptedAnswer = (res: http.ServerResponse) => void;
+
+/**
+ * A provider's far side on 127.0.0.1: it records every request (JSON bodies parsed); `check`
+ * (a signature check, say) may answer a request itself and return true; otherwise the next
+ * scripted answer is used if any, else `answer` (the provider's success).
+ */
+export function scriptedPeer(answer: (seen: SeenRequest, req: http.IncomingMessage, res: http.ServerResponse) => void, check?: (seen: SeenRequest, req: http.IncomingMessage, res: http.ServerResponse) => boolean) {
+  const seen: SeenRequest[] = [];
+  const script: ScriptedAnswer[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const entry: SeenRequest = { method: req.method!, path: req.url!, headers: req.headers, body: text ? JSON.parse(text) : undefined };
+      seen.push(entry);
+      if (check?.(entry, req, res)) return;
+      const next = script.shift();
+      if (next) return next(res);
+      answer(entry, req, res);
+    });
+  });
+  return {
+    seen, script,
+    start: () => new Promise<string>((ok) => server.listen(0, '127.0.0.1', () => ok(`http://127.0.0.1:${(server.address() as AddressInfo).port}`))),
+    stop: () => new Promise<void>((ok) => { server.closeAllConnections(); server.close(() => ok()); }),
   };
 }

@@ -6,42 +6,27 @@ import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import type { AdapterContext, CallbackRequest, ChannelAdapter, SendInput } from '../../src/channels/adapter.js';
 import { createMessengerAdapter, messengerSendApiProvider, validateMessengerSettings } from '../../src/channels/messenger/send-api.provider.js';
+import { scriptedPeer } from './helpers.js';
 
 /**
  * The `fbMessenger` channel's `sendApi` adapter on its own, against a local peer speaking the
  * Messenger Send API (channels.md §7): request bodies, error classification and the page webhook
  * (verification, signature, deliveries, reads, inbound messages, opt-ins). No server, no database.
  */
-interface Seen { method: string; path: string; headers: http.IncomingHttpHeaders; body: any }
-type Answer = (res: http.ServerResponse) => void;
-
 function sendApiPeer() {
-  const seen: Seen[] = [];
-  /** Scripted answers, used in order; then the default (200 with a fresh message id). */
-  const script: Answer[] = [];
   let n = 0;
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const body = text ? JSON.parse(text) : undefined;
-      seen.push({ method: req.method!, path: req.url!, headers: req.headers, body });
-      const next = script.shift();
-      if (next) return next(res);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ recipient_id: body?.recipient?.id ?? '4400112233', message_id: `m_${++n}` }));
-    });
+  // The default answer: 200 with a fresh message id.
+  const peer = scriptedPeer((last, _req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ recipient_id: last.body?.recipient?.id ?? '4400112233', message_id: `m_${++n}` }));
   });
   return {
-    seen, script,
+    ...peer,
     /** Answers the next request with a Graph API error object. */
     fail(status: number, code: number, subcode?: number, headers: Record<string, string> = {}) {
-      script.push((res) => res.writeHead(status, { 'content-type': 'application/json', ...headers })
+      peer.script.push((res) => res.writeHead(status, { 'content-type': 'application/json', ...headers })
         .end(JSON.stringify({ error: { message: `failure ${code}`, type: 'OAuthException', code, ...(subcode !== undefined ? { error_subcode: subcode } : {}), fbtrace_id: 'AbCdEf' } })));
     },
-    start: () => new Promise<string>((ok) => server.listen(0, '127.0.0.1', () => ok(`http://127.0.0.1:${(server.address() as AddressInfo).port}`))),
-    stop: () => new Promise<void>((ok) => { server.closeAllConnections(); server.close(() => ok()); }),
   };
 }
 

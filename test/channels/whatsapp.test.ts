@@ -1,48 +1,30 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { createHmac } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { ManualClock } from '../../src/lib/clock.js';
 import { eachDatabase, useServer } from '../helpers/harness.js';
 import { eventsFor, settle } from '../messages/helpers.js';
-import { channelApi } from './helpers.js';
+import { channelApi, scriptedPeer } from './helpers.js';
 
 /**
  * The `whatsApp` channel's `cloudApi` provider against a local peer speaking the WhatsApp Business
  * Cloud API (channels.md §6): sends, the 24-hour window, Meta's signed callbacks (receipts and
  * inbound messages) and the classification of Graph API errors.
  */
-interface Seen { method: string; path: string; headers: http.IncomingHttpHeaders; body: any; answeredId?: string }
-type Answer = (res: http.ServerResponse) => void;
-
 function graphPeer() {
-  const seen: Seen[] = [];
-  /** Scripted answers, used in order; then the default (200 with a fresh wamid). */
-  const script: Answer[] = [];
   let n = 0;
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      seen.push({ method: req.method!, path: req.url!, headers: req.headers, body: text ? JSON.parse(text) : undefined });
-      const next = script.shift();
-      if (next) return next(res);
-      const last = seen.at(-1)!;
-      last.answeredId = `wamid.${++n}`;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ messaging_product: 'whatsapp', contacts: [{ input: last.body?.to, wa_id: last.body?.to }], messages: [{ id: last.answeredId }] }));
-    });
+  // The default answer: 200 with a fresh wamid.
+  const peer = scriptedPeer((last, _req, res) => {
+    last.answeredId = `wamid.${++n}`;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ messaging_product: 'whatsapp', contacts: [{ input: last.body?.to, wa_id: last.body?.to }], messages: [{ id: last.answeredId }] }));
   });
   return {
-    seen, script,
+    ...peer,
     /** Answers the next request with a Graph API error object. */
     fail(status: number, code: number, message: string, headers: Record<string, string> = {}) {
-      script.push((res) => res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ error: { message, type: 'OAuthException', code, error_subcode: 2494010, fbtrace_id: 'AbCdEf' } })));
+      peer.script.push((res) => res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ error: { message, type: 'OAuthException', code, error_subcode: 2494010, fbtrace_id: 'AbCdEf' } })));
     },
-    start: () => new Promise<string>((ok) => server.listen(0, '127.0.0.1', () => ok(`http://127.0.0.1:${(server.address() as AddressInfo).port}`))),
-    stop: () => new Promise<void>((ok) => { server.closeAllConnections(); server.close(() => ok()); }),
   };
 }
 

@@ -1,12 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { createHmac } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { ManualClock } from '../../src/lib/clock.js';
 import { oauth1Header, signatureBaseString } from '../../src/channels/x/oauth1.js';
 import { eachDatabase, useServer } from '../helpers/harness.js';
-import { channelApi } from './helpers.js';
+import { channelApi, scriptedPeer } from './helpers.js';
 import { settle } from '../messages/helpers.js';
 
 /**
@@ -61,8 +59,6 @@ describe('OAuth 1.0a signing (RFC 5849)', () => {
   });
 });
 
-interface Seen { method: string; path: string; headers: http.IncomingHttpHeaders; body: any; answeredId?: string }
-
 const CONSUMER_SECRET = 'x-consumer-secret-0123';
 const TOKEN_SECRET = 'x-access-token-secret';
 const USER_ID = '1500000000000000001';
@@ -71,46 +67,36 @@ const sign = (raw: string, secret = CONSUMER_SECRET) => 'sha256=' + createHmac('
 
 /** A peer answering like the X API DM endpoint; it checks OAuth 1.0a signatures itself. */
 function xPeer() {
-  const seen: Seen[] = [];
-  const script: Array<(res: http.ServerResponse) => void> = [];
   let origin = '';
   let n = 0;
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const entry: Seen = { method: req.method!, path: req.url!, headers: req.headers, body: text ? JSON.parse(text) : undefined };
-      seen.push(entry);
-      const auth = String(req.headers.authorization ?? '');
-      if (auth.startsWith('OAuth ')) {
-        const p = oauthParams(auth);
-        const ok = p.oauth_consumer_key === SETTINGS.consumerKey && p.oauth_token === SETTINGS.accessToken
-          && p.oauth_signature === expectedSignature(req.method!, `${origin}${req.url}`, p, CONSUMER_SECRET, TOKEN_SECRET);
-        if (!ok) return res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ title: 'Unauthorized', type: 'about:blank', status: 401, detail: 'Unauthorized' }));
-      }
-      const user = /^\/2\/users\/by\/username\/(\w+)$/.exec(req.url!);
-      if (user) {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        // X answers an unknown name with 200 and an errors array.
-        return res.end(JSON.stringify(user[1] === 'jack' ? { data: { id: '12', name: 'Jack', username: 'jack' } } : { errors: [{ title: 'Not Found Error', detail: `Could not find user with username: [${user[1]}].` }] }));
-      }
-      const next = script.shift();
-      if (next) return next(res);
-      entry.answeredId = `17000000000000${++n}`;
-      const participant = /\/with\/(\d+)\//.exec(req.url!)?.[1] ?? '0';
-      res.writeHead(201, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ data: { dm_conversation_id: `${USER_ID}-${participant}`, dm_event_id: entry.answeredId } }));
-    });
+  const peer = scriptedPeer((entry, req, res) => {
+    const user = /^\/2\/users\/by\/username\/(\w+)$/.exec(req.url!);
+    if (user) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // X answers an unknown name with 200 and an errors array.
+      return res.end(JSON.stringify(user[1] === 'jack' ? { data: { id: '12', name: 'Jack', username: 'jack' } } : { errors: [{ title: 'Not Found Error', detail: `Could not find user with username: [${user[1]}].` }] }));
+    }
+    entry.answeredId = `17000000000000${++n}`;
+    const participant = /\/with\/(\d+)\//.exec(req.url!)?.[1] ?? '0';
+    res.writeHead(201, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ data: { dm_conversation_id: `${USER_ID}-${participant}`, dm_event_id: entry.answeredId } }));
+  }, (_entry, req, res) => {
+    const auth = String(req.headers.authorization ?? '');
+    if (!auth.startsWith('OAuth ')) return false;
+    const p = oauthParams(auth);
+    const ok = p.oauth_consumer_key === SETTINGS.consumerKey && p.oauth_token === SETTINGS.accessToken
+      && p.oauth_signature === expectedSignature(req.method!, `${origin}${req.url}`, p, CONSUMER_SECRET, TOKEN_SECRET);
+    if (ok) return false;
+    res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ title: 'Unauthorized', type: 'about:blank', status: 401, detail: 'Unauthorized' }));
+    return true;
   });
   return {
-    seen, script,
+    ...peer,
     /** Answers the next request with an X API problem object. */
     fail(status: number, type: string, detail: string, headers: Record<string, string> = {}) {
-      script.push((res) => res.writeHead(status, { 'content-type': 'application/problem+json', ...headers }).end(JSON.stringify({ title: 'Error', type, detail, status })));
+      peer.script.push((res) => res.writeHead(status, { 'content-type': 'application/problem+json', ...headers }).end(JSON.stringify({ title: 'Error', type, detail, status })));
     },
-    start: () => new Promise<string>((ok) => server.listen(0, '127.0.0.1', () => ok((origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`)))),
-    stop: () => new Promise<void>((ok) => { server.closeAllConnections(); server.close(() => ok()); }),
+    start: async () => (origin = await peer.start()),
   };
 }
 
