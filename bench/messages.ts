@@ -134,6 +134,10 @@ async function openLoad(rate: number, seconds: number, one: () => Promise<boolea
   const lat: number[] = [];
   let errors = 0;
   let inFlight = 0;
+  // Woken when a request finishes while the cap holds the sender back. (It used to poll with
+  // setImmediate: once the server fell behind, that loop took most of a core from the server it
+  // was measuring, and the run collapsed.)
+  let freed: (() => void) | undefined;
   const total = Math.floor(rate * seconds);
   const start = performance.now();
   const pending: Array<Promise<void>> = [];
@@ -141,12 +145,15 @@ async function openLoad(rate: number, seconds: number, one: () => Promise<boolea
     const due = start + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    while (inFlight >= cap) await new Promise((r) => setImmediate(r));
+    while (inFlight >= cap) await new Promise<void>((r) => { freed = r; });
     inFlight++;
     pending.push(one().catch(() => false).then((ok) => {
       inFlight--;
       lat.push(performance.now() - due);
       if (!ok) errors++;
+      const f = freed;
+      freed = undefined;
+      f?.();
     }));
   }
   await Promise.all(pending);
