@@ -61,9 +61,19 @@ export async function buildApp(container: Container): Promise<AppInstance> {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [platform.metrics],
   });
-  app.addHook('onResponse', async (request, reply) => {
+  // A callback hook (an async one costs a promise per request), and one histogram child per
+  // operation, method and status (prom-client builds a key from a labels object on every observe).
+  const observers = new Map<string, (seconds: number) => void>();
+  app.addHook('onResponse', (request, reply, done) => {
     const op = (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId ?? 'unknown';
-    latency.observe({ operation: op, method: request.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    const key = `${op} ${request.method} ${reply.statusCode}`;
+    let observe = observers.get(key);
+    if (!observe) {
+      const child = latency.labels(op, request.method, String(reply.statusCode));
+      observers.set(key, (observe = (seconds) => child.observe(seconds)));
+    }
+    observe(reply.elapsedTime / 1000);
+    done();
   });
 
   app.addHook('onRequest', createAuthHook({ credentials: container.credentials, spaces: container.spaces }));

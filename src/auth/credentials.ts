@@ -4,7 +4,7 @@ import type { Clock } from '../lib/clock.js';
 import type { EventBus } from '../events/bus.js';
 import { TtlCache } from '../lib/cache.js';
 import { iso } from '../lib/clock.js';
-import { constantTimeEqual } from '../lib/secrets.js';
+import { secretMatcher } from '../lib/secrets.js';
 import { normaliseSpaceId } from '../lib/ids.js';
 import { verifyJwt, signJwt, type JwtClaims } from './jwt.js';
 import type { Actor } from './actor.js';
@@ -116,13 +116,11 @@ export function createCredentials(deps: { config: Config; db: Db; clock: Clock; 
     }
   }
 
+  const isAdminToken = secretMatcher(config.adminTokens);
+
   async function authenticateToken(token: string): Promise<Actor | undefined> {
     if (!token) return undefined;
-    for (const admin of config.adminTokens) {
-      if (constantTimeEqual(admin, token)) {
-        return { kind: 'admin', accountId: config.bootstrapAccountId, role: 'admin', username: 'admin', actor: 'interactive:admin' };
-      }
-    }
+    if (isAdminToken(token)) return { kind: 'admin', accountId: config.bootstrapAccountId, role: 'admin', username: 'admin', actor: 'interactive:admin' };
     return fromClaims(token);
   }
 

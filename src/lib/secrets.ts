@@ -59,8 +59,19 @@ export async function verifyPassword(password: string, stored: string): Promise<
   return timingSafeEqual(expected, actual);
 }
 
-export function constantTimeEqual(a: string, b: string): boolean {
-  const ab = Buffer.from(a);
-  const bb = Buffer.from(b);
-  return ab.length === bb.length && timingSafeEqual(ab, bb);
+/**
+ * Whether a candidate equals one of `secrets`, compared in constant time. The secrets are encoded
+ * once, and a candidate only when its length matches one (an access token checked against the
+ * admin tokens on every request would otherwise allocate two buffers per admin token).
+ */
+export function secretMatcher(secrets: readonly string[]): (candidate: string) => boolean {
+  const known = secrets.map((s) => Buffer.from(s));
+  return (candidate) => {
+    const length = Buffer.byteLength(candidate);
+    let match = false;
+    for (const k of known) {
+      if (k.length === length && timingSafeEqual(k, Buffer.from(candidate))) match = true;
+    }
+    return match;
+  };
 }
