@@ -133,8 +133,17 @@ export interface ReadInbound {
   from: Record<string, unknown>;
 }
 
+/** An inbound part's media as the provider served it, or why it could not be had (`ChannelAdapter.fetchMedia`). */
+export type MediaFetch = { kind: 'fetched'; bytes: Buffer; type?: string } | (SendOutcome & { kind: 'transient' | 'rejected' });
+
 export interface ChannelAdapter {
   send(input: SendInput): Promise<SendOutcome>;
+  /**
+   * The bytes of an inbound message part that only the provider can serve (a WhatsApp media id, a
+   * Messenger attachment's expiring CDN URL); undefined when the part needs nothing fetched. The
+   * registry stores them with the Content API, and the part gets that file's URL.
+   */
+  fetchMedia?(part: Record<string, unknown>, options: { maxBytes: number; signal?: AbortSignal }): Promise<MediaFetch | undefined>;
   /**
    * Tells the provider an inbound message was read (WhatsApp's blue ticks, Messenger's "seen").
    * A `transient` answer is tried again later; anything else ends it.

@@ -11,7 +11,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { Agent, type Dispatcher } from 'undici';
-import type { SendOutcome } from './adapter.js';
+import type { MediaFetch, SendOutcome } from './adapter.js';
 
 const blocked = new BlockList();
 for (const [net, prefix] of [
@@ -318,6 +318,31 @@ export function failedRequestOutcome(err: unknown): SendOutcome & { kind: 'trans
   if (err instanceof OutboundError && (err.kind === 'blocked' || err.kind === 'invalid')) return { kind: 'rejected', code: 'ChannelMisconfigured', reason: err.message };
   return { kind: 'transient', code: err instanceof OutboundError && err.kind === 'timeout' ? 'Timeout' : 'NetworkError', reason: (err as Error).message };
 }
+
+/**
+ * Downloads a media file (an inbound message's attachment) of at most `maxBytes`: 404 and 410 are
+ * `MediaNotFound`, a larger file `MediaTooLarge`, throttling, 408 and 5xx worth another try.
+ */
+export async function downloadMedia(req: { url: string; headers?: Record<string, string>; allowPrivate: boolean; maxBytes: number; signal?: AbortSignal }): Promise<MediaFetch> {
+  let res: GuardedResponse;
+  try {
+    res = await guardedRequest({ url: req.url, headers: req.headers, allowPrivate: req.allowPrivate, signal: req.signal, timeoutMs: MEDIA_TIMEOUT_MS, maxResponseBytes: req.maxBytes + 1 });
+  } catch (err) {
+    return failedRequestOutcome(err);
+  }
+  const reason = `The media download answered ${res.status}`;
+  if (res.status === 404 || res.status === 410) return { kind: 'rejected', code: 'MediaNotFound', reason };
+  if (res.status === 429 || res.status === 408 || res.status >= 500) {
+    const after = retryAfterMs(res.headers['retry-after'], Date.now());
+    return { kind: 'transient', code: 'ProviderUnavailable', reason, ...(after !== undefined ? { retryAfterMs: after } : {}) };
+  }
+  if (res.status < 200 || res.status >= 300) return { kind: 'rejected', code: `HTTP${res.status}`, reason };
+  if (res.body.length > req.maxBytes) return { kind: 'rejected', code: 'MediaTooLarge', reason: `The media file is larger than ${req.maxBytes} bytes` };
+  const type = res.headers['content-type'];
+  return { kind: 'fetched', bytes: res.body, ...(typeof type === 'string' ? { type } : {}) };
+}
+/** A media file of tens of megabytes may take a while. */
+const MEDIA_TIMEOUT_MS = 60_000;
 
 /** `Retry-After` (delta seconds or an HTTP date) in ms from `now`, if present and sensible. */
 export function retryAfterMs(header: string | string[] | undefined, now: number): number | undefined {

@@ -17,10 +17,16 @@ const SETTINGS = { pageId: PAGE_ID, pageAccessToken: 'EAAB-page-token', appSecre
 const sign = (raw: string) => 'sha256=' + createHmac('sha256', APP_SECRET).update(raw).digest('hex');
 
 const seen: Array<{ path: string; headers: http.IncomingHttpHeaders; body: any }> = [];
+/** An inbound attachment's file, as Facebook's CDN serves it. */
+const PHOTO = Buffer.from('\x89PNG a photo of the damaged box');
 const peer = http.createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
+    if (req.method === 'GET' && req.url!.startsWith('/cdn/')) {
+      seen.push({ path: req.url!, headers: req.headers, body: undefined });
+      return res.writeHead(200, { 'content-type': 'image/png' }).end(PHOTO);
+    }
     const body = JSON.parse(Buffer.concat(chunks).toString() || '{}');
     seen.push({ path: req.url!, headers: req.headers, body });
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -113,5 +119,22 @@ eachDatabase('fbMessenger channel (Send API peer)', (dialect) => {
     await settle(s());
     assert.equal((await get(reply)).status, 'read');
     assert.equal((await get(tagged)).status, 'read', 'everything sent before the watermark');
+  });
+
+  it('keeps an inbound attachment with the Content API before its URL expires; a shared page stays a link', async () => {
+    const cdn = `${env.GRAPH_API_URL}/cdn/photo.png?oh=expiring`;
+    const from = seen.length;
+    const res = await callback([{ ...base(), message: { mid: 'm_in_2', attachments: [{ type: 'image', payload: { url: cdn } }, { type: 'fallback', payload: { url: 'https://shop.example.com/p/1', title: 'Box' } }] } }]);
+    assert.equal(res.statusCode, 200, res.body);
+    await settle(s());
+    const inbound = (await s().container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'message.inbound' && e.apiSpaceId === space);
+    const parts = (inbound.at(-1)!.payload as { messageParts: Array<Record<string, any>> }).messageParts;
+    assert.equal(parts.length, 2);
+    assert.equal(parts[0]!.type, 'image/png', 'the type the CDN served, not the attachment type\'s guess');
+    assert.equal(parts[0]!.size, PHOTO.length);
+    const file = await s().request({ method: 'GET', url: new URL(parts[0]!.url).pathname });
+    assert.deepEqual(file.rawPayload, PHOTO);
+    assert.deepEqual(parts[1], { type: 'text/uri-list', url: 'https://shop.example.com/p/1' });
+    assert.deepEqual(seen.slice(from).map((r) => r.path), ['/cdn/photo.png?oh=expiring'], 'the page is not fetched');
   });
 });

@@ -13,8 +13,18 @@ import { channelApi, scriptedPeer } from './helpers.js';
  */
 function graphPeer() {
   let n = 0;
-  // The default answer: 200 with a fresh wamid.
-  const peer = scriptedPeer((last, _req, res) => {
+  // The default answer: 200 with a fresh wamid. Media ids and their files, as the Cloud API serves
+  // inbound media: `GET /{version}/{media-id}` names a URL, which serves the file to the same token.
+  const peer = scriptedPeer((last, req, res) => {
+    const media = /^\/v21\.0\/(media-[\w-]+)$/.exec(last.path);
+    if (last.method === 'GET' && media) {
+      if (media[1] === 'media-gone') return res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'Unsupported get request', type: 'GraphMethodException', code: 100 } }));
+      return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ messaging_product: 'whatsapp', url: `http://${req.headers.host}/files/${media[1]}?token=short-lived`, mime_type: 'image/jpeg', file_size: MEDIA.length, id: media[1] }));
+    }
+    if (last.method === 'GET' && last.path.startsWith('/files/')) {
+      if (req.headers.authorization !== `Bearer ${SETTINGS.accessToken}`) return res.writeHead(401).end();
+      return res.writeHead(200, { 'content-type': 'image/jpeg' }).end(MEDIA);
+    }
     last.answeredId = `wamid.${++n}`;
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ messaging_product: 'whatsapp', contacts: [{ input: last.body?.to, wa_id: last.body?.to }], messages: [{ id: last.answeredId }] }));
@@ -28,6 +38,8 @@ function graphPeer() {
   };
 }
 
+/** An inbound image's bytes, as the peer serves them. */
+const MEDIA = Buffer.from([0xff, 0xd8, 0xff, 0xe0, ...Buffer.from('a parcel on the doorstep')]);
 const peer = graphPeer();
 /** The servers' settings: the peer's address, known once it listens (before any suite starts its server). */
 const env: Record<string, string> = {};
@@ -113,6 +125,7 @@ eachDatabase('whatsApp channel (Cloud API peer)', (dialect) => {
         { from: '447700900222', id: 'wamid.in-1', timestamp: seconds(), type: 'text', text: { body: 'Where is my order?' } },
         { from: '447700900222', id: 'wamid.in-2', timestamp: seconds(), type: 'image', image: { id: 'media-77', mime_type: 'image/jpeg', sha256: 'x', caption: 'the parcel' } },
         { from: '447700900222', id: 'wamid.in-3', timestamp: seconds(), type: 'reaction', reaction: { message_id: 'wamid.1', emoji: '👍' } },
+        { from: '447700900222', id: 'wamid.in-4', timestamp: seconds(), type: 'document', document: { id: 'media-gone', mime_type: 'application/pdf', filename: 'invoice.pdf' } },
       ],
     });
     const before = (await inboundEvents()).length;
@@ -124,14 +137,25 @@ eachDatabase('whatsApp channel (Cloud API peer)', (dialect) => {
     // Two messages of a sender without a profile: both jobs make it, neither fails.
     await settle(s());
     const events = (await inboundEvents()).slice(before);
-    assert.equal(events.length, 2);
+    assert.equal(events.length, 3);
     const texts = events.map((e) => e.payload as Record<string, any>).sort((a, b) => String(a.channelData.providerMessageId).localeCompare(b.channelData.providerMessageId));
     assert.equal(texts[0]!.channel, 'whatsApp');
     assert.equal(texts[0]!.from.phoneNumber, '447700900222');
     assert.equal(texts[0]!.body, 'Where is my order?');
     assert.equal(texts[0]!.channelData.body.contact.profile.name, 'Sam Jones');
+    // The image was fetched with the channel's token and kept with the Content API.
     assert.equal(texts[1]!.body, 'the parcel');
-    assert.deepEqual(texts[1]!.messageParts, [{ type: 'image/jpeg', providerMediaId: 'media-77' }]);
+    const [image] = texts[1]!.messageParts as Array<Record<string, any>>;
+    assert.equal(image!.type, 'image/jpeg');
+    assert.equal(image!.providerMediaId, 'media-77');
+    assert.equal(image!.size, MEDIA.length);
+    const path = new URL(image!.url).pathname;
+    assert.match(path, new RegExp(`^/apispaces/${space}/content/[\\w-]+$`));
+    const file = await s().request({ method: 'GET', url: path });
+    assert.equal(file.statusCode, 200);
+    assert.deepEqual(file.rawPayload, MEDIA);
+    // Media the Cloud API no longer has: the message is stored with the provider's reference.
+    assert.deepEqual(texts[2]!.messageParts, [{ type: 'application/pdf', name: 'invoice.pdf', providerMediaId: 'media-gone' }]);
     const stored = await s().request({ method: 'GET', url: url(`/messages/inbounds/${texts[0]!.id}`), token });
     assert.equal(stored.statusCode, 200, stored.body);
     assert.equal(stored.json().channelData.providerMessageId, 'wamid.in-1');
@@ -208,6 +232,32 @@ eachDatabase('whatsApp channel (Cloud API peer)', (dialect) => {
     }
     await settle(s());
     assert.equal((await inboundEvents()).length, before, 'nothing stored');
+  });
+
+  it('waits a while for inbound media the Cloud API cannot serve, then stores the message without the file', async () => {
+    const image = (id: string, wamid: string) => event({ messages: [{ from: '447700900666', id: wamid, timestamp: seconds(), type: 'image', image: { id, mime_type: 'image/jpeg' } }] });
+    const partsOf = async (wamid: string) => {
+      const e = (await inboundEvents()).find((x) => (x.payload as any).channelData.providerMessageId === wamid);
+      return e && (e.payload as { messageParts: Array<Record<string, unknown>> }).messageParts;
+    };
+    const busy = (res: import('node:http').ServerResponse) => res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'Service temporarily unavailable', code: 2 } }));
+    // Unavailable once: the message waits for the next run of its job, then has its file.
+    peer.script.push(busy);
+    assert.equal((await callback(image('media-later', 'wamid.m1'))).statusCode, 200);
+    await settle(s());
+    assert.equal(await partsOf('wamid.m1'), undefined, 'not stored while its media may still come');
+    clock.advance(3_600_000);
+    await settle(s());
+    assert.equal((await partsOf('wamid.m1'))?.[0]?.size, MEDIA.length);
+    // Unavailable on every run: after four runs it is stored with the provider's reference.
+    for (let i = 0; i < 4; i++) peer.script.push(busy);
+    assert.equal((await callback(image('media-never', 'wamid.m2'))).statusCode, 200);
+    for (let i = 0; i < 4; i++) {
+      await settle(s());
+      clock.advance(3_600_000);
+    }
+    await settle(s());
+    assert.deepEqual(await partsOf('wamid.m2'), [{ type: 'image/jpeg', providerMediaId: 'media-never' }]);
   });
 
   it('classifies Cloud API errors: throttling retries, re-engagement and bad tokens are rejected', async () => {

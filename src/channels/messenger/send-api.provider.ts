@@ -8,8 +8,9 @@
  * the dispatcher found inside the window.
  */
 import type {
-  AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, OptinReport, ReadInbound, ReadUpTo, ReceiptReport, SendInput, SendOutcome,
+  AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, MediaFetch, OptinReport, ReadInbound, ReadUpTo, ReceiptReport, SendInput, SendOutcome,
 } from '../adapter.js';
+import { downloadMedia } from '../http-guard.js';
 import { asArray as arr, asObject as obj, asString as str, createGraphPoster, customObject, parseJson, phoneDigits as digitsOf, type GraphErrors } from '../meta/graph.js';
 import { jsonAnswer, signatureValid, verificationAnswer } from '../meta/webhook.js';
 
@@ -33,6 +34,8 @@ const ERRORS: GraphErrors = {
 };
 /** Inbound attachment MIME types: Messenger names only the kind of attachment, not its format. */
 const INBOUND_TYPES: Record<string, string> = { image: 'image/jpeg', video: 'video/mp4', audio: 'audio/mpeg', file: 'application/octet-stream' };
+/** An inbound attachment that is a link to a page (RFC 2483's type for a list of URIs). */
+const LINK_TYPE = 'text/uri-list';
 
 /** A Graph id: a string, or a number from a sender that did not quote it. */
 const idOf = (v: unknown): string | undefined => str(v) ?? (typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? String(v) : undefined);
@@ -116,7 +119,8 @@ function toInbound(channelId: string, sender: string, event: Json): InboundRepor
   const messageParts: Array<Record<string, unknown>> = [];
   for (const a of arr(m.attachments)) {
     const url = str(obj(obj(a).payload).url);
-    if (url) messageParts.push({ type: INBOUND_TYPES[String(obj(a).type)] ?? 'application/octet-stream', url });
+    // Other attachment types (`fallback`: a shared web page) are links, not files.
+    if (url) messageParts.push({ type: INBOUND_TYPES[String(obj(a).type)] ?? LINK_TYPE, url });
   }
   if (body === undefined && !messageParts.length) return undefined;
   const at = msOf(event.timestamp);
@@ -149,6 +153,12 @@ export function createMessengerAdapter(ctx: AdapterContext, options: { graphApiU
   return {
     async close() {
       graph.close();
+    },
+
+    /** An inbound attachment's file: its URL is Facebook's, and stops working after a while. */
+    async fetchMedia(part, { maxBytes, signal }): Promise<MediaFetch | undefined> {
+      const link = str(part.url);
+      return link && part.type !== LINK_TYPE ? downloadMedia({ url: link, allowPrivate: ctx.allowPrivateTargets, maxBytes, signal }) : undefined;
     },
 
     /** Marks the conversation seen by the page (Messenger's `mark_seen` sender action). */

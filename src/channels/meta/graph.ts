@@ -79,17 +79,23 @@ export function createGraphPoster(ctx: AdapterContext, options: { url: string; t
   // One adapter serves one configuration: its connections are reused and closed with it.
   const agents = createGuardedAgents({ maxSockets: 32 });
 
-  async function post(payload: Json, signal: AbortSignal | undefined): Promise<Posted> {
+  async function call(url: string, payload: Json | undefined, signal: AbortSignal | undefined): Promise<Posted> {
     try {
-      const res = await guardedRequest({ url: options.url, method: 'POST', headers, body: JSON.stringify(payload), timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, agents });
+      const body = payload === undefined ? undefined : JSON.stringify(payload);
+      const res = await guardedRequest({ url, method: body === undefined ? 'GET' : 'POST', headers, body, timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, agents });
       return classifyGraph(res.status, res.headers, res.body.toString('utf8'), options.errors);
     } catch (err) {
       return { ok: false, outcome: failedRequestOutcome(err) };
     }
   }
+  const post = (payload: Json, signal: AbortSignal | undefined) => call(options.url, payload, signal);
 
   return {
     post,
+    /** Reads a Graph API object (a WhatsApp media id's metadata) at `url`. */
+    get: (url: string, signal: AbortSignal | undefined) => call(url, undefined, signal),
+    /** The bearer token's header, for downloads the Graph API points to (WhatsApp media URLs). */
+    authorization: headers.authorization,
     /**
      * A message's requests in order (text, then each attachment). The first request's failure
      * ends the attempt with it, as nothing was delivered yet; later failures leave the message

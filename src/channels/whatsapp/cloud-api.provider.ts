@@ -5,7 +5,8 @@
  * and `messages[]` inbound messages). The 24-hour window is the dispatcher's business: a
  * free-form send reaching this adapter is one the dispatcher found inside the window.
  */
-import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, ReadInbound, ReceiptReport, SendInput, SendOutcome } from '../adapter.js';
+import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, MediaFetch, ReadInbound, ReceiptReport, SendInput, SendOutcome } from '../adapter.js';
+import { downloadMedia } from '../http-guard.js';
 import { jsonAnswer, signatureValid, verificationAnswer } from '../meta/webhook.js';
 import { asArray as arr, asObject as obj, asString as str, createGraphPoster, customObject, parseJson, phoneDigits as digitsOf, type GraphErrors } from '../meta/graph.js';
 
@@ -166,12 +167,28 @@ export function createWhatsAppCloudAdapter(ctx: AdapterContext, options: { graph
   const phoneNumberId = String(s.phoneNumberId);
   const apiVersion = str(s.apiVersion) ?? DEFAULT_API_VERSION;
   const displayNumber = digitsOf(s.displayPhoneNumber);
-  const url = `${options.graphApiUrl.replace(/\/+$/, '')}/${apiVersion}/${encodeURIComponent(phoneNumberId)}/messages`;
+  const versioned = `${options.graphApiUrl.replace(/\/+$/, '')}/${apiVersion}`;
+  const url = `${versioned}/${encodeURIComponent(phoneNumberId)}/messages`;
   const graph = createGraphPoster(ctx, { url, token: s.accessToken, userAgent: 'Switchboard-WhatsApp/1', errors: ERRORS });
 
   return {
     async close() {
       graph.close();
+    },
+
+    /**
+     * An inbound part's media: the media id gives a short-lived URL (`GET /{media-id}`), which
+     * serves the file to the same access token.
+     */
+    async fetchMedia(part, { maxBytes, signal }): Promise<MediaFetch | undefined> {
+      const id = str(part.providerMediaId);
+      if (!id || part.url !== undefined) return undefined;
+      const info = await graph.get(`${versioned}/${encodeURIComponent(id)}`, signal);
+      if (!info.ok) return info.outcome;
+      const link = str(info.body.url);
+      if (!link) return { kind: 'rejected', code: 'MediaNotFound', reason: 'The Cloud API named no URL for the media' };
+      if (typeof info.body.file_size === 'number' && info.body.file_size > maxBytes) return { kind: 'rejected', code: 'MediaTooLarge', reason: `The media file is larger than ${maxBytes} bytes` };
+      return downloadMedia({ url: link, headers: { authorization: graph.authorization }, allowPrivate: ctx.allowPrivateTargets, maxBytes, signal });
     },
 
     /** The inbound message's read status (blue ticks), channels.md §6. */

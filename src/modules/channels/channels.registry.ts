@@ -16,6 +16,7 @@ import { fromJson, toJson } from '../../storage/dialect.js';
 import type { ChannelConfigView, ChannelRegistry, MessageSink } from './channels.contract.js';
 import type { ChannelsRepo, StoredConfig } from './channels.repo.js';
 import { isBuiltIn, type ChannelConfigService, type ProviderRegistry } from './channels.service.js';
+import { inboundMedia } from './inbound-media.js';
 
 export const REPORT_JOB = 'channels.report';
 /** Telling a provider that an inbound message was read (`ChannelAdapter.markRead`). */
@@ -55,6 +56,7 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
   const cache = new Map<string, Cached>();
   let sink: MessageSink | undefined;
   const keyOf = (s: string, c: string) => `${s}\u0000${c}`;
+  const withMedia = inboundMedia(ctx);
 
   /** One report job per receipt, inbound message, read watermark and opt-in, in the caller's transaction. */
   const enqueueReports = async (uow: Uow, apiSpaceId: string, channelId: string, r: Pick<CallbackResult, 'receipts' | 'inbounds' | 'reads' | 'optins'>) => {
@@ -100,6 +102,12 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
     closeQuietly(hit);
     return adapter;
   }
+
+  /** The adapter of a stored configuration, enabled or not: receipts for earlier sends still arrive while a channel is disabled. */
+  const configured = async (apiSpaceId: string, channelId: string) => {
+    const c = await repo.get(apiSpaceId, channelId);
+    return c ? instance(c) : undefined;
+  };
 
   const configView = (c: StoredConfig): ChannelConfigView => {
     const v = configs.view(c);
@@ -162,11 +170,9 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
     },
 
     async handleCallback(apiSpaceId, channelId, request) {
-      const c = await repo.get(apiSpaceId, channelId);
-      // Receipts for earlier sends still arrive while a channel is disabled.
       let adapter: ChannelAdapter | undefined;
       try {
-        adapter = c ? await instance(c) : undefined;
+        adapter = await configured(apiSpaceId, channelId);
       } catch (err) {
         ctx.log.warn({ err, apiSpaceId, channelId }, 'channel adapter could not be built for a callback');
         throw errors.unavailable('The channel is not available right now', 30);
@@ -207,11 +213,14 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
       return link.url;
     },
 
-    async reportJob({ job }) {
+    async reportJob({ job, signal }) {
       const p = job.payload as ReportPayload;
       if (!sink) throw new RetryLater('no message sink is registered yet', ctx.clock.now() + 5_000);
       if (p.receipt) await sink.receipt(job.apiSpaceId!, p.channelId, p.receipt);
-      if (p.inbound) await sink.inbound(job.apiSpaceId!, p.inbound);
+      if (p.inbound) {
+        const adapter = p.inbound.messageParts?.length ? await configured(job.apiSpaceId!, p.channelId).catch(() => undefined) : undefined;
+        await sink.inbound(job.apiSpaceId!, await withMedia(job, adapter, p.inbound, signal));
+      }
       if (p.read) await sink.readUpTo(job.apiSpaceId!, p.channelId, p.read);
       if (p.optin) await deps.optin?.(job.apiSpaceId!, p.channelId, p.optin);
     },

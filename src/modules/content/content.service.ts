@@ -9,10 +9,10 @@ import type { Actor } from '../../auth/actor.js';
 import type { Platform } from '../../platform.js';
 import { iso } from '../../lib/clock.js';
 import { AppError, errors } from '../../http/errors.js';
-import type { ContentApi, UploadedFile } from './content.contract.js';
+import { MAX_CONTENT_BYTES, type ContentApi, type UploadedFile } from './content.contract.js';
 import { allowedTypes, essence } from './content.mime.js';
 
-export const MAX_FILE_BYTES = 20 * 1024 * 1024;
+export const MAX_FILE_BYTES = MAX_CONTENT_BYTES;
 const FOLDER = /^[A-Za-z0-9_-]{1,64}$/;
 
 interface ContentRow {
@@ -52,7 +52,7 @@ export function createContentService(p: Platform) {
   });
 
   const service = {
-    async upload(actor: Actor, apiSpaceId: string, input: { name: string; type: string; bytes: Buffer; folder?: string }): Promise<UploadedFile> {
+    async upload(actor: Pick<Actor, 'actor'>, apiSpaceId: string, input: { name: string; type: string; bytes: Buffer; folder?: string }): Promise<UploadedFile> {
       const failures = [];
       const type = essence(input.type);
       // eslint-disable-next-line no-control-regex
