@@ -5,10 +5,10 @@
  * its own merge fields, content and inbound mapping.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { AdapterContext, CallbackRequest, CallbackResult, InboundReport, ReceiptReport, SendOutcome } from '../../adapter.js';
+import type { AdapterContext, CallbackRequest, CallbackResult, InboundReport, ReceiptReport, SendInput, SendOutcome } from '../../adapter.js';
 import { checkTargetUrl, guardedRequest, OutboundError, retryAfterMs } from '../../http-guard.js';
 import { escapeFor, type Escaping } from '../../custom/template.js';
-import { receiptStatus } from '../sms-common.js';
+import { numberList, receiptStatus, selectSender, type SenderStore } from '../sms-common.js';
 
 export type Failure = { paramName: string; message: string };
 export type ReceiptStatus = ReceiptReport['status'];
@@ -36,8 +36,11 @@ export const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 export const obj = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
 export const isPointer = (v: unknown) => typeof v === 'string' && /^#?(\/.*)?$/.test(v);
 
-/** The settings every gateway channel shares; `statuses` are the receipt statuses the channel reports. */
-export function validateGatewaySettings(s: Record<string, unknown>, statuses: readonly ReceiptStatus[]): Failure[] {
+/**
+ * The settings every gateway channel shares. `statuses`: the receipt statuses the channel reports;
+ * `inboundPaths`: the JSON pointers its `inbound` setting may hold.
+ */
+export function validateGatewaySettings(s: Record<string, unknown>, statuses: readonly ReceiptStatus[], inboundPaths: readonly string[]): Failure[] {
   const out: Failure[] = [];
   const url = str(s.sendUrl);
   if (!url) out.push({ paramName: 'sendUrl', message: 'Required' });
@@ -48,6 +51,10 @@ export function validateGatewaySettings(s: Record<string, unknown>, statuses: re
   if (s.bodyTemplate !== undefined && typeof s.bodyTemplate !== 'string') out.push({ paramName: 'bodyTemplate', message: 'Must be a string' });
   if (s.responseIdPath !== undefined && !isPointer(s.responseIdPath)) out.push({ paramName: 'responseIdPath', message: 'Must be a JSON pointer' });
   const receipt = obj(s.receipt);
+  const inbound = obj(s.inbound);
+  // A path that is no pointer would silently match nothing in every callback.
+  for (const k of ['idPath', 'statusPath', 'errorCodePath']) if (receipt[k] !== undefined && !isPointer(receipt[k])) out.push({ paramName: `receipt.${k}`, message: 'Must be a JSON pointer' });
+  for (const k of inboundPaths) if (inbound[k] !== undefined && !isPointer(inbound[k])) out.push({ paramName: `inbound.${k}`, message: 'Must be a JSON pointer' });
   for (const [k, v] of Object.entries(obj(receipt.statusMap))) {
     if (!(statuses as readonly string[]).includes(String(v))) out.push({ paramName: `receipt.statusMap.${k}`, message: `One of ${statuses.join(', ')}` });
   }
@@ -59,8 +66,10 @@ export function validateGatewaySettings(s: Record<string, unknown>, statuses: re
 
 /**
  * Substitutes the merge fields named in `values`, escaped for where they land; other tokens stay as
- * written. A list renders as a JSON array in a JSON body (the token belongs outside quotes there),
- * elsewhere as its items, each escaped, joined by commas.
+ * written. A list renders as a JSON array in a JSON body (the token belongs outside quotes there);
+ * in a form body or the URL as its items, each percent-encoded, joined by commas (a comma inside an
+ * item is encoded, so the list splits unambiguously); in any other body one item per line (URLs
+ * hold no white space).
  */
 export function renderGateway(template: string, values: Record<string, MergeValue>, escaping: Escaping): string {
   const names = Object.keys(values).join('|');
@@ -68,7 +77,7 @@ export function renderGateway(template: string, values: Record<string, MergeValu
     const v = values[k]!;
     if (typeof v === 'string') return escapeFor(escaping, v);
     if (escaping === 'json') return `[${v.map((item) => `"${escapeFor('json', item)}"`).join(',')}]`;
-    return v.map((item) => escapeFor(escaping, item)).join(',');
+    return v.map((item) => escapeFor(escaping, item)).join(escaping === 'none' ? '\n' : ',');
   });
 }
 
@@ -106,15 +115,21 @@ export interface GatewayOptions {
   /** The request body when the settings have no `bodyTemplate`. */
   defaultTemplate: string;
   now: () => number;
+  /** Sender stitching (sms.md §2). */
+  senders: SenderStore;
   /** The inbound message of one callback item (called only when it is not a receipt). */
   inbound(item: unknown): InboundReport | undefined;
 }
 
-export type PostResult = { ok: true; providerMessageId?: string } | { ok: false; outcome: SendOutcome };
+export type GatewaySent = { ok: true; from: string; providerMessageId?: string } | { ok: false; outcome: SendOutcome };
 
 export interface Gateway {
-  /** Sends one templated request; `ok` with the provider's id, or the outcome the send ends with. */
-  post(values: Record<string, MergeValue>, signal?: AbortSignal): Promise<PostResult>;
+  /**
+   * Sends one templated request to `to` from the sender sms.md §2 picks (`{{from}}`, a pool number
+   * stitched to the recipient once accepted): `ok` with the sender and the provider's id, or the
+   * outcome the send ends with.
+   */
+  send(input: SendInput, to: string, values: Record<string, MergeValue>): Promise<GatewaySent>;
   handleCallback(req: CallbackRequest): Promise<CallbackResult>;
 }
 
@@ -125,6 +140,7 @@ export function createGateway(ctx: AdapterContext, opts: GatewayOptions): Gatewa
   const contentType = str(s.contentType) ?? 'application/json';
   const escaping: Escaping = /json/i.test(contentType) ? 'json' : /x-www-form-urlencoded/i.test(contentType) ? 'form' : 'none';
   const receiptCfg = obj(s.receipt);
+  const numbers = numberList(s.numbers);
 
   function headers(): Record<string, string> {
     const out: Record<string, string> = {};
@@ -163,31 +179,34 @@ export function createGateway(ctx: AdapterContext, opts: GatewayOptions): Gatewa
   }
 
   return {
-    async post(values, signal) {
+    async send(input, to, values) {
+      const sender = await selectSender(input, to, { numbers, defaultFrom: str(s.defaultFrom) }, opts.senders, now());
+      if (!sender) return { ok: false, outcome: { kind: 'rejected', reason: 'No sender id for this destination', code: 'SenderIdRejected' } };
+      const all = { ...values, from: sender.from };
       const tmpl = str(s.bodyTemplate) ?? opts.defaultTemplate;
-      const url = renderGateway(String(s.sendUrl), values, 'url');
+      const url = renderGateway(String(s.sendUrl), all, 'url');
+      let res: Awaited<ReturnType<typeof guardedRequest>>;
       try {
-        const res = await guardedRequest({
+        res = await guardedRequest({
           url, method, headers: { ...headers(), ...(method !== 'GET' ? { 'content-type': contentType } : {}) },
-          body: method !== 'GET' ? renderGateway(tmpl, values, escaping) : undefined,
-          timeoutMs: 10_000, allowPrivate: ctx.allowPrivateTargets, signal,
+          body: method !== 'GET' ? renderGateway(tmpl, all, escaping) : undefined,
+          timeoutMs: 10_000, allowPrivate: ctx.allowPrivateTargets, signal: input.signal,
         });
-        if (res.status === 408 || res.status === 429 || res.status >= 500) {
-          return { ok: false, outcome: { kind: 'transient', reason: `Gateway answered ${res.status}`, code: res.status === 429 ? 'Throttled' : 'ProviderError', retryAfterMs: retryAfterMs(res.headers['retry-after'], now()) } };
-        }
-        if (res.status >= 400) return { ok: false, outcome: { kind: 'rejected', reason: `Gateway answered ${res.status}: ${res.body.toString('utf8').slice(0, 200)}`, code: 'Rejected' } };
-        let id: unknown;
-        try {
-          id = pointer(JSON.parse(res.body.toString('utf8')), str(s.responseIdPath));
-        } catch {}
-        return { ok: true, providerMessageId: id === undefined || id === null ? undefined : String(id) };
       } catch (err) {
-        if (err instanceof OutboundError) {
-          if (err.kind === 'blocked' || err.kind === 'invalid') return { ok: false, outcome: { kind: 'rejected', reason: err.message, code: 'ProviderError' } };
-          return { ok: false, outcome: { kind: 'transient', reason: err.message, code: 'ProviderError' } };
-        }
-        throw err;
+        if (!(err instanceof OutboundError)) throw err;
+        const kind = err.kind === 'blocked' || err.kind === 'invalid' ? 'rejected' : 'transient';
+        return { ok: false, outcome: { kind, reason: err.message, code: 'ProviderError' } };
       }
+      if (res.status === 408 || res.status === 429 || res.status >= 500) {
+        return { ok: false, outcome: { kind: 'transient', reason: `Gateway answered ${res.status}`, code: res.status === 429 ? 'Throttled' : 'ProviderError', retryAfterMs: retryAfterMs(res.headers['retry-after'], now()) } };
+      }
+      if (res.status >= 400) return { ok: false, outcome: { kind: 'rejected', reason: `Gateway answered ${res.status}: ${res.body.toString('utf8').slice(0, 200)}`, code: 'Rejected' } };
+      let id: unknown;
+      try {
+        id = pointer(JSON.parse(res.body.toString('utf8')), str(s.responseIdPath));
+      } catch {}
+      if (sender.pooled) await opts.senders.put(input.apiSpaceId, to, sender.from, now());
+      return { ok: true, from: sender.from, providerMessageId: id === undefined || id === null ? undefined : String(id) };
     },
 
     async handleCallback(req) {

@@ -5,27 +5,24 @@
  * MMS (`gateway.ts`); this file adds the SMS text, encoding and sender.
  */
 import type { AdapterContext, ChannelAdapter, ChannelProvider, SendInput, SendOutcome } from '../../adapter.js';
-import {
-  memorySenderStore, numberList, prepareFor, selectSender, smsRecipient, smsTextWithLinks, smsValidUntil, type SenderStore,
-} from '../sms-common.js';
+import { memorySenderStore, prepareFor, smsRecipient, smsTextWithLinks, smsValidUntil, type SenderStore } from '../sms-common.js';
 import { createGateway, GATEWAY_SECRETS, inboundAddresses, obj, pointer, str, validateGatewaySettings, type Failure } from './gateway.js';
 
 const STATUSES = ['sent', 'delivered', 'read', 'failed', 'expired'] as const;
 
 export function validateHttpSmsSettings(s: Record<string, unknown>): Failure[] {
-  return validateGatewaySettings(s, STATUSES);
+  return validateGatewaySettings(s, STATUSES, ['fromPath', 'toPath', 'textPath']);
 }
 
 export function createHttpSmsAdapter(ctx: AdapterContext, deps: { senders?: SenderStore; now?: () => number } = {}): ChannelAdapter {
   const s = ctx.settings;
-  const senders = deps.senders ?? memorySenderStore();
   const now = deps.now ?? Date.now;
-  const numbers = numberList(s.numbers);
   const inboundCfg = obj(s.inbound);
   const gateway = createGateway(ctx, {
     statuses: STATUSES,
     defaultTemplate: '{"to":"{{to}}","from":"{{from}}","text":"{{text}}","reference":"{{messageId}}"}',
     now,
+    senders: deps.senders ?? memorySenderStore(),
     inbound(item) {
       const text = inboundCfg.textPath ? pointer(item, str(inboundCfg.textPath)) : undefined;
       const addresses = text === undefined ? undefined : inboundAddresses(item, inboundCfg);
@@ -39,15 +36,12 @@ export function createHttpSmsAdapter(ctx: AdapterContext, deps: { senders?: Send
       if (!to || !/^\d{4,15}$/.test(to)) return { kind: 'rejected', reason: 'No valid phone number to send to', code: 'InvalidNumber' };
       const prepared = prepareFor(input, to, await smsTextWithLinks(input, ctx.trackLink));
       if (!prepared.ok) return { kind: 'rejected', reason: prepared.reason, code: prepared.code };
-      const sender = await selectSender(input, to, { numbers, defaultFrom: str(s.defaultFrom) }, senders, now());
-      if (!sender) return { kind: 'rejected', reason: 'No sender id for this destination', code: 'SenderIdRejected' };
-      const sent = await gateway.post({
-        to, from: sender.from, text: prepared.sms.text, messageId: input.messageId, encoding: prepared.sms.encoding,
+      const sent = await gateway.send(input, to, {
+        to, text: prepared.sms.text, messageId: input.messageId, encoding: prepared.sms.encoding,
         validUntil: new Date(smsValidUntil(input, now())).toISOString(),
-      }, input.signal);
+      });
       if (!sent.ok) return sent.outcome;
-      if (sender.pooled) await senders.put(input.apiSpaceId, to, sender.from, now());
-      return { kind: 'accepted', providerMessageId: sent.providerMessageId, acceptedAt: now(), details: { ...prepared.details, from: sender.from } };
+      return { kind: 'accepted', providerMessageId: sent.providerMessageId, acceptedAt: now(), details: { ...prepared.details, from: sent.from } };
     },
 
     handleCallback: (req) => gateway.handleCallback(req),
