@@ -59,7 +59,7 @@ export const smsModule: ModuleDefinition = {
     const messages = () => services.messages;
     services.channels?.registerProvider(redactingProvider(smppProvider({ parts, senders, now }), messages));
     services.channels?.registerProvider(redactingProvider(httpSmsProvider({ senders }), messages));
-    // MMS shares the SMS sender stitching: a recipient keeps one number across both channels.
+    // MMS uses the SMS stitching store: where both pools hold the same numbers, a recipient keeps one number across them.
     const contentSize = async (apiSpaceId: string, fileId: string) => (await services.content?.describe(apiSpaceId, fileId))?.size;
     services.channels?.registerProvider(httpMmsProvider({ senders, contentSize }));
     const openKey = `${ctx.signingKeys[0]?.secret ?? ''}:email-opens`;
