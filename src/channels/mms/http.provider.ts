@@ -112,7 +112,7 @@ export function createHttpMmsAdapter(ctx: AdapterContext, deps: MmsDeps = {}): C
       if (!to || !/^\d{4,15}$/.test(to)) return { kind: 'rejected', reason: 'No valid phone number to send to', code: 'InvalidNumber' };
       const country = countryOf(to);
       if (countries && !countries.has(alpha3(country) ?? '')) {
-        return { kind: 'rejected', reason: `MMS is not available for ${country ?? 'this number'}'s country on this channel`, code: 'ContentNotSupported' };
+        return { kind: 'rejected', reason: `This channel has no MMS for ${country ?? 'the number\'s country'}`, code: 'ContentNotSupported' };
       }
       const built = mmsContent(input);
       if (!built.ok) return { kind: 'rejected', reason: built.reason, code: built.code };
