@@ -130,9 +130,15 @@ export function prepareFor(input: SendInput, to: string, text = smsText(input)):
   return { ok: true, sms, details };
 }
 
+type TrackLink = (url: string, messageId: string, metadata?: unknown) => Promise<string>;
+
 /** `channelOptions.sms.trackLinks` (channels.md §2): URLs in the text become tracked links. */
-export async function smsTextWithLinks(input: SendInput, track: ((url: string, messageId: string, metadata?: unknown) => Promise<string>) | undefined): Promise<string> {
-  const text = smsText(input);
+export async function smsTextWithLinks(input: SendInput, track: TrackLink | undefined): Promise<string> {
+  return withTrackedLinks(smsText(input), input, track);
+}
+
+/** `text` with its URLs rewritten to tracked links when the send's options ask for it (`trackLinks`). */
+export async function withTrackedLinks(text: string, input: SendInput, track: TrackLink | undefined): Promise<string> {
   if (input.options?.trackLinks !== true || !track) return text;
   const urls = [...new Set(text.match(/https?:\/\/[^\s<>"]+[^\s<>".,;:!?)]/g) ?? [])];
   let out = text;

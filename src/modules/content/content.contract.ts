@@ -24,6 +24,8 @@ export const MAX_CONTENT_BYTES = 20 * 1024 * 1024;
 export interface ContentApi {
   /** Stores a file (type checked against the allow-list; 400/413 like `POST /content`). */
   upload(actor: Pick<Actor, 'actor'>, apiSpaceId: string, file: { name: string; type: string; bytes: Buffer; folder?: string }): Promise<UploadedFile>;
+  /** A stored file's record (without reading its bytes), or undefined. */
+  describe(apiSpaceId: string, fileId: string): Promise<UploadedFile | undefined>;
   /** A stored file's record and bytes, or undefined. */
   read(apiSpaceId: string, fileId: string): Promise<{ file: UploadedFile; bytes: Buffer } | undefined>;
 }

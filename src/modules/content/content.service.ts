@@ -89,6 +89,10 @@ export function createContentService(p: Platform) {
       return row ? { file: view(row), etag: row.etag, path: pathOf(apiSpaceId, id) } : undefined;
     },
 
+    async describe(apiSpaceId: string, id: string) {
+      return (await service.find(apiSpaceId, id))?.file;
+    },
+
     async read(apiSpaceId: string, id: string) {
       const found = await service.find(apiSpaceId, id);
       if (!found) return undefined;

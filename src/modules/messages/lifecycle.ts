@@ -60,6 +60,7 @@ export interface DispatchState {
 /** Keys of an accepted send's outcome details that events carry as `channelData.<channel>`. */
 const CHANNEL_DATA_KEYS: Record<string, readonly string[]> = {
   sms: ['phoneNumberCountryCode', 'segmentCount', 'encoding', 'from', 'charactersReplaced'],
+  mms: ['phoneNumberCountryCode', 'from', 'subject', 'mediaCount'],
   email: ['from', 'subject'],
   appMessaging: ['conversationEventId'],
 };
@@ -83,6 +84,7 @@ function channelExtras(channel: string, to: Record<string, unknown>, messageId: 
       return { additionalInfo: { to: info.to ?? to.phoneNumber, successful: success, clientRef: info.clientRef ?? messageId }, channelData: { ...(info.segmentCount !== undefined ? { segmentCount: info.segmentCount } : {}) } };
     case 'email':
     case 'whatsApp':
+    case 'mms':
       return { additionalInfo: { to: info.to ?? (channel === 'email' ? to.email : to.phoneNumber), successful: success, providerMessageId: info.providerMessageId }, channelData: {} };
     case 'fbMessenger':
       return { additionalInfo: { fbMessengerId: to.fbMessengerId, messageId: info.providerMessageId }, channelData: {} };

@@ -251,6 +251,14 @@ export function validateRequest(body: unknown, vc: ValidationContext, failures: 
           else if (at > vc.now + 30 * 86_400_000) fail('customBody.sms.deliverAfter', 'Must be at most 30 days ahead');
         }
       }
+      const mms = customBody.mms;
+      if (isObj(mms)) {
+        if (mms.from !== undefined) { const m = senderProblem(mms.from); if (m) fail('customBody.mms.from', m); }
+        for (const k of ['to', 'subject', 'body']) if (mms[k] !== undefined && typeof mms[k] !== 'string') fail(`customBody.mms.${k}`, 'Must be a string');
+        if (mms.mediaUrls !== undefined && (!Array.isArray(mms.mediaUrls) || mms.mediaUrls.some((u) => typeof u !== 'string' || !/^https?:\/\/[^\s]+$/i.test(u)))) {
+          fail('customBody.mms.mediaUrls', 'Must be an array of absolute http(s) URLs');
+        }
+      }
       stored.customBody = customBody;
     }
   }

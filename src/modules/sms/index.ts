@@ -3,8 +3,10 @@ import type { ChannelAdapter, ChannelProvider } from '../../channels/adapter.js'
 import type { ChannelRegistry } from '../channels/channels.contract.js';
 import type { ProfileDirectory } from '../profiles/profiles.contract.js';
 import type { MessagesApi } from '../messages/messages.contract.js';
+import type { ContentApi } from '../content/content.contract.js';
 import { smppProvider } from '../../channels/sms/smpp/smpp.provider.js';
 import { httpSmsProvider } from '../../channels/sms/http/http.provider.js';
+import { httpMmsProvider } from '../../channels/mms/http.provider.js';
 import { smtpProvider } from '../../channels/email/smtp/smtp.provider.js';
 import { smsMigrations } from './sms.migrations.js';
 import { dbPartStore, dbSenderStore } from './sms.repo.js';
@@ -45,18 +47,21 @@ export function redactingProvider(provider: ChannelProvider, messages: () => Mes
   };
 }
 
-/** SMS and e-mail providers, SMS number listings and the inbound SMS keyword seam. */
+/** SMS, MMS and e-mail providers, SMS number listings and the inbound SMS keyword seam. */
 export const smsModule: ModuleDefinition = {
   name: 'sms',
   migrations: smsMigrations,
   setup(ctx) {
-    const services = ctx.services as unknown as { channels?: ChannelRegistry; messages?: MessagesApi & { onInbound?(hook: unknown): void }; profiles?: ProfileDirectory };
+    const services = ctx.services as unknown as { channels?: ChannelRegistry; messages?: MessagesApi & { onInbound?(hook: unknown): void }; profiles?: ProfileDirectory; content?: ContentApi };
     const now = () => ctx.clock.now();
     const parts = dbPartStore(ctx.db, now);
     const senders = dbSenderStore(ctx.db);
     const messages = () => services.messages;
     services.channels?.registerProvider(redactingProvider(smppProvider({ parts, senders, now }), messages));
     services.channels?.registerProvider(redactingProvider(httpSmsProvider({ senders }), messages));
+    // MMS uses the SMS stitching store: where both pools hold the same numbers, a recipient keeps one number across them.
+    const contentSize = async (apiSpaceId: string, fileId: string) => (await services.content?.describe(apiSpaceId, fileId))?.size;
+    services.channels?.registerProvider(httpMmsProvider({ senders, contentSize }));
     const openKey = `${ctx.signingKeys[0]?.secret ?? ''}:email-opens`;
     services.channels?.registerProvider(smtpProvider({ openPixelUrl: openPixelUrl(ctx.config.publicBaseUrl, openKey), now }));
     const keywords = createSmsKeywordRules();
