@@ -24,7 +24,7 @@ const TIMEOUT_MS = 10_000;
  * Google's status name (`INVALID_ARGUMENT`, `PERMISSION_DENIED`…) or `HTTP<status>`.
  */
 export function classifyGoogle(res: GuardedResponse, now: number): Failed {
-  const error = (parseJson<{ error?: { message?: unknown; status?: unknown } }>(res.body)?.error ?? {});
+  const error = parseJson<{ error?: { message?: unknown; status?: unknown } }>(res.body)?.error ?? {};
   const name = typeof error.status === 'string' && /^[A-Z_]{2,40}$/.test(error.status) ? error.status : undefined;
   const message = typeof error.message === 'string' && error.message ? error.message : res.body.toString('utf8').replace(/\s+/g, ' ').trim().slice(0, 200);
   const reason = `RBM API answered ${res.status}${name ? ` ${name}` : ''}${message ? `: ${message}` : ''}`;
