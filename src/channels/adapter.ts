@@ -7,11 +7,17 @@
  * Adapters never throw for provider errors: they classify them into a `SendOutcome`.
  */
 
-/** Outcome of one send attempt; the dispatcher decides retry / fallback from `kind` alone. */
+/**
+ * Outcome of one send attempt; the dispatcher decides retry / fallback from `kind` alone.
+ * `skipped`: the adapter found, before sending anything, that the channel cannot reach the
+ * recipient (an RCS capability check); recorded like a channel without an address (`code`, e.g.
+ * `NoAddress`), and Branch goes on to the next channel.
+ */
 export type SendOutcome =
   | { kind: 'accepted'; providerMessageId?: string; acceptedAt?: number; details?: Record<string, unknown> }
   | { kind: 'transient'; reason: string; retryAfterMs?: number; code?: string }
-  | { kind: 'rejected'; reason: string; code?: string };
+  | { kind: 'rejected'; reason: string; code?: string }
+  | { kind: 'skipped'; reason: string; code: string };
 
 /** Everything an adapter needs to send one message on its channel. */
 export interface SendInput {

@@ -56,6 +56,8 @@ export interface Config {
   readonly graphApiUrl?: string;
   /** Origin for the X API (twitterDm) instead of `https://api.x.com`. */
   readonly xApiUrl?: string;
+  /** Origin for Google RCS Business Messaging instead of `https://rcsbusinessmessaging.googleapis.com`. */
+  readonly rcsApiUrl?: string;
 }
 
 export interface SigningKey {
@@ -186,6 +188,7 @@ export function loadConfig(env: Env = process.env, cores = availableParallelism(
     ...(env.FCM_URL?.trim() ? { fcmUrl: origin(env, 'FCM_URL') } : {}),
     ...(env.GRAPH_API_URL?.trim() ? { graphApiUrl: origin(env, 'GRAPH_API_URL') } : {}),
     ...(env.X_API_URL?.trim() ? { xApiUrl: origin(env, 'X_API_URL') } : {}),
+    ...(env.RCS_API_URL?.trim() ? { rcsApiUrl: origin(env, 'RCS_API_URL') } : {}),
   };
   return Object.freeze(config);
 }
@@ -223,5 +226,6 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['APNS_URL, FCM_URL', 'Apple\'s and Google\'s', 'push endpoints (origins) to use instead of APNs (`https://api.push.apple.com`, `https://api.sandbox.push.apple.com`) and FCM (`https://fcm.googleapis.com`): a relay, or a test peer (`http://` speaks HTTP/2 without TLS to APNs)'],
   ['GRAPH_API_URL', 'https://graph.facebook.com', 'Meta Graph API origin for WhatsApp and Messenger (a relay, or a test peer)'],
   ['X_API_URL', 'https://api.x.com', 'X API origin for twitterDm (a relay, or a test peer)'],
+  ['RCS_API_URL', 'https://rcsbusinessmessaging.googleapis.com', 'Google RCS Business Messaging origin for rcs (a relay, or a test peer); the OAuth token endpoint is the service account\'s `token_uri`'],
   ['DATABASE_POOL_SIZE', '20', 'PostgreSQL connections per process (split between the two threads with WORKER_THREAD); half of them may commit accepted messages at once (group commit)'],
 ];

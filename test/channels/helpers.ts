@@ -33,7 +33,7 @@ export interface SeenRequest { method: string; path: string; headers: http.Incom
 export type ScriptedAnswer = (res: http.ServerResponse) => void;
 
 /**
- * A provider's far side on 127.0.0.1: it records every request (JSON bodies parsed); `check`
+ * A provider's far side on 127.0.0.1: it records every request (JSON and form bodies parsed); `check`
  * (a signature check, say) may answer a request itself and return true; otherwise the next
  * scripted answer is used if any, else `answer` (the provider's success).
  */
@@ -45,7 +45,10 @@ export function scriptedPeer(answer: (seen: SeenRequest, req: http.IncomingMessa
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
-      const entry: SeenRequest = { method: req.method!, path: req.url!, headers: req.headers, body: text ? JSON.parse(text) : undefined };
+      // An OAuth token request is a form; everything else these peers take is JSON.
+      const form = /^application\/x-www-form-urlencoded/.test(req.headers['content-type'] ?? '');
+      const body = !text ? undefined : form ? Object.fromEntries(new URLSearchParams(text)) : JSON.parse(text);
+      const entry: SeenRequest = { method: req.method!, path: req.url!, headers: req.headers, body };
       seen.push(entry);
       if (check?.(entry, req, res)) return;
       const next = script.shift();

@@ -3,6 +3,7 @@ import { customHttpProvider } from '../../channels/custom/http-provider.js';
 import { whatsAppCloudProvider } from '../../channels/whatsapp/cloud-api.provider.js';
 import { messengerSendApiProvider } from '../../channels/messenger/send-api.provider.js';
 import { xApiProvider } from '../../channels/x/x-api.provider.js';
+import { rcsRbmProvider } from '../../channels/rcs/rbm-api.provider.js';
 import type { ChannelRegistry } from './channels.contract.js';
 import { channelsMigrations } from './channels.migrations.js';
 import { createFacebookStates } from './facebook-state.js';
@@ -19,7 +20,7 @@ declare module '../services.js' {
   }
 }
 
-/** Channel configuration, adapter registry, provider callbacks and tracked links (channels.md §1, §11); the WhatsApp (§6), Messenger (§7) and X (§8) providers and Messenger opt-ins. */
+/** Channel configuration, adapter registry, provider callbacks and tracked links (channels.md §1, §11); the WhatsApp (§6), Messenger (§7), X (§8) and RCS (§10) providers and Messenger opt-ins. */
 export const channelsModule: ModuleDefinition = {
   name: 'channels',
   migrations: channelsMigrations,
@@ -36,6 +37,7 @@ export const channelsModule: ModuleDefinition = {
     reg.registerProvider(whatsAppCloudProvider({ graphApiUrl }));
     reg.registerProvider(messengerSendApiProvider({ graphApiUrl }));
     reg.registerProvider(xApiProvider({ xApiUrl: ctx.config.xApiUrl ?? 'https://api.x.com' }));
+    reg.registerProvider(rcsRbmProvider({ rcsApiUrl: ctx.config.rcsApiUrl ?? 'https://rcsbusinessmessaging.googleapis.com' }));
     ctx.services.channels = reg;
     return {
       routes: async (app) => {

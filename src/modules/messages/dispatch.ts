@@ -416,6 +416,12 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
         });
         return;
       }
+      if (outcome.kind === 'skipped') {
+        pending.push({ channel: ch, outcome: 'skipped', reason: outcome.code, at, detail: outcome.reason } as Attempt);
+        next++;
+        retries = 0;
+        continue;
+      }
       if (outcome.kind === 'rejected') {
         pending.push({ channel: ch, outcome: 'rejected', reason: 'ProviderRejected', at, ...(outcome.code ? { providerCode: outcome.code } : {}), detail: outcome.reason } as Attempt);
         next++;

@@ -63,6 +63,7 @@ const CHANNEL_DATA_KEYS: Record<string, readonly string[]> = {
   mms: ['phoneNumberCountryCode', 'from', 'subject', 'mediaCount'],
   email: ['from', 'subject'],
   appMessaging: ['conversationEventId'],
+  rcs: ['phoneNumber', 'phoneNumberCountryCode', 'agentId'],
 };
 
 /** The `channelData.<channel>` an accepted send's outcome details provide (undefined when none). */
@@ -89,7 +90,8 @@ function channelExtras(channel: string, to: Record<string, unknown>, messageId: 
     case 'fbMessenger':
       return { additionalInfo: { fbMessengerId: to.fbMessengerId, messageId: info.providerMessageId }, channelData: {} };
     case 'rcs':
-      return { additionalInfo: { to: to.phoneNumber, successful: success }, channelData: { phoneNumber: to.phoneNumber } };
+      // channelData.rcs (phoneNumber in E.164 form, its country, the agent) is kept from the accepting send.
+      return { additionalInfo: { to: to.phoneNumber, successful: success }, channelData: {} };
     case 'twitterDm':
       return { additionalInfo: { twitterId: to.twitterId, successful: success }, channelData: {} };
     case 'appMessaging':

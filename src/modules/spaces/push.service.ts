@@ -5,6 +5,7 @@ import type { Actor } from '../../auth/actor.js';
 import type { SpaceSettings } from '../../storage/space-settings.js';
 import { iso } from '../../lib/clock.js';
 import { errors } from '../../http/errors.js';
+import { parseServiceAccount } from '../../channels/google/service-account.js';
 
 export type ApnsEnvironment = 'development' | 'production';
 
@@ -142,32 +143,9 @@ export function readApnsSigningKey(input: string): string {
 
 /** Checks a Google service account for FCM HTTP v1. */
 export function readServiceAccount(input: unknown): ServiceAccount {
-  let sa = input;
-  if (typeof sa === 'string') {
-    try {
-      sa = JSON.parse(sa);
-    } catch {
-      throw bad('serviceAccount', 'Must be the service account JSON object');
-    }
-  }
-  if (!sa || typeof sa !== 'object' || Array.isArray(sa)) throw bad('serviceAccount', 'Must be the service account JSON object');
-  const o = sa as Record<string, unknown>;
-  const failures = [];
-  if (o.type !== undefined && o.type !== 'service_account') failures.push({ paramName: 'serviceAccount.type', message: 'Must be "service_account"' });
-  if (typeof o.project_id !== 'string' || !/^[a-z][a-z0-9-]{3,62}$/.test(o.project_id)) failures.push({ paramName: 'serviceAccount.project_id', message: 'Must be a Google Cloud project id' });
-  if (typeof o.client_email !== 'string' || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(o.client_email)) failures.push({ paramName: 'serviceAccount.client_email', message: 'Must be the service account e-mail address' });
-  if (typeof o.private_key !== 'string') failures.push({ paramName: 'serviceAccount.private_key', message: 'Must be the RSA private key in PEM form' });
-  else {
-    // Keys pasted from a JSON file sometimes keep their "\n" escapes as text.
-    o.private_key = o.private_key.replace(/\\n/g, '\n');
-    let key: KeyObject | undefined;
-    try {
-      key = createPrivateKey(o.private_key as string);
-    } catch {}
-    if (key?.asymmetricKeyType !== 'rsa') failures.push({ paramName: 'serviceAccount.private_key', message: 'Must be the RSA private key in PEM form' });
-  }
-  if (failures.length) throw errors.validation(failures);
-  return o as ServiceAccount;
+  const parsed = parseServiceAccount(input, { paramName: 'serviceAccount', projectId: true });
+  if (!parsed.account) throw errors.validation(parsed.failures);
+  return parsed.account as ServiceAccount;
 }
 
 export type PushService = ReturnType<typeof createPushService>;
