@@ -28,11 +28,14 @@ const json = (res: http.ServerResponse, status: number, body: unknown, headers: 
 const googleError = (status: number, name: string, message: string, headers: Record<string, string> = {}) =>
   (res: http.ServerResponse) => json(res, status, { error: { code: status, message, status: name } }, headers);
 
+/** A user's file, as RBM's storage serves it. */
+const USER_FILE = Buffer.from([0xff, 0xd8, 0xff, ...Buffer.from('a parcel')]);
 /** Google's side: `/token` (JWT bearer grant), `/v1/phones/…` (RBM) and `/sms` (an SMS gateway to fall back to). */
 const peer = scriptedPeer((seen, _req, res) => {
   const url = new URL(seen.path, 'http://peer');
   if (url.pathname === '/token') return json(res, 200, { access_token: `rbm-token-${++issued}`, expires_in: 3599, token_type: 'Bearer' });
   if (url.pathname === '/sms') return json(res, 200, { messages: [{ id: `sms-${seen.body.ref}` }] });
+  if (url.pathname.startsWith('/user-files/')) return res.writeHead(200, { 'content-type': 'image/jpeg' }).end(USER_FILE);
   const m = /^\/v1\/phones\/\+(\d+)\/(capabilities|agentMessages)$/.exec(url.pathname);
   if (!m) return res.writeHead(404).end();
   if (unreachable.has(m[1]!)) return googleError(404, 'NOT_FOUND', 'Requested entity was not found.')(res);
@@ -229,7 +232,7 @@ eachDatabase('rcs channel (RBM peer)', (dialect) => {
     const user = (n: number, content: Record<string, unknown>) => envelope({ senderPhoneNumber: '+447700900333', messageId: `MxUser${n}`, sendTime: new Date(clock.now()).toISOString(), ...content });
     for (const raw of [
       user(1, { text: 'Where is my order?' }),
-      user(2, { userFile: { payload: { mimeType: 'image/jpeg', fileSizeBytes: 40_000, fileName: 'parcel.jpg', fileUri: 'https://rcs-user-content.storage.googleapis.com/parcel.jpg' } } }),
+      user(2, { userFile: { payload: { mimeType: 'image/jpeg', fileSizeBytes: USER_FILE.length, fileName: 'parcel.jpg', fileUri: `${base}/user-files/parcel.jpg` } } }),
       user(3, { location: { latitude: 51.5072, longitude: -0.1276 } }),
       user(4, { suggestionResponse: { postbackData: 'track_order', text: 'Track my order', type: 'REPLY' } }),
     ]) {
@@ -242,7 +245,10 @@ eachDatabase('rcs channel (RBM peer)', (dialect) => {
     assert.deepEqual(events.map((e) => [e.channel, e.from.phoneNumber, e.body]), [
       ['rcs', '447700900333', 'Where is my order?'], ['rcs', '447700900333', undefined], ['rcs', '447700900333', '51.5072,-0.1276'], ['rcs', '447700900333', 'Track my order'],
     ]);
-    assert.deepEqual(events[1]!.messageParts, [{ type: 'image/jpeg', url: 'https://rcs-user-content.storage.googleapis.com/parcel.jpg', name: 'parcel.jpg', size: 40_000 }]);
+    // The file is kept with the Content API before its URL expires.
+    const [file] = events[1]!.messageParts as Array<Record<string, any>>;
+    assert.deepEqual({ ...file, url: undefined }, { type: 'image/jpeg', url: undefined, name: 'parcel.jpg', size: USER_FILE.length });
+    assert.deepEqual((await s().request({ method: 'GET', url: new URL(file!.url).pathname })).rawPayload, USER_FILE);
     assert.equal(events[3]!.channelData.body.suggestionResponse.postbackData, 'track_order');
   });
 

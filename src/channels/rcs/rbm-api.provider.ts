@@ -6,7 +6,8 @@
  * message id, which RBM echoes in its DELIVERED and READ events.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { AdapterContext, ChannelAdapter, ChannelProvider, SendInput, SendOutcome } from '../adapter.js';
+import type { AdapterContext, ChannelAdapter, ChannelProvider, MediaFetch, SendInput, SendOutcome } from '../adapter.js';
+import { downloadMedia } from '../http-guard.js';
 import { TtlCache } from '../../lib/cache.js';
 import { phoneCountry, phoneDigits } from '../../lib/phone.js';
 import { customObject, asString as str } from '../meta/graph.js';
@@ -139,6 +140,12 @@ export function createRcsAdapter(ctx: AdapterContext, options: { rcsApiUrl: stri
           ...(built.contents.length > 1 ? { requests: built.contents.length } : {}), ...(failures.length ? { failures } : {}),
         },
       };
+    },
+
+    /** A user's file: its `fileUri` (the only inbound parts with a URL) serves it for a limited time. */
+    async fetchMedia(part, { maxBytes, signal }): Promise<MediaFetch | undefined> {
+      const link = str(part.url);
+      return link ? downloadMedia({ url: link, allowPrivate: ctx.allowPrivateTargets, maxBytes, signal }) : undefined;
     },
 
     async handleCallback(req) {
