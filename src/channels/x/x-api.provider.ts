@@ -9,26 +9,18 @@
  */
 import { createHmac } from 'node:crypto';
 import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, SendInput, SendOutcome } from '../adapter.js';
-import { createGuardedAgents, failedRequestOutcome, guardedRequest, retryAfterMs } from '../http-guard.js';
 import { asArray as arr, asObject as obj, asString as str, customObject, parseJson } from '../meta/graph.js';
 import { header, jsonAnswer, queryValue, sameSecret } from '../meta/webhook.js';
-import { oauth1Header } from './oauth1.js';
+import { classifyX, createXClient, idOf, isFailure } from './client.js';
 
 type Failure = { paramName: string; message: string };
 type Json = Record<string, unknown>;
 
 /** Text limit of a direct message (channels.md §1.1, §8). */
 export const X_TEXT_LIMIT = 10_000;
-const TIMEOUT_MS = 10_000;
 const OAUTH1_KEYS = ['consumerKey', 'accessToken', 'accessTokenSecret'] as const;
 /** Inbound media kinds as X names them. */
 const INBOUND_TYPES: Record<string, string> = { photo: 'image/jpeg', animated_gif: 'video/mp4', video: 'video/mp4' };
-
-/** An X user id: digits, as a string or a number from a sender that did not quote it. */
-const idOf = (v: unknown): string | undefined => {
-  const s = typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? String(v) : v;
-  return typeof s === 'string' && /^\d{1,25}$/.test(s) ? s : undefined;
-};
 
 /**
  * Checks the `xApi` settings; paramNames are relative to `settings`. `consumerSecret` is needed
@@ -79,41 +71,6 @@ function buildText(input: SendInput): Built {
   return { ok: true, text, droppedMedia: media };
 }
 
-/** Milliseconds until `x-rate-limit-reset` (epoch seconds), capped at a day; else `Retry-After`. */
-function rateLimitDelay(headers: Record<string, string | string[] | undefined>, now: number): number | undefined {
-  const raw = headers['x-rate-limit-reset'];
-  const reset = Array.isArray(raw) ? raw[0] : raw;
-  if (reset && /^\d+$/.test(reset.trim())) return Math.max(0, Math.min(Number(reset.trim()) * 1000 - now, 86_400_000));
-  return retryAfterMs(headers['retry-after'], now);
-}
-
-/**
- * An X API answer as a send outcome: 201/2xx accepted with `data.dm_event_id`; 429 (with its
- * reset time), 408 and 5xx transient; 401 `Unauthorized`; 403 `ProviderRejected` (X refuses DMs
- * to users who have not allowed them, channels.md §8); other 4xx `HTTP<status>`.
- */
-export function classifyX(status: number, headers: Record<string, string | string[] | undefined>, text: string): SendOutcome {
-  const body = obj(parseJson(text));
-  if (status >= 200 && status < 300) {
-    const data = obj(body.data);
-    const id = str(data.dm_event_id);
-    const conversation = str(data.dm_conversation_id);
-    return { kind: 'accepted', ...(id ? { providerMessageId: id } : {}), acceptedAt: Date.now(), details: conversation ? { dmConversationId: conversation } : {} };
-  }
-  const first = obj(arr(body.errors)[0]);
-  const message = str(body.detail) ?? str(body.title) ?? str(first.message) ?? (text.replace(/\s+/g, ' ').trim().slice(0, 200) || `HTTP ${status}`);
-  const type = str(body.type) ?? (first.code !== undefined ? String(first.code) : undefined);
-  const reason = `X API answered ${status}${type ? ` (${type})` : ''}: ${message}`;
-  if (status === 429) {
-    const after = rateLimitDelay(headers, Date.now());
-    return { kind: 'transient', code: 'RateLimited', reason, ...(after !== undefined ? { retryAfterMs: after } : {}) };
-  }
-  if (status >= 500 || status === 408) return { kind: 'transient', code: 'ProviderUnavailable', reason };
-  if (status === 401) return { kind: 'rejected', code: 'Unauthorized', reason };
-  if (status === 403) return { kind: 'rejected', code: 'ProviderRejected', reason };
-  return { kind: 'rejected', code: `HTTP${status}`, reason };
-}
-
 /** A `message_create` event from another user as an inbound message; undefined when empty. */
 function toInbound(channelId: string, event: Json, users: Json): InboundReport | undefined {
   const create = obj(event.message_create);
@@ -141,26 +98,9 @@ function toInbound(channelId: string, event: Json, users: Json): InboundReport |
 export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }): ChannelAdapter {
   const s = ctx.settings;
   const userId = String(s.userId);
-  const bearer = str(s.bearerToken);
   const consumerSecret = str(s.consumerSecret);
   const origin = options.xApiUrl.replace(/\/+$/, '');
-  // One adapter serves one configuration: its connections are reused and closed with it.
-  const agents = createGuardedAgents({ maxSockets: 32 });
-
-  const authorization = (method: string, url: string): string => (bearer
-    ? `Bearer ${bearer}`
-    : oauth1Header({ method, url, consumerKey: String(s.consumerKey ?? ''), consumerSecret: consumerSecret ?? '', token: String(s.accessToken ?? ''), tokenSecret: String(s.accessTokenSecret ?? '') }));
-
-  /** One signed request; a network failure comes back as the send's outcome. */
-  async function call(method: 'GET' | 'POST', url: string, signal: AbortSignal | undefined, body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string } | SendOutcome> {
-    const headers = { authorization: authorization(method, url), accept: 'application/json', 'user-agent': 'Switchboard-X/1', ...(body ? { 'content-type': 'application/json' } : {}) };
-    try {
-      const res = await guardedRequest({ url, method, headers, ...(body ? { body } : {}), timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, agents });
-      return { status: res.status, headers: res.headers, text: res.body.toString('utf8') };
-    } catch (err) {
-      return failedRequestOutcome(err);
-    }
-  }
+  const client = createXClient(ctx);
 
   // Screen names resolved by this adapter (channels.md §8); an id does not change with the name.
   const ids = new Map<string, string>();
@@ -170,8 +110,8 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
     const known = ids.get(key);
     if (known) return known;
     if (!/^\w{1,15}$/.test(name)) return { kind: 'rejected', code: 'NoAddress', reason: `"${name}" is not an X screen name` };
-    const answer = await call('GET', `${origin}/2/users/by/username/${name}`, signal);
-    if ('kind' in answer) return answer;
+    const answer = await client.call({ method: 'GET', url: `${origin}/2/users/by/username/${name}`, signal });
+    if (isFailure(answer)) return answer;
     const id = idOf(obj(obj(parseJson(answer.text)).data).id);
     if (answer.status === 200 && id) {
       if (ids.size >= 10_000) ids.clear();
@@ -185,7 +125,7 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
 
   return {
     async close() {
-      agents.destroy();
+      client.close();
     },
 
     async send(input: SendInput): Promise<SendOutcome> {
@@ -199,8 +139,8 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
       if (!to) return { kind: 'rejected', code: 'NoAddress', reason: 'No X user id (twitterId) or screen name to send to' };
       const built = buildText(input);
       if (!built.ok) return { kind: 'rejected', code: built.code, reason: built.reason };
-      const answer = await call('POST', `${origin}/2/dm_conversations/with/${to}/messages`, input.signal, JSON.stringify({ text: built.text }));
-      if ('kind' in answer) return answer;
+      const answer = await client.call({ method: 'POST', url: `${origin}/2/dm_conversations/with/${to}/messages`, signal: input.signal, body: JSON.stringify({ text: built.text }) });
+      if (isFailure(answer)) return answer;
       const outcome = classifyX(answer.status, answer.headers, answer.text);
       if (outcome.kind !== 'accepted') return outcome;
       return { ...outcome, details: { to, ...(name && !idOf(input.to.twitterId) ? { resolvedFrom: name } : {}), ...outcome.details, ...(built.droppedMedia ? { mediaNotSent: built.droppedMedia } : {}) } };
