@@ -160,6 +160,12 @@ export interface AdapterContext {
    * (the message's, as sent) comes back in its `interaction.click` event.
    */
   trackLink?(url: string, messageId: string, metadata?: unknown): Promise<string>;
+  /**
+   * A file of the space's content store, when `url` is one of its content-API URLs: read from
+   * disk instead of over HTTP (the public base URL may not even reach this server). Undefined when
+   * `url` is not such a URL; null when it is, but the file is gone.
+   */
+  readContent?(url: string): Promise<{ bytes: Buffer; type: string } | null | undefined>;
   log: import('pino').Logger;
 }
 

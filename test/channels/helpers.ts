@@ -29,7 +29,8 @@ export function channelApi(s: () => TestServer, space: () => string, token: () =
   };
 }
 
-export interface SeenRequest { method: string; path: string; headers: http.IncomingHttpHeaders; body: any; answeredId?: string }
+/** A request the peer received: `body` is the parsed JSON, if it was JSON; `raw` the bytes as sent. */
+export interface SeenRequest { method: string; path: string; headers: http.IncomingHttpHeaders; body: any; raw: Buffer; answeredId?: string }
 export type ScriptedAnswer = (res: http.ServerResponse) => void;
 
 /**
@@ -44,8 +45,9 @@ export function scriptedPeer(answer: (seen: SeenRequest, req: http.IncomingMessa
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const entry: SeenRequest = { method: req.method!, path: req.url!, headers: req.headers, body: text ? JSON.parse(text) : undefined };
+      const raw = Buffer.concat(chunks);
+      const json = /json/.test(req.headers['content-type'] ?? '') || (!req.headers['content-type'] && raw.length > 0);
+      const entry: SeenRequest = { method: req.method!, path: req.url!, headers: req.headers, body: json ? JSON.parse(raw.toString('utf8')) : undefined, raw };
       seen.push(entry);
       if (check?.(entry, req, res)) return;
       const next = script.shift();

@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { ManualClock } from '../../src/lib/clock.js';
 import { oauth1Header, signatureBaseString } from '../../src/channels/x/oauth1.js';
 import { eachDatabase, useServer } from '../helpers/harness.js';
@@ -69,12 +70,43 @@ const sign = (raw: string, secret = CONSUMER_SECRET) => 'sha256=' + createHmac('
 function xPeer() {
   let origin = '';
   let n = 0;
+  /** Files the peer serves at `/media/{name}` (media URLs of messages). */
+  const files = new Map<string, { type: string; bytes: Buffer }>();
+  /** Media upload sessions by media id: what INIT said, and the APPEND requests' raw bodies. */
+  const uploads = new Map<string, { init: any; segments: Buffer[]; statusChecks: number }>();
+  const json = (res: http.ServerResponse, status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   const peer = scriptedPeer((entry, req, res) => {
-    const user = /^\/2\/users\/by\/username\/(\w+)$/.exec(req.url!);
+    const url = new URL(req.url!, 'http://peer');
+    const user = /^\/2\/users\/by\/username\/(\w+)$/.exec(url.pathname);
     if (user) {
-      res.writeHead(200, { 'content-type': 'application/json' });
       // X answers an unknown name with 200 and an errors array.
-      return res.end(JSON.stringify(user[1] === 'jack' ? { data: { id: '12', name: 'Jack', username: 'jack' } } : { errors: [{ title: 'Not Found Error', detail: `Could not find user with username: [${user[1]}].` }] }));
+      return json(res, 200, user[1] === 'jack' ? { data: { id: '12', name: 'Jack', username: 'jack' } } : { errors: [{ title: 'Not Found Error', detail: `Could not find user with username: [${user[1]}].` }] });
+    }
+    const file = /^\/media\/([\w.-]+)$/.exec(url.pathname);
+    if (file) {
+      const f = files.get(file[1]!);
+      return f ? res.writeHead(200, { 'content-type': f.type }).end(f.bytes) : res.writeHead(404).end('not found');
+    }
+    if (url.pathname === '/2/media/upload/initialize') {
+      entry.answeredId = `71${++n}000`;
+      uploads.set(entry.answeredId, { init: entry.body, segments: [], statusChecks: 0 });
+      return json(res, 200, { data: { id: entry.answeredId, media_key: `3_${entry.answeredId}`, expires_after_secs: 86_400 } });
+    }
+    const step = /^\/2\/media\/upload\/(\d+)\/(append|finalize)$/.exec(url.pathname);
+    if (step) {
+      const upload = uploads.get(step[1]!)!;
+      if (step[2] === 'append') {
+        upload.segments.push(entry.raw);
+        return res.writeHead(204).end();
+      }
+      // GIFs and videos are processed asynchronously: the sender has to ask for the status.
+      const processing = upload.init.media_category === 'dm_image' ? {} : { processing_info: { state: 'pending', check_after_secs: 0 } };
+      return json(res, 200, { data: { id: step[1], media_key: `3_${step[1]}`, size: upload.init.total_bytes, ...processing } });
+    }
+    if (url.pathname === '/2/media/upload' && url.searchParams.get('command') === 'STATUS') {
+      const upload = uploads.get(url.searchParams.get('media_id')!)!;
+      const state = ++upload.statusChecks < 2 ? 'in_progress' : 'succeeded';
+      return json(res, 200, { data: { id: url.searchParams.get('media_id'), processing_info: { state, check_after_secs: 0, progress_percent: state === 'succeeded' ? 100 : 50 } } });
     }
     entry.answeredId = `17000000000000${++n}`;
     const participant = /\/with\/(\d+)\//.exec(req.url!)?.[1] ?? '0';
@@ -91,7 +123,7 @@ function xPeer() {
     return true;
   });
   return {
-    ...peer,
+    ...peer, files, uploads,
     /** Answers the next request with an X API problem object. */
     fail(status: number, type: string, detail: string, headers: Record<string, string> = {}) {
       peer.script.push((res) => res.writeHead(status, { 'content-type': 'application/problem+json', ...headers }).end(JSON.stringify({ title: 'Error', type, detail, status })));
@@ -161,19 +193,91 @@ eachDatabase('twitterDm channel (X API peer)', (dialect) => {
     assert.equal(m.status, 'sent', JSON.stringify(m.statusDetails));
     assert.equal(m.statusDetails.attempts[0].providerMessageId, req.answeredId);
 
-    // Media cannot be attached: text goes out alone, and a media-only send is refused before any request.
-    const withImage = await send({ to, rules: ['twitterDm'], body: 'See the parcel', messageParts: [{ type: 'image/png', url: 'https://cdn.example.com/p.png' }, { type: 'text/html', url: 'https://example.com/track' }] });
-    const mediaOnly = await send({ to, rules: ['twitterDm'], messageParts: [{ type: 'image/png', url: 'https://cdn.example.com/p.png' }] });
+    // Too long a text is refused before any request.
     const long = await send({ to, rules: ['twitterDm'], body: 'x'.repeat(10_001) });
     await settle(s());
-    assert.equal(peer.seen.length - from, 2);
-    assert.deepEqual(peer.seen.at(-1)!.body, { text: 'See the parcel\nhttps://example.com/track' });
-    assert.equal((await get(withImage)).status, 'sent');
-    for (const [msg, code] of [[mediaOnly, 'MediaNotSupported'], [long, 'TextTooLong']] as const) {
+    assert.equal(peer.seen.length - from, 1);
+    const failed = await get(long);
+    assert.equal(failed.status, 'failed');
+    assert.equal(failed.statusDetails.attempts[0].providerCode, 'TextTooLong');
+  });
+
+  it('uploads the first image, GIF or video through X\'s media upload and attaches it to the DM', async () => {
+    const png = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), randomBytes(5000)]);
+    peer.files.set('parcel.png', { type: 'image/png', bytes: png });
+    let from = peer.seen.length;
+    const withImage = await send({ to, rules: ['twitterDm'], body: 'See the parcel', messageParts: [
+      { type: 'image/png', url: `${env.X_API_URL}/media/parcel.png` }, { type: 'text/html', url: 'https://example.com/track' }, { type: 'image/jpeg', url: 'https://cdn.example.com/second.jpg' },
+    ] });
+    await settle(s());
+    let reqs = peer.seen.slice(from);
+    const imageId = reqs[1]?.answeredId;
+    assert.deepEqual(reqs.map((r) => `${r.method} ${r.path}`), [
+      'GET /media/parcel.png', 'POST /2/media/upload/initialize', `POST /2/media/upload/${imageId}/append`, `POST /2/media/upload/${imageId}/finalize`, 'POST /2/dm_conversations/with/2244994945/messages',
+    ]);
+    assert.deepEqual(reqs[1]!.body, { media_type: 'image/png', total_bytes: png.length, media_category: 'dm_image' });
+    // The peer checked each step's OAuth signature; the segment is multipart with its index.
+    assert.match(String(reqs[2]!.headers['content-type']), /^multipart\/form-data; boundary=/);
+    assert.match(reqs[2]!.raw.toString('latin1'), /name="segment_index"\r\n\r\n0\r\n/);
+    assert.ok(reqs[2]!.raw.includes(png));
+    // One attachment: the second image travels as a link, like the HTML part.
+    assert.deepEqual(reqs[4]!.body, { text: 'See the parcel\nhttps://example.com/track\nhttps://cdn.example.com/second.jpg', attachments: [{ media_id: imageId }] });
+    const sent = await get(withImage);
+    assert.equal(sent.status, 'sent', JSON.stringify(sent.statusDetails));
+
+    // A file of this server's content store is read from the store, not over HTTP (PUBLIC_BASE_URL
+    // does not even reach the test server). A GIF is processed by X: the send waits for it.
+    const gif = Buffer.concat([Buffer.from('GIF89a'), randomBytes(3000)]);
+    const upload = await s().request({ method: 'POST', url: url('/content'), payload: { name: 'wave.gif', type: 'image/gif', data: gif.toString('base64') } });
+    assert.equal(upload.statusCode, 200, upload.body);
+    from = peer.seen.length;
+    const mediaOnly = await send({ to, rules: ['twitterDm'], messageParts: [{ type: 'image/gif', url: upload.json().url }] });
+    await settle(s());
+    reqs = peer.seen.slice(from);
+    const gifId = reqs[0]?.answeredId;
+    assert.deepEqual(reqs.map((r) => `${r.method} ${r.path}`), [
+      'POST /2/media/upload/initialize', `POST /2/media/upload/${gifId}/append`, `POST /2/media/upload/${gifId}/finalize`,
+      `GET /2/media/upload?command=STATUS&media_id=${gifId}`, `GET /2/media/upload?command=STATUS&media_id=${gifId}`, 'POST /2/dm_conversations/with/2244994945/messages',
+    ]);
+    assert.equal(reqs[0]!.body.media_category, 'dm_gif');
+    assert.ok(reqs[1]!.raw.includes(gif));
+    assert.deepEqual(reqs.at(-1)!.body, { attachments: [{ media_id: gifId }] }, 'no text: the attachment alone');
+    assert.equal((await get(mediaOnly)).status, 'sent');
+  });
+
+  it('sends customBody {text, mediaUrl}: a video in 4 MiB segments; media it cannot send fails the message', async () => {
+    const mp4 = randomBytes(9 * 1024 * 1024);
+    peer.files.set('clip.mp4', { type: 'video/mp4', bytes: mp4 });
+    peer.files.set('terms.pdf', { type: 'application/pdf', bytes: Buffer.from('%PDF-1.4') });
+    let from = peer.seen.length;
+    const id = await send({ to, rules: ['twitterDm'], body: 'not this', customBody: { twitterDm: { text: 'Your unboxing video', mediaUrl: `${env.X_API_URL}/media/clip.mp4` } } });
+    await settle(s());
+    const reqs = peer.seen.slice(from);
+    const mediaId = reqs[1]?.answeredId;
+    assert.deepEqual(reqs[1]!.body, { media_type: 'video/mp4', total_bytes: mp4.length, media_category: 'dm_video' });
+    const segments = reqs.filter((r) => r.path === `/2/media/upload/${mediaId}/append`);
+    assert.equal(segments.length, 3);
+    segments.forEach((r, i) => {
+      assert.match(r.raw.toString('latin1'), new RegExp(`name="segment_index"\r\n\r\n${i}\r\n`));
+      assert.ok(r.raw.includes(mp4.subarray(i * 4 * 1024 * 1024, Math.min((i + 1) * 4 * 1024 * 1024, mp4.length))), `segment ${i}`);
+    });
+    assert.deepEqual(reqs.at(-1)!.body, { text: 'Your unboxing video', attachments: [{ media_id: mediaId }] });
+    assert.equal((await get(id)).status, 'sent');
+
+    // A missing file and a type X takes no attachment of are the message's fault; so is media X refuses.
+    from = peer.seen.length;
+    const missing = await send({ to, rules: ['twitterDm'], body: 'Photo', messageParts: [{ type: 'image/png', url: `${env.X_API_URL}/media/nope.png` }] });
+    const pdf = await send({ to, rules: ['twitterDm'], customBody: { twitterDm: { text: 'Terms', mediaUrl: `${env.X_API_URL}/media/terms.pdf` } } });
+    await settle(s());
+    peer.fail(400, 'https://api.twitter.com/2/problems/invalid-request', 'One or more parameters to your request was invalid.');
+    const refused = await send({ to, rules: ['twitterDm'], messageParts: [{ type: 'image/png', data: Buffer.from('not really a png').toString('base64') }] });
+    await settle(s());
+    for (const [msg, code] of [[missing, 'MediaUnavailable'], [pdf, 'MediaNotSupported'], [refused, 'MediaRejected']] as const) {
       const failed = await get(msg);
-      assert.equal(failed.status, 'failed');
+      assert.equal(failed.status, 'failed', code);
       assert.equal(failed.statusDetails.attempts[0].providerCode, code);
     }
+    assert.ok(!peer.seen.slice(from).some((r) => r.path.includes('/dm_conversations/')), 'no DM went out');
   });
 
   it('resolves a screen name to its user id once, and fails a send to an unknown one', async () => {

@@ -1,17 +1,18 @@
 /**
- * X API v2 direct-message provider for the `twitterDm` channel (channels.md §8): sends text DMs
+ * X API v2 direct-message provider for the `twitterDm` channel (channels.md §8): sends DMs
  * through `POST {x}/2/dm_conversations/with/{participant_id}/messages`, signed with OAuth 1.0a
  * user context or carrying an OAuth 2.0 user token (`bearerToken`), and reads the Account Activity
  * webhook: the CRC challenge, and `direct_message_events` verified with
  * `x-twitter-webhooks-signature`, which become inbound messages. X sends no delivery receipts, so a
- * sent message stays `sent`. Media attachments are not uploaded: a send with only media is refused
- * (`MediaNotSupported`), and a send with text goes out as text.
+ * sent message stays `sent`. One image, GIF or video goes with the text, uploaded through X's media
+ * upload first (media.ts).
  */
 import { createHmac } from 'node:crypto';
 import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, SendInput, SendOutcome } from '../adapter.js';
 import { asArray as arr, asObject as obj, asString as str, customObject, parseJson } from '../meta/graph.js';
 import { header, jsonAnswer, queryValue, sameSecret } from '../meta/webhook.js';
 import { classifyX, createXClient, idOf, isFailure } from './client.js';
+import { readMedia, uploadMedia, type MediaSource } from './media.js';
 
 type Failure = { paramName: string; message: string };
 type Json = Record<string, unknown>;
@@ -42,33 +43,36 @@ export function validateXSettings(s: Record<string, unknown>): Failure[] {
 /** Whether a part is media X would take as an attachment (image, GIF, video). */
 const isMedia = (type: string | undefined): boolean => /^(image|video)\//i.test(type ?? '');
 
-type Built = { ok: true; text: string; droppedMedia: number } | { ok: false; code: string; reason: string };
+type Built = { ok: true; text: string; media?: MediaSource; droppedMedia: number } | { ok: false; code: string; reason: string };
 
-/** The DM text for one send: `customBody.twitterDm.text`, or the body with non-media links appended. */
-function buildText(input: SendInput): Built {
+/**
+ * A DM's text and attachment: `customBody.twitterDm` `{text, mediaUrl}`, or the body and the first
+ * image/GIF/video part (channels.md §8). Other parts with a URL travel as links in the text; X
+ * takes one attachment, so further media without a URL is not sent (`mediaNotSent`).
+ */
+function buildContent(input: SendInput): Built {
   let text: string;
-  let media = 0;
+  let media: MediaSource | undefined;
+  let dropped = 0;
   if (input.customBody !== undefined) {
     const custom = customObject(input.customBody);
     if (!custom || (custom.text !== undefined && typeof custom.text !== 'string') || (custom.mediaUrl !== undefined && typeof custom.mediaUrl !== 'string')) {
       return { ok: false, code: 'InvalidCustomBody', reason: 'customBody.twitterDm must be an object {"text", "mediaUrl"} with string values' };
     }
     text = (custom.text as string | undefined) ?? '';
-    media = str(custom.mediaUrl) ? 1 : 0;
+    const url = str(custom.mediaUrl);
+    if (url) media = { url };
   } else {
     const parts = input.messageParts ?? [];
-    // Parts X cannot attach travel as links in the text; media would need the upload API.
-    const links = parts.filter((p) => p.url && !isMedia(p.type)).map((p) => p.url!);
-    media = parts.filter((p) => isMedia(p.type) && (p.url || p.data)).length;
-    text = [input.body ?? '', ...links].filter((t) => t !== '').join('\n');
+    const first = parts.find((p) => isMedia(p.type) && (p.url || p.data));
+    if (first) media = { ...(first.url ? { url: first.url } : { data: first.data }), type: first.type };
+    const rest = parts.filter((p) => p !== first);
+    dropped = rest.filter((p) => isMedia(p.type) && !p.url && p.data).length;
+    text = [input.body ?? '', ...rest.filter((p) => p.url).map((p) => p.url!)].filter((t) => t !== '').join('\n');
   }
-  if (text === '') {
-    return media
-      ? { ok: false, code: 'MediaNotSupported', reason: 'Media attachments are not supported on twitterDm; the message has no text to send' }
-      : { ok: false, code: 'NoContent', reason: 'Nothing to send as an X direct message (no text)' };
-  }
+  if (text === '' && !media) return { ok: false, code: 'NoContent', reason: 'Nothing to send as an X direct message (no text or media)' };
   if ([...text].length > X_TEXT_LIMIT) return { ok: false, code: 'TextTooLong', reason: `X direct message text is longer than ${X_TEXT_LIMIT} characters` };
-  return { ok: true, text, droppedMedia: media };
+  return { ok: true, text, ...(media ? { media } : {}), droppedMedia: dropped };
 }
 
 /** A `message_create` event from another user as an inbound message; undefined when empty. */
@@ -137,13 +141,22 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
         to = found;
       }
       if (!to) return { kind: 'rejected', code: 'NoAddress', reason: 'No X user id (twitterId) or screen name to send to' };
-      const built = buildText(input);
+      const built = buildContent(input);
       if (!built.ok) return { kind: 'rejected', code: built.code, reason: built.reason };
-      const answer = await client.call({ method: 'POST', url: `${origin}/2/dm_conversations/with/${to}/messages`, signal: input.signal, body: JSON.stringify({ text: built.text }) });
+      let mediaId: string | undefined;
+      if (built.media) {
+        const media = await readMedia(ctx, built.media, input.signal);
+        if ('kind' in media) return media;
+        const uploaded = await uploadMedia(client, origin, media, input.signal);
+        if (typeof uploaded !== 'string') return uploaded;
+        mediaId = uploaded;
+      }
+      const dm = { ...(built.text ? { text: built.text } : {}), ...(mediaId ? { attachments: [{ media_id: mediaId }] } : {}) };
+      const answer = await client.call({ method: 'POST', url: `${origin}/2/dm_conversations/with/${to}/messages`, signal: input.signal, body: JSON.stringify(dm) });
       if (isFailure(answer)) return answer;
       const outcome = classifyX(answer.status, answer.headers, answer.text);
       if (outcome.kind !== 'accepted') return outcome;
-      return { ...outcome, details: { to, ...(name && !idOf(input.to.twitterId) ? { resolvedFrom: name } : {}), ...outcome.details, ...(built.droppedMedia ? { mediaNotSent: built.droppedMedia } : {}) } };
+      return { ...outcome, details: { to, ...(name && !idOf(input.to.twitterId) ? { resolvedFrom: name } : {}), ...outcome.details, ...(mediaId ? { mediaId } : {}), ...(built.droppedMedia ? { mediaNotSent: built.droppedMedia } : {}) } };
     },
 
     async handleCallback(req: CallbackRequest): Promise<CallbackResult> {
