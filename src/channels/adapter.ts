@@ -9,7 +9,14 @@
 
 /** Outcome of one send attempt; the dispatcher decides retry / fallback from `kind` alone. */
 export type SendOutcome =
-  | { kind: 'accepted'; providerMessageId?: string; acceptedAt?: number; details?: Record<string, unknown> }
+  | {
+    kind: 'accepted'; providerMessageId?: string; acceptedAt?: number; details?: Record<string, unknown>;
+    /**
+     * Recipient identifiers the provider resolved for this send (X's user id for a screen name):
+     * stored on the profile the message was addressed through, which then needs no look-up.
+     */
+    learned?: Record<string, string>;
+  }
   | { kind: 'transient'; reason: string; retryAfterMs?: number; code?: string }
   | { kind: 'rejected'; reason: string; code?: string };
 

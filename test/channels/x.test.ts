@@ -297,6 +297,34 @@ eachDatabase('twitterDm channel (X API peer)', (dialect) => {
     assert.equal(failed.statusDetails.attempts[0].providerCode, 'NoAddress');
   });
 
+  it('stores a screen name\'s user id on the profile the message was addressed through; later sends use it without a look-up', async () => {
+    // A masked PUT makes a new configuration revision, and with it a new adapter knowing no names.
+    const reconfigure = async () => {
+      const res = await s().request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: true, provider: 'xApi', settings: { ...SETTINGS, consumerSecret: '********', accessToken: '********', accessTokenSecret: '********' } } });
+      assert.equal(res.statusCode, 200, res.body);
+    };
+    await reconfigure();
+    const profileId = `jack-${dialect}`;
+    let from = peer.seen.length;
+    const first = await send({ to: { profileId, twitterScreenName: '@jack' }, rules: ['twitterDm'], body: 'Hello Jack' });
+    await settle(s());
+    assert.deepEqual(peer.seen.slice(from).map((r) => `${r.method} ${r.path}`), ['GET /2/users/by/username/jack', 'POST /2/dm_conversations/with/12/messages']);
+    assert.equal((await get(first)).status, 'sent');
+    const profile = await s().request({ method: 'GET', url: url(`/profiles/${profileId}`), token });
+    assert.equal(profile.statusCode, 200, profile.body);
+    assert.equal(profile.json().twitterId, '12');
+    const events = (await s().container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'profile.update' && e.apiSpaceId === space);
+    await s().container.platform.events.loadPayloads(events);
+    assert.ok(events.some((e) => JSON.stringify(e.payload).includes('"twitterId":"12"')), 'the write emits profile.update');
+
+    await reconfigure();
+    from = peer.seen.length;
+    const second = await send({ to: { profileId }, rules: ['twitterDm'], body: 'Again' });
+    await settle(s());
+    assert.deepEqual(peer.seen.slice(from).map((r) => `${r.method} ${r.path}`), ['POST /2/dm_conversations/with/12/messages']);
+    assert.equal((await get(second)).status, 'sent');
+  });
+
   it('classifies X errors: rate limits retry, refusals and bad credentials are rejected', async () => {
     peer.fail(429, 'about:blank', 'Too Many Requests', { 'x-rate-limit-reset': String(Math.floor(Date.now() / 1000) + 1) });
     const throttled = await send({ to, rules: ['twitterDm'], body: 'Later' });

@@ -107,6 +107,8 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
   const client = createXClient(ctx);
 
   // Screen names resolved by this adapter (channels.md §8); an id does not change with the name.
+  // The dispatcher also stores the id on the message's profile (`learned`); this cache serves
+  // sends without one.
   const ids = new Map<string, string>();
   /** The user id of a screen name (`GET /2/users/by/username/{username}`), or why there is none. */
   async function resolve(name: string, signal: AbortSignal | undefined): Promise<string | SendOutcome> {
@@ -156,7 +158,11 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
       if (isFailure(answer)) return answer;
       const outcome = classifyX(answer.status, answer.headers, answer.text);
       if (outcome.kind !== 'accepted') return outcome;
-      return { ...outcome, details: { to, ...(name && !idOf(input.to.twitterId) ? { resolvedFrom: name } : {}), ...outcome.details, ...(mediaId ? { mediaId } : {}), ...(built.droppedMedia ? { mediaNotSent: built.droppedMedia } : {}) } };
+      const resolved = name && !idOf(input.to.twitterId);
+      return {
+        ...outcome, ...(resolved ? { learned: { twitterId: to } } : {}),
+        details: { to, ...(resolved ? { resolvedFrom: name } : {}), ...outcome.details, ...(mediaId ? { mediaId } : {}), ...(built.droppedMedia ? { mediaNotSent: built.droppedMedia } : {}) },
+      };
     },
 
     async handleCallback(req: CallbackRequest): Promise<CallbackResult> {
