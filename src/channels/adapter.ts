@@ -84,6 +84,24 @@ export interface InboundReport {
   raw?: unknown;
 }
 
+/** Where a poll for inbound messages starts (`ChannelAdapter.poll`). */
+export interface PollFrom {
+  /** The `cursor` the previous poll returned (stored durably); undefined on the first poll. */
+  cursor?: Record<string, unknown>;
+  /** Epoch ms when polling was switched on: without a cursor, older messages are not taken. */
+  since: number;
+}
+
+/** What one poll found; its inbound messages and its cursor are stored in one transaction. */
+export interface PollResult {
+  /** New inbound messages, oldest first. */
+  inbounds: InboundReport[];
+  /** Where the next poll starts; undefined keeps the stored one (a failed poll). */
+  cursor?: Record<string, unknown>;
+  /** Not to poll again before this long (a rate limit's reset), if longer than the interval. */
+  retryAfterMs?: number;
+}
+
 /** What a callback request looked like (channels.md §1.4); the adapter verifies it itself. */
 export interface CallbackRequest {
   method: 'GET' | 'POST';
@@ -149,6 +167,13 @@ export interface ChannelAdapter {
   markRead?(inbound: ReadInbound, signal?: AbortSignal): Promise<SendOutcome>;
   /** Provider callbacks (`/channels/{channelId}/callback`); 401 for a bad signature. */
   handleCallback?(request: CallbackRequest): Promise<CallbackResult>;
+  /**
+   * Fetches new inbound messages from the provider, for configurations without webhooks (X
+   * `GET /2/dm_events`); the channel registry calls it every `pollIntervalMs` through a durable
+   * job. Provider errors come back as a result without a cursor, never as a throw.
+   */
+  poll?(from: PollFrom, signal?: AbortSignal): Promise<PollResult>;
+  pollIntervalMs?: number;
   close?(): Promise<void>;
 }
 
@@ -186,4 +211,6 @@ export interface ChannelProvider {
   secretSettings: readonly string[];
   validateSettings(settings: Record<string, unknown>): Array<{ paramName: string; message: string }>;
   create(ctx: AdapterContext): ChannelAdapter | Promise<ChannelAdapter>;
+  /** Whether a configuration with these (non-secret) settings takes inbound messages by polling (its adapter has `poll`). */
+  polls?(settings: Record<string, unknown>): boolean;
 }

@@ -4,7 +4,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { ManualClock } from '../../src/lib/clock.js';
 import { oauth1Header, signatureBaseString } from '../../src/channels/x/oauth1.js';
-import { eachDatabase, useServer } from '../helpers/harness.js';
+import { dropLocation, eachDatabase, startServer, useServer, type TestServer } from '../helpers/harness.js';
 import { channelApi, scriptedPeer } from './helpers.js';
 import { settle } from '../messages/helpers.js';
 
@@ -72,6 +72,8 @@ function xPeer() {
   let n = 0;
   /** Files the peer serves at `/media/{name}` (media URLs of messages). */
   const files = new Map<string, { type: string; bytes: Buffer }>();
+  /** What `GET /2/dm_events` lists, newest first. */
+  const dmEvents: any[] = [];
   /** Media upload sessions by media id: what INIT said, and the APPEND requests' raw bodies. */
   const uploads = new Map<string, { init: any; segments: Buffer[]; statusChecks: number }>();
   const json = (res: http.ServerResponse, status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -103,6 +105,14 @@ function xPeer() {
       const processing = upload.init.media_category === 'dm_image' ? {} : { processing_info: { state: 'pending', check_after_secs: 0 } };
       return json(res, 200, { data: { id: step[1], media_key: `3_${step[1]}`, size: upload.init.total_bytes, ...processing } });
     }
+    if (url.pathname === '/2/dm_events') {
+      // Newest first, two to a page (X may return fewer than max_results).
+      const start = Number(url.searchParams.get('pagination_token')?.slice(4) ?? 0);
+      const page = dmEvents.slice(start, start + 2);
+      const next = start + 2 < dmEvents.length ? `next${String(start + 2).padStart(12, '0')}` : undefined;
+      const users = [...new Set(page.map((e) => e.sender_id))].map((id) => ({ id, name: 'Someone', username: `user${id}` }));
+      return json(res, 200, { ...(page.length ? { data: page, includes: { users } } : {}), meta: { result_count: page.length, ...(next ? { next_token: next } : {}) } });
+    }
     if (url.pathname === '/2/media/upload' && url.searchParams.get('command') === 'STATUS') {
       const upload = uploads.get(url.searchParams.get('media_id')!)!;
       const state = ++upload.statusChecks < 2 ? 'in_progress' : 'succeeded';
@@ -123,7 +133,7 @@ function xPeer() {
     return true;
   });
   return {
-    ...peer, files, uploads,
+    ...peer, files, uploads, dmEvents,
     /** Answers the next request with an X API problem object. */
     fail(status: number, type: string, detail: string, headers: Record<string, string> = {}) {
       peer.script.push((res) => res.writeHead(status, { 'content-type': 'application/problem+json', ...headers }).end(JSON.stringify({ title: 'Error', type, detail, status })));
@@ -403,5 +413,104 @@ eachDatabase('twitterDm channel (X API peer)', (dialect) => {
     assert.equal(peer.seen.length - from, 1);
     assert.equal(peer.seen.at(-1)!.headers.authorization, 'Bearer user-token-dm-write');
     assert.equal((await get(id)).status, 'sent');
+  });
+});
+
+/** The bodies of the space's inbound messages, sorted (report jobs run in parallel). */
+async function inboundBodies(server: TestServer, space: string): Promise<string[]> {
+  const events = (await server.container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'message.inbound' && e.apiSpaceId === space);
+  await server.container.platform.events.loadPayloads(events);
+  return events.map((e) => (e.payload as { body: string }).body).sort();
+}
+
+eachDatabase('twitterDm polling GET /2/dm_events (X API peer)', (dialect) => {
+  const sender = `77${dialect === 'sqlite' ? '1' : '2'}00000099`;
+  const dmEvent = (id: string, from: string, text: string, at: number) => ({
+    id, event_type: 'MessageCreate', text, sender_id: from, dm_conversation_id: `${USER_ID}-${sender}`, created_at: new Date(at).toISOString(),
+  });
+
+  it('polls every interval: DMs from others become inbound once, across re-polls and a restart; 429 waits for the reset', async () => {
+    const clock = new ManualClock(Date.now());
+    const pollEnv = { ...env, X_POLL_INTERVAL_SECONDS: '30' };
+    let server = await startServer(dialect, { env: pollEnv, clock });
+    const location = server.location;
+    try {
+      const space = await server.createSpace('x polling');
+      const token = await server.createToken(space, ['prof:ra']);
+      const url = (p: string) => `/apispaces/${space}${p}`;
+      peer.dmEvents.length = 0;
+      // Sent before polling was switched on: not taken.
+      peer.dmEvents.push(dmEvent('1800000000000000001', sender, 'before polling', clock.now() - 60_000));
+      const from = peer.seen.length;
+      const polls = () => peer.seen.slice(from).filter((r) => r.path.startsWith('/2/dm_events?'));
+      const put = await server.request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: true, provider: 'xApi', settings: { ...SETTINGS, inbound: 'poll' } } });
+      assert.equal(put.statusCode, 201, put.body);
+      await settle(server);
+      assert.equal(polls().length, 1, 'the first poll runs when polling is switched on');
+      const query = new URL(polls()[0]!.path, 'http://peer').searchParams;
+      assert.equal(query.get('event_types'), 'MessageCreate');
+      assert.equal(query.get('max_results'), '100');
+      assert.match(query.get('dm_event.fields')!, /(^|,)sender_id(,|$)/);
+      assert.match(query.get('expansions')!, /(^|,)sender_id(,|$)/);
+      assert.deepEqual(await inboundBodies(server, space), []);
+
+      // While the channel polls, Account Activity events are acknowledged and ignored: polling reads the same DMs.
+      const raw = JSON.stringify({ for_user_id: USER_ID, direct_message_events: [{ type: 'message_create', id: '1900000000000000009', created_timestamp: String(clock.now()), message_create: { sender_id: sender, message_data: { text: 'via webhook' } } }] });
+      const hook = await server.request({ method: 'POST', url: url('/channels/twitterDm/callback'), token: null, payload: raw, headers: { 'content-type': 'application/json', 'x-twitter-webhooks-signature': sign(raw) } });
+      assert.equal(hook.statusCode, 200, hook.body);
+
+      // Four new events over two pages (the old one on a third), one of them the account's own reply.
+      const now = clock.now();
+      peer.dmEvents.unshift(
+        dmEvent('1800000000000000005', sender, 'third', now + 3000), dmEvent('1800000000000000004', USER_ID, 'our reply', now + 2000),
+        dmEvent('1800000000000000003', sender, 'second', now + 1000), dmEvent('1800000000000000002', sender, 'first', now + 500),
+      );
+      clock.advance(29_000);
+      await settle(server);
+      assert.equal(polls().length, 1, 'not before the interval');
+      clock.advance(1_000);
+      await settle(server);
+      assert.ok(polls().at(-1)!.path.includes('pagination_token='), 'pages are followed');
+      assert.deepEqual(await inboundBodies(server, space), ['first', 'second', 'third']);
+      const profile = await server.request({ method: 'GET', url: url(`/profiles/${sender}`), token });
+      assert.equal(profile.statusCode, 200, profile.body);
+      assert.equal(profile.json().twitterId, sender);
+
+      // A re-poll finds nothing new; neither does a restart, which carries on from the stored cursor.
+      clock.advance(30_000);
+      await settle(server);
+      assert.equal((await inboundBodies(server, space)).length, 3);
+      await server.close();
+      peer.dmEvents.unshift(dmEvent('1800000000000000006', sender, 'while down', clock.now() + 1000));
+      server = await startServer(dialect, { env: pollEnv, clock, location });
+      clock.advance(30_000);
+      await settle(server);
+      assert.deepEqual(await inboundBodies(server, space), ['first', 'second', 'third', 'while down']);
+      assert.equal((await server.container.platform.queue.list({ kind: 'channels.poll' })).length, 1, 'one chain per channel');
+
+      // Rate limited: the next poll waits for x-rate-limit-reset (5 minutes here), not the interval.
+      const reset = Math.floor(Date.now() / 1000) + 300;
+      peer.fail(429, 'about:blank', 'Too Many Requests', { 'x-rate-limit-reset': String(reset) });
+      const before = polls().length;
+      clock.advance(30_000);
+      await settle(server);
+      clock.advance(60_000);
+      await settle(server);
+      assert.equal(polls().length, before + 1, 'no poll before the reset');
+      clock.advance(300_000);
+      await settle(server);
+      assert.equal(polls().length, before + 2);
+
+      // Disabled, the chain ends at its next run.
+      const off = await server.request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: false, provider: 'xApi', settings: { ...SETTINGS, inbound: 'poll' } } });
+      assert.equal(off.statusCode, 200, off.body);
+      clock.advance(30_000);
+      await settle(server);
+      assert.deepEqual(await server.container.platform.queue.list({ kind: 'channels.poll' }), []);
+      assert.equal(polls().length, before + 2);
+    } finally {
+      await server.close();
+      await dropLocation(location);
+    }
   });
 });

@@ -12,6 +12,7 @@ import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, C
 import { asArray as arr, asObject as obj, asString as str, customObject, parseJson } from '../meta/graph.js';
 import { header, jsonAnswer, queryValue, sameSecret } from '../meta/webhook.js';
 import { classifyX, createXClient, idOf, isFailure } from './client.js';
+import { dmEventsPoller, dmInbound, mediaPart } from './dm-events.js';
 import { readMedia, uploadMedia, type MediaSource } from './media.js';
 
 type Failure = { paramName: string; message: string };
@@ -20,8 +21,6 @@ type Json = Record<string, unknown>;
 /** Text limit of a direct message (channels.md §1.1, §8). */
 export const X_TEXT_LIMIT = 10_000;
 const OAUTH1_KEYS = ['consumerKey', 'accessToken', 'accessTokenSecret'] as const;
-/** Inbound media kinds as X names them. */
-const INBOUND_TYPES: Record<string, string> = { photo: 'image/jpeg', animated_gif: 'video/mp4', video: 'video/mp4' };
 
 /**
  * Checks the `xApi` settings; paramNames are relative to `settings`. `consumerSecret` is needed
@@ -31,6 +30,9 @@ export function validateXSettings(s: Record<string, unknown>): Failure[] {
   const out: Failure[] = [];
   if (!idOf(s.userId) || typeof s.userId !== 'string') out.push({ paramName: 'userId', message: 'Required: the X account\'s own user id (digits)' });
   if (!str(s.consumerSecret)) out.push({ paramName: 'consumerSecret', message: 'Required non-empty string (webhook CRC and signatures use it)' });
+  if (s.inbound !== undefined && s.inbound !== 'webhook' && s.inbound !== 'poll') {
+    out.push({ paramName: 'inbound', message: 'Must be "webhook" (Account Activity events, the default) or "poll" (GET /2/dm_events every minute)' });
+  }
   if (s.bearerToken !== undefined && !str(s.bearerToken)) out.push({ paramName: 'bearerToken', message: 'Must be a non-empty string' });
   if (s.bearerToken === undefined) {
     for (const k of OAUTH1_KEYS) if (!str(s[k])) out.push({ paramName: k, message: 'Required non-empty string (or give bearerToken instead)' });
@@ -75,33 +77,30 @@ function buildContent(input: SendInput): Built {
   return { ok: true, text, ...(media ? { media } : {}), droppedMedia: dropped };
 }
 
-/** A `message_create` event from another user as an inbound message; undefined when empty. */
+/** A webhook `message_create` event (Account Activity, API v1.1 shape) as an inbound message. */
 function toInbound(channelId: string, event: Json, users: Json): InboundReport | undefined {
   const create = obj(event.message_create);
   const sender = idOf(create.sender_id);
   if (!sender) return undefined;
   const data = obj(create.message_data);
-  const body = typeof data.text === 'string' ? data.text : undefined;
   const media = obj(obj(data.attachment).media);
   const mediaUrl = str(media.media_url_https);
-  const messageParts = mediaUrl ? [{ type: INBOUND_TYPES[String(media.type)] ?? 'application/octet-stream', url: mediaUrl }] : [];
-  if (!body && !messageParts.length) return undefined;
-  const at = Number(event.created_timestamp);
   // The screen name is not an identifier (it can change): it is kept with the raw event only.
   const screenName = str(obj(users[sender]).screen_name);
-  return {
-    channelId, from: { twitterId: sender },
-    ...(body ? { body } : {}), ...(messageParts.length ? { messageParts } : {}),
-    ...(str(event.id) ? { providerMessageId: event.id as string } : {}),
-    ...(Number.isFinite(at) && at > 0 ? { sentOn: at } : {}),
-    raw: screenName ? { ...event, sender_screen_name: screenName } : event,
-  };
+  return dmInbound(channelId, {
+    sender, text: typeof data.text === 'string' ? data.text : undefined, parts: mediaUrl ? [mediaPart(media.type, mediaUrl)] : [],
+    id: str(event.id), at: Number(event.created_timestamp), raw: screenName ? { ...event, sender_screen_name: screenName } : event,
+  });
 }
 
-/** The adapter for one `xApi` configuration; `xApiUrl` is the X API origin. */
-export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }): ChannelAdapter {
+/** `xApiUrl`: the X API origin (X_API_URL); `pollIntervalMs`: between `dm_events` polls (X_POLL_INTERVAL_SECONDS). */
+export interface XOptions { xApiUrl: string; pollIntervalMs: number }
+
+/** The adapter for one `xApi` configuration. */
+export function createXAdapter(ctx: AdapterContext, options: XOptions): ChannelAdapter {
   const s = ctx.settings;
   const userId = String(s.userId);
+  const polling = s.inbound === 'poll';
   const consumerSecret = str(s.consumerSecret);
   const origin = options.xApiUrl.replace(/\/+$/, '');
   const client = createXClient(ctx);
@@ -130,6 +129,7 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
   }
 
   return {
+    ...(polling ? { poll: dmEventsPoller(ctx, client, origin, userId), pollIntervalMs: options.pollIntervalMs } : {}),
     async close() {
       client.close();
     },
@@ -180,9 +180,10 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
       if (doc === undefined) return jsonAnswer(400, 'InvalidJson', 'The callback body is not valid JSON');
       const root = obj(doc);
       const inbounds: InboundReport[] = [];
-      // Events for another subscribed account, and every other event kind, are acknowledged and ignored.
+      // Events for another subscribed account, and every other event kind, are acknowledged and
+      // ignored; so is every event while the channel polls (polling reads the same messages).
       const forUser = root.for_user_id === undefined ? userId : idOf(root.for_user_id);
-      if (forUser === userId) {
+      if (forUser === userId && !polling) {
         const users = obj(root.users);
         for (const e of arr(root.direct_message_events)) {
           const event = obj(e);
@@ -200,14 +201,16 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
 
 /**
  * The `twitterDm`/`xApi` provider. `xApiUrl` comes from X_API_URL so that a relay or a test peer
- * can stand in for `https://api.x.com`.
+ * can stand in for `https://api.x.com`. A configuration with `inbound: "poll"` reads DMs with
+ * `GET /2/dm_events` instead of taking Account Activity webhook events.
  */
-export function xApiProvider(options: { xApiUrl: string }): ChannelProvider {
+export function xApiProvider(options: XOptions): ChannelProvider {
   return {
     channel: 'twitterDm',
     provider: 'xApi',
     secretSettings: ['consumerSecret', 'accessTokenSecret', 'accessToken', 'bearerToken'],
     validateSettings: validateXSettings,
+    polls: (settings) => settings.inbound === 'poll',
     create: (ctx) => createXAdapter(ctx, options),
   };
 }

@@ -41,6 +41,8 @@ export interface ChannelRegistryImpl extends ChannelRegistry {
   /** Closes the cached adapter of a channel whose configuration changed or was deleted. */
   evict(apiSpaceId: string, channelId: string): void;
   handleCallback(apiSpaceId: string, channelId: string, request: CallbackRequest): Promise<CallbackResult>;
+  /** Queues reports of a channel in the caller's transaction, one `channels.report` job each. */
+  queueReports(uow: Uow, apiSpaceId: string, channelId: string, reports: Pick<CallbackResult, 'receipts' | 'inbounds' | 'reads' | 'optins'>): Promise<void>;
   /** Resolves a tracked-link token: the original URL (and records the click), or undefined. */
   click(token: string, userAgent: string | undefined): Promise<string | undefined>;
   reportJob: JobHandler;
@@ -163,6 +165,8 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
     setSink(next) {
       sink = next;
     },
+
+    queueReports: enqueueReports,
 
     evict(apiSpaceId, channelId) {
       const key = keyOf(apiSpaceId, channelId);
