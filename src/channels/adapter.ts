@@ -14,7 +14,14 @@
  * `NoAddress`), and Branch goes on to the next channel.
  */
 export type SendOutcome =
-  | { kind: 'accepted'; providerMessageId?: string; acceptedAt?: number; details?: Record<string, unknown> }
+  | {
+    kind: 'accepted'; providerMessageId?: string; acceptedAt?: number; details?: Record<string, unknown>;
+    /**
+     * Recipient identifiers the provider resolved for this send (X's user id for a screen name):
+     * stored on the profile the message was addressed through, which then needs no look-up.
+     */
+    learned?: Record<string, string>;
+  }
   | { kind: 'transient'; reason: string; retryAfterMs?: number; code?: string }
   | { kind: 'rejected'; reason: string; code?: string }
   | { kind: 'skipped'; reason: string; code: string };
@@ -81,6 +88,24 @@ export interface InboundReport {
   conversationId?: string;
   sentOn?: number;
   raw?: unknown;
+}
+
+/** Where a poll for inbound messages starts (`ChannelAdapter.poll`). */
+export interface PollFrom {
+  /** The `cursor` the previous poll returned (stored durably); undefined on the first poll. */
+  cursor?: Record<string, unknown>;
+  /** Epoch ms when polling was switched on: without a cursor, older messages are not taken. */
+  since: number;
+}
+
+/** What one poll found; its inbound messages and its cursor are stored in one transaction. */
+export interface PollResult {
+  /** New inbound messages, oldest first. */
+  inbounds: InboundReport[];
+  /** Where the next poll starts; undefined keeps the stored one (a failed poll). */
+  cursor?: Record<string, unknown>;
+  /** Not to poll again before this long (a rate limit's reset), if longer than the interval. */
+  retryAfterMs?: number;
 }
 
 /** What a callback request looked like (channels.md §1.4); the adapter verifies it itself. */
@@ -157,6 +182,13 @@ export interface ChannelAdapter {
   markRead?(inbound: ReadInbound, signal?: AbortSignal): Promise<SendOutcome>;
   /** Provider callbacks (`/channels/{channelId}/callback`); 401 for a bad signature. */
   handleCallback?(request: CallbackRequest): Promise<CallbackResult>;
+  /**
+   * Fetches new inbound messages from the provider, for configurations without webhooks (X
+   * `GET /2/dm_events`); the channel registry calls it every `pollIntervalMs` through a durable
+   * job. Provider errors come back as a result without a cursor, never as a throw.
+   */
+  poll?(from: PollFrom, signal?: AbortSignal): Promise<PollResult>;
+  pollIntervalMs?: number;
   close?(): Promise<void>;
 }
 
@@ -175,6 +207,12 @@ export interface AdapterContext {
    * (the message's, as sent) comes back in its `interaction.click` event.
    */
   trackLink?(url: string, messageId: string, metadata?: unknown): Promise<string>;
+  /**
+   * A file of the space's content store, when `url` is one of its content-API URLs: read from
+   * disk instead of over HTTP (the public base URL may not even reach this server). Undefined when
+   * `url` is not such a URL; null when it is, but the file is gone.
+   */
+  readContent?(url: string): Promise<{ bytes: Buffer; type: string } | null | undefined>;
   log: import('pino').Logger;
 }
 
@@ -188,4 +226,6 @@ export interface ChannelProvider {
   secretSettings: readonly string[];
   validateSettings(settings: Record<string, unknown>): Array<{ paramName: string; message: string }>;
   create(ctx: AdapterContext): ChannelAdapter | Promise<ChannelAdapter>;
+  /** Whether a configuration with these (non-secret) settings takes inbound messages by polling (its adapter has `poll`). */
+  polls?(settings: Record<string, unknown>): boolean;
 }

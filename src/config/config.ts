@@ -58,6 +58,8 @@ export interface Config {
   readonly xApiUrl?: string;
   /** Origin for Google RCS Business Messaging instead of `https://rcsbusinessmessaging.googleapis.com`. */
   readonly rcsApiUrl?: string;
+  /** Seconds between `GET /2/dm_events` polls of a twitterDm channel configured to poll. */
+  readonly xPollIntervalSeconds: number;
 }
 
 export interface SigningKey {
@@ -189,6 +191,7 @@ export function loadConfig(env: Env = process.env, cores = availableParallelism(
     ...(env.GRAPH_API_URL?.trim() ? { graphApiUrl: origin(env, 'GRAPH_API_URL') } : {}),
     ...(env.X_API_URL?.trim() ? { xApiUrl: origin(env, 'X_API_URL') } : {}),
     ...(env.RCS_API_URL?.trim() ? { rcsApiUrl: origin(env, 'RCS_API_URL') } : {}),
+    xPollIntervalSeconds: int(env, 'X_POLL_INTERVAL_SECONDS', 60, 1, 86_400),
   };
   return Object.freeze(config);
 }
@@ -225,7 +228,8 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['CONTENT_TYPES', 'built-in list', 'MIME types uploads may have (POST /content), comma-separated `type/subtype` or `type/*`; replaces the built-in list (images, audio, video, office documents, PDF, text, CSV, calendar, vCard, JSON, ZIP)'],
   ['APNS_URL, FCM_URL', 'Apple\'s and Google\'s', 'push endpoints (origins) to use instead of APNs (`https://api.push.apple.com`, `https://api.sandbox.push.apple.com`) and FCM (`https://fcm.googleapis.com`): a relay, or a test peer (`http://` speaks HTTP/2 without TLS to APNs)'],
   ['GRAPH_API_URL', 'https://graph.facebook.com', 'Meta Graph API origin for WhatsApp and Messenger (a relay, or a test peer)'],
-  ['X_API_URL', 'https://api.x.com', 'X API origin for twitterDm (a relay, or a test peer)'],
+  ['X_API_URL', 'https://api.x.com', 'X API origin for twitterDm: direct messages, media upload, dm_events polling (a relay, or a test peer)'],
+  ['X_POLL_INTERVAL_SECONDS', '60', 'how often a twitterDm channel with `inbound: "poll"` reads GET /2/dm_events'],
   ['RCS_API_URL', 'https://rcsbusinessmessaging.googleapis.com', 'Google RCS Business Messaging origin for rcs (a relay, or a test peer); the OAuth token endpoint is the service account\'s `token_uri`'],
   ['DATABASE_POOL_SIZE', '20', 'PostgreSQL connections per process (split between the two threads with WORKER_THREAD); half of them may commit accepted messages at once (group commit)'],
 ];

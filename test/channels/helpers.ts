@@ -29,7 +29,8 @@ export function channelApi(s: () => TestServer, space: () => string, token: () =
   };
 }
 
-export interface SeenRequest { method: string; path: string; headers: http.IncomingHttpHeaders; body: any; answeredId?: string }
+/** A request the peer received: `body` is the parsed JSON, if it was JSON; `raw` the bytes as sent. */
+export interface SeenRequest { method: string; path: string; headers: http.IncomingHttpHeaders; body: any; raw: Buffer; answeredId?: string }
 export type ScriptedAnswer = (res: http.ServerResponse) => void;
 
 /**
@@ -44,11 +45,13 @@ export function scriptedPeer(answer: (seen: SeenRequest, req: http.IncomingMessa
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      // An OAuth token request is a form; everything else these peers take is JSON.
-      const form = /^application\/x-www-form-urlencoded/.test(req.headers['content-type'] ?? '');
-      const body = !text ? undefined : form ? Object.fromEntries(new URLSearchParams(text)) : JSON.parse(text);
-      const entry: SeenRequest = { method: req.method!, path: req.url!, headers: req.headers, body };
+      const raw = Buffer.concat(chunks);
+      const type = req.headers['content-type'] ?? '';
+      // An OAuth token request is a form, a media upload multipart (kept raw); the rest is JSON.
+      const form = /^application\/x-www-form-urlencoded/.test(type);
+      const json = /json/.test(type) || (!type && raw.length > 0);
+      const body = form ? Object.fromEntries(new URLSearchParams(raw.toString('utf8'))) : json ? JSON.parse(raw.toString('utf8')) : undefined;
+      const entry: SeenRequest = { method: req.method!, path: req.url!, headers: req.headers, body, raw };
       seen.push(entry);
       if (check?.(entry, req, res)) return;
       const next = script.shift();

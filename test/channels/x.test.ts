@@ -1,9 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { ManualClock } from '../../src/lib/clock.js';
 import { oauth1Header, signatureBaseString } from '../../src/channels/x/oauth1.js';
-import { eachDatabase, useServer } from '../helpers/harness.js';
+import { dropLocation, eachDatabase, startServer, useServer, type TestServer } from '../helpers/harness.js';
 import { channelApi, scriptedPeer } from './helpers.js';
 import { settle } from '../messages/helpers.js';
 
@@ -69,12 +70,53 @@ const sign = (raw: string, secret = CONSUMER_SECRET) => 'sha256=' + createHmac('
 function xPeer() {
   let origin = '';
   let n = 0;
+  /** Files the peer serves at `/media/{name}` (media URLs of messages). */
+  const files = new Map<string, { type: string; bytes: Buffer }>();
+  /** What `GET /2/dm_events` lists, newest first. */
+  const dmEvents: any[] = [];
+  /** Media upload sessions by media id: what INIT said, and the APPEND requests' raw bodies. */
+  const uploads = new Map<string, { init: any; segments: Buffer[]; statusChecks: number }>();
+  const json = (res: http.ServerResponse, status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   const peer = scriptedPeer((entry, req, res) => {
-    const user = /^\/2\/users\/by\/username\/(\w+)$/.exec(req.url!);
+    const url = new URL(req.url!, 'http://peer');
+    const user = /^\/2\/users\/by\/username\/(\w+)$/.exec(url.pathname);
     if (user) {
-      res.writeHead(200, { 'content-type': 'application/json' });
       // X answers an unknown name with 200 and an errors array.
-      return res.end(JSON.stringify(user[1] === 'jack' ? { data: { id: '12', name: 'Jack', username: 'jack' } } : { errors: [{ title: 'Not Found Error', detail: `Could not find user with username: [${user[1]}].` }] }));
+      return json(res, 200, user[1] === 'jack' ? { data: { id: '12', name: 'Jack', username: 'jack' } } : { errors: [{ title: 'Not Found Error', detail: `Could not find user with username: [${user[1]}].` }] });
+    }
+    const file = /^\/media\/([\w.-]+)$/.exec(url.pathname);
+    if (file) {
+      const f = files.get(file[1]!);
+      return f ? res.writeHead(200, { 'content-type': f.type }).end(f.bytes) : res.writeHead(404).end('not found');
+    }
+    if (url.pathname === '/2/media/upload/initialize') {
+      entry.answeredId = `71${++n}000`;
+      uploads.set(entry.answeredId, { init: entry.body, segments: [], statusChecks: 0 });
+      return json(res, 200, { data: { id: entry.answeredId, media_key: `3_${entry.answeredId}`, expires_after_secs: 86_400 } });
+    }
+    const step = /^\/2\/media\/upload\/(\d+)\/(append|finalize)$/.exec(url.pathname);
+    if (step) {
+      const upload = uploads.get(step[1]!)!;
+      if (step[2] === 'append') {
+        upload.segments.push(entry.raw);
+        return res.writeHead(204).end();
+      }
+      // GIFs and videos are processed asynchronously: the sender has to ask for the status.
+      const processing = upload.init.media_category === 'dm_image' ? {} : { processing_info: { state: 'pending', check_after_secs: 0 } };
+      return json(res, 200, { data: { id: step[1], media_key: `3_${step[1]}`, size: upload.init.total_bytes, ...processing } });
+    }
+    if (url.pathname === '/2/dm_events') {
+      // Newest first, two to a page (X may return fewer than max_results).
+      const start = Number(url.searchParams.get('pagination_token')?.slice(4) ?? 0);
+      const page = dmEvents.slice(start, start + 2);
+      const next = start + 2 < dmEvents.length ? `next${String(start + 2).padStart(12, '0')}` : undefined;
+      const users = [...new Set(page.map((e) => e.sender_id))].map((id) => ({ id, name: 'Someone', username: `user${id}` }));
+      return json(res, 200, { ...(page.length ? { data: page, includes: { users } } : {}), meta: { result_count: page.length, ...(next ? { next_token: next } : {}) } });
+    }
+    if (url.pathname === '/2/media/upload' && url.searchParams.get('command') === 'STATUS') {
+      const upload = uploads.get(url.searchParams.get('media_id')!)!;
+      const state = ++upload.statusChecks < 2 ? 'in_progress' : 'succeeded';
+      return json(res, 200, { data: { id: url.searchParams.get('media_id'), processing_info: { state, check_after_secs: 0, progress_percent: state === 'succeeded' ? 100 : 50 } } });
     }
     entry.answeredId = `17000000000000${++n}`;
     const participant = /\/with\/(\d+)\//.exec(req.url!)?.[1] ?? '0';
@@ -91,7 +133,7 @@ function xPeer() {
     return true;
   });
   return {
-    ...peer,
+    ...peer, files, uploads, dmEvents,
     /** Answers the next request with an X API problem object. */
     fail(status: number, type: string, detail: string, headers: Record<string, string> = {}) {
       peer.script.push((res) => res.writeHead(status, { 'content-type': 'application/problem+json', ...headers }).end(JSON.stringify({ title: 'Error', type, detail, status })));
@@ -161,19 +203,91 @@ eachDatabase('twitterDm channel (X API peer)', (dialect) => {
     assert.equal(m.status, 'sent', JSON.stringify(m.statusDetails));
     assert.equal(m.statusDetails.attempts[0].providerMessageId, req.answeredId);
 
-    // Media cannot be attached: text goes out alone, and a media-only send is refused before any request.
-    const withImage = await send({ to, rules: ['twitterDm'], body: 'See the parcel', messageParts: [{ type: 'image/png', url: 'https://cdn.example.com/p.png' }, { type: 'text/html', url: 'https://example.com/track' }] });
-    const mediaOnly = await send({ to, rules: ['twitterDm'], messageParts: [{ type: 'image/png', url: 'https://cdn.example.com/p.png' }] });
+    // Too long a text is refused before any request.
     const long = await send({ to, rules: ['twitterDm'], body: 'x'.repeat(10_001) });
     await settle(s());
-    assert.equal(peer.seen.length - from, 2);
-    assert.deepEqual(peer.seen.at(-1)!.body, { text: 'See the parcel\nhttps://example.com/track' });
-    assert.equal((await get(withImage)).status, 'sent');
-    for (const [msg, code] of [[mediaOnly, 'MediaNotSupported'], [long, 'TextTooLong']] as const) {
+    assert.equal(peer.seen.length - from, 1);
+    const failed = await get(long);
+    assert.equal(failed.status, 'failed');
+    assert.equal(failed.statusDetails.attempts[0].providerCode, 'TextTooLong');
+  });
+
+  it('uploads the first image, GIF or video through X\'s media upload and attaches it to the DM', async () => {
+    const png = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), randomBytes(5000)]);
+    peer.files.set('parcel.png', { type: 'image/png', bytes: png });
+    let from = peer.seen.length;
+    const withImage = await send({ to, rules: ['twitterDm'], body: 'See the parcel', messageParts: [
+      { type: 'image/png', url: `${env.X_API_URL}/media/parcel.png` }, { type: 'text/html', url: 'https://example.com/track' }, { type: 'image/jpeg', url: 'https://cdn.example.com/second.jpg' },
+    ] });
+    await settle(s());
+    let reqs = peer.seen.slice(from);
+    const imageId = reqs[1]?.answeredId;
+    assert.deepEqual(reqs.map((r) => `${r.method} ${r.path}`), [
+      'GET /media/parcel.png', 'POST /2/media/upload/initialize', `POST /2/media/upload/${imageId}/append`, `POST /2/media/upload/${imageId}/finalize`, 'POST /2/dm_conversations/with/2244994945/messages',
+    ]);
+    assert.deepEqual(reqs[1]!.body, { media_type: 'image/png', total_bytes: png.length, media_category: 'dm_image' });
+    // The peer checked each step's OAuth signature; the segment is multipart with its index.
+    assert.match(String(reqs[2]!.headers['content-type']), /^multipart\/form-data; boundary=/);
+    assert.match(reqs[2]!.raw.toString('latin1'), /name="segment_index"\r\n\r\n0\r\n/);
+    assert.ok(reqs[2]!.raw.includes(png));
+    // One attachment: the second image travels as a link, like the HTML part.
+    assert.deepEqual(reqs[4]!.body, { text: 'See the parcel\nhttps://example.com/track\nhttps://cdn.example.com/second.jpg', attachments: [{ media_id: imageId }] });
+    const sent = await get(withImage);
+    assert.equal(sent.status, 'sent', JSON.stringify(sent.statusDetails));
+
+    // A file of this server's content store is read from the store, not over HTTP (PUBLIC_BASE_URL
+    // does not even reach the test server). A GIF is processed by X: the send waits for it.
+    const gif = Buffer.concat([Buffer.from('GIF89a'), randomBytes(3000)]);
+    const upload = await s().request({ method: 'POST', url: url('/content'), payload: { name: 'wave.gif', type: 'image/gif', data: gif.toString('base64') } });
+    assert.equal(upload.statusCode, 200, upload.body);
+    from = peer.seen.length;
+    const mediaOnly = await send({ to, rules: ['twitterDm'], messageParts: [{ type: 'image/gif', url: upload.json().url }] });
+    await settle(s());
+    reqs = peer.seen.slice(from);
+    const gifId = reqs[0]?.answeredId;
+    assert.deepEqual(reqs.map((r) => `${r.method} ${r.path}`), [
+      'POST /2/media/upload/initialize', `POST /2/media/upload/${gifId}/append`, `POST /2/media/upload/${gifId}/finalize`,
+      `GET /2/media/upload?command=STATUS&media_id=${gifId}`, `GET /2/media/upload?command=STATUS&media_id=${gifId}`, 'POST /2/dm_conversations/with/2244994945/messages',
+    ]);
+    assert.equal(reqs[0]!.body.media_category, 'dm_gif');
+    assert.ok(reqs[1]!.raw.includes(gif));
+    assert.deepEqual(reqs.at(-1)!.body, { attachments: [{ media_id: gifId }] }, 'no text: the attachment alone');
+    assert.equal((await get(mediaOnly)).status, 'sent');
+  });
+
+  it('sends customBody {text, mediaUrl}: a video in 4 MiB segments; media it cannot send fails the message', async () => {
+    const mp4 = randomBytes(9 * 1024 * 1024);
+    peer.files.set('clip.mp4', { type: 'video/mp4', bytes: mp4 });
+    peer.files.set('terms.pdf', { type: 'application/pdf', bytes: Buffer.from('%PDF-1.4') });
+    let from = peer.seen.length;
+    const id = await send({ to, rules: ['twitterDm'], body: 'not this', customBody: { twitterDm: { text: 'Your unboxing video', mediaUrl: `${env.X_API_URL}/media/clip.mp4` } } });
+    await settle(s());
+    const reqs = peer.seen.slice(from);
+    const mediaId = reqs[1]?.answeredId;
+    assert.deepEqual(reqs[1]!.body, { media_type: 'video/mp4', total_bytes: mp4.length, media_category: 'dm_video' });
+    const segments = reqs.filter((r) => r.path === `/2/media/upload/${mediaId}/append`);
+    assert.equal(segments.length, 3);
+    segments.forEach((r, i) => {
+      assert.match(r.raw.toString('latin1'), new RegExp(`name="segment_index"\r\n\r\n${i}\r\n`));
+      assert.ok(r.raw.includes(mp4.subarray(i * 4 * 1024 * 1024, Math.min((i + 1) * 4 * 1024 * 1024, mp4.length))), `segment ${i}`);
+    });
+    assert.deepEqual(reqs.at(-1)!.body, { text: 'Your unboxing video', attachments: [{ media_id: mediaId }] });
+    assert.equal((await get(id)).status, 'sent');
+
+    // A missing file and a type X takes no attachment of are the message's fault; so is media X refuses.
+    from = peer.seen.length;
+    const missing = await send({ to, rules: ['twitterDm'], body: 'Photo', messageParts: [{ type: 'image/png', url: `${env.X_API_URL}/media/nope.png` }] });
+    const pdf = await send({ to, rules: ['twitterDm'], customBody: { twitterDm: { text: 'Terms', mediaUrl: `${env.X_API_URL}/media/terms.pdf` } } });
+    await settle(s());
+    peer.fail(400, 'https://api.twitter.com/2/problems/invalid-request', 'One or more parameters to your request was invalid.');
+    const refused = await send({ to, rules: ['twitterDm'], messageParts: [{ type: 'image/png', data: Buffer.from('not really a png').toString('base64') }] });
+    await settle(s());
+    for (const [msg, code] of [[missing, 'MediaUnavailable'], [pdf, 'MediaNotSupported'], [refused, 'MediaRejected']] as const) {
       const failed = await get(msg);
-      assert.equal(failed.status, 'failed');
+      assert.equal(failed.status, 'failed', code);
       assert.equal(failed.statusDetails.attempts[0].providerCode, code);
     }
+    assert.ok(!peer.seen.slice(from).some((r) => r.path.includes('/dm_conversations/')), 'no DM went out');
   });
 
   it('resolves a screen name to its user id once, and fails a send to an unknown one', async () => {
@@ -191,6 +305,34 @@ eachDatabase('twitterDm channel (X API peer)', (dialect) => {
     const failed = await get(unknown);
     assert.equal(failed.status, 'failed');
     assert.equal(failed.statusDetails.attempts[0].providerCode, 'NoAddress');
+  });
+
+  it('stores a screen name\'s user id on the profile the message was addressed through; later sends use it without a look-up', async () => {
+    // A masked PUT makes a new configuration revision, and with it a new adapter knowing no names.
+    const reconfigure = async () => {
+      const res = await s().request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: true, provider: 'xApi', settings: { ...SETTINGS, consumerSecret: '********', accessToken: '********', accessTokenSecret: '********' } } });
+      assert.equal(res.statusCode, 200, res.body);
+    };
+    await reconfigure();
+    const profileId = `jack-${dialect}`;
+    let from = peer.seen.length;
+    const first = await send({ to: { profileId, twitterScreenName: '@jack' }, rules: ['twitterDm'], body: 'Hello Jack' });
+    await settle(s());
+    assert.deepEqual(peer.seen.slice(from).map((r) => `${r.method} ${r.path}`), ['GET /2/users/by/username/jack', 'POST /2/dm_conversations/with/12/messages']);
+    assert.equal((await get(first)).status, 'sent');
+    const profile = await s().request({ method: 'GET', url: url(`/profiles/${profileId}`), token });
+    assert.equal(profile.statusCode, 200, profile.body);
+    assert.equal(profile.json().twitterId, '12');
+    const events = (await s().container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'profile.update' && e.apiSpaceId === space);
+    await s().container.platform.events.loadPayloads(events);
+    assert.ok(events.some((e) => JSON.stringify(e.payload).includes('"twitterId":"12"')), 'the write emits profile.update');
+
+    await reconfigure();
+    from = peer.seen.length;
+    const second = await send({ to: { profileId }, rules: ['twitterDm'], body: 'Again' });
+    await settle(s());
+    assert.deepEqual(peer.seen.slice(from).map((r) => `${r.method} ${r.path}`), ['POST /2/dm_conversations/with/12/messages']);
+    assert.equal((await get(second)).status, 'sent');
   });
 
   it('classifies X errors: rate limits retry, refusals and bad credentials are rejected', async () => {
@@ -271,5 +413,104 @@ eachDatabase('twitterDm channel (X API peer)', (dialect) => {
     assert.equal(peer.seen.length - from, 1);
     assert.equal(peer.seen.at(-1)!.headers.authorization, 'Bearer user-token-dm-write');
     assert.equal((await get(id)).status, 'sent');
+  });
+});
+
+/** The bodies of the space's inbound messages, sorted (report jobs run in parallel). */
+async function inboundBodies(server: TestServer, space: string): Promise<string[]> {
+  const events = (await server.container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'message.inbound' && e.apiSpaceId === space);
+  await server.container.platform.events.loadPayloads(events);
+  return events.map((e) => (e.payload as { body: string }).body).sort();
+}
+
+eachDatabase('twitterDm polling GET /2/dm_events (X API peer)', (dialect) => {
+  const sender = `77${dialect === 'sqlite' ? '1' : '2'}00000099`;
+  const dmEvent = (id: string, from: string, text: string, at: number) => ({
+    id, event_type: 'MessageCreate', text, sender_id: from, dm_conversation_id: `${USER_ID}-${sender}`, created_at: new Date(at).toISOString(),
+  });
+
+  it('polls every interval: DMs from others become inbound once, across re-polls and a restart; 429 waits for the reset', async () => {
+    const clock = new ManualClock(Date.now());
+    const pollEnv = { ...env, X_POLL_INTERVAL_SECONDS: '30' };
+    let server = await startServer(dialect, { env: pollEnv, clock });
+    const location = server.location;
+    try {
+      const space = await server.createSpace('x polling');
+      const token = await server.createToken(space, ['prof:ra']);
+      const url = (p: string) => `/apispaces/${space}${p}`;
+      peer.dmEvents.length = 0;
+      // Sent before polling was switched on: not taken.
+      peer.dmEvents.push(dmEvent('1800000000000000001', sender, 'before polling', clock.now() - 60_000));
+      const from = peer.seen.length;
+      const polls = () => peer.seen.slice(from).filter((r) => r.path.startsWith('/2/dm_events?'));
+      const put = await server.request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: true, provider: 'xApi', settings: { ...SETTINGS, inbound: 'poll' } } });
+      assert.equal(put.statusCode, 201, put.body);
+      await settle(server);
+      assert.equal(polls().length, 1, 'the first poll runs when polling is switched on');
+      const query = new URL(polls()[0]!.path, 'http://peer').searchParams;
+      assert.equal(query.get('event_types'), 'MessageCreate');
+      assert.equal(query.get('max_results'), '100');
+      assert.match(query.get('dm_event.fields')!, /(^|,)sender_id(,|$)/);
+      assert.match(query.get('expansions')!, /(^|,)sender_id(,|$)/);
+      assert.deepEqual(await inboundBodies(server, space), []);
+
+      // While the channel polls, Account Activity events are acknowledged and ignored: polling reads the same DMs.
+      const raw = JSON.stringify({ for_user_id: USER_ID, direct_message_events: [{ type: 'message_create', id: '1900000000000000009', created_timestamp: String(clock.now()), message_create: { sender_id: sender, message_data: { text: 'via webhook' } } }] });
+      const hook = await server.request({ method: 'POST', url: url('/channels/twitterDm/callback'), token: null, payload: raw, headers: { 'content-type': 'application/json', 'x-twitter-webhooks-signature': sign(raw) } });
+      assert.equal(hook.statusCode, 200, hook.body);
+
+      // Four new events over two pages (the old one on a third), one of them the account's own reply.
+      const now = clock.now();
+      peer.dmEvents.unshift(
+        dmEvent('1800000000000000005', sender, 'third', now + 3000), dmEvent('1800000000000000004', USER_ID, 'our reply', now + 2000),
+        dmEvent('1800000000000000003', sender, 'second', now + 1000), dmEvent('1800000000000000002', sender, 'first', now + 500),
+      );
+      clock.advance(29_000);
+      await settle(server);
+      assert.equal(polls().length, 1, 'not before the interval');
+      clock.advance(1_000);
+      await settle(server);
+      assert.ok(polls().at(-1)!.path.includes('pagination_token='), 'pages are followed');
+      assert.deepEqual(await inboundBodies(server, space), ['first', 'second', 'third']);
+      const profile = await server.request({ method: 'GET', url: url(`/profiles/${sender}`), token });
+      assert.equal(profile.statusCode, 200, profile.body);
+      assert.equal(profile.json().twitterId, sender);
+
+      // A re-poll finds nothing new; neither does a restart, which carries on from the stored cursor.
+      clock.advance(30_000);
+      await settle(server);
+      assert.equal((await inboundBodies(server, space)).length, 3);
+      await server.close();
+      peer.dmEvents.unshift(dmEvent('1800000000000000006', sender, 'while down', clock.now() + 1000));
+      server = await startServer(dialect, { env: pollEnv, clock, location });
+      clock.advance(30_000);
+      await settle(server);
+      assert.deepEqual(await inboundBodies(server, space), ['first', 'second', 'third', 'while down']);
+      assert.equal((await server.container.platform.queue.list({ kind: 'channels.poll' })).length, 1, 'one chain per channel');
+
+      // Rate limited: the next poll waits for x-rate-limit-reset (5 minutes here), not the interval.
+      const reset = Math.floor(Date.now() / 1000) + 300;
+      peer.fail(429, 'about:blank', 'Too Many Requests', { 'x-rate-limit-reset': String(reset) });
+      const before = polls().length;
+      clock.advance(30_000);
+      await settle(server);
+      clock.advance(60_000);
+      await settle(server);
+      assert.equal(polls().length, before + 1, 'no poll before the reset');
+      clock.advance(300_000);
+      await settle(server);
+      assert.equal(polls().length, before + 2);
+
+      // Disabled, the chain ends at its next run.
+      const off = await server.request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: false, provider: 'xApi', settings: { ...SETTINGS, inbound: 'poll' } } });
+      assert.equal(off.statusCode, 200, off.body);
+      clock.advance(30_000);
+      await settle(server);
+      assert.deepEqual(await server.container.platform.queue.list({ kind: 'channels.poll' }), []);
+      assert.equal(polls().length, before + 2);
+    } finally {
+      await server.close();
+      await dropLocation(location);
+    }
   });
 });

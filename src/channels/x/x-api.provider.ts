@@ -1,34 +1,26 @@
 /**
- * X API v2 direct-message provider for the `twitterDm` channel (channels.md §8): sends text DMs
+ * X API v2 direct-message provider for the `twitterDm` channel (channels.md §8): sends DMs
  * through `POST {x}/2/dm_conversations/with/{participant_id}/messages`, signed with OAuth 1.0a
  * user context or carrying an OAuth 2.0 user token (`bearerToken`), and reads the Account Activity
  * webhook: the CRC challenge, and `direct_message_events` verified with
  * `x-twitter-webhooks-signature`, which become inbound messages. X sends no delivery receipts, so a
- * sent message stays `sent`. Media attachments are not uploaded: a send with only media is refused
- * (`MediaNotSupported`), and a send with text goes out as text.
+ * sent message stays `sent`. One image, GIF or video goes with the text, uploaded through X's media
+ * upload first (media.ts).
  */
 import { createHmac } from 'node:crypto';
 import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, SendInput, SendOutcome } from '../adapter.js';
-import { createGuardedAgents, failedRequestOutcome, guardedRequest, retryAfterMs } from '../http-guard.js';
 import { asArray as arr, asObject as obj, asString as str, customObject, parseJson } from '../meta/graph.js';
 import { header, jsonAnswer, queryValue, sameSecret } from '../meta/webhook.js';
-import { oauth1Header } from './oauth1.js';
+import { classifyX, createXClient, idOf, isFailure } from './client.js';
+import { dmEventsPoller, dmInbound, mediaPart } from './dm-events.js';
+import { readMedia, uploadMedia, type MediaSource } from './media.js';
 
 type Failure = { paramName: string; message: string };
 type Json = Record<string, unknown>;
 
 /** Text limit of a direct message (channels.md §1.1, §8). */
 export const X_TEXT_LIMIT = 10_000;
-const TIMEOUT_MS = 10_000;
 const OAUTH1_KEYS = ['consumerKey', 'accessToken', 'accessTokenSecret'] as const;
-/** Inbound media kinds as X names them. */
-const INBOUND_TYPES: Record<string, string> = { photo: 'image/jpeg', animated_gif: 'video/mp4', video: 'video/mp4' };
-
-/** An X user id: digits, as a string or a number from a sender that did not quote it. */
-const idOf = (v: unknown): string | undefined => {
-  const s = typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? String(v) : v;
-  return typeof s === 'string' && /^\d{1,25}$/.test(s) ? s : undefined;
-};
 
 /**
  * Checks the `xApi` settings; paramNames are relative to `settings`. `consumerSecret` is needed
@@ -38,6 +30,9 @@ export function validateXSettings(s: Record<string, unknown>): Failure[] {
   const out: Failure[] = [];
   if (!idOf(s.userId) || typeof s.userId !== 'string') out.push({ paramName: 'userId', message: 'Required: the X account\'s own user id (digits)' });
   if (!str(s.consumerSecret)) out.push({ paramName: 'consumerSecret', message: 'Required non-empty string (webhook CRC and signatures use it)' });
+  if (s.inbound !== undefined && s.inbound !== 'webhook' && s.inbound !== 'poll') {
+    out.push({ paramName: 'inbound', message: 'Must be "webhook" (Account Activity events, the default) or "poll" (GET /2/dm_events every minute)' });
+  }
   if (s.bearerToken !== undefined && !str(s.bearerToken)) out.push({ paramName: 'bearerToken', message: 'Must be a non-empty string' });
   if (s.bearerToken === undefined) {
     for (const k of OAUTH1_KEYS) if (!str(s[k])) out.push({ paramName: k, message: 'Required non-empty string (or give bearerToken instead)' });
@@ -50,119 +45,69 @@ export function validateXSettings(s: Record<string, unknown>): Failure[] {
 /** Whether a part is media X would take as an attachment (image, GIF, video). */
 const isMedia = (type: string | undefined): boolean => /^(image|video)\//i.test(type ?? '');
 
-type Built = { ok: true; text: string; droppedMedia: number } | { ok: false; code: string; reason: string };
+type Built = { ok: true; text: string; media?: MediaSource; droppedMedia: number } | { ok: false; code: string; reason: string };
 
-/** The DM text for one send: `customBody.twitterDm.text`, or the body with non-media links appended. */
-function buildText(input: SendInput): Built {
+/**
+ * A DM's text and attachment: `customBody.twitterDm` `{text, mediaUrl}`, or the body and the first
+ * image/GIF/video part (channels.md §8). Other parts with a URL travel as links in the text; X
+ * takes one attachment, so further media without a URL is not sent (`mediaNotSent`).
+ */
+function buildContent(input: SendInput): Built {
   let text: string;
-  let media = 0;
+  let media: MediaSource | undefined;
+  let dropped = 0;
   if (input.customBody !== undefined) {
     const custom = customObject(input.customBody);
     if (!custom || (custom.text !== undefined && typeof custom.text !== 'string') || (custom.mediaUrl !== undefined && typeof custom.mediaUrl !== 'string')) {
       return { ok: false, code: 'InvalidCustomBody', reason: 'customBody.twitterDm must be an object {"text", "mediaUrl"} with string values' };
     }
     text = (custom.text as string | undefined) ?? '';
-    media = str(custom.mediaUrl) ? 1 : 0;
+    const url = str(custom.mediaUrl);
+    if (url) media = { url };
   } else {
     const parts = input.messageParts ?? [];
-    // Parts X cannot attach travel as links in the text; media would need the upload API.
-    const links = parts.filter((p) => p.url && !isMedia(p.type)).map((p) => p.url!);
-    media = parts.filter((p) => isMedia(p.type) && (p.url || p.data)).length;
-    text = [input.body ?? '', ...links].filter((t) => t !== '').join('\n');
+    const first = parts.find((p) => isMedia(p.type) && (p.url || p.data));
+    if (first) media = { ...(first.url ? { url: first.url } : { data: first.data }), type: first.type };
+    const rest = parts.filter((p) => p !== first);
+    dropped = rest.filter((p) => isMedia(p.type) && !p.url && p.data).length;
+    text = [input.body ?? '', ...rest.filter((p) => p.url).map((p) => p.url!)].filter((t) => t !== '').join('\n');
   }
-  if (text === '') {
-    return media
-      ? { ok: false, code: 'MediaNotSupported', reason: 'Media attachments are not supported on twitterDm; the message has no text to send' }
-      : { ok: false, code: 'NoContent', reason: 'Nothing to send as an X direct message (no text)' };
-  }
+  if (text === '' && !media) return { ok: false, code: 'NoContent', reason: 'Nothing to send as an X direct message (no text or media)' };
   if ([...text].length > X_TEXT_LIMIT) return { ok: false, code: 'TextTooLong', reason: `X direct message text is longer than ${X_TEXT_LIMIT} characters` };
-  return { ok: true, text, droppedMedia: media };
+  return { ok: true, text, ...(media ? { media } : {}), droppedMedia: dropped };
 }
 
-/** Milliseconds until `x-rate-limit-reset` (epoch seconds), capped at a day; else `Retry-After`. */
-function rateLimitDelay(headers: Record<string, string | string[] | undefined>, now: number): number | undefined {
-  const raw = headers['x-rate-limit-reset'];
-  const reset = Array.isArray(raw) ? raw[0] : raw;
-  if (reset && /^\d+$/.test(reset.trim())) return Math.max(0, Math.min(Number(reset.trim()) * 1000 - now, 86_400_000));
-  return retryAfterMs(headers['retry-after'], now);
-}
-
-/**
- * An X API answer as a send outcome: 201/2xx accepted with `data.dm_event_id`; 429 (with its
- * reset time), 408 and 5xx transient; 401 `Unauthorized`; 403 `ProviderRejected` (X refuses DMs
- * to users who have not allowed them, channels.md §8); other 4xx `HTTP<status>`.
- */
-export function classifyX(status: number, headers: Record<string, string | string[] | undefined>, text: string): SendOutcome {
-  const body = obj(parseJson(text));
-  if (status >= 200 && status < 300) {
-    const data = obj(body.data);
-    const id = str(data.dm_event_id);
-    const conversation = str(data.dm_conversation_id);
-    return { kind: 'accepted', ...(id ? { providerMessageId: id } : {}), acceptedAt: Date.now(), details: conversation ? { dmConversationId: conversation } : {} };
-  }
-  const first = obj(arr(body.errors)[0]);
-  const message = str(body.detail) ?? str(body.title) ?? str(first.message) ?? (text.replace(/\s+/g, ' ').trim().slice(0, 200) || `HTTP ${status}`);
-  const type = str(body.type) ?? (first.code !== undefined ? String(first.code) : undefined);
-  const reason = `X API answered ${status}${type ? ` (${type})` : ''}: ${message}`;
-  if (status === 429) {
-    const after = rateLimitDelay(headers, Date.now());
-    return { kind: 'transient', code: 'RateLimited', reason, ...(after !== undefined ? { retryAfterMs: after } : {}) };
-  }
-  if (status >= 500 || status === 408) return { kind: 'transient', code: 'ProviderUnavailable', reason };
-  if (status === 401) return { kind: 'rejected', code: 'Unauthorized', reason };
-  if (status === 403) return { kind: 'rejected', code: 'ProviderRejected', reason };
-  return { kind: 'rejected', code: `HTTP${status}`, reason };
-}
-
-/** A `message_create` event from another user as an inbound message; undefined when empty. */
+/** A webhook `message_create` event (Account Activity, API v1.1 shape) as an inbound message. */
 function toInbound(channelId: string, event: Json, users: Json): InboundReport | undefined {
   const create = obj(event.message_create);
   const sender = idOf(create.sender_id);
   if (!sender) return undefined;
   const data = obj(create.message_data);
-  const body = typeof data.text === 'string' ? data.text : undefined;
   const media = obj(obj(data.attachment).media);
   const mediaUrl = str(media.media_url_https);
-  const messageParts = mediaUrl ? [{ type: INBOUND_TYPES[String(media.type)] ?? 'application/octet-stream', url: mediaUrl }] : [];
-  if (!body && !messageParts.length) return undefined;
-  const at = Number(event.created_timestamp);
   // The screen name is not an identifier (it can change): it is kept with the raw event only.
   const screenName = str(obj(users[sender]).screen_name);
-  return {
-    channelId, from: { twitterId: sender },
-    ...(body ? { body } : {}), ...(messageParts.length ? { messageParts } : {}),
-    ...(str(event.id) ? { providerMessageId: event.id as string } : {}),
-    ...(Number.isFinite(at) && at > 0 ? { sentOn: at } : {}),
-    raw: screenName ? { ...event, sender_screen_name: screenName } : event,
-  };
+  return dmInbound(channelId, {
+    sender, text: typeof data.text === 'string' ? data.text : undefined, parts: mediaUrl ? [mediaPart(media.type, mediaUrl)] : [],
+    id: str(event.id), at: Number(event.created_timestamp), raw: screenName ? { ...event, sender_screen_name: screenName } : event,
+  });
 }
 
-/** The adapter for one `xApi` configuration; `xApiUrl` is the X API origin. */
-export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }): ChannelAdapter {
+/** `xApiUrl`: the X API origin (X_API_URL); `pollIntervalMs`: between `dm_events` polls (X_POLL_INTERVAL_SECONDS). */
+export interface XOptions { xApiUrl: string; pollIntervalMs: number }
+
+/** The adapter for one `xApi` configuration. */
+export function createXAdapter(ctx: AdapterContext, options: XOptions): ChannelAdapter {
   const s = ctx.settings;
   const userId = String(s.userId);
-  const bearer = str(s.bearerToken);
+  const polling = s.inbound === 'poll';
   const consumerSecret = str(s.consumerSecret);
   const origin = options.xApiUrl.replace(/\/+$/, '');
-  // One adapter serves one configuration: its connections are reused and closed with it.
-  const agents = createGuardedAgents({ maxSockets: 32 });
-
-  const authorization = (method: string, url: string): string => (bearer
-    ? `Bearer ${bearer}`
-    : oauth1Header({ method, url, consumerKey: String(s.consumerKey ?? ''), consumerSecret: consumerSecret ?? '', token: String(s.accessToken ?? ''), tokenSecret: String(s.accessTokenSecret ?? '') }));
-
-  /** One signed request; a network failure comes back as the send's outcome. */
-  async function call(method: 'GET' | 'POST', url: string, signal: AbortSignal | undefined, body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string } | SendOutcome> {
-    const headers = { authorization: authorization(method, url), accept: 'application/json', 'user-agent': 'Switchboard-X/1', ...(body ? { 'content-type': 'application/json' } : {}) };
-    try {
-      const res = await guardedRequest({ url, method, headers, ...(body ? { body } : {}), timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, agents });
-      return { status: res.status, headers: res.headers, text: res.body.toString('utf8') };
-    } catch (err) {
-      return failedRequestOutcome(err);
-    }
-  }
+  const client = createXClient(ctx);
 
   // Screen names resolved by this adapter (channels.md §8); an id does not change with the name.
+  // The dispatcher also stores the id on the message's profile (`learned`); this cache serves
+  // sends without one.
   const ids = new Map<string, string>();
   /** The user id of a screen name (`GET /2/users/by/username/{username}`), or why there is none. */
   async function resolve(name: string, signal: AbortSignal | undefined): Promise<string | SendOutcome> {
@@ -170,8 +115,8 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
     const known = ids.get(key);
     if (known) return known;
     if (!/^\w{1,15}$/.test(name)) return { kind: 'rejected', code: 'NoAddress', reason: `"${name}" is not an X screen name` };
-    const answer = await call('GET', `${origin}/2/users/by/username/${name}`, signal);
-    if ('kind' in answer) return answer;
+    const answer = await client.call({ method: 'GET', url: `${origin}/2/users/by/username/${name}`, signal });
+    if (isFailure(answer)) return answer;
     const id = idOf(obj(obj(parseJson(answer.text)).data).id);
     if (answer.status === 200 && id) {
       if (ids.size >= 10_000) ids.clear();
@@ -184,8 +129,9 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
   }
 
   return {
+    ...(polling ? { poll: dmEventsPoller(ctx, client, origin, userId), pollIntervalMs: options.pollIntervalMs } : {}),
     async close() {
-      agents.destroy();
+      client.close();
     },
 
     async send(input: SendInput): Promise<SendOutcome> {
@@ -197,13 +143,26 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
         to = found;
       }
       if (!to) return { kind: 'rejected', code: 'NoAddress', reason: 'No X user id (twitterId) or screen name to send to' };
-      const built = buildText(input);
+      const built = buildContent(input);
       if (!built.ok) return { kind: 'rejected', code: built.code, reason: built.reason };
-      const answer = await call('POST', `${origin}/2/dm_conversations/with/${to}/messages`, input.signal, JSON.stringify({ text: built.text }));
-      if ('kind' in answer) return answer;
+      let mediaId: string | undefined;
+      if (built.media) {
+        const media = await readMedia(ctx, built.media, input.signal);
+        if ('kind' in media) return media;
+        const uploaded = await uploadMedia(client, origin, media, input.signal);
+        if (typeof uploaded !== 'string') return uploaded;
+        mediaId = uploaded;
+      }
+      const dm = { ...(built.text ? { text: built.text } : {}), ...(mediaId ? { attachments: [{ media_id: mediaId }] } : {}) };
+      const answer = await client.call({ method: 'POST', url: `${origin}/2/dm_conversations/with/${to}/messages`, signal: input.signal, body: JSON.stringify(dm) });
+      if (isFailure(answer)) return answer;
       const outcome = classifyX(answer.status, answer.headers, answer.text);
       if (outcome.kind !== 'accepted') return outcome;
-      return { ...outcome, details: { to, ...(name && !idOf(input.to.twitterId) ? { resolvedFrom: name } : {}), ...outcome.details, ...(built.droppedMedia ? { mediaNotSent: built.droppedMedia } : {}) } };
+      const resolved = name && !idOf(input.to.twitterId);
+      return {
+        ...outcome, ...(resolved ? { learned: { twitterId: to } } : {}),
+        details: { to, ...(resolved ? { resolvedFrom: name } : {}), ...outcome.details, ...(mediaId ? { mediaId } : {}), ...(built.droppedMedia ? { mediaNotSent: built.droppedMedia } : {}) },
+      };
     },
 
     async handleCallback(req: CallbackRequest): Promise<CallbackResult> {
@@ -221,9 +180,10 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
       if (doc === undefined) return jsonAnswer(400, 'InvalidJson', 'The callback body is not valid JSON');
       const root = obj(doc);
       const inbounds: InboundReport[] = [];
-      // Events for another subscribed account, and every other event kind, are acknowledged and ignored.
+      // Events for another subscribed account, and every other event kind, are acknowledged and
+      // ignored; so is every event while the channel polls (polling reads the same messages).
       const forUser = root.for_user_id === undefined ? userId : idOf(root.for_user_id);
-      if (forUser === userId) {
+      if (forUser === userId && !polling) {
         const users = obj(root.users);
         for (const e of arr(root.direct_message_events)) {
           const event = obj(e);
@@ -241,14 +201,16 @@ export function createXAdapter(ctx: AdapterContext, options: { xApiUrl: string }
 
 /**
  * The `twitterDm`/`xApi` provider. `xApiUrl` comes from X_API_URL so that a relay or a test peer
- * can stand in for `https://api.x.com`.
+ * can stand in for `https://api.x.com`. A configuration with `inbound: "poll"` reads DMs with
+ * `GET /2/dm_events` instead of taking Account Activity webhook events.
  */
-export function xApiProvider(options: { xApiUrl: string }): ChannelProvider {
+export function xApiProvider(options: XOptions): ChannelProvider {
   return {
     channel: 'twitterDm',
     provider: 'xApi',
     secretSettings: ['consumerSecret', 'accessTokenSecret', 'accessToken', 'bearerToken'],
     validateSettings: validateXSettings,
+    polls: (settings) => settings.inbound === 'poll',
     create: (ctx) => createXAdapter(ctx, options),
   };
 }

@@ -42,6 +42,8 @@ export interface ChannelRegistryImpl extends ChannelRegistry {
   /** Closes the cached adapter of a channel whose configuration changed or was deleted. */
   evict(apiSpaceId: string, channelId: string): void;
   handleCallback(apiSpaceId: string, channelId: string, request: CallbackRequest): Promise<CallbackResult>;
+  /** Queues reports of a channel in the caller's transaction, one `channels.report` job each. */
+  queueReports(uow: Uow, apiSpaceId: string, channelId: string, reports: Pick<CallbackResult, 'receipts' | 'inbounds' | 'reads' | 'optins'>): Promise<void>;
   /** Resolves a tracked-link token: the original URL (and records the click), or undefined. */
   click(token: string, userAgent: string | undefined): Promise<string | undefined>;
   reportJob: JobHandler;
@@ -78,6 +80,16 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
     entry?.adapter.then((a) => a?.close?.()).catch((err) => ctx.log.warn({ err }, 'closing a channel adapter failed'));
   };
 
+  /** `AdapterContext.readContent`: a content-API URL of this server for the space, read from its store. */
+  async function localContent(apiSpaceId: string, url: string): Promise<{ bytes: Buffer; type: string } | null | undefined> {
+    const prefix = `${ctx.config.publicBaseUrl}/apispaces/${apiSpaceId}/content/`;
+    const id = url.startsWith(prefix) ? url.slice(prefix.length) : '';
+    const content = ctx.services.content;
+    if (!/^[\w-]{1,64}$/.test(id) || !content) return undefined;
+    const found = await content.read(apiSpaceId, id);
+    return found ? { bytes: found.bytes, type: found.file.type } : null;
+  }
+
   /** The adapter for a stored configuration (undefined when its provider is not registered). */
   function instance(c: StoredConfig): Promise<ChannelAdapter | undefined> {
     const key = keyOf(c.apiSpaceId, c.channelId);
@@ -91,6 +103,7 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
       apiSpaceId: c.apiSpaceId, channelId: c.channelId, settings: configs.decrypted(c), sink: sinkFor(c.apiSpaceId, c.channelId),
       allowPrivateTargets: ctx.config.allowPrivateChannelTargets, publicBaseUrl: ctx.config.publicBaseUrl,
       trackLink: (url, messageId, metadata) => registry.trackLink(c.apiSpaceId, messageId, c.channelId, url, metadata),
+      readContent: (url) => localContent(c.apiSpaceId, url),
       log: ctx.log.child({ apiSpaceId: c.apiSpaceId, channelId: c.channelId, provider: c.provider }),
     }));
     const entry: Cached = { version, adapter };
@@ -160,6 +173,8 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
     setSink(next) {
       sink = next;
     },
+
+    queueReports: enqueueReports,
 
     evict(apiSpaceId, channelId) {
       const key = keyOf(apiSpaceId, channelId);

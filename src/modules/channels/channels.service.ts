@@ -77,6 +77,10 @@ export function createProviderRegistry() {
       const own = [...providers.values()].filter((p) => p.channel === channelId);
       return own.length === 1 ? own[0] : undefined;
     },
+    /** Providers that may poll for inbound messages (`ChannelProvider.polls`). */
+    pollers(): ChannelProvider[] {
+      return [...providers.values()].filter((p) => p.polls);
+    },
     namesFor(channelId: string): string[] {
       const ch = isBuiltIn(channelId) ? channelId : 'custom';
       return [...providers.values()].filter((p) => p.channel === ch).map((p) => p.provider).sort();
@@ -85,7 +89,7 @@ export function createProviderRegistry() {
 }
 export type ProviderRegistry = ReturnType<typeof createProviderRegistry>;
 
-export function createChannelConfigService(ctx: ModuleContext, deps: { repo: ChannelsRepo; providers: ProviderRegistry; onChange(apiSpaceId: string, channelId: string): void }) {
+export function createChannelConfigService(ctx: ModuleContext, deps: { repo: ChannelsRepo; providers: ProviderRegistry; onChange(apiSpaceId: string, channelId: string): Promise<void> }) {
   const { repo, providers } = deps;
 
   const storedSecrets = (c: StoredConfig | undefined): Record<string, unknown> => (c?.secrets ? JSON.parse(ctx.secrets.open(c.secrets)) : {});
@@ -183,7 +187,7 @@ export function createChannelConfigService(ctx: ModuleContext, deps: { repo: Cha
         }
         return { ...withEtag(next), created: !current };
       });
-      deps.onChange(apiSpaceId, channelId);
+      await deps.onChange(apiSpaceId, channelId);
       return result;
     },
 
@@ -194,7 +198,7 @@ export function createChannelConfigService(ctx: ModuleContext, deps: { repo: Cha
         checkIfMatch(ifMatch, withEtag(current).etag);
         if (!(await repo.remove(uow.tx, apiSpaceId, channelId, current.revision))) throw errors.conflict('The channel configuration was changed concurrently');
       });
-      deps.onChange(apiSpaceId, channelId);
+      await deps.onChange(apiSpaceId, channelId);
     },
 
     /** Plaintext settings for building an adapter. */

@@ -144,6 +144,28 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
   }
 
   /**
+   * Identifiers the provider resolved for a send (`learned`: X's user id for a screen name,
+   * channels.md §8) go onto the profile the message was addressed through, so later sends need no
+   * look-up. A value the profile already holds stays, even a different one: it came from the
+   * customer or from an inbound message, and a screen name can pass to another account. Best
+   * effort: the message was accepted either way.
+   */
+  async function remember(space: string, r: Recipient, learned: Record<string, string>): Promise<void> {
+    const profiles = ports.profiles();
+    if (!profiles || !r.profileId || !r.profile) return;
+    try {
+      const current = (await profiles.get(space, r.profileId))?.profile;
+      if (!current) return;
+      const fresh = Object.fromEntries(Object.entries(learned).filter(([k]) => current[k] === undefined));
+      const kept = Object.keys(learned).filter((k) => current[k] !== undefined && current[k] !== learned[k]);
+      if (kept.length) log.info({ apiSpaceId: space, profileId: r.profileId, fields: kept }, 'the profile keeps its own value of an identifier the channel resolved differently');
+      if (Object.keys(fresh).length) await profiles.merge(space, r.profileId, fresh, 'system');
+    } catch (err) {
+      log.warn({ err, apiSpaceId: space, profileId: r.profileId }, 'an identifier the channel resolved could not be stored on the profile');
+    }
+  }
+
+  /**
    * A recipient's property from `to`, the profile, then its primary: a dot path (a custom channel's
    * `userIdProperty` may be nested, channels.md §11); a non-empty string, or a number as text.
    */
@@ -383,6 +405,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
       const at = iso(clock.now());
       if (outcome.kind === 'accepted') {
         const accepted = outcome;
+        if (accepted.learned) await remember(apiSpaceId, recipient, accepted.learned);
         const idx = next;
         await commit((cur) => {
           const data = channelDataOf(ch, accepted.details);
