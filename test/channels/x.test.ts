@@ -403,6 +403,25 @@ eachDatabase('twitterDm channel (X API peer)', (dialect) => {
     assert.equal((await inboundEvents()).length - before, 1);
   });
 
+  it('keeps a DM\'s photo with the Content API, read with the account\'s signature', async () => {
+    const sender = `88${dialect === 'sqlite' ? '1' : '2'}00000078`;
+    const photo = Buffer.from([0xff, 0xd8, 0xff, ...Buffer.from(`a photo for ${dialect}`)]);
+    peer.files.set(`dm-photo-${dialect}.jpg`, { type: 'image/jpeg', bytes: photo });
+    const event = dm(`19000000000000001${dialect === 'sqlite' ? '1' : '2'}`, sender, 'This arrived broken');
+    const media = { id: 9, media_url_https: `${env.X_API_URL}/media/dm-photo-${dialect}.jpg`, type: 'photo' };
+    const raw = JSON.stringify({ for_user_id: USER_ID, direct_message_events: [{ ...event, message_create: { ...event.message_create, message_data: { text: 'This arrived broken', attachment: { type: 'media', media } } } }] });
+    const from = peer.seen.length;
+    assert.equal((await callback(raw)).statusCode, 200);
+    await settle(s());
+    const last = (await inboundEvents()).at(-1) as { body: string; messageParts: Array<Record<string, any>> };
+    assert.equal(last.body, 'This arrived broken');
+    assert.equal(last.messageParts[0]!.size, photo.length);
+    assert.deepEqual((await s().request({ method: 'GET', url: new URL(last.messageParts[0]!.url).pathname })).rawPayload, photo);
+    const fetched = peer.seen.slice(from).filter((r) => r.path.startsWith('/media/'));
+    assert.equal(fetched.length, 1);
+    assert.match(String(fetched[0]!.headers.authorization), /^OAuth /, 'signed (the peer checks the signature)');
+  });
+
   it('sends with an OAuth 2.0 user token when configured with bearerToken', async () => {
     const put = await s().request({ method: 'PUT', url: url('/channels/twitterDm'), payload: { enabled: true, provider: 'xApi', settings: { userId: USER_ID, consumerSecret: CONSUMER_SECRET, bearerToken: 'user-token-dm-write' } } });
     assert.equal(put.statusCode, 200, put.body);

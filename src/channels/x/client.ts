@@ -3,8 +3,8 @@
  * upload and `dm_events` polling: OAuth 1.0a user-context signatures or an OAuth 2.0 user token,
  * one pooled connection set, and the classification of X's answers into send outcomes.
  */
-import type { AdapterContext, SendOutcome } from '../adapter.js';
-import { createGuardedAgents, failedRequestOutcome, guardedRequest, retryAfterMs } from '../http-guard.js';
+import type { AdapterContext, MediaFetch, SendOutcome } from '../adapter.js';
+import { createGuardedAgents, downloadMedia, failedRequestOutcome, guardedRequest, retryAfterMs } from '../http-guard.js';
 import { asArray as arr, asObject as obj, asString as str, parseJson } from '../meta/graph.js';
 import { oauth1Header } from './oauth1.js';
 
@@ -68,6 +68,8 @@ export interface XRequest {
 export interface XClient {
   /** One signed request; a failure before any answer comes back as the outcome it means. */
   call(req: XRequest): Promise<XAnswer | Failed>;
+  /** A DM's media file (`ton.twitter.com` serves it only to a signed request). */
+  download(url: string, options: { maxBytes: number; signal?: AbortSignal }): Promise<MediaFetch>;
   close(): void;
 }
 
@@ -95,6 +97,9 @@ export function createXClient(ctx: AdapterContext): XClient {
       } catch (err) {
         return failedRequestOutcome(err);
       }
+    },
+    download(url, { maxBytes, signal }) {
+      return downloadMedia({ url, headers: { authorization: authorization('GET', url), 'user-agent': 'Switchboard-X/1' }, allowPrivate: ctx.allowPrivateTargets, maxBytes, signal });
     },
     close() {
       agents.destroy();

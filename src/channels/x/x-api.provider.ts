@@ -8,7 +8,7 @@
  * upload first (media.ts).
  */
 import { createHmac } from 'node:crypto';
-import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, SendInput, SendOutcome } from '../adapter.js';
+import type { AdapterContext, CallbackRequest, CallbackResult, ChannelAdapter, ChannelProvider, InboundReport, MediaFetch, SendInput, SendOutcome } from '../adapter.js';
 import { asArray as arr, asObject as obj, asString as str, customObject, parseJson } from '../meta/graph.js';
 import { header, jsonAnswer, queryValue, sameSecret } from '../meta/webhook.js';
 import { classifyX, createXClient, idOf, isFailure } from './client.js';
@@ -132,6 +132,12 @@ export function createXAdapter(ctx: AdapterContext, options: XOptions): ChannelA
     ...(polling ? { poll: dmEventsPoller(ctx, client, origin, userId), pollIntervalMs: options.pollIntervalMs } : {}),
     async close() {
       client.close();
+    },
+
+    /** An inbound DM's media (the only inbound parts with a URL), read with the account's signature. */
+    async fetchMedia(part, options): Promise<MediaFetch | undefined> {
+      const link = str(part.url);
+      return link ? client.download(link, options) : undefined;
     },
 
     async send(input: SendInput): Promise<SendOutcome> {
