@@ -15,6 +15,8 @@
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import pino, { type Logger } from 'pino';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from './config/config.js';
@@ -143,6 +145,22 @@ export function startWorkerThread(config: Config, busName: string | undefined, o
   });
 }
 
+/**
+ * `WORKER_THREAD_NICE`: this thread's nice value (Linux, where `setpriority` on a thread id applies
+ * to that thread alone). On two cores the API thread, the workers' thread, V8's helpers, and often
+ * a load balancer or the database share the machine; at equal priority a request waits whenever
+ * the scheduler gives its core to dispatch. Lower, dispatch takes the time the API leaves, and a
+ * backlog it cannot take at once waits in the job table (ADR 0006, "fifth session").
+ */
+function lowerPriority(nice: number, log: Logger): void {
+  if (nice === 0) return;
+  try {
+    setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), nice);
+  } catch (err) {
+    log.info({ err }, 'the workers\' thread keeps its scheduling priority (WORKER_THREAD_NICE needs Linux)');
+  }
+}
+
 async function runThread(data: ThreadData): Promise<void> {
   const port = parentPort!;
   const post = (m: FromThread) => port.postMessage(m);
@@ -152,8 +170,10 @@ async function runThread(data: ThreadData): Promise<void> {
     ]);
     const { config, options } = data;
     shareLockReleases(data.lockReleases);
+    const log = pino({ level: config.logLevel }).child({ thread: 'workers' });
+    lowerPriority(config.workerThreadNice, log);
     const container = await createContainer(config, {
-      log: pino({ level: config.logLevel }).child({ thread: 'workers' }),
+      log,
       bus: data.busName ? createThreadBus(data.busName) : undefined,
       schema: options.schema,
       busPrefix: options.busPrefix,

@@ -43,6 +43,8 @@ export interface Config {
   readonly workersEnabled: boolean;
   /** Run the workers on a worker thread of this process instead of its main thread (src/worker-thread.ts). */
   readonly workerThread: boolean;
+  /** Nice value of the workers' thread (Linux): answering requests comes before dispatching when both want a core. */
+  readonly workerThreadNice: number;
   readonly workerConcurrency: number;
   /** PostgreSQL connections per process. */
   readonly databasePoolSize: number;
@@ -183,6 +185,7 @@ export function loadConfig(env: Env = process.env, cores = availableParallelism(
     legacySmsEnabled: bool(env, 'LEGACY_SMS_ENABLED', false),
     workersEnabled: bool(env, 'WORKERS_ENABLED', true),
     workerThread: auto(env, 'WORKER_THREAD', cores),
+    workerThreadNice: int(env, 'WORKER_THREAD_NICE', 10, 0, 19),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 32, 1, 1024),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
     ...(env.CONTENT_TYPES?.trim() ? { contentTypes: contentTypes(env.CONTENT_TYPES) } : {}),
@@ -224,6 +227,7 @@ export const CONFIG_DOCS: ReadonlyArray<readonly [name: string, def: string, mea
   ['LEGACY_SMS_ENABLED', 'false', 'serve the legacy POST /webapi/sms endpoint (sms.md §9)'],
   ['WORKERS_ENABLED', 'true', 'run durable job workers in this process'],
   ['WORKER_THREAD', 'auto', 'run those workers on a worker thread with its own database connection (on PostgreSQL, half of DATABASE_POOL_SIZE each), so that serving requests and dispatching use two cores; `auto`: when the machine has more than one core'],
+  ['WORKER_THREAD_NICE', '10', 'scheduling priority of the workers\' thread (Linux nice value, 0–19): when the API and the workers want the same core, answering requests comes first and dispatch takes what is left; 0 treats them alike'],
   ['WORKER_CONCURRENCY', '32', 'jobs run at once per process'],
   ['CONTENT_TYPES', 'built-in list', 'MIME types uploads may have (POST /content), comma-separated `type/subtype` or `type/*`; replaces the built-in list (images, audio, video, office documents, PDF, text, CSV, calendar, vCard, JSON, ZIP)'],
   ['APNS_URL, FCM_URL', 'Apple\'s and Google\'s', 'push endpoints (origins) to use instead of APNs (`https://api.push.apple.com`, `https://api.sandbox.push.apple.com`) and FCM (`https://fcm.googleapis.com`): a relay, or a test peer (`http://` speaks HTTP/2 without TLS to APNs)'],

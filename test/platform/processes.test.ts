@@ -1,5 +1,6 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { eachDatabase, startServer, dropLocation, type DatabaseLocation, type TestServer } from '../helpers/harness.js';
 import { customChannel, receiver } from '../messages/helpers.js';
 import { appendEvent, fastWebhookModules } from '../webhooks/harness.js';
@@ -73,9 +74,15 @@ eachDatabase('workers on a thread', (dialect) => {
     const r = receiver();
     await r.start();
     const rx = await startReceiver();
-    const s = await startServer(dialect, { env: { WORKER_THREAD: 'true' }, worker: { leaseMs: 1000 } });
+    const s = await startServer(dialect, { env: { WORKER_THREAD: 'true', WORKER_THREAD_NICE: '7' }, worker: { leaseMs: 1000 } });
     try {
       assert.equal(s.container.worker, undefined, 'no worker on the main thread');
+      if (existsSync('/proc/thread-self')) {
+        // The workers' thread runs at a lower priority than the thread answering requests.
+        const nice = (tid: string) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+        assert.equal(nice(String(process.pid)), 0);
+        assert.ok(readdirSync('/proc/self/task').some((tid) => nice(tid) === 7), 'a thread at nice 7');
+      }
       assert.equal(s.container.platform.config.workersEnabled, false, 'the main thread\'s modules see their workers off');
       assert.equal(s.container.platform.config.databasePoolSize, 10, 'DATABASE_POOL_SIZE (20) shared between the two threads');
       const space = await s.createSpace('thread');
