@@ -50,7 +50,7 @@ export function scriptedPeer(answer: (seen: SeenRequest, req: http.IncomingMessa
       // An OAuth token request is a form, a media upload multipart (kept raw); the rest is JSON.
       const form = /^application\/x-www-form-urlencoded/.test(type);
       const json = /json/.test(type) || (!type && raw.length > 0);
-      const body = form ? Object.fromEntries(new URLSearchParams(raw.toString('utf8'))) : json ? JSON.parse(raw.toString('utf8')) : undefined;
+      const body = !raw.length ? undefined : form ? Object.fromEntries(new URLSearchParams(raw.toString('utf8'))) : json ? JSON.parse(raw.toString('utf8')) : undefined;
       const entry: SeenRequest = { method: req.method!, path: req.url!, headers: req.headers, body, raw };
       seen.push(entry);
       if (check?.(entry, req, res)) return;

@@ -73,16 +73,15 @@ export function classifyGraph(status: number, headers: Record<string, string | s
 
 /** Posts JSON to one Graph API endpoint with a bearer token; closed with its adapter. */
 export function createGraphPoster(ctx: AdapterContext, options: { url: string; token: unknown; userAgent: string; errors: GraphErrors }) {
-  const headers = {
-    authorization: `Bearer ${String(options.token ?? '')}`, 'content-type': 'application/json', accept: 'application/json', 'user-agent': options.userAgent,
-  };
+  const headers = { authorization: `Bearer ${String(options.token ?? '')}`, accept: 'application/json', 'user-agent': options.userAgent };
+  const jsonHeaders = { ...headers, 'content-type': 'application/json' };
   // One adapter serves one configuration: its connections are reused and closed with it.
   const agents = createGuardedAgents({ maxSockets: 32 });
 
   async function call(url: string, payload: Json | undefined, signal: AbortSignal | undefined): Promise<Posted> {
     try {
       const body = payload === undefined ? undefined : JSON.stringify(payload);
-      const res = await guardedRequest({ url, method: body === undefined ? 'GET' : 'POST', headers, body, timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, agents });
+      const res = await guardedRequest({ url, method: body === undefined ? 'GET' : 'POST', headers: body === undefined ? headers : jsonHeaders, body, timeoutMs: TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, agents });
       return classifyGraph(res.status, res.headers, res.body.toString('utf8'), options.errors);
     } catch (err) {
       return { ok: false, outcome: failedRequestOutcome(err) };
