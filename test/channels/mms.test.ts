@@ -11,7 +11,13 @@ import { channelApi, scriptedPeer } from './helpers.js';
  * receipts and inbound media through `/channels/mms/callback`.
  */
 let n = 0;
-const gateway = scriptedPeer((last, _req, res) => {
+/** A photo the gateway serves to its own credentials only (media of inbound messages). */
+const PHOTO = Buffer.from([0xff, 0xd8, 0xff, ...Buffer.from('a dented box')]);
+const gateway = scriptedPeer((last, req, res) => {
+  if (last.method === 'GET' && last.path.startsWith('/m/')) {
+    if (req.headers.authorization !== 'Bearer gw-token') return res.writeHead(401).end();
+    return last.path === '/m/1.jpg' ? res.writeHead(200, { 'content-type': 'image/jpeg' }).end(PHOTO) : res.writeHead(404).end();
+  }
   last.answeredId = `${last.path.slice(1, 4)}-${++n}`;
   res.writeHead(200, { 'content-type': 'application/json' });
   res.end(JSON.stringify(last.path.startsWith('/mms') ? { id: last.answeredId } : { messages: [{ id: last.answeredId }] }));
@@ -177,7 +183,7 @@ eachDatabase('mms channel (HTTP MMS gateway peer)', (dialect) => {
   it('takes an inbound MMS with its media as parts', async () => {
     const raw = JSON.stringify({
       from: '+447400999000', to: '447700900001', subject: 'Damaged', text: 'See the photos',
-      media: [{ url: 'https://gw.example.com/m/1.jpg', type: 'image/jpeg' }, 'https://gw.example.com/m/2.vcf', { url: 'javascript:alert(1)' }, { url: 'https://gw.example.com/m/3', type: 'not a type' }],
+      media: [{ url: `${base}/m/1.jpg`, type: 'image/jpeg' }, `${base}/m/2.vcf`, { url: 'javascript:alert(1)' }, { url: `${base}/m/3`, type: 'not a type' }],
     });
     assert.equal((await callback(raw, null)).statusCode, 401);
     assert.equal((await callback(raw)).statusCode, 200);
@@ -187,10 +193,21 @@ eachDatabase('mms channel (HTTP MMS gateway peer)', (dialect) => {
     const inbound = events[0]!.payload as any;
     assert.equal(inbound.channel, 'mms');
     assert.deepEqual([inbound.from.phoneNumber, inbound.to, inbound.title, inbound.body], ['447400999000', { phoneNumber: '447700900001' }, 'Damaged', 'See the photos']);
-    assert.deepEqual(inbound.messageParts, [
-      { type: 'image/jpeg', url: 'https://gw.example.com/m/1.jpg' },
-      { type: 'application/octet-stream', url: 'https://gw.example.com/m/2.vcf' },
-      { type: 'application/octet-stream', url: 'https://gw.example.com/m/3' },
+    // The photo was fetched with the gateway's credentials and kept with the Content API; media the
+    // gateway no longer has keep its URL.
+    const [photo, ...gone] = inbound.messageParts as Array<Record<string, any>>;
+    assert.equal(photo!.type, 'image/jpeg');
+    assert.equal(photo!.size, PHOTO.length);
+    assert.deepEqual((await s().request({ method: 'GET', url: new URL(photo!.url).pathname })).rawPayload, PHOTO);
+    assert.deepEqual(gone, [
+      { type: 'application/octet-stream', url: `${base}/m/2.vcf` },
+      { type: 'application/octet-stream', url: `${base}/m/3` },
     ]);
+    // The gateway's credentials go to its own origin only: the same file under another host name is not fetched with them.
+    const elsewhere = base.replace('127.0.0.1', 'localhost');
+    assert.equal((await callback(JSON.stringify({ from: '+447400999000', to: '447700900001', media: [{ url: `${elsewhere}/m/1.jpg`, type: 'image/jpeg' }] }))).statusCode, 200);
+    await settle(s());
+    const last = (await s().container.platform.events.readAfter(0, 100_000)).filter((e) => e.name === 'message.inbound' && e.apiSpaceId === space).at(-1)!.payload as any;
+    assert.deepEqual(last.messageParts, [{ type: 'image/jpeg', url: `${elsewhere}/m/1.jpg` }]);
   });
 });

@@ -4,7 +4,7 @@
  * template, an optional list of countries where MMS is available (others are refused with
  * `ContentNotSupported`, so Branch falls back, typically to `sms`), and inbound media as parts.
  */
-import type { AdapterContext, ChannelAdapter, ChannelProvider, InboundReport, SendInput, SendOutcome } from '../adapter.js';
+import type { AdapterContext, ChannelAdapter, ChannelProvider, InboundReport, MediaFetch, SendInput, SendOutcome } from '../adapter.js';
 import { PART_TYPE } from '../../lib/message-parts.js';
 import { alpha2, alpha3 } from '../sms/countries.js';
 import { countCodePoints, prepareSms, type UnicodeConversion } from '../sms/encoding.js';
@@ -107,6 +107,11 @@ export function createHttpMmsAdapter(ctx: AdapterContext, deps: MmsDeps = {}): C
   }
 
   return {
+    /** An inbound item's media: carriers' URLs expire, and a gateway may serve them only to its own credentials. */
+    async fetchMedia(part, options): Promise<MediaFetch | undefined> {
+      return typeof part.url === 'string' ? gateway.download(part.url, options) : undefined;
+    },
+
     async send(input: SendInput): Promise<SendOutcome> {
       const to = smsRecipient(input);
       if (!to || !/^\d{4,15}$/.test(to)) return { kind: 'rejected', reason: 'No valid phone number to send to', code: 'InvalidNumber' };

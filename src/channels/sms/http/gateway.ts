@@ -5,8 +5,8 @@
  * its own merge fields, content and inbound mapping.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { AdapterContext, CallbackRequest, CallbackResult, InboundReport, ReceiptReport, SendInput, SendOutcome } from '../../adapter.js';
-import { checkTargetUrl, guardedRequest, OutboundError, retryAfterMs } from '../../http-guard.js';
+import type { AdapterContext, CallbackRequest, CallbackResult, InboundReport, MediaFetch, ReceiptReport, SendInput, SendOutcome } from '../../adapter.js';
+import { checkTargetUrl, downloadMedia, guardedRequest, OutboundError, retryAfterMs } from '../../http-guard.js';
 import { escapeFor, type Escaping } from '../../custom/template.js';
 import { numberList, receiptStatus, selectSender, type SenderStore } from '../sms-common.js';
 
@@ -131,6 +131,8 @@ export interface Gateway {
    */
   send(input: SendInput, to: string, values: Record<string, MergeValue>): Promise<GatewaySent>;
   handleCallback(req: CallbackRequest): Promise<CallbackResult>;
+  /** A file an inbound message names (MMS media), with the channel's credentials when it is on the gateway's own origin. */
+  download(url: string, options: { maxBytes: number; signal?: AbortSignal }): Promise<MediaFetch>;
 }
 
 export function createGateway(ctx: AdapterContext, opts: GatewayOptions): Gateway {
@@ -152,6 +154,15 @@ export function createGateway(ctx: AdapterContext, opts: GatewayOptions): Gatewa
     if (auth.type === 'bearer') out.authorization = `Bearer ${auth.token ?? ''}`;
     return out;
   }
+
+  /** The gateway's origin: its credentials go to no other host. */
+  const gatewayOrigin = (() => {
+    try {
+      return new URL(String(s.sendUrl)).origin;
+    } catch {
+      return undefined;
+    }
+  })();
 
   function toReceipt(item: unknown): ReceiptReport | undefined {
     const id = pointer(item, str(receiptCfg.idPath));
@@ -207,6 +218,17 @@ export function createGateway(ctx: AdapterContext, opts: GatewayOptions): Gatewa
       } catch {}
       if (sender.pooled) await opts.senders.put(input.apiSpaceId, to, sender.from, now());
       return { ok: true, from: sender.from, providerMessageId: id === undefined || id === null ? undefined : String(id) };
+    },
+
+    download(url, { maxBytes, signal }) {
+      let own = false;
+      try {
+        own = new URL(url).origin === gatewayOrigin;
+      } catch {
+        // Not a URL: downloadMedia says so.
+      }
+      const authorization = own ? headers().authorization : undefined;
+      return downloadMedia({ url, ...(authorization ? { headers: { authorization } } : {}), allowPrivate: ctx.allowPrivateTargets, maxBytes, signal });
     },
 
     async handleCallback(req) {
