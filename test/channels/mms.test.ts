@@ -145,14 +145,20 @@ eachDatabase('mms channel (HTTP MMS gateway peer)', (dialect) => {
     assert.equal(a.statusDetails.channelId, 'sms');
   });
 
-  it('refuses text over 5000 characters and inline media it has no URL for', async () => {
+  it('refuses text over 5000 characters; sends inline media by a Content API URL', async () => {
     const long = await send({ to: { phoneNumber: UK }, rules: ['mms'], body: 'é'.repeat(5001) });
-    const inline = await send({ to: { phoneNumber: UK }, rules: ['mms'], body: 'Photo', messageParts: [{ type: 'image/png', data: Buffer.from('png').toString('base64') }] });
+    const from = gateway.seen.length;
+    const inline = await send({ to: { phoneNumber: UK }, rules: ['mms'], body: 'Photo', messageParts: [{ type: 'image/png', name: 'box.png', data: Buffer.from('png bytes').toString('base64') }] });
     const fits = await send({ to: { phoneNumber: UK }, rules: ['mms'], body: '😀'.repeat(5000) });
     await settle(s());
     assert.deepEqual(attempts(await get(long)), [['mms', 'rejected', 'ContentTooLong']]);
     assert.equal((await get(long)).status, 'failed');
-    assert.deepEqual(attempts(await get(inline)), [['mms', 'rejected', 'ContentNotSupported']]);
+    assert.equal((await get(inline)).status, 'sent');
+    const [media] = gateway.seen.slice(from).find((r) => r.body?.text === 'Photo')!.body.media as string[];
+    assert.match(media!, new RegExp(`/apispaces/${space}/content/[\\w-]+$`));
+    const file = await s().request({ method: 'GET', url: new URL(media!).pathname, token: null });
+    assert.equal(file.statusCode, 200, 'the download URL needs no credentials');
+    assert.equal(file.body, 'png bytes');
     assert.equal((await get(fits)).status, 'sent');
   });
 

@@ -181,6 +181,15 @@ eachDatabase('whatsApp channel (Cloud API peer)', (dialect) => {
     const sent = await get(id);
     assert.equal(sent.status, 'sent');
     assert.equal(sent.statusDetails.attempts[0].providerMessageId, reqs[0]!.answeredId);
+
+    // Inline media: the Cloud API takes media by link, so the file is served from the Content API.
+    const inlineFrom = peer.seen.length;
+    await send({ to: { phoneNumber: '447700900222' }, rules: ['whatsApp'], messageParts: [{ type: 'application/pdf', name: 'invoice.pdf', data: Buffer.from('%PDF-1.4 invoice').toString('base64') }] });
+    await settle(s());
+    const doc = requestsSince(inlineFrom)[0]!.body;
+    assert.equal(doc.type, 'document');
+    assert.equal(doc.document.filename, 'invoice.pdf');
+    assert.equal((await s().request({ method: 'GET', url: new URL(doc.document.link).pathname, token: null })).body, '%PDF-1.4 invoice');
   });
 
   it('applies status callbacks: delivered then read; failed with the Cloud API error code', async () => {

@@ -19,6 +19,7 @@ import { channelDataOf, FINAL, OPT_REASONS, rank, type Attempt } from './lifecyc
 import { mergeDeep, mergeString, type MergeContext } from './merge.js';
 import { isCustomChannel, normalisePhone } from './validate.js';
 import { createPacer } from './pacing.js';
+import { partHosting } from './hosted-parts.js';
 import { valueAt } from '../../channels/custom/template.js';
 
 export interface TemplatesLookup {
@@ -111,6 +112,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
   const { clock, log } = ctx;
   const withCap = createCaps();
   const pacer = createPacer(ctx.db, ctx.handle.dialect, clock);
+  const hostParts = partHosting(ctx);
 
   async function resolveRecipient(m: Message): Promise<Recipient> {
     const to = (m.request.to ?? {}) as Record<string, string>;
@@ -398,7 +400,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
       }
       let outcome: SendOutcome;
       try {
-        outcome = await withCap(`${apiSpaceId}:${ch}`, ev.limits?.concurrency ?? CHANNEL_CAP, () => ev.adapter.send(ev.input));
+        outcome = await withCap(`${apiSpaceId}:${ch}`, ev.limits?.concurrency ?? CHANNEL_CAP, async () => ev.adapter.send(await hostParts(ch, ev.input)));
       } catch (err) {
         outcome = { kind: 'transient', reason: err instanceof Error ? err.message : String(err) };
       }
