@@ -36,10 +36,11 @@ const peer = scriptedPeer((seen, _req, res) => {
   if (url.pathname === '/token') return json(res, 200, { access_token: `rbm-token-${++issued}`, expires_in: 3599, token_type: 'Bearer' });
   if (url.pathname === '/sms') return json(res, 200, { messages: [{ id: `sms-${seen.body.ref}` }] });
   if (url.pathname.startsWith('/user-files/')) return res.writeHead(200, { 'content-type': 'image/jpeg' }).end(USER_FILE);
-  const m = /^\/v1\/phones\/\+(\d+)\/(capabilities|agentMessages)$/.exec(url.pathname);
+  const m = /^\/v1\/phones\/\+(\d+)\/(capabilities|agentMessages|agentEvents)$/.exec(url.pathname);
   if (!m) return res.writeHead(404).end();
   if (unreachable.has(m[1]!)) return googleError(404, 'NOT_FOUND', 'Requested entity was not found.')(res);
   if (m[2] === 'capabilities') return json(res, 200, { features: ['RICHCARD_STANDALONE', 'RICHCARD_CAROUSEL', 'ACTION_DIAL'] });
+  if (m[2] === 'agentEvents') return json(res, 200, { name: `phones/+${m[1]}/agentEvents/${url.searchParams.get('eventId')}`, ...seen.body });
   json(res, 200, { name: `phones/+${m[1]}/agentMessages/${url.searchParams.get('messageId')}`, sendTime: new Date().toISOString(), contentMessage: seen.body.contentMessage });
 }, (seen, _req, res) => {
   // RBM refuses a request without the latest access token.
@@ -250,6 +251,18 @@ eachDatabase('rcs channel (RBM peer)', (dialect) => {
     assert.deepEqual({ ...file, url: undefined }, { type: 'image/jpeg', url: undefined, name: 'parcel.jpg', size: USER_FILE.length });
     assert.deepEqual((await s().request({ method: 'GET', url: new URL(file!.url).pathname })).rawPayload, USER_FILE);
     assert.equal(events[3]!.channelData.body.suggestionResponse.postbackData, 'track_order');
+
+    // Marking the text read sends the user a read receipt (an agent READ event), with an event id a retry would repeat.
+    const from = peer.seen.length;
+    const read = await s().request({ method: 'POST', url: url(`/messages/inbounds/${events[0]!.id}/statuses/read`), token, payload: { timestamp: new Date(clock.now()).toISOString() } });
+    assert.ok(read.statusCode < 300, read.body);
+    await settle(s());
+    const receipt = peer.seen.slice(from).find((r) => r.path.includes('/agentEvents'))!;
+    const q = new URL(receipt.path, 'http://peer');
+    assert.equal(q.pathname, '/v1/phones/+447700900333/agentEvents');
+    assert.equal(q.searchParams.get('agentId'), AGENT);
+    assert.match(q.searchParams.get('eventId')!, /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.deepEqual(receipt.body, { eventType: 'READ', messageId: 'MxUser1' });
   });
 
   it('answers the webhook handshake; refuses bad signatures; a signed unreadable body is a 4xx, never a 500', async () => {

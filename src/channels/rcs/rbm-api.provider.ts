@@ -6,7 +6,7 @@
  * message id, which RBM echoes in its DELIVERED and READ events.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { AdapterContext, ChannelAdapter, ChannelProvider, MediaFetch, SendInput, SendOutcome } from '../adapter.js';
+import type { AdapterContext, ChannelAdapter, ChannelProvider, MediaFetch, ReadInbound, SendInput, SendOutcome } from '../adapter.js';
 import { downloadMedia } from '../http-guard.js';
 import { TtlCache } from '../../lib/cache.js';
 import { phoneCountry, phoneDigits } from '../../lib/phone.js';
@@ -63,8 +63,17 @@ function buildContents(input: SendInput): Built {
  * and RBM drops the duplicates.
  */
 export function agentMessageId(messageId: string, index: number): string {
-  if (index === 0) return messageId;
-  const hash = createHash('sha1').update(Buffer.from(messageId.replace(/-/g, ''), 'hex')).update(String(index)).digest();
+  return index === 0 ? messageId : namedUuid(Buffer.from(messageId.replace(/-/g, ''), 'hex'), String(index));
+}
+
+/** The agent event id of the read receipt for a user's message: the same on every retry, so RBM drops repeats. */
+const readEventId = (userMessageId: string) => namedUuid('read:', userMessageId);
+
+/** An RFC 4122 version 5 style UUID: the SHA-1 of `parts`, with the version and variant bits set. */
+function namedUuid(...parts: Array<Buffer | string>): string {
+  const sha = createHash('sha1');
+  for (const p of parts) sha.update(p);
+  const hash = sha.digest();
   hash[6] = (hash[6]! & 0x0f) | 0x50;
   hash[8] = (hash[8]! & 0x3f) | 0x80;
   const h = hash.subarray(0, 16).toString('hex');
@@ -140,6 +149,15 @@ export function createRcsAdapter(ctx: AdapterContext, options: { rcsApiUrl: stri
           ...(built.contents.length > 1 ? { requests: built.contents.length } : {}), ...(failures.length ? { failures } : {}),
         },
       };
+    },
+
+    /** Marks a user's message read with an agent `READ` event: the user sees a read receipt. */
+    async markRead(inbound: ReadInbound, signal?: AbortSignal): Promise<SendOutcome> {
+      const digits = typeof inbound.from.phoneNumber === 'string' ? phoneDigits(inbound.from.phoneNumber) : undefined;
+      if (!digits) return { kind: 'rejected', code: 'NoAddress', reason: 'The inbound message has no sender phone number' };
+      const answer = await client.agentEvent(digits, defaultAgent, readEventId(inbound.providerMessageId), { eventType: 'READ', messageId: inbound.providerMessageId }, signal);
+      // 409: the event id was used before, so an earlier attempt got through.
+      return answer.ok || answer.status === 409 ? { kind: 'accepted' } : answer.outcome;
     },
 
     /** A user's file: its `fileUri` (the only inbound parts with a URL) serves it for a limited time. */

@@ -85,6 +85,10 @@ export function createRbmClient(options: { baseUrl: string; serviceAccount: Goog
     agentMessage(digits: string, agentId: string, messageId: string, message: Json, signal?: AbortSignal): Promise<RbmAnswer> {
       return call('POST', phoneUrl(digits, 'agentMessages', { messageId, agentId }), message, signal);
     },
+    /** `phones.agentEvents.create` (a `READ` receipt for a user's message) with an agent-assigned event id (a UUID). */
+    agentEvent(digits: string, agentId: string, eventId: string, event: Json, signal?: AbortSignal): Promise<RbmAnswer> {
+      return call('POST', phoneUrl(digits, 'agentEvents', { eventId, agentId }), event, signal);
+    },
     close(): void {
       agents.destroy();
     },

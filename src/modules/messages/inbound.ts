@@ -92,7 +92,7 @@ export function createInbound(ctx: ModuleContext, ports: Ports): InboundService 
   }
 
   /** Channels whose providers take read receipts for inbound messages (`ChannelAdapter.markRead`). */
-  const READ_RECEIPT_CHANNELS: ReadonlySet<string> = new Set(['whatsApp', 'fbMessenger']);
+  const READ_RECEIPT_CHANNELS: ReadonlySet<string> = new Set(['whatsApp', 'fbMessenger', 'rcs']);
 
   async function load(apiSpaceId: string, id: string) {
     const row = await db.selectFrom('inbound_messages').selectAll().where('api_space_id', '=', apiSpaceId).where('id', '=', id).executeTakeFirst();
