@@ -213,6 +213,8 @@ export interface AdapterContext {
    * `url` is not such a URL; null when it is, but the file is gone.
    */
   readContent?(url: string): Promise<{ bytes: Buffer; type: string } | null | undefined>;
+  /** The size of such a file, without reading it; undefined when `url` is not one or the file is gone. */
+  contentSize?(url: string): Promise<number | undefined>;
   log: import('pino').Logger;
 }
 

@@ -20,8 +20,6 @@ const DEFAULT_TEMPLATE = '{"to":"{{to}}","from":"{{from}}","subject":"{{subject}
 export interface MmsDeps {
   senders?: SenderStore;
   now?: () => number;
-  /** Bytes of a file the Content API holds for the space, if it holds it. */
-  contentSize?: (apiSpaceId: string, fileId: string) => Promise<number | undefined>;
 }
 
 export function validateHttpMmsSettings(s: Record<string, unknown>): Failure[] {
@@ -66,7 +64,6 @@ export function createHttpMmsAdapter(ctx: AdapterContext, deps: MmsDeps = {}): C
   const now = deps.now ?? Date.now;
   const countries = Array.isArray(s.countries) ? new Set(s.countries.map((c) => String(c).toUpperCase())) : undefined;
   const inboundCfg = obj(s.inbound);
-  const contentPrefix = `${ctx.publicBaseUrl}/apispaces/`;
 
   const gateway = createGateway(ctx, {
     statuses: STATUSES,
@@ -89,13 +86,6 @@ export function createHttpMmsAdapter(ctx: AdapterContext, deps: MmsDeps = {}): C
       };
     },
   });
-
-  /** The size of a file this space holds in the Content API, when `url` is one of its download URLs. */
-  async function knownSize(apiSpaceId: string, url: string): Promise<number | undefined> {
-    if (!deps.contentSize || !url.startsWith(`${contentPrefix}${apiSpaceId}/content/`)) return undefined;
-    const fileId = url.slice(`${contentPrefix}${apiSpaceId}/content/`.length);
-    return /^[A-Za-z0-9_-]+$/.test(fileId) ? deps.contentSize(apiSpaceId, fileId) : undefined;
-  }
 
   /**
    * MMS text is Unicode whatever the options say (`allowUnicode` changes nothing); the options'
@@ -124,7 +114,7 @@ export function createHttpMmsAdapter(ctx: AdapterContext, deps: MmsDeps = {}): C
       const { subject, media } = built.content;
       const text = convert(await withTrackedLinks(built.content.text, input, ctx.trackLink), input);
       if (countCodePoints(text) > MMS_MAX_CHARACTERS) return { kind: 'rejected', reason: `MMS text is longer than ${MMS_MAX_CHARACTERS} characters`, code: 'ContentTooLong' };
-      if (await mediaTooLarge(media, (url) => knownSize(input.apiSpaceId, url))) {
+      if (await mediaTooLarge(media, async (url) => ctx.contentSize?.(url))) {
         return { kind: 'rejected', reason: `MMS media are larger than ${MMS_MAX_MEDIA_BYTES} bytes in total`, code: 'ContentTooLong' };
       }
       const sent = await gateway.send(input, to, {

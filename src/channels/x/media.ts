@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AdapterContext } from '../adapter.js';
-import { failedRequestOutcome, guardedRequest } from '../http-guard.js';
+import { downloadMedia } from '../http-guard.js';
 import { asObject as obj, asString as str, parseJson } from '../meta/graph.js';
 import { classifyX, idOf, isFailure, type Failed, type XAnswer, type XClient } from './client.js';
 
@@ -20,7 +20,6 @@ export interface MediaSource { url?: string; data?: string; type?: string }
 /** Largest attachment read: X's limit for GIFs (X itself refuses images over 5 MB). */
 export const MAX_MEDIA_BYTES = 15 * 1024 * 1024;
 const SEGMENT_BYTES = 4 * 1024 * 1024;
-const FETCH_TIMEOUT_MS = 30_000;
 const APPEND_TIMEOUT_MS = 60_000;
 /** How long a send waits for X to process a video or GIF before trying again later. */
 const PROCESSING_WAIT_MS = 30_000;
@@ -37,18 +36,12 @@ function categoryOf(type: string): string | undefined {
 
 const unavailable = (reason: string): Failed => ({ kind: 'rejected', code: 'MediaUnavailable', reason });
 
-/** An external URL's bytes; a refused target is the message's fault, a timeout worth retrying. */
+/** An external URL's bytes; a refused target or a missing file is the message's fault, a timeout worth retrying. */
 async function fetchMedia(ctx: AdapterContext, url: string, signal: AbortSignal | undefined): Promise<{ bytes: Buffer; type?: string } | Failed> {
-  try {
-    const res = await guardedRequest({ url, timeoutMs: FETCH_TIMEOUT_MS, allowPrivate: ctx.allowPrivateTargets, signal, maxResponseBytes: MAX_MEDIA_BYTES + 1 });
-    if (res.status >= 500 || res.status === 408 || res.status === 429) return { kind: 'transient', code: 'MediaUnavailable', reason: `Media ${url} could not be fetched (${res.status})` };
-    if (res.status < 200 || res.status >= 300) return unavailable(`Media ${url} could not be fetched (${res.status})`);
-    const type = res.headers['content-type'];
-    return { bytes: res.body, type: (Array.isArray(type) ? type[0] : type)?.split(';')[0]?.trim() };
-  } catch (err) {
-    const failed = failedRequestOutcome(err);
-    return failed.kind === 'rejected' ? unavailable(`Media ${url}: ${failed.reason}`) : failed;
-  }
+  const got = await downloadMedia({ url, allowPrivate: ctx.allowPrivateTargets, maxBytes: MAX_MEDIA_BYTES, signal });
+  if (got.kind === 'fetched') return { bytes: got.bytes, type: got.type?.split(';')[0]?.trim() };
+  if (got.kind === 'transient') return { ...got, code: 'MediaUnavailable', reason: `Media ${url}: ${got.reason}` };
+  return got.code === 'MediaTooLarge' ? got : unavailable(`Media ${url}: ${got.reason}`);
 }
 
 /** The attachment's bytes and type, or why it cannot be sent. */

@@ -80,14 +80,26 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
     entry?.adapter.then((a) => a?.close?.()).catch((err) => ctx.log.warn({ err }, 'closing a channel adapter failed'));
   };
 
-  /** `AdapterContext.readContent`: a content-API URL of this server for the space, read from its store. */
-  async function localContent(apiSpaceId: string, url: string): Promise<{ bytes: Buffer; type: string } | null | undefined> {
+  /** The file id of a content-API URL of this server for the space, or undefined. */
+  const contentIdOf = (apiSpaceId: string, url: string): string | undefined => {
     const prefix = `${ctx.config.publicBaseUrl}/apispaces/${apiSpaceId}/content/`;
     const id = url.startsWith(prefix) ? url.slice(prefix.length) : '';
+    return /^[\w-]{1,64}$/.test(id) ? id : undefined;
+  };
+
+  /** `AdapterContext.readContent`: a content-API URL of this server for the space, read from its store. */
+  async function localContent(apiSpaceId: string, url: string): Promise<{ bytes: Buffer; type: string } | null | undefined> {
+    const id = contentIdOf(apiSpaceId, url);
     const content = ctx.services.content;
-    if (!/^[\w-]{1,64}$/.test(id) || !content) return undefined;
+    if (!id || !content) return undefined;
     const found = await content.read(apiSpaceId, id);
     return found ? { bytes: found.bytes, type: found.file.type } : null;
+  }
+
+  /** `AdapterContext.contentSize`: the stored size of such a file. */
+  async function localSize(apiSpaceId: string, url: string): Promise<number | undefined> {
+    const id = contentIdOf(apiSpaceId, url);
+    return id ? (await ctx.services.content?.describe(apiSpaceId, id))?.size : undefined;
   }
 
   /** The adapter for a stored configuration (undefined when its provider is not registered). */
@@ -104,6 +116,7 @@ export function createChannelRegistry(ctx: ModuleContext, deps: { repo: Channels
       allowPrivateTargets: ctx.config.allowPrivateChannelTargets, publicBaseUrl: ctx.config.publicBaseUrl,
       trackLink: (url, messageId, metadata) => registry.trackLink(c.apiSpaceId, messageId, c.channelId, url, metadata),
       readContent: (url) => localContent(c.apiSpaceId, url),
+      contentSize: (url) => localSize(c.apiSpaceId, url),
       log: ctx.log.child({ apiSpaceId: c.apiSpaceId, channelId: c.channelId, provider: c.provider }),
     }));
     const entry: Cached = { version, adapter };

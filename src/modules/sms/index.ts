@@ -60,8 +60,7 @@ export const smsModule: ModuleDefinition = {
     services.channels?.registerProvider(redactingProvider(smppProvider({ parts, senders, now }), messages));
     services.channels?.registerProvider(redactingProvider(httpSmsProvider({ senders }), messages));
     // MMS uses the SMS stitching store: where both pools hold the same numbers, a recipient keeps one number across them.
-    const contentSize = async (apiSpaceId: string, fileId: string) => (await services.content?.describe(apiSpaceId, fileId))?.size;
-    services.channels?.registerProvider(httpMmsProvider({ senders, contentSize }));
+    services.channels?.registerProvider(httpMmsProvider({ senders }));
     const openKey = `${ctx.signingKeys[0]?.secret ?? ''}:email-opens`;
     services.channels?.registerProvider(smtpProvider({ openPixelUrl: openPixelUrl(ctx.config.publicBaseUrl, openKey), now }));
     const keywords = createSmsKeywordRules();
