@@ -23,29 +23,32 @@ const inlineFile = (p: Part) => p.data !== undefined && !p.url && FILE.test(p.ty
  */
 export function partHosting(ctx: ModuleContext) {
   const hosted = new TtlCache<string, string>(3_600_000, 10_000);
-  return async (channel: string, input: SendInput): Promise<SendInput> => {
-    const parts = input.messageParts;
-    const content = ctx.services.content as ContentApi | undefined;
-    if (!BY_URL.has(channel) || !content || !parts?.some(inlineFile)) return input;
-    const out: Part[] = [];
-    for (const [i, p] of parts.entries()) {
-      if (!inlineFile(p)) {
-        out.push(p);
-        continue;
-      }
-      const key = `${input.messageId}:${i}`;
-      let url = hosted.get(key);
-      try {
-        if (!url) {
-          url = (await content.upload({ actor: SYSTEM_ACTOR }, input.apiSpaceId, { name: p.name || 'attachment', type: p.type!, bytes: decodeBase64(p.data!), folder: 'outbound' })).url;
-          hosted.set(key, url);
+  const content = () => ctx.services.content as ContentApi | undefined;
+  return {
+    /** Whether `host` has anything to do (checked without a promise on the dispatch path). */
+    needed: (channel: string, input: SendInput): boolean => BY_URL.has(channel) && !!input.messageParts?.some(inlineFile) && !!content(),
+    host: async (channel: string, input: SendInput): Promise<SendInput> => {
+      const parts = input.messageParts ?? [];
+      const out: Part[] = [];
+      for (const [i, p] of parts.entries()) {
+        if (!inlineFile(p)) {
+          out.push(p);
+          continue;
         }
-        out.push({ type: p.type, name: p.name, size: p.size, url });
-      } catch (err) {
-        ctx.log.info({ apiSpaceId: input.apiSpaceId, messageId: input.messageId, channel, err }, 'an inline part could not be stored for its URL: passed on as it was');
-        out.push(p);
+        const key = `${input.messageId}:${i}`;
+        let url = hosted.get(key);
+        try {
+          if (!url) {
+            url = (await content()!.upload({ actor: SYSTEM_ACTOR }, input.apiSpaceId, { name: p.name || 'attachment', type: p.type!, bytes: decodeBase64(p.data!), folder: 'outbound' })).url;
+            hosted.set(key, url);
+          }
+          out.push({ type: p.type, name: p.name, size: p.size, url });
+        } catch (err) {
+          ctx.log.info({ apiSpaceId: input.apiSpaceId, messageId: input.messageId, channel, err }, 'an inline part could not be stored for its URL: passed on as it was');
+          out.push(p);
+        }
       }
-    }
-    return { ...input, messageParts: out };
+      return { ...input, messageParts: out };
+    },
   };
 }
