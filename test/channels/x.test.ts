@@ -532,4 +532,52 @@ eachDatabase('twitterDm polling GET /2/dm_events (X API peer)', (dialect) => {
       await dropLocation(location);
     }
   });
+
+  it('a backlog longer than one poll reads (10 pages) is read on by the next polls, none twice; a page token X refuses ends it', async () => {
+    const clock = new ManualClock(Date.now());
+    const server = await startServer(dialect, { env: { ...env, X_POLL_INTERVAL_SECONDS: '30' }, clock });
+    try {
+      const space = await server.createSpace('x backlog');
+      peer.dmEvents.length = 0;
+      const from = peer.seen.length;
+      const polls = () => peer.seen.slice(from).filter((r) => r.path.startsWith('/2/dm_events?'));
+      const put = await server.request({ method: 'PUT', url: `/apispaces/${space}/channels/twitterDm`, payload: { enabled: true, provider: 'xApi', settings: { ...SETTINGS, inbound: 'poll' } } });
+      assert.equal(put.statusCode, 201, put.body);
+      await settle(server);
+      const t0 = clock.now();
+      const add = (first: number, last: number) => {
+        for (let i = first; i <= last; i++) peer.dmEvents.unshift(dmEvent(`18000000000000${String(100 + i)}`, sender, `b${String(i).padStart(2, '0')}`, t0 + 1000 * i));
+      };
+      const bodies = (first: number, last: number) => Array.from({ length: last - first + 1 }, (_, k) => `b${String(first + k).padStart(2, '0')}`);
+      const poll = async () => {
+        clock.advance(30_000);
+        await settle(server);
+      };
+
+      // 25 new events, two to a page: the first poll reads 10 pages (the newest 20), the next the rest.
+      add(1, 25);
+      await poll();
+      assert.equal(polls().length, 1 + 10);
+      assert.deepEqual(await inboundBodies(server, space), bodies(6, 25));
+      await poll();
+      assert.ok(polls()[11]!.path.includes('pagination_token=next000000000020'), 'the next poll goes on from the page where the last stopped');
+      assert.deepEqual(await inboundBodies(server, space), bodies(1, 25));
+      add(26, 26);
+      await poll();
+      assert.deepEqual(await inboundBodies(server, space), bodies(1, 26), 'then the newest again, down to the last event seen');
+
+      // A backlog whose page token X refuses (400): the rest of it is given up, polling goes on.
+      add(27, 48);
+      await poll();
+      assert.deepEqual(await inboundBodies(server, space), bodies(1, 26).concat(bodies(29, 48)));
+      peer.fail(400, 'https://api.twitter.com/2/problems/invalid-request', 'One or more parameters to your request was invalid.');
+      await poll();
+      add(49, 49);
+      await poll();
+      assert.deepEqual(await inboundBodies(server, space), bodies(1, 26).concat(bodies(29, 49)));
+    } finally {
+      await server.close();
+      await dropLocation(server.location);
+    }
+  });
 });

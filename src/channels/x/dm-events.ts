@@ -5,6 +5,8 @@
  * 30 days; it has no `since_id`. A poll reads pages until it reaches the newest event the previous
  * poll saw (event ids grow with time) or, on the first poll, events from before polling was
  * switched on. It returns the messages of other users oldest first, and the newest id as cursor.
+ * A backlog longer than one poll reads (MAX_PAGES) is not dropped: the cursor keeps the next page's
+ * token and where to stop, and the following polls read on down to it before anything newer.
  */
 import type { AdapterContext, InboundReport, PollFrom, PollResult } from '../adapter.js';
 import { asArray as arr, asObject as obj, asString as str, parseJson } from '../meta/graph.js';
@@ -22,8 +24,17 @@ const QUERY = new URLSearchParams({
   'media.fields': 'type,url,variants',
   max_results: '100',
 }).toString();
-/** Pages one poll reads at most (1,000 events); a longer backlog loses its oldest events. */
+/** Pages one poll reads at most (1,000 events); a longer backlog is read on by the next polls. */
 const MAX_PAGES = 10;
+
+/**
+ * The rest of a backlog one poll could not read: the token of its next (older) page, and where it
+ * ends — the newest event seen before it (`until`), or, before any was, the time polling began.
+ */
+interface Resume {
+  token: string;
+  until?: string;
+}
 
 /** Whether event id `a` is newer than `b` (decimal snowflake ids: longer, or as long and greater). */
 const newer = (a: string, b: string): boolean => (a.length !== b.length ? a.length > b.length : a > b);
@@ -67,18 +78,27 @@ export function dmEventsPoller(ctx: AdapterContext, client: XClient, origin: str
     const c = from.cursor ?? {};
     // A cursor of another account (the configuration's userId changed) is no position in this one's.
     const own = c.userId === userId;
-    const seen = own ? idOf(c.lastEventId) : undefined;
     const since = own && typeof c.since === 'number' ? c.since : from.since;
+    const lastEventId = own ? idOf(c.lastEventId) : undefined;
+    const resume = own ? resumeOf(c.resume) : undefined;
+    // The rest of a backlog first, down to where it ends; anything newer waits for the next poll.
+    const seen = resume ? resume.until : lastEventId;
     const events: Json[] = [];
     const users = new Map<string, Json>();
     const media = new Map<string, Json>();
-    let newest = seen;
-    let token: string | undefined;
+    let newest = lastEventId;
+    let token = resume?.token;
+    let rest: Resume | undefined;
     for (let page = 1; ; page++) {
       const answer = await client.call({ method: 'GET', url: `${origin}/2/dm_events?${QUERY}${token ? `&pagination_token=${encodeURIComponent(token)}` : ''}`, signal });
       if (isFailure(answer) || answer.status < 200 || answer.status >= 300) {
-        // Nothing is taken from a partial read: the next poll starts again from the same cursor.
         const outcome = isFailure(answer) ? answer : (classifyX(answer.status, answer.headers, answer.text) as Failed);
+        if (resume && !isFailure(answer) && answer.status === 400) {
+          // X no longer takes the backlog's page token: its events cannot be reached any more.
+          ctx.log.warn({ reason: outcome.reason }, 'the rest of an X direct message backlog could not be read: its oldest events are not taken');
+          return { inbounds: [], cursor: cursorOf(userId, since, lastEventId) };
+        }
+        // Nothing is taken from a partial read: the next poll starts again from the same cursor.
         ctx.log.warn({ reason: outcome.reason }, 'polling X for direct messages failed; the next poll tries again');
         return { inbounds: [], ...(outcome.kind === 'transient' && outcome.retryAfterMs !== undefined ? { retryAfterMs: outcome.retryAfterMs } : {}) };
       }
@@ -100,13 +120,23 @@ export function dmEventsPoller(ctx: AdapterContext, client: XClient, origin: str
       token = str(obj(body.meta).next_token);
       if (reached || !token) break;
       if (page === MAX_PAGES) {
-        ctx.log.warn({ pages: MAX_PAGES }, 'more new X direct message events than one poll reads: the oldest are not taken');
+        rest = { token, ...(seen ? { until: seen } : {}) };
+        ctx.log.info({ pages: MAX_PAGES }, 'more new X direct message events than one poll reads: the next poll reads on');
         break;
       }
     }
     // The account's own messages (sent here or from X itself) are listed too.
     const inbounds = events.reverse().filter((e) => e.event_type === 'MessageCreate' && idOf(e.sender_id) !== userId)
       .flatMap((e) => fromEvent(ctx.channelId, e, users, media) ?? []);
-    return { inbounds, cursor: { userId, since, ...(newest ? { lastEventId: newest } : {}) } };
+    return { inbounds, cursor: cursorOf(userId, since, newest, rest) };
   };
+}
+
+const cursorOf = (userId: string, since: number, lastEventId: string | undefined, resume?: Resume): Record<string, unknown> =>
+  ({ userId, since, ...(lastEventId ? { lastEventId } : {}), ...(resume ? { resume } : {}) });
+
+function resumeOf(v: unknown): Resume | undefined {
+  const r = obj(v);
+  const token = str(r.token);
+  return token ? { token, ...(idOf(r.until) ? { until: idOf(r.until)! } : {}) } : undefined;
 }
