@@ -84,6 +84,14 @@ export function createCredentials(deps: { config: Config; db: Db; clock: Clock; 
     return claims;
   }
 
+  /** An access token's permissions, made once per verified token (the claims are cached and frozen). */
+  const permissionSets = new WeakMap<Readonly<JwtClaims>, ReadonlySet<string>>();
+  function permissionsOf(claims: Readonly<JwtClaims>): ReadonlySet<string> {
+    let set = permissionSets.get(claims);
+    if (!set) permissionSets.set(claims, (set = new Set(Array.isArray(claims.permissions) ? claims.permissions.map(String) : [])));
+    return set;
+  }
+
   async function fromClaims(token: string): Promise<Actor | undefined> {
     const claims = verify(token);
     if (!claims) return undefined;
@@ -101,7 +109,7 @@ export function createCredentials(deps: { config: Config; db: Db; clock: Clock; 
         const spaceId = normaliseSpaceId(String(claims.apiSpaceId ?? ''));
         if (!spaceId || !(await accessTokenLive(jti, spaceId))) return undefined;
         noteUse(jti);
-        const permissions = new Set(Array.isArray(claims.permissions) ? claims.permissions.map(String) : []);
+        const permissions = permissionsOf(claims);
         return { kind: 'access', accountId, apiSpaceId: spaceId, apiSpaceIdRaw: String(claims.apiSpaceId), profileId: String(claims.profileId ?? ''), permissions, tokenId: jti, actor: `access:${jti}` };
       }
       case 'session': {

@@ -1,13 +1,26 @@
 import { hash } from 'node:crypto';
 import { errors } from './errors.js';
 
+/** Object keys as JSON strings: the same few names recur in every document (bounded: user keys vary). */
+const quotedKeys = new Map<string, string>();
+const QUOTED_KEYS_MAX = 10_000;
+function quoted(key: string): string {
+  let q = quotedKeys.get(key);
+  if (q === undefined) {
+    q = JSON.stringify(key);
+    if (quotedKeys.size < QUOTED_KEYS_MAX) quotedKeys.set(key, q);
+  }
+  return q;
+}
+
 /**
  * JSON with object keys sorted (arrays keep their order), so key order does not change it: a
  * document read back from PostgreSQL's jsonb has its keys in another order than it was written
  * in, and a request body's keys may come in any order.
  */
 export function canonicalJson(value: unknown): string {
-  // Written as loops with string concatenation: every ETag of every write computes this.
+  // Written as loops with string concatenation: every ETag of every write computes this. Keys
+  // already in order (most documents are built that way) are not sorted again.
   if (typeof value !== 'object' || value === null) return JSON.stringify(value ?? null);
   if (Array.isArray(value)) {
     let out = '[';
@@ -17,11 +30,19 @@ export function canonicalJson(value: unknown): string {
   const toJSON = (value as { toJSON?: () => unknown }).toJSON;
   if (typeof toJSON === 'function') return canonicalJson(toJSON.call(value));
   const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  // `>` compares strings by UTF-16 code units, as `sort()` does.
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1]! > keys[i]!) {
+      keys.sort();
+      break;
+    }
+  }
   let out = '{';
-  for (const k of Object.keys(record).sort()) {
+  for (const k of keys) {
     const v = record[k];
     if (v === undefined) continue;
-    out += `${out.length > 1 ? ',' : ''}${JSON.stringify(k)}:${canonicalJson(v)}`;
+    out += (out.length > 1 ? ',' : '') + quoted(k) + ':' + canonicalJson(v);
   }
   return `${out}}`;
 }
