@@ -12,7 +12,7 @@ import { runInNewContext } from 'node:vm';
  * property accesses of the request path become megamorphic. The transitions of objects already
  * collected are only dropped by a full collection, which under load can be long in coming.
  * Measured on the API thread (callgrind, instructions per request): `POST /messages` 670k → 476k,
- * a route doing nothing behind the same hooks 300k–330k → 202k (ADR 0006, seventh session).
+ * a route doing nothing behind the same hooks 300k–330k → 202k (ADR 0006, sixth session).
  *
  * The collector is reached as Node's own test tooling does: `gc` exposed for one new context.
  */
