@@ -74,27 +74,24 @@ export function createCredentials(deps: { config: Config; db: Db; clock: Clock; 
 
   // A token's signature is checked at most once a minute per process: verifying (an HMAC and two
   // JSON parses) costs more than the rest of authenticating a request. Expiry is checked every time.
-  const verified = new TtlCache<string, Readonly<JwtClaims>>(60_000, 10_000, () => clock.now());
-  function verify(token: string): Readonly<JwtClaims> | undefined {
+  // An access token's permission set is made once, with the claims it comes from.
+  interface Verified { claims: Readonly<JwtClaims>; permissions: ReadonlySet<string> }
+  const verified = new TtlCache<string, Verified>(60_000, 10_000, () => clock.now());
+  function verify(token: string): Verified | undefined {
     const nowSeconds = Math.floor(clock.now() / 1000);
     const hit = verified.get(token);
-    if (hit) return hit.exp !== undefined && hit.exp <= nowSeconds ? undefined : hit;
+    if (hit) return hit.claims.exp !== undefined && hit.claims.exp <= nowSeconds ? undefined : hit;
     const claims = verifyJwt(token, signingKeys, nowSeconds);
-    if (claims) verified.set(token, Object.freeze(claims));
-    return claims;
-  }
-
-  /** An access token's permissions, made once per verified token (the claims are cached and frozen). */
-  const permissionSets = new WeakMap<Readonly<JwtClaims>, ReadonlySet<string>>();
-  function permissionsOf(claims: Readonly<JwtClaims>): ReadonlySet<string> {
-    let set = permissionSets.get(claims);
-    if (!set) permissionSets.set(claims, (set = new Set(Array.isArray(claims.permissions) ? claims.permissions.map(String) : [])));
-    return set;
+    if (!claims) return undefined;
+    const entry: Verified = { claims: Object.freeze(claims), permissions: new Set(Array.isArray(claims.permissions) ? claims.permissions.map(String) : []) };
+    verified.set(token, entry);
+    return entry;
   }
 
   async function fromClaims(token: string): Promise<Actor | undefined> {
-    const claims = verify(token);
-    if (!claims) return undefined;
+    const found = verify(token);
+    if (!found) return undefined;
+    const { claims } = found;
     const accountId = Number(claims.accountId);
     if (!Number.isInteger(accountId)) return undefined;
     switch (claims.tokenType) {
@@ -109,8 +106,7 @@ export function createCredentials(deps: { config: Config; db: Db; clock: Clock; 
         const spaceId = normaliseSpaceId(String(claims.apiSpaceId ?? ''));
         if (!spaceId || !(await accessTokenLive(jti, spaceId))) return undefined;
         noteUse(jti);
-        const permissions = permissionsOf(claims);
-        return { kind: 'access', accountId, apiSpaceId: spaceId, apiSpaceIdRaw: String(claims.apiSpaceId), profileId: String(claims.profileId ?? ''), permissions, tokenId: jti, actor: `access:${jti}` };
+        return { kind: 'access', accountId, apiSpaceId: spaceId, apiSpaceIdRaw: String(claims.apiSpaceId), profileId: String(claims.profileId ?? ''), permissions: found.permissions, tokenId: jti, actor: `access:${jti}` };
       }
       case 'session': {
         const sessionId = String(claims.sessionId ?? claims.jti ?? '');
