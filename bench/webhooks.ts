@@ -19,7 +19,6 @@ import pino from 'pino';
 import { loadConfig } from '../src/config/config.js';
 import { createContainer, type Container } from '../src/container.js';
 import { buildApp, type AppInstance } from '../src/app.js';
-import { collectStartupGarbage } from '../src/lib/heap.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 const WEBHOOKS = Number(process.env.BENCH_WEBHOOKS ?? 8);
@@ -93,7 +92,6 @@ async function server(): Promise<{ container: Container; app: AppInstance; clean
   });
   const container = await createContainer(config, { log: pino({ level: 'silent' }), schema });
   const app = await buildApp(container);
-  collectStartupGarbage();
   return {
     container, app,
     async cleanup() {

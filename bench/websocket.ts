@@ -21,7 +21,6 @@ import { SignJWT } from 'jose';
 import { loadConfig } from '../src/config/config.js';
 import { createContainer } from '../src/container.js';
 import { buildApp } from '../src/app.js';
-import { collectStartupGarbage } from '../src/lib/heap.js';
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 50);
@@ -83,7 +82,6 @@ async function main() {
   });
   const container = await createContainer(config, { log: pino({ level: 'silent' }), schema: process.env.BENCH_DATABASE_URL ? `sb_bench_${Date.now()}` : undefined });
   const app = await buildApp(container);
-  collectStartupGarbage();
   await container.start();
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
   const wsBase = base.replace('http', 'ws');

@@ -13,6 +13,7 @@ import { createRateLimitHook } from './http/rate-limit.js';
 import { OperationRegistry } from './http/operations.js';
 import { createValidatorCompiler } from './http/validation.js';
 import { registerSystemRoutes } from './http/system.routes.js';
+import { collectStartupGarbage } from './lib/heap.js';
 
 export type AppInstance = FastifyInstance & { operations: OperationRegistry };
 
@@ -102,6 +103,11 @@ export async function buildApp(container: Container): Promise<AppInstance> {
 
   registerSystemRoutes(app, container);
   for (const m of modules) if (m.instance.routes) await app.register(async (scope) => m.instance.routes!(scope as never));
+  // Once the server listens, start-up is over: its garbage goes before the first request (src/lib/heap.ts).
+  app.addHook('onListen', (done) => {
+    collectStartupGarbage();
+    done();
+  });
   await app.ready();
   return app as unknown as AppInstance;
 }

@@ -5,7 +5,6 @@ import { moduleDefinitions } from './modules/index.js';
 import { createContainer } from './container.js';
 import { buildApp } from './app.js';
 import { runCli } from './cli/commands.js';
-import { collectStartupGarbage } from './lib/heap.js';
 
 /** Process entry: `switchboard start | migrate | token create | space create`. */
 async function main(argv: string[]): Promise<number> {
@@ -34,7 +33,6 @@ async function main(argv: string[]): Promise<number> {
     // Workers first: with WORKER_THREAD their thread takes a moment to load, and a request
     // answered before it runs would wait for it.
     await container.start();
-    collectStartupGarbage();
     await app.listen({ port: config.port, host: config.host });
     app.log.info({ database: container.platform.handle.dialect, url: config.publicBaseUrl }, 'switchboard ready');
     return -1; // keep running

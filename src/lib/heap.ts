@@ -2,7 +2,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /**
- * One full garbage collection, once start-up is done (the app built, its routes compiled).
+ * One full garbage collection, once start-up is done: `buildApp` runs it when the server starts
+ * listening (its routes compiled by then).
  *
  * Compiling the routes' schemas (request validators and response serialisers) builds many
  * short-lived objects, each starting empty and getting a property name no other object gets. V8
