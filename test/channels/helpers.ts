@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestServer } from '../helpers/harness.js';
+import { settle } from '../messages/helpers.js';
 
 /**
  * The One API calls of a channel's end-to-end test: sends, reads and the channel's signed provider
@@ -9,7 +10,7 @@ import type { TestServer } from '../helpers/harness.js';
  */
 export function channelApi(s: () => TestServer, space: () => string, token: () => string, callback: { channelId: string; header: string; sign(raw: string): string }) {
   const url = (p: string) => `/apispaces/${space()}${p}`;
-  return {
+  const api = {
     url,
     async send(payload: Record<string, unknown>): Promise<string> {
       const res = await s().request({ method: 'POST', url: url('/messages'), token: token(), payload });
@@ -19,6 +20,21 @@ export function channelApi(s: () => TestServer, space: () => string, token: () =
     async get(id: string) {
       return (await s().request({ method: 'GET', url: url(`/messages/${id}`), token: token() })).json();
     },
+    /**
+     * Sends `payload` to a peer scripted to throttle the first try: the message waits in
+     * `retrying`, and the retry 40 s later (on `clock`) is accepted. Resolves to its id.
+     */
+    async sendThrottledOnce(payload: Record<string, unknown>, clock: { advance(ms: number): void }): Promise<string> {
+      const id = await api.send(payload);
+      await settle(s());
+      assert.equal((await api.get(id)).status, 'retrying');
+      clock.advance(40_000);
+      await settle(s());
+      const after = await api.get(id);
+      assert.equal(after.status, 'sent');
+      assert.deepEqual(after.statusDetails.attempts.map((a: { outcome: string }) => a.outcome), ['retrying', 'accepted']);
+      return id;
+    },
     /** Posts `raw` to the channel's callback, signed unless `signature` is given (`null`: none). */
     callback(raw: string, signature: string | null = callback.sign(raw)) {
       return s().request({
@@ -27,6 +43,7 @@ export function channelApi(s: () => TestServer, space: () => string, token: () =
       });
     },
   };
+  return api;
 }
 
 /** A request the peer received: `body` is the parsed JSON, if it was JSON; `raw` the bytes as sent. */

@@ -337,15 +337,7 @@ eachDatabase('twitterDm channel (X API peer)', (dialect) => {
 
   it('classifies X errors: rate limits retry, refusals and bad credentials are rejected', async () => {
     peer.fail(429, 'about:blank', 'Too Many Requests', { 'x-rate-limit-reset': String(Math.floor(Date.now() / 1000) + 1) });
-    const throttled = await send({ to, rules: ['twitterDm'], body: 'Later' });
-    await settle(s());
-    const waiting = await get(throttled);
-    assert.equal(waiting.status, 'retrying');
-    clock.advance(40_000);
-    await settle(s());
-    const after = await get(throttled);
-    assert.equal(after.status, 'sent');
-    assert.deepEqual(after.statusDetails.attempts.map((a: { outcome: string }) => a.outcome), ['retrying', 'accepted']);
+    await api.sendThrottledOnce({ to, rules: ['twitterDm'], body: 'Later' }, clock);
 
     for (const [status, expected] of [[403, 'ProviderRejected'], [401, 'Unauthorized'], [400, 'HTTP400']] as const) {
       peer.fail(status, 'https://api.twitter.com/2/problems/client-forbidden', `refused ${status}`);
