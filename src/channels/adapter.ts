@@ -170,6 +170,11 @@ export type MediaFetch = { kind: 'fetched'; bytes: Buffer; type?: string } | (Se
 export interface ChannelAdapter {
   send(input: SendInput): Promise<SendOutcome>;
   /**
+   * The provider takes media by URL only: parts with inline `data` are stored with the Content
+   * API and sent by its download URL (`modules/messages/hosted-parts.ts`).
+   */
+  readonly mediaByUrl?: boolean;
+  /**
    * The bytes of an inbound message part that only the provider can serve (a WhatsApp media id, a
    * Messenger attachment's expiring CDN URL); undefined when the part needs nothing fetched. The
    * registry stores them with the Content API, and the part gets that file's URL.

@@ -169,6 +169,8 @@ export function createMessengerAdapter(ctx: AdapterContext, options: { graphApiU
       return answer.ok ? { kind: 'accepted' } : answer.outcome;
     },
 
+    mediaByUrl: true,
+
     async send(input: SendInput): Promise<SendOutcome> {
       const to = recipientOf(input, customerMatching);
       if (!to.ok) return to.outcome;

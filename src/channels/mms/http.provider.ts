@@ -102,6 +102,8 @@ export function createHttpMmsAdapter(ctx: AdapterContext, deps: MmsDeps = {}): C
       return typeof part.url === 'string' ? gateway.download(part.url, options) : undefined;
     },
 
+    mediaByUrl: true,
+
     async send(input: SendInput): Promise<SendOutcome> {
       const to = smsRecipient(input);
       if (!to || !/^\d{4,15}$/.test(to)) return { kind: 'rejected', reason: 'No valid phone number to send to', code: 'InvalidNumber' };

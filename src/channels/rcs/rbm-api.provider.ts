@@ -112,6 +112,8 @@ export function createRcsAdapter(ctx: AdapterContext, options: { rcsApiUrl: stri
       client.close();
     },
 
+    mediaByUrl: true,
+
     async send(input: SendInput): Promise<SendOutcome> {
       const digits = typeof input.to.phoneNumber === 'string' ? phoneDigits(input.to.phoneNumber) : undefined;
       if (!digits) return { kind: 'rejected', code: 'NoAddress', reason: 'No valid phone number to send to' };

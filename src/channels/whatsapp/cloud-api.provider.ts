@@ -197,6 +197,8 @@ export function createWhatsAppCloudAdapter(ctx: AdapterContext, options: { graph
       return answer.ok ? { kind: 'accepted' } : answer.outcome;
     },
 
+    mediaByUrl: true,
+
     async send(input: SendInput): Promise<SendOutcome> {
       const to = digitsOf(input.to.phoneNumber);
       if (!to) return { kind: 'rejected', code: 'NoAddress', reason: 'No valid phone number to send to' };

@@ -400,7 +400,7 @@ export function createDispatcher(ctx: ModuleContext, mutator: Mutator, ports: Po
       }
       let outcome: SendOutcome;
       try {
-        const send = hostParts.needed(ch, ev.input) ? async () => ev.adapter.send(await hostParts.host(ch, ev.input)) : () => ev.adapter.send(ev.input);
+        const send = hostParts.needed(ev.adapter, ev.input) ? async () => ev.adapter.send(await hostParts.host(ch, ev.input)) : () => ev.adapter.send(ev.input);
         outcome = await withCap(`${apiSpaceId}:${ch}`, ev.limits?.concurrency ?? CHANNEL_CAP, send);
       } catch (err) {
         outcome = { kind: 'transient', reason: err instanceof Error ? err.message : String(err) };

@@ -1,12 +1,10 @@
-import type { SendInput } from '../../channels/adapter.js';
+import type { ChannelAdapter, SendInput } from '../../channels/adapter.js';
 import { SYSTEM_ACTOR } from '../../auth/actor.js';
 import { TtlCache } from '../../lib/cache.js';
 import type { ContentApi } from '../content/content.contract.js';
 import { decodeBase64 } from '../content/content.service.js';
 import type { ModuleContext } from '../module.js';
 
-/** Channels whose providers take media by URL only (channels.md §3, §6, §7, §10). */
-const BY_URL = new Set(['whatsApp', 'fbMessenger', 'rcs', 'mms']);
 /** Parts whose inline `data` is a file (a `whatsapp/template` part's data is its definition). */
 const FILE = /^(image|video|audio)\/|^application\/(?!json$)|^text\/(x-)?vcard$/i;
 
@@ -14,19 +12,19 @@ type Part = NonNullable<SendInput['messageParts']>[number];
 const inlineFile = (p: Part) => p.data !== undefined && !p.url && FILE.test(p.type ?? '');
 
 /**
- * Media sent inline (`messageParts[].data`, one-api.md §2.4.2) on a channel whose provider takes
- * media by URL only: the file is stored with the Content API (folder `outbound`), whose download
- * URL needs no credentials, and the part is given that URL (`PUBLIC_BASE_URL` must be reachable by
- * the provider, as it is for callbacks). A retry in this process reuses the file it stored. A part
- * the Content API refuses (its type, its size) is passed on as it was, and the adapter treats it
- * as before.
+ * Media sent inline (`messageParts[].data`, one-api.md §2.4.2) through an adapter whose provider
+ * takes media by URL only (`ChannelAdapter.mediaByUrl`: WhatsApp, Messenger, RCS, MMS): the file
+ * is stored with the Content API (folder `outbound`), whose download URL needs no credentials, and
+ * the part is given that URL (`PUBLIC_BASE_URL` must be reachable by the provider, as it is for
+ * callbacks). A retry in this process reuses the file it stored. A part the Content API refuses
+ * (its type, its size) is passed on as it was, and the adapter treats it as before.
  */
 export function partHosting(ctx: ModuleContext) {
   const hosted = new TtlCache<string, string>(3_600_000, 10_000);
   const content = () => ctx.services.content as ContentApi | undefined;
   return {
     /** Whether `host` has anything to do (checked without a promise on the dispatch path). */
-    needed: (channel: string, input: SendInput): boolean => BY_URL.has(channel) && !!input.messageParts?.some(inlineFile) && !!content(),
+    needed: (adapter: ChannelAdapter, input: SendInput): boolean => !!adapter.mediaByUrl && !!input.messageParts?.some(inlineFile) && !!content(),
     host: async (channel: string, input: SendInput): Promise<SendInput> => {
       const parts = input.messageParts ?? [];
       const out: Part[] = [];
